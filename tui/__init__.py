@@ -1,0 +1,1 @@
+"""The user's side: the Textual app and the command line."""
