@@ -99,3 +99,27 @@ def describe(row) -> str:
     if kind == FORK:
         return f"fork pid {pid} -> {int(row['arg'])}"
     return f"{KIND_NAMES[kind]} pid {pid}"
+
+
+def munmap(pid: int, start: int, length: int) -> np.ndarray:
+    return op(MUNMAP, pid=pid, addr=start, arg=length)
+
+
+def fork(parent: int, child: int) -> np.ndarray:
+    """FORK: ``child`` gets a copy-on-write copy of ``parent``; the parent stays current."""
+    return op(FORK, pid=parent, arg=child)
+
+
+def switch(pid: int) -> np.ndarray:
+    """SWITCH: a context switch to ``pid`` (a CR3 load)."""
+    return op(SWITCH, pid=pid)
+
+
+def exec_(pid: int) -> np.ndarray:
+    """EXEC: ``pid`` gets an empty address space."""
+    return op(EXEC, pid=pid)
+
+
+def exit_(pid: int) -> np.ndarray:
+    """EXIT: ``pid`` is destroyed; the stream must SWITCH before the next ACCESS."""
+    return op(EXIT, pid=pid)
