@@ -175,13 +175,14 @@ def parse_file(path: str, kernel: Callable, what: str, *, chunk_ops: int, ifetch
             stats.lines_read = line_no - 1
             if status == BAD:
                 raise bad_line_error(path, line_no, err, buf[bad_start:bad_end].tobytes(), what)
-            if status == FULL:
+            # the last line parsed may overshoot chunk_ops by up to MAX_OPS_PER_LINE - 1
+            while n_out >= chunk_ops:
                 yield emit(chunk_ops)
                 n_out -= chunk_ops
                 out_rw[:n_out] = out_rw[chunk_ops : chunk_ops + n_out]
                 out_addr[:n_out] = out_addr[chunk_ops : chunk_ops + n_out]
-                continue
-            break
+            if status != FULL:
+                break
         if final:
             break
         carry = buf[pos:].tobytes()

@@ -77,17 +77,20 @@ def detect_format(path) -> str:
     buf = np.frombuffer(head, dtype=np.uint8)
     scores = {}
     first_bad = []
+    empty = False
     for fmt, kernel in _KERNELS.items():
         accesses, skipped, _, _ = _trial(kernel, buf, whole, True)
         _, _, bad_line, bad_raw = _trial(kernel, buf, whole, False)
         if accesses:
             # fewer bad lines first, then the later first bad line; lackey wins a tie (dict order)
             scores[fmt] = (skipped, -(bad_line or len(head) + 1))
-        elif bad_line is not None:
+        elif bad_line is None:
+            empty = True  # nothing but blank lines, comments or banners in this format
+        else:
             first_bad.append((bad_line, bad_raw))
     if scores:
         return min(scores, key=scores.get)
-    if not first_bad:
+    if empty:
         raise TraceError(f"{path}: no accesses")
     line, raw = max(first_bad)
     raise TraceError(f"{path}:{line}: not a lackey, text or npy trace: {snippet(raw)}")
