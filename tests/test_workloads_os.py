@@ -163,7 +163,10 @@ def test_multi_processes():
     assert set(np.unique(acc["pid"])) == {2, 3, 4}
     assert np.bincount(acc["pid"]).tolist()[2:] == [3000, 3000, 3000]
     head = [ops.describe(r) for r in a[:4]]
-    assert head == ["fork pid 1 -> 2", "switch pid 2", "exec pid 2", "switch pid 1"]
+    assert head == ["fork pid 1 -> 2", "switch pid 2", "exec pid 2", "mmap 0x7f0000000000+0x100000 (pid 2)"]
+    # the child runs its first slice (the mmap and 999 accesses), then pid 1 forks the next one
+    assert (a[4:1003]["kind"] == ops.ACCESS).all()
+    assert [ops.describe(r) for r in a[1003:1005]] == ["switch pid 1", "fork pid 1 -> 3"]
     with pytest.raises(WorkloadError):
         make_workload("multi", pattern="nope")
 

@@ -10,7 +10,9 @@ Lines::
 
 An access whose bytes run into the next 4 KiB page touches that page too, so
 it adds an access at the start of the next page. The kernel parses bytes
-directly (about 20 M lines/s), so a multi-GB trace replays in seconds.
+directly, with a fast path for lines exactly as lackey prints them: over
+20 M lines/s uncompressed (about 12 M/s through gzip, which zlib bounds), so
+a multi-GB trace replays in seconds.
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
 """Several workloads as processes of one guest, time-sliced by context switches.
 
 Each workload becomes one process: pid 1 forks it, the child execs (an empty
-address space), and from then on the processes take turns for ``slice_ops``
-ops each, a SWITCH before every turn that changes process. A process whose
-stream ends exits. The context switches and the per-process address spaces
+address space) and runs its first slice (which maps its memory); from then on
+the processes take turns for ``slice_ops`` ops each, a SWITCH before every
+turn that changes process. A process whose stream ends exits. The context switches and the per-process address spaces
 are what separate shadow paging (a CR3 load exits) from nested paging.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from .synthetic import PATTERNS
 
 # Kinds a single-process stream may contain: anything else would need its own pids.
 _SINGLE_PROCESS_KINDS = np.array([ops.ACCESS, ops.MMAP, ops.MUNMAP], dtype=np.uint8)
+# schedule events
+_CREATE, _SLICE, _SWITCH, _EXIT = range(4)
 
 
 class RoundRobin(Workload):
@@ -49,51 +51,65 @@ class RoundRobin(Workload):
             self._n_ops = self._count(lengths)
         return self._n_ops
 
-    def _count(self, lengths: list[int]) -> int:
-        """The stream length ``_ops`` produces for these workload lengths (same schedule, no data)."""
-        n = sum(lengths) + 4 * len(lengths) - 1  # fork, switch, exec each; a switch back to 1 between
-        turns = [-(-length // self.slice_ops) for length in lengths]
-        current = self.pids[-1]
-        live = deque(range(len(lengths)))
-        while live:
-            i = live.popleft()
-            if turns[i]:
-                n += current != self.pids[i]
-                current = self.pids[i]
-                turns[i] -= 1
-            if turns[i]:
+    def _schedule(self, has_turn: Callable[[int], bool]) -> Iterator[tuple[int, int]]:
+        """The stream's events in order: (CREATE, i), (SLICE, i), (EXIT, i) for workload i, (SWITCH, pid).
+
+        ``has_turn(i)`` says whether workload i has ops left; the consumer of a
+        SLICE event advances it before asking for the next event.
+        """
+        current = 1
+        live: deque[int] = deque()
+
+        def turn(i: int) -> Iterator[tuple[int, int]]:
+            nonlocal current
+            if has_turn(i):
+                if current != self.pids[i]:
+                    yield _SWITCH, self.pids[i]
+                    current = self.pids[i]
+                yield _SLICE, i
+            if has_turn(i):
                 live.append(i)
             else:
-                n += 1  # exit
-        return n + 1  # the final switch to pid 1
+                yield _EXIT, i
+
+        for i, pid in enumerate(self.pids):
+            if current != 1:
+                yield _SWITCH, 1
+            yield _CREATE, i
+            current = pid
+            yield from turn(i)  # the child runs as soon as it has exec'ed, mapping its memory
+        while live:
+            yield from turn(live.popleft())
+        yield _SWITCH, 1
+
+    def _count(self, lengths: list[int]) -> int:
+        """The length of the stream for workloads of these lengths, from the schedule alone."""
+        turns = [-(-length // self.slice_ops) for length in lengths]
+        n = sum(lengths)
+        for event, who in self._schedule(lambda i: turns[i] > 0):
+            if event == _SLICE:
+                turns[who] -= 1
+            else:
+                n += 3 if event == _CREATE else 1
+        return n
 
     def chunks(self, chunk_ops: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         return rechunk(self._ops(), check_chunk_ops(chunk_ops))
 
     def _ops(self) -> Iterator[np.ndarray]:
-        current = 1
-        for pid in self.pids:
-            if current != 1:
-                yield ops.switch(1)
-            yield ops.concat([ops.fork(1, pid), ops.switch(pid), ops.exec_(pid)])
-            current = pid
         streams = [w.chunks(self.slice_ops) for w in self.workloads]
         pending = [next(s, None) for s in streams]
-        live = deque(range(len(streams)))
-        while live:
-            i = live.popleft()
-            pid = self.pids[i]
-            if pending[i] is not None:
-                if current != pid:
-                    yield ops.switch(pid)
-                    current = pid
-                yield self._adopt(pending[i], pid)
-                pending[i] = next(streams[i], None)
-            if pending[i] is None:
-                yield ops.exit_(pid)
+        for event, who in self._schedule(lambda i: pending[i] is not None):
+            if event == _SLICE:
+                yield self._adopt(pending[who], self.pids[who])
+                pending[who] = next(streams[who], None)
+            elif event == _SWITCH:
+                yield ops.switch(who)
+            elif event == _CREATE:
+                pid = self.pids[who]
+                yield ops.concat([ops.fork(1, pid), ops.switch(pid), ops.exec_(pid)])
             else:
-                live.append(i)
-        yield ops.switch(1)
+                yield ops.exit_(self.pids[who])
 
     def _adopt(self, chunk: np.ndarray, pid: int) -> np.ndarray:
         if not np.isin(chunk["kind"], _SINGLE_PROCESS_KINDS).all():

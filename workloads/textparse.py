@@ -128,10 +128,10 @@ def bad_line_error(path: str, line_no: int, err: int, raw: bytes, what: str) -> 
 
 
 def parse_file(path: str, kernel: Callable, what: str, *, chunk_ops: int, ifetch: bool, skip_bad: bool,
-               pid: int, stats: ParseStats, data: Iterator[bytes] | None = None) -> Iterator[np.ndarray]:
+               pid: int, stats: ParseStats) -> Iterator[np.ndarray]:
     """Op chunks of exactly ``chunk_ops`` (the last may be shorter) parsed by ``kernel`` from ``path``.
 
-    ``what`` names the format in messages. ``data`` replaces the file's blocks (for sniffing).
+    ``what`` names the format in messages. A file without a single access is an error.
     """
     cap = chunk_ops + MAX_OPS_PER_LINE - 1  # a kernel stops once n_out >= chunk_ops
     out_rw = np.empty(cap, dtype=np.uint8)
@@ -142,7 +142,7 @@ def parse_file(path: str, kernel: Callable, what: str, *, chunk_ops: int, ifetch
     discarding = False  # skipping the rest of an over-long line
     stats.lines_read = stats.skipped_lines = stats.ops = 0
     stats.complete = False
-    source = blocks(path) if data is None else data
+    source = blocks(path)
 
     def emit(n: int) -> np.ndarray:
         chunk = ops.empty(n)
