@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rvi_tui.workloads import ops
-from rvi_tui.workloads.parse_bench import lackey_parse_rate
+from rvi_tui.workloads.parse_bench import lackey_parse_rate, write_lackey_sample
 from rvi_tui.workloads.registry import TraceError, make_workload, open_trace, save_ops
 
 LACKEY = b"""==4242== Lackey, an example Valgrind tool
@@ -302,9 +302,10 @@ def test_real_ls_builtin():
 
 
 def test_lackey_parse_rate(tmp_path):
-    n = 300_000
-    p = write(tmp_path, "bench", b"".join(b"I  %08x,4\n L %08x,8\n" % (0x400000 + 4 * i, 0x800000 + 8 * i)
-                                          for i in range(n // 2)))
+    p = tmp_path / "bench.lackey"
+    assert write_lackey_sample(p, 300_000) == 300_000
     lines, seconds = lackey_parse_rate(p)
-    assert lines == n and seconds > 0
+    assert lines == 300_000 and seconds > 0
     assert lines / seconds > 1e6  # the real rate is well over 10 M lines/s; this only catches a per-line Python loop
+    trace = open_trace(p, ifetch=True)
+    assert trace.fmt == "lackey" and sum(len(c) for c in trace.chunks()) >= 300_000
