@@ -1,0 +1,330 @@
+"""The guest operating system: processes, VMAs, demand paging, fork/COW, exec, exit, munmap, switch.
+
+It turns each OS op into the page-table writes, TLB invalidations and CR3
+loads a real kernel makes (Linux is the model), and calls its *platform* for
+each of them. The platform is the mode: natively a table write is a store;
+under shadow paging it traps to the hypervisor; under nested paging it is a
+store again. The guest's own work (its fault handler, its per-op kernel work)
+costs the same in every mode.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from . import entry as E
+from .counters import INDEX
+from .errors import EngineError
+from .pagetable import RadixTable
+from .physmem import PhysicalMemory
+
+COW = 1 << 9  # an available-to-software bit: the page is shared copy-on-write
+FLUSH_CEILING = 33  # pages; past it munmap flushes the whole TLB (Linux tlb_single_page_flush_ceiling [U])
+
+
+class Platform(Protocol):
+    """What the guest kernel's privileged actions cost and do on the machine it runs on."""
+
+    def pte_write(self, table: int, index: int, old: int, new: int) -> None: ...
+    def table_freed(self, table: int) -> None: ...
+    def load_cr3(self, proc: Process) -> None: ...
+    def invlpg(self, proc: Process, va: int) -> None: ...
+    def flush_tlb(self, proc: Process) -> None: ...
+
+
+@dataclass
+class Vma:
+    start: int
+    end: int
+    writable: bool = True
+    huge: bool = True
+    implicit: bool = False  # created on demand for a trace address outside any mapping
+
+
+@dataclass
+class Process:
+    pid: int
+    table: RadixTable
+    pcid: int
+    vmas: list[Vma] = field(default_factory=list)
+
+    @property
+    def root(self) -> int:
+        return self.table.root
+
+    def vma_at(self, va: int) -> Vma | None:
+        i = bisect.bisect_right([v.start for v in self.vmas], va) - 1
+        if i >= 0 and self.vmas[i].start <= va < self.vmas[i].end:
+            return self.vmas[i]
+        return None
+
+
+class GuestOS:
+    def __init__(self, mem: PhysicalMemory, levels: int, max_page: int, pcid: bool, platform: Platform,
+                 counters, config):
+        self.mem = mem
+        self.levels = levels
+        self.max_page = max_page  # largest page size code used for huge-capable VMAs
+        self.pcid_enabled = pcid
+        self.platform = platform
+        self.cnt = counters
+        self.cost_pf = config["cost.guest_pf"]
+        self.cost_pte = config["cost.guest_pte_write"]
+        self.cost_op = config["cost.guest_os_op"]
+        self.refs: dict[int, int] = {}  # data block frame -> number of mappings (COW sharing)
+        self.procs: dict[int, Process] = {}
+        self.current = self.spawn(1)
+
+    # --- bookkeeping ------------------------------------------------------------------------
+    def _count(self, name: str, n: int = 1) -> None:
+        self.cnt[INDEX[name]] += n
+
+    def _charge(self, cycles: int) -> None:
+        self.cnt[INDEX["cyc_guest_os"]] += cycles
+
+    def _on_write(self, table: int, index: int, old: int, new: int) -> None:
+        self._count("pte_writes")
+        self._charge(self.cost_pte)
+        self.platform.pte_write(table, index, old, new)
+
+    def spawn(self, pid: int) -> Process:
+        if pid in self.procs:
+            raise EngineError(f"process {pid} already exists")
+        table = RadixTable(self.mem, self.levels, self._on_write)
+        proc = Process(pid, table, pcid=(pid & 0xFFF) if self.pcid_enabled else 0)
+        self.procs[pid] = proc
+        return proc
+
+    def proc(self, pid: int) -> Process:
+        try:
+            return self.procs[pid]
+        except KeyError:
+            raise EngineError(f"no process {pid} (ops must FORK a process before using it)") from None
+
+    # --- page faults --------------------------------------------------------------------------
+    def page_fault(self, va: int, write: bool, present: bool) -> str:
+        """Handle a #PF of the current process at va; returns what it did ('demand', 'cow')."""
+        self._count("guest_pf")
+        self._charge(self.cost_pf)
+        proc = self.current
+        if not E.is_canonical(va, self.levels):
+            raise EngineError(f"address {va:#x} is not canonical for {self.levels}-level paging"
+                              + (" (try --levels 5)" if self.levels == 4 else ""))
+        vma = proc.vma_at(va) or self._implicit_vma(proc, va)
+        found = proc.table.lookup(va)
+        if found is None:
+            self._demand_map(proc, vma, va)
+            return "demand"
+        frame, size, leaf = found
+        if write and not leaf & E.RW:
+            if leaf & COW and vma.writable:
+                self._cow(proc, va, frame, size, leaf)
+                return "cow"
+            raise EngineError(f"pid {proc.pid}: write to read-only mapping at {va:#x} (segfault)")
+        return "spurious"  # another walk raced ahead (cannot happen in one vCPU; kept for safety)
+
+    def _implicit_vma(self, proc: Process, va: int) -> Vma:
+        """Traces carry no mmaps: map the aligned block around va on demand, clipped to its neighbours."""
+        block = E.page_bytes(max(self.max_page, 1))
+        start, end = va & ~(block - 1), (va & ~(block - 1)) + block
+        for v in proc.vmas:
+            if v.end <= va:
+                start = max(start, v.end)
+            elif v.start > va:
+                end = min(end, v.start)
+        vma = Vma(start, end, writable=True, huge=True, implicit=True)
+        self._insert_vma(proc, vma)
+        return vma
+
+    def _insert_vma(self, proc: Process, vma: Vma) -> None:
+        proc.vmas.insert(bisect.bisect_left([v.start for v in proc.vmas], vma.start), vma)
+
+    def _page_size_for(self, proc: Process, vma: Vma, va: int) -> int:
+        """The largest page that fits inside the VMA and under which no smaller table exists yet."""
+        if not vma.huge:
+            return E.PAGE_4K
+        deepest = proc.table.walk(va)[-1].level  # the level of the first absent entry
+        for size in range(self.max_page, 0, -1):
+            span = E.page_bytes(size)
+            start = va & ~(span - 1)
+            if start >= vma.start and start + span <= vma.end and deepest >= size + 1:
+                return size
+        return E.PAGE_4K
+
+    def _demand_map(self, proc: Process, vma: Vma, va: int) -> None:
+        size = self._page_size_for(proc, vma, va)
+        frame = self.mem.alloc(size)
+        self.refs[frame] = 1
+        flags = E.US | (E.RW if vma.writable else 0)
+        proc.table.map(va, frame, size, flags)
+
+    def _cow(self, proc: Process, va: int, frame: int, size: int, leaf: int) -> None:
+        self._count("cow_faults")
+        if self.refs.get(frame, 1) > 1:
+            self.refs[frame] -= 1
+            frame = self.mem.alloc(size)  # copy the page
+            self.refs[frame] = 1
+        flags = (leaf & ~E.ADDR_MASK & ~COW & ~E.A & ~E.D) | E.RW
+        proc.table.set_leaf(va, E.make(frame, flags))
+        self.platform.invlpg(proc, va)
+        self._count("guest_invlpgs")
+
+    # --- OS ops --------------------------------------------------------------------------------
+    def switch(self, pid: int) -> None:
+        """Context switch: load the process's CR3 (PCID keeps the other TLB entries)."""
+        proc = self.proc(pid)
+        if proc is self.current:
+            return
+        self._count("ctx_switches")
+        self._charge(self.cost_op)
+        self.current = proc
+        self.platform.load_cr3(proc)
+
+    def mmap(self, pid: int, start: int, length: int, writable: bool, huge: bool) -> None:
+        self._count("mmaps")
+        self._charge(self.cost_op)
+        proc = self.proc(pid)
+        start &= ~0xFFF
+        end = (start + length + 0xFFF) & ~0xFFF
+        if not E.is_canonical(start, self.levels) or not E.is_canonical(max(start, end - 1), self.levels):
+            raise EngineError(f"mmap {start:#x}+{length:#x} is not canonical for {self.levels}-level paging")
+        self._unmap_range(proc, start, end, count=False)  # MAP_FIXED semantics: replace what was there
+        self._insert_vma(proc, Vma(start, end, writable, huge))
+
+    def munmap(self, pid: int, start: int, length: int) -> None:
+        self._count("munmaps")
+        self._charge(self.cost_op)
+        proc = self.proc(pid)
+        start &= ~0xFFF
+        self._unmap_range(proc, start, (start + length + 0xFFF) & ~0xFFF, count=True)
+
+    def _unmap_range(self, proc: Process, start: int, end: int, count: bool) -> None:
+        kept = []
+        for v in proc.vmas:
+            if v.end <= start or v.start >= end:
+                kept.append(v)
+                continue
+            if v.start < start:
+                kept.append(Vma(v.start, start, v.writable, v.huge, v.implicit))
+            if v.end > end:
+                kept.append(Vma(end, v.end, v.writable, v.huge, v.implicit))
+        proc.vmas = sorted(kept, key=lambda v: v.start)
+        cleared = []
+        for va, leaf in list(proc.table.leaves()):
+            size = leaf.level - 1
+            page_end = va + E.page_bytes(size)
+            if page_end <= start or va >= end:
+                continue
+            if size and (va < start or page_end > end):
+                self._split(proc, va, leaf)  # a large page partly unmapped: split it first
+                return self._unmap_range(proc, start, end, count)
+            proc.table.write_entry(leaf.table, leaf.index, 0)
+            self._release(E.frame_of(leaf.value), size)
+            cleared.append(va)
+        self._free_empty_tables(proc)
+        if not cleared:
+            return
+        if len(cleared) > FLUSH_CEILING:
+            self.platform.flush_tlb(proc)
+            self._count("guest_tlb_flushes")
+        else:
+            for va in cleared:
+                self.platform.invlpg(proc, va)
+            self._count("guest_invlpgs", len(cleared))
+
+    def _split(self, proc: Process, va: int, leaf) -> None:
+        """Replace a large leaf by a table of next-smaller pages mapping the same frames."""
+        size = leaf.level - 1
+        frame = E.frame_of(leaf.value)
+        flags = leaf.value & ~E.ADDR_MASK & ~E.PS
+        child = self.mem.alloc_table()
+        step = 1 << (9 * (size - 1))
+        small_flags = flags | (E.PS if size - 1 else 0)
+        for i in range(512):
+            proc.table.write_entry(child, i, E.make(frame + i * step, small_flags))
+            self.refs[frame + i * step] = self.refs.get(frame, 1)
+        proc.table.write_entry(leaf.table, leaf.index, E.make(child, E.P | E.RW | E.US))
+        self.refs.pop(frame, None)
+        self.platform.invlpg(proc, va)
+
+    def _release(self, frame: int, size: int) -> None:
+        n = self.refs.get(frame, 1) - 1
+        if n > 0:
+            self.refs[frame] = n
+            return
+        self.refs.pop(frame, None)
+        self.mem.free(frame, size)
+
+    def _free_empty_tables(self, proc: Process) -> None:
+        """Free table pages left empty (Linux free_pgtables), clearing their parent entries."""
+        for table, _level, parent in list(proc.table.tables()):
+            if parent is None or self.mem.table(table).any():
+                continue
+            proc.table.write_entry(parent[0], parent[1], 0)
+            self.platform.table_freed(table)
+            self.mem.free_table(table)
+
+    def fork(self, parent_pid: int, child_pid: int) -> None:
+        """Copy the address space copy-on-write: every writable page becomes read-only in both."""
+        self._count("forks")
+        self._charge(self.cost_op)
+        parent = self.proc(parent_pid)
+        child = self.spawn(child_pid)
+        child.vmas = [Vma(v.start, v.end, v.writable, v.huge, v.implicit) for v in parent.vmas]
+        for va, leaf in list(parent.table.leaves()):
+            value = leaf.value
+            if value & E.RW:
+                value = (value & ~E.RW) | COW
+                parent.table.write_entry(leaf.table, leaf.index, value)
+            elif value & COW == 0 and self._vma_writable(parent, va):
+                value |= COW
+                parent.table.write_entry(leaf.table, leaf.index, value)
+            frame = E.frame_of(value)
+            self.refs[frame] = self.refs.get(frame, 1) + 1
+            child.table.map(va, frame, leaf.level - 1, value & ~E.ADDR_MASK & ~E.P & ~E.PS & ~E.A & ~E.D)
+        self.platform.flush_tlb(parent)  # the parent's writable translations are stale now
+        self._count("guest_tlb_flushes")
+
+    def _vma_writable(self, proc: Process, va: int) -> bool:
+        vma = proc.vma_at(va)
+        return vma is not None and vma.writable
+
+    def _teardown(self, proc: Process) -> None:
+        """Unmap everything and free every table page but the root."""
+        for va, leaf in list(proc.table.leaves()):
+            proc.table.write_entry(leaf.table, leaf.index, 0)
+            self._release(E.frame_of(leaf.value), leaf.level - 1)
+        for table, _level, parent in list(proc.table.tables()):
+            if parent is None:
+                continue
+            self.platform.table_freed(table)
+            self.mem.free_table(table)
+        self.mem.tables[self.mem.row(proc.root)] = 0  # the root's entries pointed at freed tables
+        proc.vmas = []
+
+    def exec(self, pid: int) -> None:
+        """Replace the address space with an empty one (a new root, so a new CR3)."""
+        self._count("execs")
+        self._charge(self.cost_op)
+        proc = self.proc(pid)
+        self._teardown(proc)
+        self.platform.table_freed(proc.root)
+        self.mem.free_table(proc.root)
+        proc.table = RadixTable(self.mem, self.levels, self._on_write)
+        self.platform.flush_tlb(proc)
+        if proc is self.current:
+            self.platform.load_cr3(proc)
+
+    def exit(self, pid: int) -> None:
+        self._count("proc_exits")
+        self._charge(self.cost_op)
+        proc = self.proc(pid)
+        self._teardown(proc)
+        self.platform.table_freed(proc.root)
+        self.mem.free_table(proc.root)
+        self.platform.flush_tlb(proc)
+        del self.procs[pid]
+        if proc is self.current:
+            self.current = None

@@ -1,0 +1,260 @@
+"""The compiled access loop: what the hardware does for each memory access.
+
+``run_accesses`` runs ACCESS ops from ``start`` until the chunk ends or the
+hardware must hand over to software — a guest-OS op, an access by another
+process, a guest page fault, a nested page fault or a shadow fault — exactly
+as a CPU traps to its OS or hypervisor. It returns the index of the op it
+stopped at; ``stop`` says why. The access that faulted is retried after the
+software has handled it, so every access completes exactly once and is
+counted once, with the outcome of its completing attempt.
+
+Batch and step runs use this same code; the step path only switches on event
+recording, so both give the same counters by construction (and a test checks it).
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from .counters import (
+    K_ACCESSES,
+    K_ASSIST_REFS,
+    K_ASSIST_WALKS,
+    K_CYC_BASE,
+    K_CYC_TLB,
+    K_FAULTED_REFS,
+    K_FAULTED_WALKS,
+    K_FETCHES,
+    K_GUEST_REFS,
+    K_L1_HITS,
+    K_L2_HITS,
+    K_MISSES,
+    K_NESTED_REFS,
+    K_READS,
+    K_WALK_REFS,
+    K_WALKS,
+    K_WRITES,
+)
+from .layout import (
+    C_BASE,
+    C_L1,
+    C_L2,
+    DIM_GUEST,
+    DIM_SHADOW,
+    EV_ASSIST,
+    EV_DONE,
+    EV_FAULT,
+    EV_TLB,
+    EV_TLB_FILL,
+    MODE_NATIVE,
+    MODE_NESTED,
+    S_L1_4K,
+    S_L2,
+    SI_ADDR,
+    SI_CODE,
+    SI_INDEX,
+    SI_LEVEL,
+    SI_PRESENT,
+    SI_ROW,
+    SI_WRITE,
+    ST_ASID,
+    ST_G_BASE,
+    ST_GLEVELS,
+    ST_H_BASE,
+    ST_MODE,
+    ST_PID,
+    ST_ROOT,
+    STOP_DONE,
+    STOP_GUEST_FAULT,
+    STOP_NPF,
+    STOP_OSOP,
+    STOP_PID,
+    STOP_SHADOW_FAULT,
+    TF_DIRTY,
+    TF_SIZE_MASK,
+    TF_WRITABLE,
+)
+from .setassoc import sa_find, sa_insert, sa_touch
+from .walk import VA_MASK, WALK_NPF, WALK_OK, emit, walk_1d, walk_2d
+
+ACCESS = 0
+WRITE = 1
+FETCH = 2
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def translate(va, write, g_tables, g_rows, h_tables, h_rows,
+              geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev):
+    """Walk for va in the current mode.
+
+    Returns (stop code or STOP_DONE, frame, size, flags, first-dimension refs,
+    nested refs, fault addr, fault level, fault present, fault row).
+    """
+    mode = st[ST_MODE]
+    asid = st[ST_ASID]
+    if mode == MODE_NESTED:
+        status, frame, size, flags, grefs, nrefs, faddr, flevel, fpresent, frow = walk_2d(
+            va, write, st[ST_ROOT], st[ST_GLEVELS], asid, g_tables, g_rows, h_tables, h_rows,
+            geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
+        if status == WALK_OK:
+            return STOP_DONE, frame, size, flags, grefs, nrefs, 0, 0, 0, 0
+        code = STOP_NPF if status == WALK_NPF else STOP_GUEST_FAULT
+        return code, 0, 0, 0, grefs, nrefs, faddr, flevel, fpresent, frow
+    if mode == MODE_NATIVE:
+        status, frame, size, flags, refs, flevel, fpresent = walk_1d(
+            va, write, st[ST_ROOT], st[ST_GLEVELS], asid, DIM_GUEST, g_tables, g_rows, st[ST_G_BASE],
+            geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
+        code = STOP_GUEST_FAULT
+    else:
+        status, frame, size, flags, refs, flevel, fpresent = walk_1d(
+            va, write, st[ST_ROOT], st[ST_GLEVELS], asid, DIM_SHADOW, h_tables, h_rows, st[ST_H_BASE],
+            geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
+        code = STOP_SHADOW_FAULT
+    if status == WALK_OK:
+        return STOP_DONE, frame, size, flags, refs, 0, 0, 0, 0, 0
+    return code, 0, 0, 0, refs, 0, va, flevel, fpresent, 0
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def tlb_fill(va, frame, size, flags, into_l2, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, ev):
+    """Install a translation in the L1 for its page size, and in L2 when `into_l2`.
+
+    An L1 that has no array for that size takes the page 'smashed' into the
+    largest smaller size it has (as Zen 2 does with 1 GiB pages in its L2).
+    """
+    va = va & VA_MASK
+    asid = st[ST_ASID]
+    vpn = va >> (12 + 9 * size)
+    if into_l2:
+        slot, evicted = sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, S_L2, vpn, vpn * 4 + size, asid, frame, flags)
+        if slot >= 0:
+            emit(ev, st, EV_TLB_FILL, S_L2, slot - geom[S_L2, 0], vpn, size, evicted >> 2 if evicted >= 0 else -1, 0)
+    lsize = size
+    while lsize > 0 and geom[S_L1_4K + lsize, 1] == 0:
+        lsize -= 1
+    lvpn = va >> (12 + 9 * lsize)
+    lframe = frame + (((va >> 12) & ((1 << (9 * size)) - 1)) & ~((1 << (9 * lsize)) - 1))
+    lflags = (flags & ~TF_SIZE_MASK) | lsize
+    s = S_L1_4K + lsize
+    slot, evicted = sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, s, lvpn, lvpn * 4 + lsize, asid, lframe, lflags)
+    if slot >= 0:
+        emit(ev, st, EV_TLB_FILL, s, slot - geom[s, 0], lvpn, lsize, evicted >> 2 if evicted >= 0 else -1, 0)
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def tlb_lookup(va, geom, c_key, c_asid, c_flags, c_stamp, st, cost, cnt, ev):
+    """Probe the L1 arrays of every page size, then the L2. Returns (slot, level 0/1, or -1)."""
+    va = va & VA_MASK
+    asid = st[ST_ASID]
+    cnt[K_CYC_TLB] += cost[C_L1]
+    for size in range(3):
+        s = S_L1_4K + size
+        if geom[s, 1] == 0:
+            continue
+        vpn = va >> (12 + 9 * size)
+        slot = sa_find(geom, c_key, c_asid, c_flags, s, vpn, vpn * 4 + size, asid)
+        if slot >= 0:
+            sa_touch(c_stamp, st, slot)
+            emit(ev, st, EV_TLB, s, 1, slot - geom[s, 0], vpn, size, 0)
+            return slot, 0
+    emit(ev, st, EV_TLB, S_L1_4K, 0, -1, va >> 12, 0, 0)
+    if geom[S_L2, 1] == 0:
+        return -1, -1
+    cnt[K_CYC_TLB] += cost[C_L2]
+    for size in range(3):
+        vpn = va >> (12 + 9 * size)
+        slot = sa_find(geom, c_key, c_asid, c_flags, S_L2, vpn, vpn * 4 + size, asid)
+        if slot >= 0:
+            sa_touch(c_stamp, st, slot)
+            emit(ev, st, EV_TLB, S_L2, 1, slot - geom[S_L2, 0], vpn, size, 0)
+            return slot, 1
+    emit(ev, st, EV_TLB, S_L2, 0, -1, va >> 12, 0, 0)
+    return -1, -1
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def access(va, write, g_tables, g_rows, h_tables, h_rows,
+           geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev, stop):
+    """One access: TLB lookup, walk on a miss, fill. Returns STOP_DONE or a stop code."""
+    slot, level = tlb_lookup(va, geom, c_key, c_asid, c_flags, c_stamp, st, cost, cnt, ev)
+    if slot >= 0:
+        flags = c_flags[slot]
+        frame = c_val[slot]
+        size = flags & TF_SIZE_MASK
+        if level == 1:  # an L2 hit refills the L1
+            tlb_fill(va, frame, size, flags, False, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, ev)
+        if write and (flags & (TF_WRITABLE | TF_DIRTY)) != (TF_WRITABLE | TF_DIRTY):
+            emit(ev, st, EV_ASSIST, 0, 0, 0, 0, 0, 0)
+            code, frame, size, flags, r1, r2, faddr, flevel, fpresent, frow = translate(
+                va, write, g_tables, g_rows, h_tables, h_rows,
+                geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
+            if code != STOP_DONE:
+                return fault(code, faddr, flevel, write, fpresent, frow, r1 + r2, cnt, st, ev, stop)
+            cnt[K_ASSIST_WALKS] += 1
+            cnt[K_ASSIST_REFS] += r1 + r2
+            tlb_fill(va, frame, size, flags, True, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, ev)
+        cnt[K_L1_HITS + level] += 1
+    else:
+        code, frame, size, flags, r1, r2, faddr, flevel, fpresent, frow = translate(
+            va, write, g_tables, g_rows, h_tables, h_rows,
+            geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
+        if code != STOP_DONE:
+            return fault(code, faddr, flevel, write, fpresent, frow, r1 + r2, cnt, st, ev, stop)
+        cnt[K_WALKS] += 1
+        cnt[K_WALK_REFS] += r1 + r2
+        cnt[K_GUEST_REFS] += r1
+        cnt[K_NESTED_REFS] += r2
+        cnt[K_MISSES] += 1
+        tlb_fill(va, frame, size, flags, True, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, ev)
+        level = 2
+    offset = (va & VA_MASK) & ((1 << (12 + 9 * size)) - 1)
+    emit(ev, st, EV_DONE, (frame << 12) + offset, size, level, 0, 0, 0)
+    return STOP_DONE
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def fault(code, faddr, flevel, write, fpresent, frow, refs, cnt, st, ev, stop):
+    cnt[K_FAULTED_WALKS] += 1
+    cnt[K_FAULTED_REFS] += refs
+    stop[SI_CODE] = code
+    stop[SI_ADDR] = faddr
+    stop[SI_LEVEL] = flevel
+    stop[SI_WRITE] = 1 if write else 0
+    stop[SI_PRESENT] = fpresent
+    stop[SI_ROW] = frow
+    emit(ev, st, EV_FAULT, code, faddr, flevel, 1 if write else 0, fpresent, frow)
+    return code
+
+
+@njit(nogil=True, cache=True, _nrt=False)
+def run_accesses(kinds, rws, pids, addrs, start, end, g_tables, g_rows, h_tables, h_rows,
+                 geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev, stop):
+    """Run ops[start:end] until the end or the first op software must handle; returns its index."""
+    i = start
+    while i < end:
+        if kinds[i] != ACCESS:
+            stop[SI_CODE] = STOP_OSOP
+            stop[SI_INDEX] = i
+            return i
+        if pids[i] != st[ST_PID]:
+            stop[SI_CODE] = STOP_PID
+            stop[SI_INDEX] = i
+            return i
+        rw = rws[i]
+        code = access(addrs[i], rw == WRITE, g_tables, g_rows, h_tables, h_rows,
+                      geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev, stop)
+        if code != STOP_DONE:
+            stop[SI_INDEX] = i
+            return i
+        cnt[K_ACCESSES] += 1
+        cnt[K_CYC_BASE] += cost[C_BASE]
+        if rw == WRITE:
+            cnt[K_WRITES] += 1
+        elif rw == FETCH:
+            cnt[K_FETCHES] += 1
+        else:
+            cnt[K_READS] += 1
+        i += 1
+    stop[SI_CODE] = STOP_DONE
+    stop[SI_INDEX] = end
+    return end

@@ -1,0 +1,113 @@
+"""Indices shared by the compiled hardware path and the Python software path.
+
+The kernels keep all machine state in a few flat int64 arrays (no Python
+objects in the hot loop); this module names the slots. Numba folds these
+module-level integers into constants at compile time.
+"""
+
+from __future__ import annotations
+
+# --- modes --------------------------------------------------------------------
+MODE_NATIVE = 0
+MODE_SHADOW = 1
+MODE_NESTED = 2
+MODE_NAMES = ("native", "shadow", "nested")
+
+# --- set-associative structures (one flat array set per machine) ---------------
+S_L1_4K = 0
+S_L1_2M = 1
+S_L1_1G = 2
+S_L2 = 3
+S_PWC = 4  # S_PWC + level - 2 for levels 2..5 (guest / native / shadow dimension)
+S_NWC = 8  # S_NWC + level - 2 for levels 2..5 (nested dimension)
+S_NTLB = 12
+S_CACHE_L1D = 13
+S_CACHE_L2 = 14
+S_CACHE_L3 = 15
+N_STRUCTS = 16
+STRUCT_NAMES = (
+    "L1 4K", "L1 2M", "L1 1G", "L2",
+    "PWC L2", "PWC L3", "PWC L4", "PWC L5",
+    "NWC L2", "NWC L3", "NWC L4", "NWC L5",
+    "NTLB", "L1D", "L2$", "L3$",
+)
+
+# TLB entry flag bits (c_flags of TLB structures)
+TF_SIZE_MASK = 3
+TF_WRITABLE = 4
+TF_DIRTY = 8
+TF_GLOBAL = 16
+TF_USER = 32
+TF_NX = 64
+
+# --- machine state slots ---------------------------------------------------------
+ST_CLOCK = 0  # LRU clock
+ST_MODE = 1
+ST_ROOT = 2  # frame of the table the hardware walks first (gCR3 or shadow root)
+ST_ASID = 3  # vpid << 12 | pcid
+ST_GLEVELS = 4  # levels of the table walked in the first dimension
+ST_HLEVELS = 5  # levels of the nested table
+ST_NROOT = 6  # frame of the nested root (nested mode)
+ST_HOST_SIZE = 7  # host page size code (nested mode)
+ST_EV_ON = 8  # 1 = record events (step path)
+ST_EV_N = 9  # events recorded so far
+ST_PID = 10  # current process
+ST_G_BASE = 11  # first frame number covered by the guest row map
+ST_H_BASE = 12  # first frame number covered by the host row map
+ST_CACHE_ON = 13  # 1 = walk references go through the data-cache model
+N_STATE = 16
+
+# --- costs (cycles) ---------------------------------------------------------------
+C_BASE = 0  # every access
+C_L1 = 1  # L1 TLB lookup
+C_L2 = 2  # L2 TLB lookup after an L1 miss
+C_PWC = 3  # a walk-cache (PWC/NWC) lookup that hits
+C_NTLB = 4  # a nested-TLB lookup that hits
+C_L1D = 5
+C_L2C = 6
+C_L3C = 7
+C_DRAM = 8
+C_FLAT = 9  # every walk reference when the cache model is off
+N_COSTS = 10
+
+# --- stop codes (why the kernel returned to Python) --------------------------------
+STOP_DONE = 0  # reached the end of the chunk
+STOP_OSOP = 1  # a guest-OS op (MMAP, FORK, ...)
+STOP_PID = 2  # an access by a process that is not current
+STOP_GUEST_FAULT = 3  # the first-dimension walk found no/insufficient entry (native, nested)
+STOP_NPF = 4  # nested page fault: gPA not backed (nested)
+STOP_SHADOW_FAULT = 5  # shadow entry absent or too weak (shadow)
+STOP_NAMES = ("done", "os-op", "pid", "guest-fault", "npf", "shadow-fault")
+# stop info slots
+SI_CODE = 0
+SI_INDEX = 1
+SI_ADDR = 2  # faulting virtual address (or gPA for NPF)
+SI_LEVEL = 3  # level whose entry was missing / too weak
+SI_WRITE = 4
+SI_PRESENT = 5  # 1 = a protection fault (entry present), 0 = not present
+SI_ROW = 6  # NPF: the 2D-walk row (guest level of the table, 0 = data page)
+N_STOP = 8
+
+# --- events (step path) -------------------------------------------------------------
+# each event is a row of N_EVF int64: kind, then fields
+EV_TLB = 1  # struct, hit, set, way, vpn, size
+EV_TLB_FILL = 2  # struct, set, way, vpn, size, evicted vpn (-1 none)
+EV_REF = 3  # dim, row, col, phys addr, served, entry value
+EV_SKIP = 4  # dim, row, col, struct that served it (PWC/NWC/NTLB), 0, 0
+EV_FAULT = 5  # stop code, addr, level, write, present
+EV_DONE = 6  # phys addr, size code, tlb level (0 = L1, 1 = L2, 2 = walk), 0
+EV_ASSIST = 7  # a write to a clean or read-only TLB entry re-walks to set D
+N_EVF = 8
+MAX_EVENTS = 4096
+
+DIM_GUEST = 0  # native table, or the guest table in nested mode
+DIM_NESTED = 1
+DIM_SHADOW = 2
+DIM_NAMES = ("guest", "nested", "shadow")
+
+SERVED_L1D = 0
+SERVED_L2 = 1
+SERVED_L3 = 2
+SERVED_DRAM = 3
+SERVED_MEM = 4  # flat latency (cache model off)
+SERVED_NAMES = ("L1D", "L2$", "L3$", "DRAM", "mem")

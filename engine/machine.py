@@ -1,0 +1,194 @@
+"""One simulated machine in one mode: hardware arrays, guest OS, host, counters.
+
+``run`` is the batch path (counters only); ``step`` runs one op and returns
+its full event list. Both drive the same compiled kernel and the same
+software handlers, so they give the same counters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..workloads import ops as O
+from . import entry as E
+from . import events as ev
+from .config import Config
+from .counters import INDEX, N_COUNTERS
+from .errors import EngineError
+from .guest_os import GuestOS
+from .host import Host
+from .kernel import run_accesses
+from .layout import (
+    MAX_EVENTS,
+    N_EVF,
+    N_STATE,
+    N_STOP,
+    SI_ADDR,
+    SI_CODE,
+    SI_INDEX,
+    SI_PRESENT,
+    SI_WRITE,
+    ST_CACHE_ON,
+    ST_EV_N,
+    ST_EV_ON,
+    ST_G_BASE,
+    ST_GLEVELS,
+    ST_H_BASE,
+    ST_HLEVELS,
+    ST_HOST_SIZE,
+    ST_MODE,
+    ST_NROOT,
+    ST_PID,
+    STOP_DONE,
+    STOP_OSOP,
+    STOP_PID,
+)
+from .mmu import MMU
+from .modes import Mode, Native, Nested
+from .physmem import PhysicalMemory
+
+MAX_RETRIES = 16  # faults one access may take before it is a bug, not a workload
+
+
+def make_mode(name: str) -> Mode:
+    modes = {"native": Native, "nested": Nested}
+    if name not in modes:
+        raise EngineError(f"unknown mode '{name}' (known: native, shadow, nested)")
+    return modes[name]()
+
+
+class Machine:
+    def __init__(self, mode: str, config: Config):
+        self.config = config
+        self.mode = make_mode(mode)
+        self.name = self.mode.name
+        self.cnt = np.zeros(N_COUNTERS, dtype=np.int64)
+        self.mmu = MMU(config)
+        guest_frames = config["guest.mem_gib"] << 18
+        host_size = E.size_code(config["host.page"])
+        self.host = Host(guest_frames, host_size, config["host.levels"], with_nested_table=self.name == "nested")
+        self.gmem = PhysicalMemory("guest", guest_frames)
+        st = np.zeros(N_STATE, dtype=np.int64)
+        st[ST_MODE] = self.mode.code
+        st[ST_GLEVELS] = config["guest.levels"]
+        st[ST_HLEVELS] = config["host.levels"]
+        st[ST_HOST_SIZE] = host_size if self.name == "nested" else 0
+        st[ST_NROOT] = self.host.nested.root if self.host.nested else 0
+        st[ST_G_BASE] = self.gmem.base
+        st[ST_H_BASE] = self.host.mem.base
+        st[ST_CACHE_ON] = 1 if config["cache.enabled"] else 0
+        self.st = st
+        self.ev = np.zeros((MAX_EVENTS, N_EVF), dtype=np.int64)
+        self.stop = np.zeros(N_STOP, dtype=np.int64)
+        self._notes: list | None = None  # software events, collected while stepping
+        self.ops_done = 0
+        self.mode.attach(self)
+        self.os = GuestOS(self.gmem, config["guest.levels"], E.size_code(config["guest.page"]),
+                          config["guest.pcid"], self.mode, self.cnt, config)
+        self.mode.load_cr3(self.os.current)
+
+    # --- software-side accounting (used by the modes and the guest OS) ------------------------
+    def count(self, name: str, n: int = 1) -> None:
+        self.cnt[INDEX[name]] += n
+
+    def note(self, event) -> None:
+        if self._notes is not None:
+            self._notes.append(event)
+
+    def exit(self, reason: str, handler_cycles: int, detail: str = "") -> None:
+        """A VM exit: the round trip plus the hypervisor's handler."""
+        trip = self.config["cost.vm_exit"]
+        self.cnt[INDEX["exits"]] += 1
+        self.cnt[INDEX["exit_" + reason]] += 1
+        self.cnt[INDEX["cyc_exit"]] += trip
+        self.cnt[INDEX["cyc_hypervisor"]] += handler_cycles
+        self.note(ev.Exit(reason, trip + handler_cycles, detail))
+
+    def guest_page_fault(self, stop) -> None:
+        va = int(stop[SI_ADDR])
+        write = bool(stop[SI_WRITE])
+        outcome = self.os.page_fault(va, write, bool(stop[SI_PRESENT]))
+        self.note(ev.GuestFault(va, write, outcome))
+
+    def placement(self, gpa: int) -> int:
+        """Where guest-physical address gpa lives in host memory."""
+        return (self.host.placement(gpa >> 12) << 12) | (gpa & 0xFFF)
+
+    # --- driving ----------------------------------------------------------------------------------
+    def _os_op(self, row) -> None:
+        kind = int(row["kind"])
+        pid = int(row["pid"])
+        if kind == O.MMAP:
+            flags = int(row["flags"])
+            self.os.mmap(pid, int(row["addr"]), int(row["arg"]), bool(flags & O.MAP_WRITE), bool(flags & O.MAP_HUGE))
+        elif kind == O.MUNMAP:
+            self.os.munmap(pid, int(row["addr"]), int(row["arg"]))
+        elif kind == O.FORK:
+            self.os.fork(pid, int(row["arg"]))
+        elif kind == O.EXEC:
+            self.os.exec(pid)
+        elif kind == O.EXIT:
+            self.os.exit(pid)
+        elif kind == O.SWITCH:
+            self.os.switch(pid)
+        else:
+            raise EngineError(f"op kind {kind} is not a known op")
+        if self.os.current is None:  # the running process exited: no address space is loaded
+            self.st[ST_PID] = -1
+        self.note(ev.OsOp(O.describe(row)))
+
+    def run(self, ops: np.ndarray, record: bool = False) -> list:
+        """Run a chunk of ops. With record, return every event in order (the step path)."""
+        kinds = np.ascontiguousarray(ops["kind"])
+        rws = np.ascontiguousarray(ops["rw"])
+        pids = np.ascontiguousarray(ops["pid"]).astype(np.int64)
+        addrs = np.ascontiguousarray(ops["addr"]).view(np.int64)
+        events: list = []
+        self.st[ST_EV_ON] = 1 if record else 0
+        self._notes = events if record else None
+        n = len(ops)
+        i = 0
+        retries = 0
+        last_fault = -1
+        try:
+            while i < n:
+                self.st[ST_EV_N] = 0
+                j = run_accesses(kinds, rws, pids, addrs, i, n, self.gmem.tables, self.gmem.rows,
+                                 self.host.mem.tables, self.host.mem.rows, self.mmu.geom, self.mmu.key,
+                                 self.mmu.asid, self.mmu.val, self.mmu.flags, self.mmu.stamp,
+                                 self.st, self.mmu.cost, self.cnt, self.ev, self.stop)
+                if record:
+                    events.extend(ev.decode(self.ev[: min(int(self.st[ST_EV_N]), MAX_EVENTS)], self.mmu.geom))
+                code = int(self.stop[SI_CODE])
+                self.ops_done += j - i
+                if code == STOP_DONE:
+                    break
+                i = int(self.stop[SI_INDEX])
+                if code == STOP_OSOP:
+                    self._os_op(ops[i])
+                    self.ops_done += 1
+                    i += 1
+                elif code == STOP_PID:
+                    if self.os.current is None or int(pids[i]) not in self.os.procs:
+                        raise EngineError(f"op {self.ops_done}: access by pid {int(pids[i])}, which does not exist")
+                    self.os.switch(int(pids[i]))
+                else:
+                    retries = retries + 1 if i == last_fault else 1
+                    last_fault = i
+                    if retries > MAX_RETRIES:
+                        raise EngineError(f"op {self.ops_done}: access {int(addrs[i]) & (2**64 - 1):#x} "
+                                          f"keeps faulting ({retries} times); this is a simulator bug")
+                    self.mode.handle(code, self.stop)
+        finally:
+            self._notes = None
+            self.st[ST_EV_ON] = 0
+        return events
+
+    def step(self, op_row: np.ndarray) -> list:
+        """One op (a length-1 op array) with its full event list."""
+        return self.run(op_row, record=True)
+
+    def counters(self) -> dict[str, int]:
+        from .counters import as_dict
+
+        return as_dict(self.cnt)

@@ -1,0 +1,89 @@
+"""Paging modes: what a TLB miss walks and what the guest's privileged actions cost.
+
+A mode is the *platform* the guest OS runs on (see ``guest_os.Platform``) plus
+the handler for the faults its hardware raises:
+
+* native — the guest is the OS. Table writes are stores, CR3 loads and INVLPG
+  act on the TLB directly, a miss walks the process table.
+* nested (AMD RVI / Intel EPT) — guest table writes, CR3 loads and INVLPG do
+  not exit (KVM clears CR3/INVLPG exiting and the #PF intercept with EPT,
+  notes §4.2); the hypervisor runs only on a nested page fault, to back a
+  guest page on first touch.
+* shadow — see ``shadow.py``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import events as ev
+from .layout import MODE_NATIVE, MODE_NESTED, SI_ADDR, ST_ASID, ST_PID, ST_ROOT, STOP_GUEST_FAULT, STOP_NPF
+
+if TYPE_CHECKING:
+    from .guest_os import Process
+    from .machine import Machine
+
+
+class Mode:
+    name = ""
+    code = -1
+    vpid = 0
+    virtualized = False
+
+    def attach(self, machine: Machine) -> None:
+        self.m = machine
+
+    def asid(self, proc: Process) -> int:
+        return (self.vpid << 12) | proc.pcid
+
+    # --- the guest OS's privileged actions (guest_os.Platform) -------------------------------
+    def pte_write(self, table: int, index: int, old: int, new: int) -> None:
+        pass
+
+    def table_freed(self, table: int) -> None:
+        pass
+
+    def load_cr3(self, proc: Process) -> None:
+        m = self.m
+        m.st[ST_ROOT] = proc.root
+        m.st[ST_ASID] = self.asid(proc)
+        m.st[ST_PID] = proc.pid
+        if not m.os.pcid_enabled:
+            m.mmu.flush_asid(self.asid(proc), keep_global=True)
+            m.note(ev.Flush("asid", self.asid(proc)))
+
+    def invlpg(self, proc: Process, va: int) -> None:
+        self.m.mmu.invlpg(va, self.asid(proc))
+        self.m.note(ev.Flush("invlpg", va))
+
+    def flush_tlb(self, proc: Process) -> None:
+        self.m.mmu.flush_asid(self.asid(proc), keep_global=True)
+        self.m.note(ev.Flush("asid", self.asid(proc)))
+
+    # --- faults the hardware hands over ----------------------------------------------------------
+    def handle(self, code: int, stop) -> None:
+        """Handle a stop of the kernel so that the faulting access can be retried."""
+        if code == STOP_GUEST_FAULT:
+            self.m.guest_page_fault(stop)
+            return
+        raise AssertionError(f"{self.name} mode cannot handle stop code {code}")
+
+
+class Native(Mode):
+    name = "native"
+    code = MODE_NATIVE
+
+
+class Nested(Mode):
+    name = "nested"
+    code = MODE_NESTED
+    vpid = 1
+    virtualized = True
+
+    def handle(self, code: int, stop) -> None:
+        if code == STOP_NPF:
+            gfn = int(stop[SI_ADDR]) >> 12
+            gpage, hpage = self.m.host.back(gfn)
+            self.m.exit("npf", self.m.config["cost.npf_handler"], f"gPA {gpage << 12:#x} -> hPA {hpage << 12:#x}")
+            return
+        super().handle(code, stop)

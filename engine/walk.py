@@ -1,0 +1,321 @@
+"""Page walks, compiled: the one-dimensional walk and the two-dimensional nested walk.
+
+What the page walker does on a TLB miss, over tables held in numpy arrays:
+
+* ``walk_1d`` walks one radix table (native paging, or the shadow table under
+  shadow paging): up to n references, fewer when a paging-structure cache
+  (PWC) holds an upper-level entry (Intel SDM Vol. 3A §4.10.3: the walk starts
+  at the deepest cached level; entries are cached only when P=1, PS=0, A=1).
+* ``walk_2d`` is AMD RVI / Intel EPT: every guest-physical address the guest
+  walk needs (each guest table page, then the data page) is translated by a
+  nested walk of the gPA->hPA table, unless the nested TLB holds it; cold and
+  uncached that is n*m + n + m references (Bhargava et al., ASPLOS 2008,
+  Fig. 1(b); notes §2.1-2.2), 24 for 4x4.
+
+Each reference is served by the data-cache model (L1D, L2, L3, DRAM) or a flat
+latency. The walker sets A on every entry it uses and D on the leaf of a write,
+as hardware does. Walks return a status tuple instead of raising, so the
+kernel can hand a fault back to the software (guest OS or hypervisor).
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from .counters import K_CYC_WALK, K_NTLB_HITS, K_NTLB_MISSES, K_NWC_HITS, K_PWC_HITS, K_REFS_L1D
+from .entry import ADDR_MASK, A, D, NX, P, PS, RW, US, G
+from .layout import (
+    C_DRAM,
+    C_FLAT,
+    C_L1D,
+    C_L2C,
+    C_L3C,
+    C_NTLB,
+    C_PWC,
+    DIM_GUEST,
+    DIM_NESTED,
+    EV_REF,
+    EV_SKIP,
+    MAX_EVENTS,
+    S_CACHE_L1D,
+    S_NTLB,
+    S_NWC,
+    S_PWC,
+    SERVED_DRAM,
+    SERVED_MEM,
+    ST_CACHE_ON,
+    ST_EV_N,
+    ST_EV_ON,
+    ST_G_BASE,
+    ST_H_BASE,
+    ST_HLEVELS,
+    ST_HOST_SIZE,
+    ST_NROOT,
+    TF_DIRTY,
+    TF_GLOBAL,
+    TF_NX,
+    TF_USER,
+    TF_WRITABLE,
+)
+from .setassoc import sa_find, sa_insert, sa_touch
+
+VA_MASK = (1 << 57) - 1
+
+# walk status (0 = translated); the kernel maps a fault to the mode's stop code
+WALK_OK = 0
+WALK_FAULT = 1  # first-dimension entry absent or too weak
+WALK_NPF = 2  # nested entry absent: guest-physical page not backed
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def emit(ev, st, kind, a, b, c, d, e, f):
+    """Record one event when the step path asked for them (a no-op in batch runs)."""
+    if st[ST_EV_ON] == 0:
+        return
+    n = st[ST_EV_N]
+    if n < MAX_EVENTS:
+        ev[n, 0] = kind
+        ev[n, 1] = a
+        ev[n, 2] = b
+        ev[n, 3] = c
+        ev[n, 4] = d
+        ev[n, 5] = e
+        ev[n, 6] = f
+    st[ST_EV_N] = n + 1
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def reference(pa, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt):
+    """Charge one walk memory reference; returns where it was served (SERVED_*)."""
+    if st[ST_CACHE_ON] == 0:
+        cnt[K_CYC_WALK] += cost[C_FLAT]
+        cnt[K_REFS_L1D + SERVED_MEM] += 1
+        return SERVED_MEM
+    line = pa >> 6
+    served = SERVED_DRAM
+    for lvl in range(3):
+        slot = sa_find(geom, c_key, c_asid, c_flags, S_CACHE_L1D + lvl, line, line, 0)
+        if slot >= 0:
+            sa_touch(c_stamp, st, slot)
+            served = lvl
+            break
+    for lvl in range(min(served, 3)):  # fill the levels that missed
+        sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, S_CACHE_L1D + lvl, line, line, 0, 0, 0)
+    if served == 0:
+        cnt[K_CYC_WALK] += cost[C_L1D]
+    elif served == 1:
+        cnt[K_CYC_WALK] += cost[C_L2C]
+    elif served == 2:
+        cnt[K_CYC_WALK] += cost[C_L3C]
+    else:
+        cnt[K_CYC_WALK] += cost[C_DRAM]
+    cnt[K_REFS_L1D + served] += 1
+    return served
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def leaf_flags(rights, entry, size):
+    """TLB flags for a leaf: page size, accumulated W/U, D, G and NX."""
+    f = size
+    if rights & RW:
+        f |= TF_WRITABLE
+    if rights & US:
+        f |= TF_USER
+    if entry & D:
+        f |= TF_DIRTY
+    if entry & G:
+        f |= TF_GLOBAL
+    if entry & NX:
+        f |= TF_NX
+    return f
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
+            geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev):
+    """Walk one radix table from `root` for va.
+
+    Returns (status, page frame, size code, TLB flags, refs, fault level, fault present).
+    """
+    va = va & VA_MASK
+    table = root
+    level = levels
+    rights = RW | US
+    for lvl in range(2, levels + 1):  # the deepest cached level first
+        key = va >> (12 + 9 * (lvl - 1))
+        slot = sa_find(geom, c_key, c_asid, c_flags, S_PWC + lvl - 2, key, key, asid)
+        if slot >= 0:
+            sa_touch(c_stamp, st, slot)
+            cnt[K_PWC_HITS] += 1
+            cnt[K_CYC_WALK] += cost[C_PWC]
+            for skipped in range(levels, lvl - 1, -1):
+                emit(ev, st, EV_SKIP, dim, skipped, 0, S_PWC + lvl - 2, 0, 0)
+            table = c_val[slot]
+            rights = c_flags[slot]
+            level = lvl - 1
+            break
+    refs = 0
+    while True:
+        idx = (va >> (12 + 9 * (level - 1))) & 511
+        pa = (table << 12) + idx * 8
+        served = reference(pa, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt)
+        refs += 1
+        row = rows[table - base]
+        e = tables[row, idx]
+        emit(ev, st, EV_REF, dim, level, 0, pa, served, e)
+        if (e & P) == 0:
+            return WALK_FAULT, 0, 0, 0, refs, level, 0
+        rights &= e
+        if write and (rights & RW) == 0:
+            return WALK_FAULT, 0, 0, 0, refs, level, 1
+        leaf = level == 1 or ((e & PS) != 0 and level <= 3)
+        ne = e | A
+        if leaf and write:
+            ne |= D
+        if ne != e:
+            tables[row, idx] = ne
+        nxt = (e & ADDR_MASK) >> 12
+        if leaf:
+            size = level - 1
+            return WALK_OK, nxt, size, leaf_flags(rights, ne, size), refs, level, 1
+        if level >= 2:
+            key = va >> (12 + 9 * (level - 1))
+            sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, S_PWC + level - 2, key, key, asid, nxt, rights)
+        table = nxt
+        level -= 1
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def nested_translate(gfn, row, write, h_tables, h_rows, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev):
+    """gPA frame -> hPA frame for row `row` of a 2D walk (guest level, 0 = the data page).
+
+    Returns (status, host frame, refs, fault level). A nested-TLB hit skips the
+    whole nested walk; otherwise the nested walk cache may skip its upper levels.
+    """
+    hsize = st[ST_HOST_SIZE]
+    hshift = 9 * hsize
+    key = gfn >> hshift
+    slot = sa_find(geom, c_key, c_asid, c_flags, S_NTLB, key, key, 0)
+    if slot >= 0:
+        sa_touch(c_stamp, st, slot)
+        cnt[K_NTLB_HITS] += 1
+        cnt[K_CYC_WALK] += cost[C_NTLB]
+        emit(ev, st, EV_SKIP, DIM_NESTED, row, 0, S_NTLB, 0, 0)
+        return WALK_OK, c_val[slot] + (gfn & ((1 << hshift) - 1)), 0, 0
+    cnt[K_NTLB_MISSES] += 1
+    levels = st[ST_HLEVELS]
+    base = st[ST_H_BASE]
+    gpa = gfn << 12
+    table = st[ST_NROOT]
+    level = levels
+    for lvl in range(2, levels + 1):
+        nkey = gpa >> (12 + 9 * (lvl - 1))
+        ws = sa_find(geom, c_key, c_asid, c_flags, S_NWC + lvl - 2, nkey, nkey, 0)
+        if ws >= 0:
+            sa_touch(c_stamp, st, ws)
+            cnt[K_NWC_HITS] += 1
+            cnt[K_CYC_WALK] += cost[C_PWC]
+            for skipped in range(levels, lvl - 1, -1):
+                emit(ev, st, EV_SKIP, DIM_NESTED, row, skipped, S_NWC + lvl - 2, 0, 0)
+            table = c_val[ws]
+            level = lvl - 1
+            break
+    refs = 0
+    while True:
+        idx = (gpa >> (12 + 9 * (level - 1))) & 511
+        pa = (table << 12) + idx * 8
+        served = reference(pa, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt)
+        refs += 1
+        trow = h_rows[table - base]
+        e = h_tables[trow, idx]
+        emit(ev, st, EV_REF, DIM_NESTED, row, level, pa, served, e)
+        if (e & P) == 0:
+            return WALK_NPF, 0, refs, level
+        leaf = level == 1 or ((e & PS) != 0 and level <= 3)
+        ne = e | A
+        if leaf and write:
+            ne |= D
+        if ne != e:
+            h_tables[trow, idx] = ne
+        nxt = (e & ADDR_MASK) >> 12
+        if leaf:
+            page = nxt
+            sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, S_NTLB, key, key, 0, page, 0)
+            return WALK_OK, page + (gfn & ((1 << (9 * (level - 1))) - 1)), refs, 0
+        if level >= 2:
+            nkey = gpa >> (12 + 9 * (level - 1))
+            sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, S_NWC + level - 2, nkey, nkey, 0, nxt, 0)
+        table = nxt
+        level -= 1
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
+            geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev):
+    """The nested (2D) walk of gVA va from guest CR3 frame `groot`.
+
+    Returns (status, host frame of the TLB page, TLB size code, TLB flags,
+    guest refs, nested refs, fault addr, fault level, fault present, fault row).
+    The TLB page is the smaller of the guest and host pages (splintering).
+    """
+    va = va & VA_MASK
+    gbase = st[ST_G_BASE]
+    table = groot
+    level = glevels
+    rights = RW | US
+    for lvl in range(2, glevels + 1):
+        key = va >> (12 + 9 * (lvl - 1))
+        slot = sa_find(geom, c_key, c_asid, c_flags, S_PWC + lvl - 2, key, key, asid)
+        if slot >= 0:
+            sa_touch(c_stamp, st, slot)
+            cnt[K_PWC_HITS] += 1
+            cnt[K_CYC_WALK] += cost[C_PWC]
+            for skipped in range(glevels, lvl - 1, -1):
+                emit(ev, st, EV_SKIP, DIM_GUEST, skipped, 0, S_PWC + lvl - 2, 0, 0)
+            table = c_val[slot]
+            rights = c_flags[slot]
+            level = lvl - 1
+            break
+    grefs = 0
+    nrefs = 0
+    while True:
+        status, hframe, r, flevel = nested_translate(
+            table, level, False, h_tables, h_rows, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
+        nrefs += r
+        if status != WALK_OK:
+            return WALK_NPF, 0, 0, 0, grefs, nrefs, table << 12, flevel, 0, level
+        idx = (va >> (12 + 9 * (level - 1))) & 511
+        pa = (hframe << 12) + idx * 8
+        served = reference(pa, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt)
+        grefs += 1
+        row = g_rows[table - gbase]
+        e = g_tables[row, idx]
+        emit(ev, st, EV_REF, DIM_GUEST, level, 0, pa, served, e)
+        if (e & P) == 0:
+            return WALK_FAULT, 0, 0, 0, grefs, nrefs, va, level, 0, level
+        rights &= e
+        if write and (rights & RW) == 0:
+            return WALK_FAULT, 0, 0, 0, grefs, nrefs, va, level, 1, level
+        leaf = level == 1 or ((e & PS) != 0 and level <= 3)
+        ne = e | A
+        if leaf and write:
+            ne |= D
+        if ne != e:
+            g_tables[row, idx] = ne
+        nxt = (e & ADDR_MASK) >> 12
+        if leaf:
+            gsize = level - 1
+            gframe = nxt + ((va >> 12) & ((1 << (9 * gsize)) - 1))  # the 4 KiB gPA frame of va
+            status, hframe, r, flevel = nested_translate(
+                gframe, 0, write, h_tables, h_rows, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
+            nrefs += r
+            if status != WALK_OK:
+                return WALK_NPF, 0, 0, 0, grefs, nrefs, gframe << 12, flevel, 0, 0
+            tsize = min(gsize, st[ST_HOST_SIZE])
+            tframe = hframe & ~((1 << (9 * tsize)) - 1)
+            return WALK_OK, tframe, tsize, leaf_flags(rights, ne, tsize), grefs, nrefs, 0, 0, 0, 0
+        if level >= 2:
+            key = va >> (12 + 9 * (level - 1))
+            sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, S_PWC + level - 2, key, key, asid, nxt, rights)
+        table = nxt
+        level -= 1
