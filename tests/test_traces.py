@@ -299,6 +299,7 @@ def test_real_ls_builtin():
     assert sum(len(c) for c in with_fetches.chunks()) > 2 * len(a)
     head = make_workload("real-ls", accesses=1000)
     assert np.array_equal(np.concatenate(list(head.chunks(300))), a[:1000])
+    assert head.n_ops == 1000
 
 
 def test_lackey_parse_rate(tmp_path):

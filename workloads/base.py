@@ -111,19 +111,27 @@ class _TakeAccesses(Workload):
         self.limit = limit
         self.name = inner.name
         self.description = inner.description
+        self._n_ops: int | None = None
+
+    @property
+    def n_ops(self) -> int | None:
+        """Known after one full pass."""
+        return self._n_ops
 
     def chunks(self, chunk_ops: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         left = self.limit
+        total = 0
         for chunk in self.inner.chunks(chunk_ops):
             is_access = chunk["kind"] == ACCESS
             count = int(np.count_nonzero(is_access))
-            if count < left:
-                left -= count
-                yield chunk
-                continue
-            stop = int(np.flatnonzero(is_access)[left - 1]) + 1
-            yield chunk[:stop]
-            return
+            if count >= left:
+                chunk = chunk[: int(np.flatnonzero(is_access)[left - 1]) + 1]
+            left -= count
+            total += len(chunk)
+            yield chunk
+            if left <= 0:
+                break
+        self._n_ops = total
 
 
 def take_accesses(workload: Workload, limit: int) -> Workload:

@@ -102,7 +102,7 @@ def sweep(rng: np.random.Generator, pid: int, start: int, length: int, rw: int) 
 
 
 class _OsWorkload(BlockWorkload):
-    """Shared plumbing: seeding, validation, and an op count found by generating once."""
+    """Shared plumbing: seeding, validation, and an op count learnt from a full pass (or one made to find it)."""
 
     def __init__(self, seed: int):
         _check(int(seed) >= 0, f"seed must be a non-negative integer, not {seed}")
@@ -112,14 +112,19 @@ class _OsWorkload(BlockWorkload):
     @property
     def n_ops(self) -> int:
         if self._n_ops is None:
-            self._n_ops = sum(len(block) for block in self._blocks())
+            for _ in self._blocks():
+                pass
         return self._n_ops
 
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.seed, zlib.crc32(self.name.encode())])
 
     def _blocks(self) -> Iterator[np.ndarray]:
-        return batched(self._steps(self._rng()))
+        total = 0
+        for block in batched(self._steps(self._rng())):
+            total += len(block)
+            yield block
+        self._n_ops = total
 
     @abstractmethod
     def _steps(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
