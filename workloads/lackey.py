@@ -21,19 +21,14 @@ import numpy as np
 from numba import njit
 
 from .ops import FETCH, READ, WRITE
-from .textparse import (BAD, DONE, E_RANGE, E_SIZE, E_SYNTAX, FULL, MAX_OPS_PER_LINE, canonical_error, is_space,
-                        line_end, parse_hex)
+from .textparse import (BAD, DONE, E_RANGE, E_SIZE, E_SYNTAX, FULL, HEX_VALUE, MAX_OPS_PER_LINE, canonical_error,
+                        is_space, line_end, parse_hex)
 
 _U = np.uint64
 _PAGE_MASK = _U(0xFFF)
 _ALL_ONES = _U(0xFFFF_FFFF_FFFF_FFFF)
 # Lackey prints sizes as small decimals; more digits than this is not a size.
 _MAX_SIZE_DIGITS = 9
-
-# hex digit values by byte, -1 for anything else
-_HEX = np.full(256, -1, dtype=np.int8)
-for _digits, _base in ((b"0123456789", 0), (b"abcdef", 10), (b"ABCDEF", 10)):
-    _HEX[np.frombuffer(_digits, dtype=np.uint8)] = np.arange(_base, _base + len(_digits))
 
 # line kinds
 _SKIP, _FETCH, _LOAD, _STORE, _MODIFY = 0, 1, 2, 3, 4
@@ -120,7 +115,7 @@ def _parse_exact(buf, s, end):
     i = s + 3
     addr = _U(0)
     while i < end:
-        d = _HEX[buf[i]]
+        d = HEX_VALUE[buf[i]]
         if d < 0:
             break
         addr = (addr << _U(4)) | _U(d)

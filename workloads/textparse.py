@@ -54,16 +54,10 @@ def is_space(c):
     return c == 32 or c == 9 or c == 13
 
 
-@njit(cache=True, nogil=True)
-def hex_digit(c):
-    """The value of an ASCII hex digit, or -1."""
-    if 48 <= c <= 57:
-        return c - 48
-    if 97 <= c <= 102:
-        return c - 87
-    if 65 <= c <= 70:
-        return c - 55
-    return -1
+# The value of each byte as a hex digit, -1 for a byte that is not one.
+HEX_VALUE = np.full(256, -1, dtype=np.int8)
+for _digits, _first in ((b"0123456789", 0), (b"abcdef", 10), (b"ABCDEF", 10)):
+    HEX_VALUE[np.frombuffer(_digits, dtype=np.uint8)] = np.arange(_first, _first + len(_digits))
 
 
 @njit(cache=True, nogil=True)
@@ -73,7 +67,7 @@ def parse_hex(buf, i, end):
     start = i
     significant = 0
     while i < end:
-        d = hex_digit(buf[i])
+        d = HEX_VALUE[buf[i]]
         if d < 0:
             break
         if significant or d:
