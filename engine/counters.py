@@ -87,7 +87,3 @@ KERNEL_SLOTS = {
 
 def as_dict(values) -> dict[str, int]:
     return {name: int(values[i]) for i, name in enumerate(NAMES)}
-
-
-def total_cycles(values) -> int:
-    return sum(int(values[INDEX[p]]) for p in CYCLE_PARTS)

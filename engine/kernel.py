@@ -83,8 +83,7 @@ FETCH = 2
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def translate(va, write, g_tables, g_rows, h_tables, h_rows,
-              geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev):
+def translate(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev):
     """Walk for va in the current mode.
 
     Returns (stop code or STOP_DONE, frame, size, flags, first-dimension refs,
@@ -95,28 +94,24 @@ def translate(va, write, g_tables, g_rows, h_tables, h_rows,
     if mode == MODE_NESTED:
         status, frame, size, flags, grefs, nrefs, faddr, flevel, fpresent, frow = walk_2d(
             va, write, st[ST_ROOT], st[ST_GLEVELS], asid, g_tables, g_rows, h_tables, h_rows,
-            geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
+            geom, c, st, cost, cnt, ev)
         if status == WALK_OK:
             return STOP_DONE, frame, size, flags, grefs, nrefs, 0, 0, 0, 0
         code = STOP_NPF if status == WALK_NPF else STOP_GUEST_FAULT
         return code, 0, 0, 0, grefs, nrefs, faddr, flevel, fpresent, frow
-    if mode == MODE_NATIVE:
-        status, frame, size, flags, refs, flevel, fpresent = walk_1d(
-            va, write, st[ST_ROOT], st[ST_GLEVELS], asid, DIM_GUEST, g_tables, g_rows, st[ST_G_BASE],
-            geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
-        code = STOP_GUEST_FAULT
-    else:
-        status, frame, size, flags, refs, flevel, fpresent = walk_1d(
-            va, write, st[ST_ROOT], st[ST_GLEVELS], asid, DIM_SHADOW, h_tables, h_rows, st[ST_H_BASE],
-            geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
-        code = STOP_SHADOW_FAULT
+    # native walks the process table in guest memory; shadow walks the shadow table in host memory
+    native = mode == MODE_NATIVE
+    status, frame, size, flags, refs, flevel, fpresent = walk_1d(
+        va, write, st[ST_ROOT], st[ST_GLEVELS], asid, DIM_GUEST if native else DIM_SHADOW,
+        g_tables if native else h_tables, g_rows if native else h_rows, st[ST_G_BASE] if native else st[ST_H_BASE],
+        geom, c, st, cost, cnt, ev)
     if status == WALK_OK:
         return STOP_DONE, frame, size, flags, refs, 0, 0, 0, 0, 0
-    return code, 0, 0, 0, refs, 0, va, flevel, fpresent, 0
+    return STOP_GUEST_FAULT if native else STOP_SHADOW_FAULT, 0, 0, 0, refs, 0, va, flevel, fpresent, 0
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def tlb_fill(va, frame, size, flags, into_l2, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, ev):
+def tlb_fill(va, frame, size, flags, into_l2, geom, c, st, ev):
     """Install a translation in the L1 for its page size, and in L2 when `into_l2`.
 
     An L1 that has no array for that size takes the page 'smashed' into the
@@ -126,7 +121,7 @@ def tlb_fill(va, frame, size, flags, into_l2, geom, c_key, c_asid, c_val, c_flag
     asid = st[ST_ASID]
     vpn = va >> (12 + 9 * size)
     if into_l2:
-        slot, evicted = sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, S_L2, vpn, vpn * 4 + size, asid, frame, flags)
+        slot, evicted = sa_insert(geom, c, st, S_L2, vpn, vpn * 4 + size, asid, frame, flags)
         if slot >= 0:
             emit(ev, st, EV_TLB_FILL, S_L2, slot - geom[S_L2, 0], vpn, size, evicted >> 2 if evicted >= 0 else -1, 0)
     lsize = size
@@ -136,13 +131,13 @@ def tlb_fill(va, frame, size, flags, into_l2, geom, c_key, c_asid, c_val, c_flag
     lframe = frame + (((va >> 12) & ((1 << (9 * size)) - 1)) & ~((1 << (9 * lsize)) - 1))
     lflags = (flags & ~TF_SIZE_MASK) | lsize
     s = S_L1_4K + lsize
-    slot, evicted = sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, s, lvpn, lvpn * 4 + lsize, asid, lframe, lflags)
+    slot, evicted = sa_insert(geom, c, st, s, lvpn, lvpn * 4 + lsize, asid, lframe, lflags)
     if slot >= 0:
         emit(ev, st, EV_TLB_FILL, s, slot - geom[s, 0], lvpn, lsize, evicted >> 2 if evicted >= 0 else -1, 0)
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def tlb_lookup(va, geom, c_key, c_asid, c_flags, c_stamp, st, cost, cnt, ev):
+def tlb_lookup(va, geom, c, st, cost, cnt, ev):
     """Probe the L1 arrays of every page size, then the L2. Returns (slot, level 0/1, or -1)."""
     va = va & VA_MASK
     asid = st[ST_ASID]
@@ -152,9 +147,9 @@ def tlb_lookup(va, geom, c_key, c_asid, c_flags, c_stamp, st, cost, cnt, ev):
         if geom[s, 1] == 0:
             continue
         vpn = va >> (12 + 9 * size)
-        slot = sa_find(geom, c_key, c_asid, c_flags, s, vpn, vpn * 4 + size, asid)
+        slot = sa_find(geom, c, s, vpn, vpn * 4 + size, asid)
         if slot >= 0:
-            sa_touch(c_stamp, st, slot)
+            sa_touch(c, st, slot)
             emit(ev, st, EV_TLB, s, 1, slot - geom[s, 0], vpn, size, 0)
             return slot, 0
     emit(ev, st, EV_TLB, S_L1_4K, 0, -1, va >> 12, 0, 0)
@@ -163,9 +158,9 @@ def tlb_lookup(va, geom, c_key, c_asid, c_flags, c_stamp, st, cost, cnt, ev):
     cnt[K_CYC_TLB] += cost[C_L2]
     for size in range(3):
         vpn = va >> (12 + 9 * size)
-        slot = sa_find(geom, c_key, c_asid, c_flags, S_L2, vpn, vpn * 4 + size, asid)
+        slot = sa_find(geom, c, S_L2, vpn, vpn * 4 + size, asid)
         if slot >= 0:
-            sa_touch(c_stamp, st, slot)
+            sa_touch(c, st, slot)
             emit(ev, st, EV_TLB, S_L2, 1, slot - geom[S_L2, 0], vpn, size, 0)
             return slot, 1
     emit(ev, st, EV_TLB, S_L2, 0, -1, va >> 12, 0, 0)
@@ -173,46 +168,48 @@ def tlb_lookup(va, geom, c_key, c_asid, c_flags, c_stamp, st, cost, cnt, ev):
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def access(va, write, g_tables, g_rows, h_tables, h_rows,
-           geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev, stop):
-    """One access: TLB lookup, walk on a miss, fill. Returns STOP_DONE or a stop code."""
-    slot, level = tlb_lookup(va, geom, c_key, c_asid, c_flags, c_stamp, st, cost, cnt, ev)
+def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop):
+    """One access: TLB lookup, a walk on a miss, fill. Returns STOP_DONE or a stop code.
+
+    A write that hits a clean or read-only entry walks too (to set D, or to
+    find the fault), but still counts as the TLB hit it was.
+    """
+    slot, level = tlb_lookup(va, geom, c, st, cost, cnt, ev)
+    frame = 0
+    size = 0
+    walked = slot < 0
     if slot >= 0:
-        flags = c_flags[slot]
-        frame = c_val[slot]
+        flags = c[3, slot]
+        frame = c[2, slot]
         size = flags & TF_SIZE_MASK
-        if level == 1:  # an L2 hit refills the L1
-            tlb_fill(va, frame, size, flags, False, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, ev)
         if write and (flags & (TF_WRITABLE | TF_DIRTY)) != (TF_WRITABLE | TF_DIRTY):
             emit(ev, st, EV_ASSIST, 0, 0, 0, 0, 0, 0)
-            code, frame, size, flags, r1, r2, faddr, flevel, fpresent, frow = translate(
-                va, write, g_tables, g_rows, h_tables, h_rows,
-                geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
-            if code != STOP_DONE:
-                return fault(code, faddr, flevel, write, fpresent, frow, r1 + r2, cnt, st, ev, stop)
-            cnt[K_ASSIST_WALKS] += 1
-            cnt[K_ASSIST_REFS] += r1 + r2
-            tlb_fill(va, frame, size, flags, True, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, ev)
-        cnt[K_L1_HITS + level] += 1
-    else:
+            walked = True
+    if walked:
         code, frame, size, flags, r1, r2, faddr, flevel, fpresent, frow = translate(
-            va, write, g_tables, g_rows, h_tables, h_rows,
-            geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
+            va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev)
         if code != STOP_DONE:
             return fault(code, faddr, flevel, write, fpresent, frow, r1 + r2, cnt, st, ev, stop)
-        cnt[K_WALKS] += 1
-        cnt[K_WALK_REFS] += r1 + r2
-        cnt[K_GUEST_REFS] += r1
-        cnt[K_NESTED_REFS] += r2
-        cnt[K_MISSES] += 1
-        tlb_fill(va, frame, size, flags, True, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, ev)
-        level = 2
+        if slot >= 0:
+            cnt[K_ASSIST_WALKS] += 1
+            cnt[K_ASSIST_REFS] += r1 + r2
+        else:
+            cnt[K_WALKS] += 1
+            cnt[K_WALK_REFS] += r1 + r2
+            cnt[K_GUEST_REFS] += r1
+            cnt[K_NESTED_REFS] += r2
+            cnt[K_MISSES] += 1
+            level = 2
+    if level > 0:  # an L2 hit refills the L1; a walk fills both
+        tlb_fill(va, frame, size, flags, walked, geom, c, st, ev)
+    if level < 2:
+        cnt[K_L1_HITS + level] += 1
     offset = (va & VA_MASK) & ((1 << (12 + 9 * size)) - 1)
     emit(ev, st, EV_DONE, (frame << 12) + offset, size, level, 0, 0, 0)
     return STOP_DONE
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False)
 def fault(code, faddr, flevel, write, fpresent, frow, refs, cnt, st, ev, stop):
     cnt[K_FAULTED_WALKS] += 1
     cnt[K_FAULTED_REFS] += refs
@@ -228,7 +225,7 @@ def fault(code, faddr, flevel, write, fpresent, frow, refs, cnt, st, ev, stop):
 
 @njit(nogil=True, cache=True, _nrt=False)
 def run_accesses(kinds, rws, pids, addrs, start, end, g_tables, g_rows, h_tables, h_rows,
-                 geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev, stop):
+                 geom, c, st, cost, cnt, ev, stop):
     """Run ops[start:end] until the end or the first op software must handle; returns its index."""
     i = start
     while i < end:
@@ -242,7 +239,7 @@ def run_accesses(kinds, rws, pids, addrs, start, end, g_tables, g_rows, h_tables
             return i
         rw = rws[i]
         code = access(addrs[i], rw == WRITE, g_tables, g_rows, h_tables, h_rows,
-                      geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev, stop)
+                      geom, c, st, cost, cnt, ev, stop)
         if code != STOP_DONE:
             stop[SI_INDEX] = i
             return i

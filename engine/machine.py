@@ -13,7 +13,7 @@ from ..workloads import ops as O
 from . import entry as E
 from . import events as ev
 from .config import Config
-from .counters import INDEX, N_COUNTERS
+from .counters import INDEX, N_COUNTERS, as_dict
 from .errors import EngineError
 from .guest_os import GuestOS
 from .host import Host
@@ -39,6 +39,7 @@ from .layout import (
     ST_MODE,
     ST_NROOT,
     ST_PID,
+    ST_ROOT,
     STOP_DONE,
     STOP_OSOP,
     STOP_PID,
@@ -46,12 +47,15 @@ from .layout import (
 from .mmu import MMU
 from .modes import Mode, Native, Nested
 from .physmem import PhysicalMemory
+from .snapshot import MachineSnapshot, path_rows, tlb_views
 
 MAX_RETRIES = 16  # faults one access may take before it is a bug, not a workload
 
 
 def make_mode(name: str) -> Mode:
-    modes = {"native": Native, "nested": Nested}
+    from .shadow import Shadow
+
+    modes = {"native": Native, "nested": Nested, "shadow": Shadow}
     if name not in modes:
         raise EngineError(f"unknown mode '{name}' (known: native, shadow, nested)")
     return modes[name]()
@@ -154,9 +158,7 @@ class Machine:
             while i < n:
                 self.st[ST_EV_N] = 0
                 j = run_accesses(kinds, rws, pids, addrs, i, n, self.gmem.tables, self.gmem.rows,
-                                 self.host.mem.tables, self.host.mem.rows, self.mmu.geom, self.mmu.key,
-                                 self.mmu.asid, self.mmu.val, self.mmu.flags, self.mmu.stamp,
-                                 self.st, self.mmu.cost, self.cnt, self.ev, self.stop)
+                                 self.host.mem.tables, self.host.mem.rows, self.mmu.geom, self.mmu.c, self.st, self.mmu.cost, self.cnt, self.ev, self.stop)
                 if record:
                     events.extend(ev.decode(self.ev[: min(int(self.st[ST_EV_N]), MAX_EVENTS)], self.mmu.geom))
                 code = int(self.stop[SI_CODE])
@@ -189,6 +191,21 @@ class Machine:
         return self.run(op_row, record=True)
 
     def counters(self) -> dict[str, int]:
-        from .counters import as_dict
-
         return as_dict(self.cnt)
+
+    def snapshot(self, va: int) -> MachineSnapshot:
+        """A read-only copy of what the UI shows, with table paths for va."""
+        proc = self.os.current
+        guest_path = path_rows(proc.table, va) if proc is not None else ()
+        return MachineSnapshot(
+            mode=self.name,
+            ops_done=self.ops_done,
+            pid=proc.pid if proc is not None else -1,
+            cr3=int(self.st[ST_ROOT]),
+            guest_cr3=proc.root if proc is not None else 0,
+            vaddr=va,
+            tlbs=tlb_views(self.mmu),
+            guest_path=guest_path,
+            second_paths=self.mode.second_paths(va, guest_path) if proc is not None else (),
+            counters=self.counters(),
+        )

@@ -81,11 +81,12 @@ class MMU:
     """TLB, walk-cache and data-cache arrays of one machine."""
 
     def __init__(self, config: Config):
-        self.geom, self.key, self.asid, self.val, self.flags, self.stamp = make_arrays(geometry(config))
+        self.geom, self.c = make_arrays(geometry(config))
+        self.key, self.asid, self.val, self.flags, self.stamp = self.c  # row views
         self.cost = costs(config)
 
     def _span(self, s: int) -> slice:
-        base, sets, ways = (int(x) for x in self.geom[s])
+        base, sets, ways = (int(x) for x in self.geom[s, :3])
         return slice(base, base + sets * ways)
 
     def _clear(self, s: int, mask: np.ndarray | None = None) -> int:
@@ -148,7 +149,7 @@ class MMU:
     # --- views for snapshots ---------------------------------------------------------------
     def entries(self, s: int) -> list[tuple[int, int, int, int, int, int, int]]:
         """(set, way, key, asid, val, flags, stamp) of the valid entries of structure s."""
-        base, sets, ways = (int(x) for x in self.geom[s])
+        base, sets, ways = (int(x) for x in self.geom[s, :3])
         out = []
         for i in np.nonzero(self.key[base : base + sets * ways] != -1)[0]:
             slot = base + int(i)

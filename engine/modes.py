@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import entry as E
 from . import events as ev
+from .snapshot import path_rows
 from .layout import MODE_NATIVE, MODE_NESTED, SI_ADDR, ST_ASID, ST_PID, ST_ROOT, STOP_GUEST_FAULT, STOP_NPF
 
 if TYPE_CHECKING:
@@ -60,6 +62,11 @@ class Mode:
         self.m.mmu.flush_asid(self.asid(proc), keep_global=True)
         self.m.note(ev.Flush("asid", self.asid(proc)))
 
+    # --- what the UI's second pane shows ---------------------------------------------------------
+    def second_paths(self, va: int, guest_path) -> tuple:
+        """(label, rows) paths of the mode's second table for va; natively there is none."""
+        return ()
+
     # --- faults the hardware hands over ----------------------------------------------------------
     def handle(self, code: int, stop) -> None:
         """Handle a stop of the kernel so that the faulting access can be retried."""
@@ -79,6 +86,19 @@ class Nested(Mode):
     code = MODE_NESTED
     vpid = 1
     virtualized = True
+
+    def second_paths(self, va: int, guest_path) -> tuple:
+        """The nested walk of every gPA the 2D walk of va translates: each guest table page, then the data page."""
+        nested = self.m.host.nested
+        paths = []
+        for row in guest_path:
+            paths.append((f"gL{row.level} table gPA {row.table << 12:#x}", path_rows(nested, row.table << 12)))
+        last = guest_path[-1] if guest_path else None
+        if last is not None and last.present and (last.level == 1 or last.value & E.PS):
+            size = last.level - 1
+            gpa = (last.frame << 12) | (va & (E.page_bytes(size) - 1))
+            paths.append((f"data gPA {gpa:#x}", path_rows(nested, gpa)))
+        return tuple(paths)
 
     def handle(self, code: int, stop) -> None:
         if code == STOP_NPF:

@@ -85,7 +85,7 @@ def emit(ev, st, kind, a, b, c, d, e, f):
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def reference(pa, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt):
+def reference(pa, geom, c, st, cost, cnt):
     """Charge one walk memory reference; returns where it was served (SERVED_*)."""
     if st[ST_CACHE_ON] == 0:
         cnt[K_CYC_WALK] += cost[C_FLAT]
@@ -94,13 +94,13 @@ def reference(pa, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt):
     line = pa >> 6
     served = SERVED_DRAM
     for lvl in range(3):
-        slot = sa_find(geom, c_key, c_asid, c_flags, S_CACHE_L1D + lvl, line, line, 0)
+        slot = sa_find(geom, c, S_CACHE_L1D + lvl, line, line, 0)
         if slot >= 0:
-            sa_touch(c_stamp, st, slot)
+            sa_touch(c, st, slot)
             served = lvl
             break
     for lvl in range(min(served, 3)):  # fill the levels that missed
-        sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, S_CACHE_L1D + lvl, line, line, 0, 0, 0)
+        sa_insert(geom, c, st, S_CACHE_L1D + lvl, line, line, 0, 0, 0)
     if served == 0:
         cnt[K_CYC_WALK] += cost[C_L1D]
     elif served == 1:
@@ -132,7 +132,7 @@ def leaf_flags(rights, entry, size):
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
 def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
-            geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev):
+            geom, c, st, cost, cnt, ev):
     """Walk one radix table from `root` for va.
 
     Returns (status, page frame, size code, TLB flags, refs, fault level, fault present).
@@ -143,22 +143,22 @@ def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
     rights = RW | US
     for lvl in range(2, levels + 1):  # the deepest cached level first
         key = va >> (12 + 9 * (lvl - 1))
-        slot = sa_find(geom, c_key, c_asid, c_flags, S_PWC + lvl - 2, key, key, asid)
+        slot = sa_find(geom, c, S_PWC + lvl - 2, key, key, asid)
         if slot >= 0:
-            sa_touch(c_stamp, st, slot)
+            sa_touch(c, st, slot)
             cnt[K_PWC_HITS] += 1
             cnt[K_CYC_WALK] += cost[C_PWC]
             for skipped in range(levels, lvl - 1, -1):
                 emit(ev, st, EV_SKIP, dim, skipped, 0, S_PWC + lvl - 2, 0, 0)
-            table = c_val[slot]
-            rights = c_flags[slot]
+            table = c[2, slot]
+            rights = c[3, slot]
             level = lvl - 1
             break
     refs = 0
     while True:
         idx = (va >> (12 + 9 * (level - 1))) & 511
         pa = (table << 12) + idx * 8
-        served = reference(pa, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt)
+        served = reference(pa, geom, c, st, cost, cnt)
         refs += 1
         row = rows[table - base]
         e = tables[row, idx]
@@ -180,13 +180,13 @@ def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
             return WALK_OK, nxt, size, leaf_flags(rights, ne, size), refs, level, 1
         if level >= 2:
             key = va >> (12 + 9 * (level - 1))
-            sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, S_PWC + level - 2, key, key, asid, nxt, rights)
+            sa_insert(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights)
         table = nxt
         level -= 1
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def nested_translate(gfn, row, write, h_tables, h_rows, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev):
+def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, ev):
     """gPA frame -> hPA frame for row `row` of a 2D walk (guest level, 0 = the data page).
 
     Returns (status, host frame, refs, fault level). A nested-TLB hit skips the
@@ -195,13 +195,13 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c_key, c_asid, c_v
     hsize = st[ST_HOST_SIZE]
     hshift = 9 * hsize
     key = gfn >> hshift
-    slot = sa_find(geom, c_key, c_asid, c_flags, S_NTLB, key, key, 0)
+    slot = sa_find(geom, c, S_NTLB, key, key, 0)
     if slot >= 0:
-        sa_touch(c_stamp, st, slot)
+        sa_touch(c, st, slot)
         cnt[K_NTLB_HITS] += 1
         cnt[K_CYC_WALK] += cost[C_NTLB]
         emit(ev, st, EV_SKIP, DIM_NESTED, row, 0, S_NTLB, 0, 0)
-        return WALK_OK, c_val[slot] + (gfn & ((1 << hshift) - 1)), 0, 0
+        return WALK_OK, c[2, slot] + (gfn & ((1 << hshift) - 1)), 0, 0
     cnt[K_NTLB_MISSES] += 1
     levels = st[ST_HLEVELS]
     base = st[ST_H_BASE]
@@ -210,21 +210,21 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c_key, c_asid, c_v
     level = levels
     for lvl in range(2, levels + 1):
         nkey = gpa >> (12 + 9 * (lvl - 1))
-        ws = sa_find(geom, c_key, c_asid, c_flags, S_NWC + lvl - 2, nkey, nkey, 0)
+        ws = sa_find(geom, c, S_NWC + lvl - 2, nkey, nkey, 0)
         if ws >= 0:
-            sa_touch(c_stamp, st, ws)
+            sa_touch(c, st, ws)
             cnt[K_NWC_HITS] += 1
             cnt[K_CYC_WALK] += cost[C_PWC]
             for skipped in range(levels, lvl - 1, -1):
                 emit(ev, st, EV_SKIP, DIM_NESTED, row, skipped, S_NWC + lvl - 2, 0, 0)
-            table = c_val[ws]
+            table = c[2, ws]
             level = lvl - 1
             break
     refs = 0
     while True:
         idx = (gpa >> (12 + 9 * (level - 1))) & 511
         pa = (table << 12) + idx * 8
-        served = reference(pa, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt)
+        served = reference(pa, geom, c, st, cost, cnt)
         refs += 1
         trow = h_rows[table - base]
         e = h_tables[trow, idx]
@@ -240,56 +240,65 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c_key, c_asid, c_v
         nxt = (e & ADDR_MASK) >> 12
         if leaf:
             page = nxt
-            sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, S_NTLB, key, key, 0, page, 0)
+            sa_insert(geom, c, st, S_NTLB, key, key, 0, page, 0)
             return WALK_OK, page + (gfn & ((1 << (9 * (level - 1))) - 1)), refs, 0
         if level >= 2:
             nkey = gpa >> (12 + 9 * (level - 1))
-            sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, S_NWC + level - 2, nkey, nkey, 0, nxt, 0)
+            sa_insert(geom, c, st, S_NWC + level - 2, nkey, nkey, 0, nxt, 0)
         table = nxt
         level -= 1
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
 def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
-            geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev):
+            geom, c, st, cost, cnt, ev):
     """The nested (2D) walk of gVA va from guest CR3 frame `groot`.
 
     Returns (status, host frame of the TLB page, TLB size code, TLB flags,
     guest refs, nested refs, fault addr, fault level, fault present, fault row).
     The TLB page is the smaller of the guest and host pages (splintering).
+    Each loop turn is one row of the walk grid: translate a gPA (the next guest
+    table page, or finally the data page), then read the guest entry.
     """
     va = va & VA_MASK
     gbase = st[ST_G_BASE]
-    table = groot
+    gfn = groot  # the guest-physical frame this row translates
     level = glevels
     rights = RW | US
     for lvl in range(2, glevels + 1):
         key = va >> (12 + 9 * (lvl - 1))
-        slot = sa_find(geom, c_key, c_asid, c_flags, S_PWC + lvl - 2, key, key, asid)
+        slot = sa_find(geom, c, S_PWC + lvl - 2, key, key, asid)
         if slot >= 0:
-            sa_touch(c_stamp, st, slot)
+            sa_touch(c, st, slot)
             cnt[K_PWC_HITS] += 1
             cnt[K_CYC_WALK] += cost[C_PWC]
             for skipped in range(glevels, lvl - 1, -1):
                 emit(ev, st, EV_SKIP, DIM_GUEST, skipped, 0, S_PWC + lvl - 2, 0, 0)
-            table = c_val[slot]
-            rights = c_flags[slot]
+            gfn = c[2, slot]
+            rights = c[3, slot]
             level = lvl - 1
             break
     grefs = 0
     nrefs = 0
+    gsize = -1  # set once the guest leaf is read; the next row is the data page
+    leaf_entry = 0
     while True:
+        row = level if gsize < 0 else 0
         status, hframe, r, flevel = nested_translate(
-            table, level, False, h_tables, h_rows, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
+            gfn, row, write and gsize >= 0, h_tables, h_rows, geom, c, st, cost, cnt, ev)
         nrefs += r
         if status != WALK_OK:
-            return WALK_NPF, 0, 0, 0, grefs, nrefs, table << 12, flevel, 0, level
+            return WALK_NPF, 0, 0, 0, grefs, nrefs, gfn << 12, flevel, 0, row
+        if gsize >= 0:
+            tsize = min(gsize, st[ST_HOST_SIZE])
+            tframe = hframe & ~((1 << (9 * tsize)) - 1)
+            return WALK_OK, tframe, tsize, leaf_flags(rights, leaf_entry, tsize), grefs, nrefs, 0, 0, 0, 0
         idx = (va >> (12 + 9 * (level - 1))) & 511
         pa = (hframe << 12) + idx * 8
-        served = reference(pa, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt)
+        served = reference(pa, geom, c, st, cost, cnt)
         grefs += 1
-        row = g_rows[table - gbase]
-        e = g_tables[row, idx]
+        trow = g_rows[gfn - gbase]
+        e = g_tables[trow, idx]
         emit(ev, st, EV_REF, DIM_GUEST, level, 0, pa, served, e)
         if (e & P) == 0:
             return WALK_FAULT, 0, 0, 0, grefs, nrefs, va, level, 0, level
@@ -301,21 +310,14 @@ def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
         if leaf and write:
             ne |= D
         if ne != e:
-            g_tables[row, idx] = ne
+            g_tables[trow, idx] = ne
         nxt = (e & ADDR_MASK) >> 12
         if leaf:
             gsize = level - 1
-            gframe = nxt + ((va >> 12) & ((1 << (9 * gsize)) - 1))  # the 4 KiB gPA frame of va
-            status, hframe, r, flevel = nested_translate(
-                gframe, 0, write, h_tables, h_rows, geom, c_key, c_asid, c_val, c_flags, c_stamp, st, cost, cnt, ev)
-            nrefs += r
-            if status != WALK_OK:
-                return WALK_NPF, 0, 0, 0, grefs, nrefs, gframe << 12, flevel, 0, 0
-            tsize = min(gsize, st[ST_HOST_SIZE])
-            tframe = hframe & ~((1 << (9 * tsize)) - 1)
-            return WALK_OK, tframe, tsize, leaf_flags(rights, ne, tsize), grefs, nrefs, 0, 0, 0, 0
-        if level >= 2:
+            leaf_entry = ne
+            gfn = nxt + ((va >> 12) & ((1 << (9 * gsize)) - 1))  # the 4 KiB gPA frame of va
+        else:
             key = va >> (12 + 9 * (level - 1))
-            sa_insert(geom, c_key, c_asid, c_val, c_flags, c_stamp, st, S_PWC + level - 2, key, key, asid, nxt, rights)
-        table = nxt
-        level -= 1
+            sa_insert(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights)
+            gfn = nxt
+            level -= 1
