@@ -140,6 +140,10 @@ class MMU:
         for s in TLB_STRUCTS + (S_NTLB,) + tuple(S_NWC + i for i in range(4)):
             self._clear(s)
 
+    def flush_all(self) -> None:
+        """Cold hardware: empty every TLB, walk cache and data cache (benchmarks start from here)."""
+        self.key[:] = -1
+
     def invalidate_nested_gpa(self, gfn: int, host_size: int) -> None:
         """Drop the NTLB entry for one guest-physical page (after the hypervisor changes it)."""
         key = gfn >> (9 * host_size)

@@ -18,7 +18,6 @@ def mode_summary(c: dict[str, int], native_cycles: int | None) -> dict:
     accesses = c["accesses"]
     return {
         "accesses": accesses,
-        "ops": accesses,
         "cycles": cycles,
         "cycles_per_access": _ratio(cycles, accesses),
         "cycles_breakdown": {p[4:]: c[p] for p in CYCLE_PARTS},

@@ -1,0 +1,51 @@
+"""The study: workloads x paging modes x page sizes, the table of VMware's RVI paper.
+
+MMU-intensive workloads (process creation, mmap churn, context switches)
+against a TLB-intensive one, each with 4 KiB pages and with 2 MiB pages in
+guest and host, all three modes in lockstep on the same stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..workloads.registry import make_workload
+from . import config as C
+from .report import summarize
+from .session import ALL_MODES, Session
+
+# (workload, parameters, what it stands for): sized so the whole study runs in about a minute
+WORKLOADS = (
+    ("kcompile", {"jobs": 60}, "MMU-intensive: fork/exec/exit of short processes"),
+    ("mmapchurn", {}, "MMU-intensive: mmap, touch, munmap"),
+    ("webserver", {}, "process pool, context switches"),
+    ("tlbstress", {"footprint": 128 << 20, "accesses": 3_000_000}, "TLB-intensive: random over a large heap"),
+)
+PAGE_CONFIGS = (("4k", "4k"), ("2m", "2m"))
+
+
+def run_study(preset: str = C.DEFAULT_PRESET, sets=(), workloads=None, seed: int = 1,
+              progress: Callable[[str], None] | None = None) -> list[dict]:
+    """One row per (workload, page sizes): the summary of every mode."""
+    rows = []
+    chosen = [w for w in WORKLOADS if workloads is None or w[0] in workloads]
+    for name, params, role in chosen:
+        for guest_page, host_page in PAGE_CONFIGS:
+            if progress:
+                progress(f"{name} {guest_page}/{host_page}")
+            config = C.load(preset, sets, overrides={"guest.page": guest_page, "host.page": host_page})
+            workload = make_workload(name, seed=seed, **params)
+            session = Session(workload.chunks(), config, ALL_MODES)
+            session.run_to_end()
+            summary = summarize(session.counters())
+            shadow, nested = summary["shadow"]["cycles"], summary["nested"]["cycles"]
+            rows.append({
+                "workload": name,
+                "role": role,
+                "guest_page": guest_page,
+                "host_page": host_page,
+                "ops": session.ops_done,
+                "modes": summary,
+                "nested_vs_shadow": shadow / nested - 1 if nested else None,
+            })
+    return rows

@@ -1,0 +1,27 @@
+"""Shared helpers for the engine tests: configs and op builders."""
+
+from __future__ import annotations
+
+from rvi_tui.engine import config as C
+from rvi_tui.workloads import ops as O
+
+BASE = 0x7F00_0000_0000
+CACHES_OFF = {"pwc.enabled": False, "ntlb.enabled": False, "nwc.enabled": False}
+# a small TLB so random streams exercise sets, ways and eviction
+SMALL_TLB = {
+    "tlb.l1_4k.entries": 8, "tlb.l1_4k.ways": 2, "tlb.l1_2m.entries": 4, "tlb.l1_2m.ways": 2,
+    "tlb.l1_1g.entries": 2, "tlb.l1_1g.ways": 2, "tlb.l2.entries": 32, "tlb.l2.ways": 4,
+}
+
+
+def cfg(**overrides):
+    """The modern preset with dotted-key overrides given as keyword names with '__' for '.'."""
+    return C.load(overrides={k.replace("__", "."): v for k, v in overrides.items()})
+
+
+def cfg_from(mapping: dict):
+    return C.load(overrides=mapping)
+
+
+def mmap_ops(length: int = 1 << 24, pid: int = 1, start: int = BASE, huge: bool = True):
+    return O.mmap(pid, start, length, writable=True, huge=huge)

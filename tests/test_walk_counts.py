@@ -1,0 +1,92 @@
+"""Cold walks against the closed form n*m + n + m (Bhargava et al., ASPLOS 2008)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rvi_tui.engine import entry as E
+from rvi_tui.engine.machine import Machine
+from rvi_tui.workloads import ops as O
+
+from machine_helpers import BASE, CACHES_OFF, cfg_from
+
+SIZES = {"4k": 0, "2m": 1, "1g": 2}
+
+
+def expected_refs(mode: str, levels: int, guest_page: str, host_page: str) -> int:
+    """References of a cold walk: a leaf of size s cuts a dimension to `levels - s` steps."""
+    n = levels - SIZES[guest_page]
+    m = levels - SIZES[host_page]
+    if mode == "native":
+        return n
+    return n * m + n + m
+
+
+def first_walk(mode: str, levels: int, guest_page: str, host_page: str) -> dict:
+    config = cfg_from({**CACHES_OFF, "cache.enabled": False, "guest.levels": levels, "host.levels": levels,
+                       "guest.page": guest_page, "host.page": host_page})
+    machine = Machine(mode, config)
+    machine.run(O.mmap(1, BASE, 1 << 31))  # 2 GiB: room for a 1 GiB page
+    machine.run(O.accesses([BASE + 0x123458]))
+    return machine.counters()
+
+
+@pytest.mark.parametrize("levels", [4, 5])
+@pytest.mark.parametrize("guest_page,host_page", [("4k", "4k"), ("2m", "4k"), ("4k", "2m"), ("2m", "2m"),
+                                                  ("1g", "4k"), ("1g", "2m")])
+@pytest.mark.parametrize("mode", ["native", "nested", "shadow"])
+def test_cold_walk_reference_count(mode, levels, guest_page, host_page):
+    c = first_walk(mode, levels, guest_page, host_page)
+    assert c["walks"] == 1 and c["tlb_misses"] == 1
+    if mode == "shadow":  # the hardware walks the shadow table: one dimension, at the smaller page size
+        expected = levels - min(SIZES[guest_page], SIZES[host_page])
+    else:
+        expected = expected_refs(mode, levels, guest_page, host_page)
+    assert c["walk_refs"] == expected
+
+
+def test_headline_numbers():
+    """The figures DESIGN.md quotes: 24 for 4x4, 35 for 5x5, 4 natively."""
+    assert first_walk("nested", 4, "4k", "4k")["walk_refs"] == 24
+    assert first_walk("nested", 5, "4k", "4k")["walk_refs"] == 35
+    assert first_walk("native", 4, "4k", "4k")["walk_refs"] == 4
+
+
+def test_mixed_levels_4_on_5():
+    config = cfg_from({**CACHES_OFF, "guest.levels": 4, "host.levels": 5})
+    machine = Machine("nested", config)
+    machine.run(O.mmap(1, BASE, 1 << 21))
+    machine.run(O.accesses([BASE]))
+    assert machine.counters()["walk_refs"] == 4 * 5 + 4 + 5  # 29
+
+
+def test_walk_order_is_the_2d_grid():
+    """Reference order of Fig. 1(b): per guest level, the nested walk of its table (nL4..nL1) then the entry."""
+    config = cfg_from({**CACHES_OFF})
+    machine = Machine("nested", config)
+    machine.run(O.mmap(1, BASE, 1 << 21))
+    machine.run(O.accesses([BASE]))  # fault everything in
+    machine.mmu.flush_all()
+    events = machine.step(O.accesses([BASE + 8]))
+    from rvi_tui.engine.events import WalkRef
+
+    cells = [(e.row, e.col) for e in events if isinstance(e, WalkRef)]
+    expected = []
+    for g in (4, 3, 2, 1):
+        expected += [(g, n) for n in (4, 3, 2, 1)] + [(g, 0)]
+    expected += [(0, n) for n in (4, 3, 2, 1)]
+    assert cells == expected
+
+
+def test_walk_sets_accessed_and_dirty():
+    machine = Machine("native", cfg_from({}))
+    machine.run(O.mmap(1, BASE, 1 << 20, huge=False))
+    machine.run(O.accesses([BASE], rw=O.READ))
+    leaf = machine.os.current.table.walk(BASE)[-1]
+    assert leaf.value & E.A and not leaf.value & E.D
+    machine.run(O.accesses([BASE], rw=O.WRITE))
+    leaf = machine.os.current.table.walk(BASE)[-1]
+    assert leaf.value & E.D
+    c = machine.counters()
+    assert c["assist_walks"] == 1  # the write hit a clean TLB entry and re-walked to set D
+    assert c["tlb_l1_hits"] == 1 and c["tlb_misses"] == 1

@@ -1,0 +1,323 @@
+"""The `rvi-tui` command: the live app by default, and the headless commands.
+
+    rvi-tui [options]                  the terminal UI
+    rvi-tui report [options]           one workload, one or all modes: a table or --json
+    rvi-tui study [options]            workloads x modes x page sizes (the VMware study's table)
+    rvi-tui bench [--trace FILE]       engine throughput (accesses/s), against pycachesim
+    rvi-tui record [-o FILE] -- CMD    a real program's memory trace through Valgrind lackey
+
+A user mistake (a bad option value, a malformed trace, a missing file or
+program) is one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+
+from ..engine import config as C
+from ..engine.errors import ConfigError, EngineError
+from ..workloads.registry import RecordError, TraceError, WorkloadError, list_workloads, make_workload, open_trace
+from . import render
+
+USER_ERRORS = (ConfigError, EngineError, WorkloadError, TraceError, RecordError, OSError)
+MODES = ("native", "shadow", "nested")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _add_machine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("machine")
+    g.add_argument("--preset", default=C.DEFAULT_PRESET, help=f"cost/geometry preset ({', '.join(C.preset_names())})")
+    g.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set tlb.l2.entries=1536 (repeatable; see --show-config)")
+    g.add_argument("--guest-page", choices=("4k", "2m", "1g"), help="largest guest page for large mappings")
+    g.add_argument("--host-page", choices=("4k", "2m"), help="host pages backing guest memory")
+    g.add_argument("--levels", type=int, choices=(4, 5), help="paging levels, guest and host (5 = LA57)")
+
+
+def _add_workload_options(p: argparse.ArgumentParser, default: str) -> None:
+    g = p.add_argument_group("workload")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--workload", "-w", default=None, help=f"built-in workload (default {default}; --list-workloads)")
+    src.add_argument("--trace", "-t", help="a trace file: Valgrind lackey, plain text addresses or .npy ops (.gz ok)")
+    g.add_argument("--format", dest="fmt", choices=("lackey", "text", "npy"), help="trace format (default: detected)")
+    g.add_argument("--ifetch", action="store_true", help="replay instruction fetches of a lackey trace too")
+    g.add_argument("--skip-bad-lines", action="store_true", help="skip malformed trace lines and count them")
+    g.add_argument("--footprint", help="workload footprint, e.g. 64m, 1g")
+    g.add_argument("--accesses", help="number of accesses, e.g. 1m")
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="another workload parameter, e.g. --param jobs=50 (repeatable)")
+    g.add_argument("--list-workloads", action="store_true", help="list the built-in workloads and exit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rvi-tui", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Run `rvi-tui COMMAND --help` for a command's options.")
+    parser.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
+    parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
+    _add_machine_options(parser)
+    _add_workload_options(parser, "kcompile")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    rep = sub.add_parser("report", help="simulate one workload and print its costs per mode")
+    rep.add_argument("--mode", choices=MODES + ("all",), default="all")
+    rep.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    rep.add_argument("--show-config", action="store_true", help="print the effective config and exit")
+    _add_machine_options(rep)
+    _add_workload_options(rep, "random")
+
+    st = sub.add_parser("study", help="workloads x modes x page sizes, as in VMware's RVI study")
+    st.add_argument("--workloads", help="comma-separated subset of the study's workloads")
+    st.add_argument("--json", action="store_true")
+    st.add_argument("--preset", default=C.DEFAULT_PRESET)
+    st.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    st.add_argument("--seed", type=int, default=1)
+
+    be = sub.add_parser("bench", help="engine throughput per mode (accesses/s), against pycachesim")
+    be.add_argument("--trace", help="also time this trace (parsed before timing)")
+    be.add_argument("--format", dest="fmt", choices=("lackey", "text", "npy"))
+    be.add_argument("--accesses", default="10m", help="accesses in each synthetic stream (default 10m)")
+    be.add_argument("--modes", default="native,shadow,nested")
+    be.add_argument("--json", action="store_true")
+
+    rc = sub.add_parser("record", help="record a program's memory trace with Valgrind lackey")
+    rc.add_argument("-o", "--output", default="trace.lackey.gz", help="output file (default trace.lackey.gz)")
+    rc.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    return parser
+
+
+# --- shared option handling ------------------------------------------------------------------
+def load_config(args) -> C.Config:
+    overrides = {}
+    if getattr(args, "guest_page", None):
+        overrides["guest.page"] = args.guest_page
+    if getattr(args, "host_page", None):
+        overrides["host.page"] = args.host_page
+    if getattr(args, "levels", None):
+        overrides["guest.levels"] = overrides["host.levels"] = args.levels
+    return C.load(args.preset, args.sets, overrides)
+
+
+def workload_from(args, default: str):
+    """The workload the options name: a trace file or a built-in with its parameters."""
+    if args.trace:
+        if not os.path.exists(args.trace):
+            raise UsageError(f"{args.trace}: no such file")
+        return open_trace(args.trace, args.fmt, ifetch=args.ifetch, skip_bad_lines=args.skip_bad_lines)
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--param expects key=value, got {item!r}")
+        params[key.strip()] = value
+    if args.footprint is not None:
+        params["footprint"] = args.footprint
+    if args.accesses is not None:
+        params["accesses"] = args.accesses
+    return make_workload(args.workload or default, seed=args.seed, **params)
+
+
+def warm_kernels(err) -> None:
+    """Load (or, on a cold cache, compile) the simulator kernels, saying so if it takes a while."""
+    from ..engine.warmup import warm_up
+
+    notice = threading.Timer(1.0, lambda: print("rvi-tui: compiling simulator kernels (first run only, about a "
+                                                "minute)...", file=err, flush=True))
+    notice.start()
+    try:
+        warm_up()
+    finally:
+        notice.cancel()
+
+
+# --- commands ----------------------------------------------------------------------------------
+def cmd_report(args, out, err) -> int:
+    if args.list_workloads:
+        render.workload_list(list_workloads(), out)
+        return 0
+    config = load_config(args)
+    if args.show_config:
+        render.config_table(config, out)
+        return 0
+    workload = workload_from(args, "random")
+    shown = MODES if args.mode == "all" else (args.mode,)
+    modes = tuple(m for m in MODES if m in shown or m == "native")  # native always runs: it is the baseline
+    warm_kernels(err)
+    from ..engine.report import summarize
+    from ..engine.session import Session
+
+    session = Session(workload.chunks(), config, modes)
+    with render.progress(err, workload.name) as tick:
+        while n := session.run(1 << 16):
+            tick(n)
+    summary = summarize(session.counters(), shown)
+    meta = {"workload": workload.name, "description": workload.description, "ops": session.ops_done,
+            "preset": config.preset, "guest_page": config["guest.page"], "host_page": config["host.page"],
+            "levels": config["guest.levels"]}
+    skipped = getattr(workload, "skipped_lines", 0)
+    if skipped:
+        meta["skipped_lines"] = skipped
+        print(f"rvi-tui: skipped {skipped} malformed trace lines", file=err)
+    if args.json:
+        json.dump({**meta, "modes": summary}, out, indent=2)
+        out.write("\n")
+    else:
+        render.report(meta, summary, out)
+    return 0
+
+
+def cmd_study(args, out, err) -> int:
+    from ..engine.study import WORKLOADS, run_study
+
+    known = [w[0] for w in WORKLOADS]
+    chosen = None
+    if args.workloads:
+        chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
+        unknown = [w for w in chosen if w not in known]
+        if unknown:
+            raise UsageError(f"--workloads: unknown {', '.join(unknown)} (the study's: {', '.join(known)})")
+    C.load(args.preset, args.sets)  # validate before the long run
+    warm_kernels(err)
+    rows = run_study(args.preset, args.sets, chosen, args.seed,
+                     progress=lambda what: print(f"rvi-tui study: {what}", file=err, flush=True) if err.isatty() else None)
+    if args.json:
+        json.dump({"preset": args.preset, "rows": rows}, out, indent=2)
+        out.write("\n")
+    else:
+        render.study(rows, out)
+    return 0
+
+
+def cmd_bench(args, out, err) -> int:
+    import numpy as np
+
+    from ..engine import bench
+    from ..workloads.registry import parse_size  # noqa: F401  (counts below use the same units)
+    from ..workloads.units import parse_count
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for m in modes:
+        if m not in MODES:
+            raise UsageError(f"--modes: unknown mode {m!r}")
+    n = parse_count(args.accesses)
+    config = C.load(C.DEFAULT_PRESET, bench.BENCH_SETS)
+    warm_kernels(err)
+    streams = {
+        "random": (bench.random_stream(n), None, f"{n:,} uniform random reads over 1 GiB"),
+        "seq": (bench.sequential_stream(n), None, f"{n:,} sequential reads, 8-byte stride"),
+    }
+    real = make_workload("real-ls")
+    parts = [c[c["kind"] == 0] for c in real.chunks()]
+    ops = np.concatenate(parts)
+    reps = max(1, n // max(1, len(ops)))
+    streams["real-ls"] = (np.tile(ops["addr"].astype(np.int64), reps), np.tile(ops["rw"], reps),
+                          f"shipped lackey trace of ls, replayed {reps}x ({reps * len(ops):,} accesses)")
+    if args.trace:
+        trace = open_trace(args.trace, args.fmt)
+        parts = [c[c["kind"] == 0] for c in trace.chunks()]
+        if not parts or not sum(len(p) for p in parts):
+            raise UsageError(f"{args.trace}: no accesses to time")
+        ops = np.concatenate(parts)
+        streams["trace"] = (ops["addr"].astype(np.int64), ops["rw"], f"{args.trace} ({len(ops):,} accesses)")
+    results = {"geometry": "L1 64 entries 4-way, L2 1536 entries 12-way (ChampSim)", "streams": {}}
+    for name, (addrs, rws, what) in streams.items():
+        print(f"rvi-tui bench: {name}: {what}", file=err, flush=True)
+        row = {"what": what}
+        base = bench.pycachesim_baseline(config, addrs)
+        if base is not None:
+            row["pycachesim"] = base
+        for mode in modes:
+            row[mode] = bench.time_mode(mode, config, addrs, rws)
+        results["streams"][name] = row
+    from ..workloads.parse_bench import lackey_parse_rate, write_lackey_sample
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sample = os.path.join(tmp, "sample.lackey")
+        write_lackey_sample(sample, lines=min(n, 5_000_000))
+        lines, seconds = lackey_parse_rate(sample)
+    results["lackey_parse_lines_per_s"] = lines / seconds
+    if args.json:
+        flat = {"streams": {name: {k: (v["accesses_per_s"] if isinstance(v, dict) else v)
+                                   for k, v in row.items() if k != "what"}
+                            for name, row in results["streams"].items()},
+                "lackey_parse_lines_per_s": results["lackey_parse_lines_per_s"], "detail": results}
+        json.dump(flat, out, indent=2)
+        out.write("\n")
+    else:
+        render.bench(results, modes, out)
+    return 0
+
+
+def cmd_record(args, out, err) -> int:
+    from ..workloads.record import record_trace
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise UsageError("record needs a command: rvi-tui record [-o FILE] -- CMD ARGS...")
+
+    def progress(records: int, seconds: float) -> None:
+        if err.isatty():
+            print(f"\rrecording: {records:,} records, {seconds:.1f} s", end="", file=err, flush=True)
+
+    result = record_trace(cmd, args.output, on_progress=progress)
+    if err.isatty():
+        print(file=err)
+    print(f"wrote {result.records:,} records in {result.seconds:.1f} s to {result.out_path}", file=out)
+    print(f"replay it: rvi-tui report --trace {result.out_path}", file=out)
+    return 0
+
+
+def cmd_app(args, out, err) -> int:
+    if args.list_workloads:
+        render.workload_list(list_workloads(), out)
+        return 0
+    load_config(args)  # a bad option is an error before the screen opens
+    if args.trace and not os.path.exists(args.trace):
+        raise UsageError(f"{args.trace}: no such file")
+    if not out.isatty():
+        raise UsageError("the app needs a terminal; for headless use see `rvi-tui report --help`")
+    from .app import run_app
+
+    params = {k: v for k, v in (("footprint", args.footprint), ("accesses", args.accesses)) if v is not None}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        params[key.strip()] = value
+    return run_app(workload_name=args.workload, workload_params=params, trace=args.trace, mode=args.mode,
+                   preset=args.preset, sets=tuple(args.sets), seed=args.seed, guest_page=args.guest_page,
+                   host_page=args.host_page, levels=args.levels, mouse=not args.no_mouse)
+
+
+COMMANDS = {"report": cmd_report, "study": cmd_study, "bench": cmd_bench, "record": cmd_record, None: cmd_app}
+
+
+def main(argv=None, out=None, err=None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, out, err)
+    except BrokenPipeError:  # `rvi-tui report | head`: the reader left; nothing more to say
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except (UsageError, *USER_ERRORS) as e:
+        message = str(e) or type(e).__name__
+        if isinstance(e, OSError) and e.filename:
+            message = f"{e.filename}: {e.strerror}"
+        print(f"rvi-tui: error: {message.splitlines()[0]}", file=err)
+        return 2
+    except KeyboardInterrupt:
+        print("rvi-tui: interrupted", file=err)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

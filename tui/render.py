@@ -1,0 +1,129 @@
+"""Rich renderings of the headless commands' results (report, study, bench, config)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+MODES = ("native", "shadow", "nested")
+
+
+def _console(out) -> Console:
+    return Console(file=out, highlight=False, soft_wrap=False, width=max(100, Console(file=out).width))
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{x * 100:+.1f}%"
+
+
+def workload_list(items, out) -> None:
+    table = Table("workload", "what it does", box=None, pad_edge=False)
+    for name, description in items:
+        table.add_row(name, description)
+    _console(out).print(table)
+
+
+def config_table(config, out) -> None:
+    table = Table("key", "value", title=f"preset {config.preset}", box=None)
+    for key in config:
+        table.add_row(key, repr(config[key]))
+    _console(out).print(table)
+
+
+def report(meta: dict, summary: dict, out) -> None:
+    modes = list(summary)
+    table = Table(title=f"{meta['workload']}: {meta['ops']:,} ops · {meta['preset']} · guest {meta['guest_page']} "
+                        f"/ host {meta['host_page']} pages · {meta['levels']}-level",
+                  caption=meta["description"])
+    table.add_column("")
+    for m in modes:
+        table.add_column(m, justify="right")
+
+    def row(label, fn):
+        table.add_row(label, *(fn(summary[m]) for m in modes))
+
+    row("accesses", lambda s: f"{s['accesses']:,}")
+    row("cycles / access", lambda s: f"{s['cycles_per_access']:.1f}")
+    row("overhead vs native", lambda s: _pct(s["overhead_vs_native"]))
+    row("TLB L1 hits", lambda s: f"{s['tlb']['l1_hits']:,}")
+    row("TLB L2 hits", lambda s: f"{s['tlb']['l2_hits']:,}")
+    row("TLB misses", lambda s: f"{s['tlb']['misses']:,} ({s['tlb']['miss_rate'] * 100:.1f}%)")
+    row("walks", lambda s: f"{s['walks']:,}")
+    row("refs / walk", lambda s: f"{s['walk_refs_per_walk']:.2f}")
+    row("PWC / NWC / NTLB hits", lambda s: f"{s['pwc_hits']:,} / {s['nwc_hits']:,} / {s['ntlb_hits']:,}")
+    row("faulted walk refs", lambda s: f"{s['faulted_walk_refs']:,}")
+    row("VM exits", lambda s: f"{s['exits']['total']:,}")
+    for reason in next(iter(summary.values()))["exits"]["by_reason"]:
+        if any(summary[m]["exits"]["by_reason"][reason] for m in modes):
+            row(f"  {reason}", lambda s, r=reason: f"{s['exits']['by_reason'][r]:,}")
+    for key in ("pf_fixed", "pf_guest", "mmu_pte_write", "mmu_unsync", "mmu_shadow_zapped", "mmu_flooded"):
+        if any(summary[m]["kvm"][key] for m in modes):
+            row(f"kvm {key}", lambda s, k=key: f"{s['kvm'][k]:,}")
+    row("guest page faults", lambda s: f"{s['guest']['guest_pf']:,}")
+    parts = next(iter(summary.values()))["cycles_breakdown"]
+    for part in parts:
+        row(f"cycles: {part}", lambda s, p=part: f"{s['cycles_breakdown'][p]:,}")
+    _console(out).print(table)
+
+
+def study(rows: list[dict], out) -> None:
+    table = Table(title="cycles per access by paging mode (overhead vs native); nested vs shadow = shadow/nested − 1",
+                  caption="MMU-intensive work favours nested paging; TLB-intensive work with small pages favours "
+                          "shadow; large pages recover nested paging's loss")
+    for col in ("workload", "pages g/h", "native", "shadow", "nested", "nested vs shadow"):
+        table.add_column(col, justify="left" if col in ("workload", "pages g/h") else "right")
+    for r in rows:
+        m = r["modes"]
+        cell = lambda mode: f"{m[mode]['cycles_per_access']:.1f} ({_pct(m[mode]['overhead_vs_native'])})"
+        table.add_row(r["workload"], f"{r['guest_page']}/{r['host_page']}", f"{m['native']['cycles_per_access']:.1f}",
+                      cell("shadow"), cell("nested"), _pct(r["nested_vs_shadow"]))
+    _console(out).print(table)
+
+
+def bench(results: dict, modes, out) -> None:
+    table = Table(title=f"engine throughput, accesses/s (TLB: {results['geometry']})",
+                  caption="timed pass after an untimed warm-up that faults every page in; hardware starts cold")
+    table.add_column("stream")
+    table.add_column("pycachesim", justify="right")
+    for m in modes:
+        table.add_column(m, justify="right")
+    table.add_column("TLB counts = pycachesim", justify="center")
+    for name, row in results["streams"].items():
+        base = row.get("pycachesim")
+
+        def cell(mode):
+            rate = row[mode]["accesses_per_s"]
+            text = f"{rate / 1e6:.1f} M"
+            return text + (f" ({rate / base['accesses_per_s']:.1f}×)" if base else "")
+
+        same = "—"
+        if base:
+            same = "yes" if all((row[m]["l1_hits"], row[m]["l2_hits"], row[m]["misses"]) ==
+                                (base["l1_hits"], base["l2_hits"], base["misses"]) for m in modes) else "NO"
+        table.add_row(name, f"{base['accesses_per_s'] / 1e6:.1f} M" if base else "not installed",
+                      *(cell(m) for m in modes), same)
+    console = _console(out)
+    console.print(table)
+    console.print(f"lackey parsing: {results['lackey_parse_lines_per_s'] / 1e6:.1f} M lines/s")
+
+
+@contextlib.contextmanager
+def progress(err, label: str):
+    """A one-line progress counter on a terminal's stderr; silent otherwise."""
+    if not err.isatty():
+        yield lambda n: None
+        return
+    done = [0]
+    start = time.monotonic()
+
+    def tick(n: int) -> None:
+        done[0] += n
+        print(f"\r{label}: {done[0]:,} ops, {time.monotonic() - start:.1f} s", end="", file=err, flush=True)
+
+    try:
+        yield tick
+    finally:
+        print("\r" + " " * 60 + "\r", end="", file=err, flush=True)
