@@ -37,6 +37,8 @@ NAMES = (
     # guest OS activity (the same in every mode)
     "guest_pf", "cow_faults", "pte_writes", "ctx_switches", "forks", "execs",
     "proc_exits", "mmaps", "munmaps", "guest_tlb_flushes", "guest_invlpgs",
+    # where the program's own data accesses were served (cache.data_accesses)
+    "data_l1d", "data_l2", "data_l3", "data_dram",
 )
 INDEX = {name: i for i, name in enumerate(NAMES)}
 N_COUNTERS = len(NAMES)
@@ -72,6 +74,7 @@ K_REFS_L1D = 19  # + served code (L1D, L2, L3, DRAM, mem)
 K_CYC_BASE = 24
 K_CYC_TLB = 25
 K_CYC_WALK = 26
+K_DATA_L1D = NAMES.index("data_l1d")  # + served level
 
 KERNEL_SLOTS = {
     "accesses": K_ACCESSES, "reads": K_READS, "writes": K_WRITES, "fetches": K_FETCHES,
@@ -81,7 +84,7 @@ KERNEL_SLOTS = {
     "faulted_walk_refs": K_FAULTED_REFS, "assist_walks": K_ASSIST_WALKS,
     "assist_walk_refs": K_ASSIST_REFS, "pwc_hits": K_PWC_HITS, "nwc_hits": K_NWC_HITS,
     "ntlb_hits": K_NTLB_HITS, "ntlb_misses": K_NTLB_MISSES, "refs_l1d": K_REFS_L1D,
-    "cyc_base": K_CYC_BASE, "cyc_tlb": K_CYC_TLB, "cyc_walk": K_CYC_WALK,
+    "cyc_base": K_CYC_BASE, "cyc_tlb": K_CYC_TLB, "cyc_walk": K_CYC_WALK, "data_l1d": K_DATA_L1D,
 }
 
 

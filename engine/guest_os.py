@@ -115,7 +115,7 @@ class GuestOS:
         vma = proc.vma_at(va) or self._implicit_vma(proc, va)
         found = proc.table.lookup(va)
         if found is None:
-            self._demand_map(proc, vma, va)
+            self._demand_map(proc, vma, va, write)
             return "demand"
         frame, size, leaf = found
         if write and not leaf & E.RW:
@@ -153,11 +153,12 @@ class GuestOS:
                 return size
         return E.PAGE_4K
 
-    def _demand_map(self, proc: Process, vma: Vma, va: int) -> None:
+    def _demand_map(self, proc: Process, vma: Vma, va: int, write: bool) -> None:
+        """Map a fresh page; a write fault maps it accessed and dirty, as Linux's do_anonymous_page does."""
         size = self._page_size_for(proc, vma, va)
         frame = self.mem.alloc(size)
         self.refs[frame] = 1
-        flags = E.US | (E.RW if vma.writable else 0)
+        flags = E.US | E.A | (E.RW if vma.writable else 0) | (E.D if write and vma.writable else 0)
         proc.table.map(va, frame, size, flags)
 
     def _cow(self, proc: Process, va: int, frame: int, size: int, leaf: int) -> None:
@@ -166,7 +167,7 @@ class GuestOS:
             self.refs[frame] -= 1
             frame = self.mem.alloc(size)  # copy the page
             self.refs[frame] = 1
-        flags = (leaf & ~E.ADDR_MASK & ~COW & ~E.A & ~E.D) | E.RW
+        flags = (leaf & ~E.ADDR_MASK & ~COW) | E.RW | E.A | E.D  # wp_page_copy maps the copy dirty
         proc.table.set_leaf(va, E.make(frame, flags))
         self.platform.invlpg(proc, va)
         self._count("guest_invlpgs")

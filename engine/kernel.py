@@ -22,6 +22,7 @@ from .counters import (
     K_ASSIST_WALKS,
     K_CYC_BASE,
     K_CYC_TLB,
+    K_DATA_L1D,
     K_FAULTED_REFS,
     K_FAULTED_WALKS,
     K_FETCHES,
@@ -58,6 +59,7 @@ from .layout import (
     SI_ROW,
     SI_WRITE,
     ST_ASID,
+    ST_DATA_CACHE,
     ST_G_BASE,
     ST_GLEVELS,
     ST_H_BASE,
@@ -75,7 +77,7 @@ from .layout import (
     TF_WRITABLE,
 )
 from .setassoc import sa_find, sa_insert, sa_touch
-from .walk import VA_MASK, WALK_NPF, WALK_OK, emit, walk_1d, walk_2d
+from .walk import VA_MASK, WALK_NPF, WALK_OK, cache_access, emit, walk_1d, walk_2d
 
 ACCESS = 0
 WRITE = 1
@@ -205,7 +207,14 @@ def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt
     if level < 2:
         cnt[K_L1_HITS + level] += 1
     offset = (va & VA_MASK) & ((1 << (12 + 9 * size)) - 1)
-    emit(ev, st, EV_DONE, (frame << 12) + offset, size, level, 0, 0, 0)
+    pa = (frame << 12) + offset
+    emit(ev, st, EV_DONE, pa, size, level, 0, 0, 0)
+    if st[ST_DATA_CACHE]:  # the data access itself, competing with walks for the caches
+        served, cycles = cache_access(pa, geom, c, st, cost)
+        cnt[K_CYC_BASE] += cycles
+        cnt[K_DATA_L1D + served] += 1
+    else:
+        cnt[K_CYC_BASE] += cost[C_BASE]
     return STOP_DONE
 
 
@@ -244,7 +253,6 @@ def run_accesses(kinds, rws, pids, addrs, start, end, g_tables, g_rows, h_tables
             stop[SI_INDEX] = i
             return i
         cnt[K_ACCESSES] += 1
-        cnt[K_CYC_BASE] += cost[C_BASE]
         if rw == WRITE:
             cnt[K_WRITES] += 1
         elif rw == FETCH:

@@ -55,6 +55,7 @@ ST_PID = 10  # current process
 ST_G_BASE = 11  # first frame number covered by the guest row map
 ST_H_BASE = 12  # first frame number covered by the host row map
 ST_CACHE_ON = 13  # 1 = walk references go through the data-cache model
+ST_DATA_CACHE = 14  # 1 = the program's data accesses go through it too (and compete with walks)
 N_STATE = 16
 
 # --- costs (cycles) ---------------------------------------------------------------
@@ -63,7 +64,7 @@ C_L1 = 1  # L1 TLB lookup
 C_L2 = 2  # L2 TLB lookup after an L1 miss
 C_PWC = 3  # a walk-cache (PWC/NWC) lookup that hits
 C_NTLB = 4  # a nested-TLB lookup that hits
-C_L1D = 5
+C_L1D = 5  # C_L1D + served level (L1D, L2, L3, DRAM)
 C_L2C = 6
 C_L3C = 7
 C_DRAM = 8

@@ -29,6 +29,7 @@ from .layout import (
     SI_PRESENT,
     SI_WRITE,
     ST_CACHE_ON,
+    ST_DATA_CACHE,
     ST_EV_N,
     ST_EV_ON,
     ST_G_BASE,
@@ -81,6 +82,7 @@ class Machine:
         st[ST_G_BASE] = self.gmem.base
         st[ST_H_BASE] = self.host.mem.base
         st[ST_CACHE_ON] = 1 if config["cache.enabled"] else 0
+        st[ST_DATA_CACHE] = 1 if config["cache.enabled"] and config["cache.data_accesses"] else 0
         self.st = st
         self.ev = np.zeros((MAX_EVENTS, N_EVF), dtype=np.int64)
         self.stop = np.zeros(N_STOP, dtype=np.int64)

@@ -85,6 +85,11 @@ class Session:
                 return total
             total += n
 
+    def reset_counters(self) -> None:
+        """Forget the counts so far, keeping every machine's state: the end of a warm-up."""
+        for m in self.machines.values():
+            m.cnt[:] = 0
+
     def counters(self) -> dict[str, dict[str, int]]:
         return {name: m.counters() for name, m in self.machines.items()}
 

@@ -19,7 +19,7 @@ WORKLOADS = (
     ("kcompile", {"jobs": 60}, "MMU-intensive: fork/exec/exit of short processes"),
     ("mmapchurn", {}, "MMU-intensive: mmap, touch, munmap"),
     ("webserver", {}, "process pool, context switches"),
-    ("tlbstress", {"footprint": 128 << 20, "accesses": 3_000_000}, "TLB-intensive: random over a large heap"),
+    ("tlbstress", {"footprint": 128 << 20, "accesses": 2_000_000}, "TLB-intensive: random over a large heap"),
 )
 PAGE_CONFIGS = (("4k", "4k"), ("2m", "2m"))
 
@@ -36,6 +36,10 @@ def run_study(preset: str = C.DEFAULT_PRESET, sets=(), workloads=None, seed: int
             config = C.load(preset, sets, overrides={"guest.page": guest_page, "host.page": host_page})
             workload = make_workload(name, seed=seed, **params)
             session = Session(workload.chunks(), config, ALL_MODES)
+            warmup = getattr(workload, "warmup_ops", 0)
+            if warmup:  # count the steady state, not the heap's initialisation
+                session.run(warmup)
+                session.reset_counters()
             session.run_to_end()
             summary = summarize(session.counters())
             shadow, nested = summary["shadow"]["cycles"], summary["nested"]["cycles"]

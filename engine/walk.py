@@ -25,11 +25,8 @@ from numba import njit
 from .counters import K_CYC_WALK, K_NTLB_HITS, K_NTLB_MISSES, K_NWC_HITS, K_PWC_HITS, K_REFS_L1D
 from .entry import ADDR_MASK, A, D, NX, P, PS, RW, US, G
 from .layout import (
-    C_DRAM,
     C_FLAT,
     C_L1D,
-    C_L2C,
-    C_L3C,
     C_NTLB,
     C_PWC,
     DIM_GUEST,
@@ -85,12 +82,11 @@ def emit(ev, st, kind, a, b, c, d, e, f):
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def reference(pa, geom, c, st, cost, cnt):
-    """Charge one walk memory reference; returns where it was served (SERVED_*)."""
-    if st[ST_CACHE_ON] == 0:
-        cnt[K_CYC_WALK] += cost[C_FLAT]
-        cnt[K_REFS_L1D + SERVED_MEM] += 1
-        return SERVED_MEM
+def cache_access(pa, geom, c, st, cost):
+    """One access to physical address pa through the data caches; returns (where served, cycles).
+
+    The line is filled into every level that missed (an inclusive-style fill).
+    """
     line = pa >> 6
     served = SERVED_DRAM
     for lvl in range(3):
@@ -99,16 +95,20 @@ def reference(pa, geom, c, st, cost, cnt):
             sa_touch(c, st, slot)
             served = lvl
             break
-    for lvl in range(min(served, 3)):  # fill the levels that missed
+    for lvl in range(served):  # fill the levels that missed
         sa_insert(geom, c, st, S_CACHE_L1D + lvl, line, line, 0, 0, 0)
-    if served == 0:
-        cnt[K_CYC_WALK] += cost[C_L1D]
-    elif served == 1:
-        cnt[K_CYC_WALK] += cost[C_L2C]
-    elif served == 2:
-        cnt[K_CYC_WALK] += cost[C_L3C]
-    else:
-        cnt[K_CYC_WALK] += cost[C_DRAM]
+    return served, cost[C_L1D + served]
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def reference(pa, geom, c, st, cost, cnt):
+    """Charge one walk memory reference; returns where it was served (SERVED_*)."""
+    if st[ST_CACHE_ON] == 0:
+        cnt[K_CYC_WALK] += cost[C_FLAT]
+        cnt[K_REFS_L1D + SERVED_MEM] += 1
+        return SERVED_MEM
+    served, cycles = cache_access(pa, geom, c, st, cost)
+    cnt[K_CYC_WALK] += cycles
     cnt[K_REFS_L1D + served] += 1
     return served
 

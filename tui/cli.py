@@ -21,6 +21,7 @@ import threading
 from ..engine import config as C
 from ..engine.errors import ConfigError, EngineError
 from ..workloads.registry import RecordError, TraceError, WorkloadError, list_workloads, make_workload, open_trace
+from ..workloads.units import parse_count
 from . import render
 
 USER_ERRORS = (ConfigError, EngineError, WorkloadError, TraceError, RecordError, OSError)
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="simulate one workload and print its costs per mode")
     rep.add_argument("--mode", choices=MODES + ("all",), default="all")
     rep.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    rep.add_argument("--warmup", default="auto", metavar="OPS",
+                     help="ops run before counting starts (state kept, counters reset); 'auto' = the "
+                          "workload's own initialisation phase, if it declares one (tlbstress)")
     rep.add_argument("--show-config", action="store_true", help="print the effective config and exit")
     _add_machine_options(rep)
     _add_workload_options(rep, "random")
@@ -155,11 +159,16 @@ def cmd_report(args, out, err) -> int:
     from ..engine.session import Session
 
     session = Session(workload.chunks(), config, modes)
+    warmup = getattr(workload, "warmup_ops", 0) if args.warmup == "auto" else parse_count(args.warmup)
     with render.progress(err, workload.name) as tick:
+        if warmup:
+            tick(session.run(warmup))
+            session.reset_counters()
         while n := session.run(1 << 16):
             tick(n)
     summary = summarize(session.counters(), shown)
     meta = {"workload": workload.name, "description": workload.description, "ops": session.ops_done,
+            "warmup_ops": warmup,
             "preset": config.preset, "guest_page": config["guest.page"], "host_page": config["host.page"],
             "levels": config["guest.levels"]}
     skipped = getattr(workload, "skipped_lines", 0)
@@ -200,9 +209,6 @@ def cmd_bench(args, out, err) -> int:
     import numpy as np
 
     from ..engine import bench
-    from ..workloads.registry import parse_size  # noqa: F401  (counts below use the same units)
-    from ..workloads.units import parse_count
-
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for m in modes:
         if m not in MODES:

@@ -35,7 +35,8 @@ def config_table(config, out) -> None:
 
 def report(meta: dict, summary: dict, out) -> None:
     modes = list(summary)
-    table = Table(title=f"{meta['workload']}: {meta['ops']:,} ops · {meta['preset']} · guest {meta['guest_page']} "
+    warm = f" (first {meta['warmup_ops']:,} not counted)" if meta.get("warmup_ops") else ""
+    table = Table(title=f"{meta['workload']}: {meta['ops']:,} ops{warm} · {meta['preset']} · guest {meta['guest_page']} "
                         f"/ host {meta['host_page']} pages · {meta['levels']}-level",
                   caption=meta["description"])
     table.add_column("")

@@ -1,0 +1,103 @@
+"""The command line as a user types it: output shapes, JSON keys, one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rvi_tui.tui.cli import main
+
+
+def run(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_report_json_has_every_documented_key():
+    code, out, _ = run("report", "-w", "random", "--footprint", "4m", "--accesses", "20k", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert set(data["modes"]) == {"native", "shadow", "nested"}
+    for mode, m in data["modes"].items():
+        for key in ("accesses", "cycles", "cycles_per_access", "walks", "walk_refs", "walk_refs_per_walk",
+                    "pwc_hits", "ntlb_hits", "overhead_vs_native", "kvm"):
+            assert key in m, (mode, key)
+        assert set(m["tlb"]) >= {"l1_hits", "l2_hits", "misses"}
+        assert set(m["exits"]) == {"total", "by_reason"}
+        assert set(m["exits"]["by_reason"]) >= {"npf", "cr3_write", "invlpg", "pt_write", "shadow_fault",
+                                                "guest_pf_inject", "dirty_track"}
+        assert m["accesses"] == 20_000
+        assert m["tlb"]["misses"] == m["accesses"] - m["tlb"]["l1_hits"] - m["tlb"]["l2_hits"]
+    assert data["modes"]["native"]["overhead_vs_native"] is None
+    assert data["modes"]["nested"]["exits"]["by_reason"]["npf"] > 0
+    assert data["modes"]["native"]["exits"]["total"] == 0
+
+
+def test_report_single_mode_still_reports_overhead():
+    code, out, _ = run("report", "-w", "seq", "--footprint", "1m", "--accesses", "10k", "--mode", "nested", "--json")
+    data = json.loads(out)
+    assert list(data["modes"]) == ["nested"]
+    assert data["modes"]["nested"]["overhead_vs_native"] is not None
+
+
+def test_report_table_and_trace(tmp_path):
+    trace = tmp_path / "t.txt"
+    trace.write_text("# a comment\nR 0x7f0000001000\nW 7f0000002008\n0x7f0000001010\n")
+    code, out, _ = run("report", "--trace", str(trace), "--levels", "5", "--guest-page", "2m")
+    assert code == 0
+    assert "cycles / access" in out and "nested" in out and "5-level" in out
+
+
+def test_list_workloads_names_the_os_workloads():
+    code, out, _ = run("report", "--list-workloads")
+    assert code == 0
+    for name in ("seq", "random", "stride", "kcompile", "webserver", "tlbstress", "mmapchurn", "real-ls"):
+        assert name in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (("report", "--set", "tlb.l2.ways=7"), "tlb.l2"),
+    (("report", "--set", "nonsense.key=1"), "nonsense.key"),
+    (("report", "--set", "pwc.enabled=maybe"), "pwc.enabled"),
+    (("report", "--set", "guest.levels=3"), "guest.levels"),
+    (("report", "--preset", "pentium"), "pentium"),
+    (("report", "-w", "nope"), "nope"),
+    (("report", "--trace", "/no/such/file"), "/no/such/file"),
+    (("bench", "--modes", "native,bogus"), "bogus"),
+    (("record",), "record needs a command"),
+])
+def test_user_mistakes_are_one_line_errors(argv, needle):
+    code, out, err = run(*argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("rvi-tui: error:") and needle in err
+    assert "Traceback" not in err
+
+
+def test_malformed_trace_line_is_named_by_number(tmp_path):
+    trace = tmp_path / "bad.txt"
+    trace.write_text("0x1000\n0x2000\nnot-an-address\n")
+    code, _, err = run("report", "--trace", str(trace))
+    assert code == 2 and ":3:" in err
+    code, out, err = run("report", "--trace", str(trace), "--skip-bad-lines", "--json")
+    assert code == 0 and json.loads(out)["skipped_lines"] == 1
+
+
+def test_bench_json_reports_streams_per_mode():
+    code, out, _ = run("bench", "--accesses", "30k", "--modes", "native,nested", "--json")
+    assert code == 0
+    data = json.loads(out)
+    for stream in ("random", "seq", "real-ls"):
+        for mode in ("native", "nested"):
+            assert data["streams"][stream][mode] > 0
+    assert data["lackey_parse_lines_per_s"] > 0
+
+
+def test_console_script_runs_headless():
+    done = subprocess.run([sys.executable, "-m", "rvi_tui.tui.cli", "report", "--list-workloads"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "kcompile" in done.stdout
