@@ -1,0 +1,461 @@
+"""rvi-tui's live terminal UI: three machines in lockstep, one of them on screen.
+
+The engine runs in a background thread (``runner.Runner``); this module only
+queues commands to it and pulls ``Frame`` copies of its state, at most
+``MAX_HZ`` times a second, rendering each inside ``batch_update()``.
+
+    python -m rvi_tui.tui.app            # or `rvi-tui` with no subcommand
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.events import Resize
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Static
+
+from rvi_tui.engine import config as C
+from rvi_tui.engine.errors import ConfigError
+from rvi_tui.engine.report import summarize
+from rvi_tui.engine.session import ALL_MODES
+from rvi_tui.workloads.registry import WorkloadError, list_workloads, make_workload
+
+from .eventlog import LogLine, op_lines
+from .export import counters_document, write_export
+from .messages import EngineUpdate
+from .runner import ERROR, FINISHED, LOADING, PAUSED, RUNNING, SPEEDS, WARMING, Frame, Runner, RunSpec, speed_label
+from .screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
+from .stats import CounterHistory
+from .widgets import (CountersPane, ErrorBar, EventLog, GuestTablePane, SecondTablePane, StatusBar, TlbPane,
+                      WalkGrid)
+from .widgets.status import Status
+
+DEFAULT_WORKLOAD = "kcompile"
+MIN_SIZE = (80, 24)
+MAX_HZ = 20  # never redraw faster than this
+RUN_HZ = 10  # pull rate while the engine runs
+LOG_OPS_PER_TICK = 40  # at most this many new stepped ops are written to the log per redraw
+LOG_REBUILD_OPS = 150  # ops of history shown after a mode or filter change
+
+
+class MainScreen(Screen):
+    """The panes. Too small a terminal shows a message instead."""
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield ErrorBar(id="error")
+        with Horizontal(id="panes"):
+            with Vertical(id="left"):
+                yield TlbPane(id="tlb")
+                yield CountersPane(id="counters")
+            with Vertical(id="right"):
+                yield WalkGrid(id="walk")
+                yield GuestTablePane(id="guest")
+                yield SecondTablePane(id="second")
+                yield EventLog(id="events")
+        yield Static("", id="too-small")
+        yield Footer(show_command_palette=False, compact=True)
+
+    def on_resize(self, event: Resize) -> None:
+        w, h = event.size
+        small = w < MIN_SIZE[0] or h < MIN_SIZE[1]
+        self.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                f"terminal too small (need {MIN_SIZE[0]}x{MIN_SIZE[1]}, have {w}x{h})\n\n"
+                "enlarge the window, or press q to quit")
+
+
+class RviApp(App):
+    """The live TUI. Constructible without running (tests build it and drive it with a Pilot)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "rvi-tui"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("1", "view('native')", "native"),
+        Binding("2", "view('shadow')", "shadow"),
+        Binding("3", "view('nested')", "nested"),
+        Binding("space", "step", "step", key_display="␣"),
+        Binding("p", "toggle_run", "run/pause"),
+        Binding("plus,equals_sign", "faster", "faster", key_display="+"),
+        Binding("minus,underscore", "slower", "slower", key_display="-"),
+        Binding("l", "large_pages", "large pg"),
+        Binding("w", "pick_workload", "workload"),
+        Binding("r", "reset", "reset"),
+        Binding("e", "export", "export"),
+        Binding("f", "filter_events", "filter", show=False),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(self, workload_name: str | None = DEFAULT_WORKLOAD, workload_params: dict | None = None,
+                 trace: str | None = None, mode: str = "nested", preset: str = C.DEFAULT_PRESET,
+                 sets=(), seed: int = 1, guest_page: str | None = None, host_page: str | None = None,
+                 levels: int | None = None, *, export_dir: str | None = None, speed: int | None = None,
+                 run_hz: float = RUN_HZ) -> None:
+        super().__init__()
+        if mode not in ALL_MODES:
+            raise ValueError(f"unknown mode {mode!r} (known: {', '.join(ALL_MODES)})")
+        self.spec = RunSpec(workload=None if trace else (workload_name or DEFAULT_WORKLOAD),
+                            params=tuple((workload_params or {}).items()), trace=trace, preset=preset,
+                            sets=tuple(sets), seed=int(seed), guest_page=guest_page, host_page=host_page,
+                            levels=levels)
+        self.view_mode = mode
+        self.export_dir = export_dir
+        self.run_hz = min(float(run_hz), MAX_HZ)
+        self.runner = Runner(notify=self._engine_nudge)
+        if speed is not None:
+            self.runner.speed = max(0, min(len(SPEEDS) - 1, speed))
+        self.history = CounterHistory()
+        self.frame: Frame | None = None  # the last frame drawn
+        self.snapshot = None  # the last snapshot of the viewed mode
+        self._snap_key: tuple | None = None
+        self._seq_seen = 0
+        self._gen_seen = -1
+        self._rebuild_log = True
+        self._last_render = 0.0
+        self._refresh_pending = False
+        self._state_seen = ""
+        self._error_seen: str | None = None
+        self.render_count = 0  # redraws so far (the refresh-rate benchmark reads it)
+        self.last_export: tuple[str, str] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        self.main_screen = MainScreen(id="main")
+        return self.main_screen
+
+    def on_mount(self) -> None:
+        self._tick = self.set_interval(1 / self.run_hz, self.request_refresh, pause=True)
+        self._busy_tick = self.set_interval(0.5, self._busy_refresh)
+        self.call_after_refresh(self.request_refresh)
+        self.runner.start()
+        self.runner.view = self.view_mode
+        self.runner.load(self.spec)
+
+    def on_unmount(self) -> None:
+        self.runner.stop(timeout=0.5)
+
+    def _engine_nudge(self, reason: str) -> None:
+        """Called from the engine thread."""
+        self.post_message(EngineUpdate(reason))
+
+    def on_engine_update(self, message: EngineUpdate) -> None:
+        self.request_refresh()
+
+    def _busy_refresh(self) -> None:
+        if self.runner.busy:
+            self.request_refresh()
+
+    # --- drawing ------------------------------------------------------------------------------------
+    def request_refresh(self) -> None:
+        """Redraw now, or as soon as MAX_HZ allows (leading edge, then one trailing redraw)."""
+        wait = self._last_render + 1 / MAX_HZ - time.perf_counter()
+        if wait <= 0:
+            self.refresh_panes()
+        elif not self._refresh_pending:
+            self._refresh_pending = True
+            self.set_timer(wait, self._deferred_refresh)
+
+    def _deferred_refresh(self) -> None:
+        self._refresh_pending = False
+        self.refresh_panes()
+
+    def refresh_panes(self) -> None:
+        since = 0 if self._rebuild_log else self._seq_seen
+        try:
+            self.main_screen.query_one(EventLog)
+        except NoMatches:  # the panes are still being mounted: try again shortly
+            self.set_timer(0.05, self.request_refresh)
+            return
+        frame = self.runner.pull(self.view_mode, since=since, have=self._snap_key)
+        self._last_render = time.perf_counter()
+        self.render_count += 1
+        with self.batch_update():
+            self._render_frame(frame)
+
+    def _render_frame(self, f: Frame) -> None:
+        q = self.main_screen.query_one
+        mode = self.view_mode
+        if f.generation != self._gen_seen:
+            self._gen_seen = f.generation
+            self.history.reset()
+            self.snapshot = None
+            self._snap_key = None
+            self._seq_seen = 0
+            self._rebuild_log = True
+        if f.snapshot is not None:
+            self.snapshot = f.snapshot
+            self._snap_key = (f.generation, f.ops_done, mode)
+        if f.state != self._state_seen:
+            if f.state == RUNNING:
+                self._tick.resume()
+            else:
+                self._tick.pause()
+            self._state_seen = f.state
+            self.refresh_bindings()
+        self.frame = f
+        spec = f.spec or self.spec
+        cfg = f.config
+        status = Status(mode=mode, workload=spec.label, state=f.state, message=self._busy_message(f),
+                        ops_done=f.ops_done, total_ops=f.total_ops,
+                        guest_page=cfg.get("guest_page", spec.guest_page or "4k"),
+                        host_page=cfg.get("host_page", spec.host_page or "4k"),
+                        levels=f"{cfg.get('glevels', '?')}", preset=cfg.get("preset", spec.preset),
+                        speed=speed_label(f.speed), ops_rate=f.ops_rate,
+                        pid=self.snapshot.pid if self.snapshot is not None else None)
+        q(StatusBar).show(status)
+        q(ErrorBar).show_error(f.error)
+        if f.error and f.error != self._error_seen:
+            self.notify(f.error, title="the engine stopped", severity="error", timeout=10)
+        self._error_seen = f.error
+        log = q(EventLog)
+        log.set_title(mode)
+        if f.counters is None or self.snapshot is None:
+            note = f.error or self._busy_message(f) or "starting…"
+            q(TlbPane).show_note(mode, note)
+            q(WalkGrid).show(mode, None, 4, 4, note)
+            q(GuestTablePane).show_note(mode, note)
+            q(SecondTablePane).show_note(mode, note)
+            q(CountersPane).show(None, None, {}, mode, note)
+            if self._rebuild_log:
+                log.reset([])
+                self._rebuild_log = False
+            return
+        snap = self.snapshot
+        glevels, hlevels = cfg.get("glevels", 4), cfg.get("hlevels", 4)
+        follow = f.state != RUNNING
+        q(TlbPane).show(mode, snap, f.marks, follow)
+        note = "no TLB miss yet: step with space, or run with p" if f.ops_done == 0 or f.state != RUNNING else \
+            "no TLB miss sampled yet"
+        q(WalkGrid).show(mode, f.walk, glevels, hlevels, note)
+        if snap.counters.get("accesses", 0) > 0:
+            q(GuestTablePane).show(mode, snap, f.walk)
+            q(SecondTablePane).show(mode, snap, f.walk)
+        else:
+            note = "no memory access yet: the paths appear after the first one (space steps)"
+            q(GuestTablePane).show_note(mode, note)
+            q(SecondTablePane).show_note(mode, note)
+        self.history.add(f.counters, f.state == RUNNING)
+        window = self.history.window() if f.state == RUNNING else None
+        q(CountersPane).show(summarize(f.counters), window, f.sparks, mode)
+        self._update_log(log, f)
+
+    def _busy_message(self, f: Frame) -> str:
+        if f.state == WARMING:
+            return f"{f.message} {f.warm_s:.0f} s" if f.warm_s >= 1 else f.message
+        if f.state in (LOADING, FINISHED):
+            return f.message
+        return ""
+
+    def _update_log(self, log: EventLog, f: Frame) -> None:
+        mode = self.view_mode
+        records = f.records
+        if self._rebuild_log:
+            records = records[-LOG_REBUILD_OPS:]
+            lines = []
+            for r in records:
+                lines.extend(op_lines(r.op_index, r.op_text, r.events.get(mode, ()), r.gap))
+            log.reset(lines)
+            self._rebuild_log = False
+        elif records:
+            lines = []
+            if len(records) > LOG_OPS_PER_TICK:
+                skipped = len(records) - LOG_OPS_PER_TICK
+                records = records[-LOG_OPS_PER_TICK:]
+                lines.append(LogLine("op", f"⋯ {skipped:,} stepped ops not shown (too fast to log; slow down with -)"))
+            for r in records:
+                lines.extend(op_lines(r.op_index, r.op_text, r.events.get(mode, ()), r.gap))
+            log.add_lines(lines)
+        self._seq_seen = f.last_seq
+
+    # --- actions ------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if isinstance(self.screen, ModalScreen) and action not in ("quit",):
+            return False
+        state = self.runner.state
+        if action == "step":
+            return True if state == PAUSED else None
+        if action in ("toggle_run",):
+            return True if state in (PAUSED, RUNNING) else None
+        if action in ("faster", "slower", "export", "large_pages"):
+            return True if state in (PAUSED, RUNNING, FINISHED) else None
+        return True
+
+    def action_view(self, mode: str) -> None:
+        if mode == self.view_mode:
+            return
+        self.view_mode = mode
+        self.runner.view = mode
+        self._snap_key = None
+        self._rebuild_log = True
+        self._last_render = 0.0  # a key gets an immediate redraw
+        self.request_refresh()
+
+    def action_step(self) -> None:
+        if self.runner.state == PAUSED:
+            self.runner.step()
+
+    def action_toggle_run(self) -> None:
+        state = self.runner.state
+        if state == RUNNING:
+            self.runner.pause()
+        elif state == PAUSED:
+            self.runner.run()
+        elif state == FINISHED:
+            self.notify("the workload has finished: r restarts it, w picks another")
+        elif state == ERROR:
+            self.notify("the engine stopped on an error: r restarts, w picks another workload", severity="warning")
+        else:
+            self.notify("still loading the simulator…")
+
+    def action_faster(self) -> None:
+        self.runner.set_speed(self.runner.speed + 1)
+        self.request_refresh()
+
+    def action_slower(self) -> None:
+        self.runner.set_speed(self.runner.speed - 1)
+        self.request_refresh()
+
+    def load(self, spec: RunSpec) -> None:
+        """Start `spec` from op 0 (a fresh session; the old one is dropped)."""
+        self.spec = spec
+        self.runner.load(spec)
+        self.request_refresh()
+
+    def action_reset(self) -> None:
+        self.load(self.spec)
+        self.notify(f"restarted {self.spec.label} from op 0", timeout=3)
+
+    def large_pages_on(self) -> bool:
+        cfg = self.frame.config if self.frame is not None else {}
+        return cfg.get("guest_page", "4k") != "4k" or cfg.get("host_page", "4k") != "4k"
+
+    def action_large_pages(self) -> None:
+        on = not self.large_pages_on()
+        spec = self.spec.with_pages("2m", "2m") if on else self.spec.with_pages("4k", "4k")
+        ops = self.frame.ops_done if self.frame is not None else 0
+        what = "on: guest and host use 2 MiB pages" if on else "off: 4 KiB pages only"
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.load(spec)
+                self.notify(f"large pages {what}; restarted from op 0", timeout=4)
+
+        if ops > 0:
+            self.push_screen(ConfirmScreen(f"Turn large pages {what}?\n\nThis restarts the workload from op 0: "
+                                           f"the {ops:,} ops run so far are discarded.", "Large pages"), answer)
+        else:
+            answer(True)
+
+    def action_pick_workload(self) -> None:
+        spec = self.spec
+
+        def chosen(result: dict | None) -> None:
+            if not result:
+                return
+            if "trace" in result:
+                new = RunSpec(workload=None, trace=result["trace"], preset=spec.preset, sets=spec.sets,
+                              seed=spec.seed, guest_page=spec.guest_page, host_page=spec.host_page,
+                              levels=spec.levels)
+            else:
+                new = RunSpec(workload=result["workload"], params=result["params"], trace=None, preset=spec.preset,
+                              sets=spec.sets, seed=result["seed"], guest_page=spec.guest_page,
+                              host_page=spec.host_page, levels=spec.levels)
+            self.load(new)
+
+        self.push_screen(WorkloadPicker(list_workloads(), spec.workload, spec.params, spec.seed, spec.trace), chosen)
+
+    def action_export(self) -> None:
+        self.refresh_panes()
+        f = self.frame
+        if f is None or f.counters is None:
+            self.notify("nothing to export yet", severity="warning")
+            return
+        spec = f.spec or self.spec
+        document = counters_document(
+            f.counters, workload=spec.label,
+            spec={"workload": spec.workload, "params": dict(spec.params), "trace": spec.trace, "seed": spec.seed,
+                  "preset": spec.preset, "sets": list(spec.sets), "guest_page": spec.guest_page,
+                  "host_page": spec.host_page, "levels": spec.levels},
+            config=dict(f.config), ops_done=f.ops_done, total_ops=f.total_ops, finished=f.state == FINISHED,
+            viewed=self.view_mode)
+        directory = self.export_dir or os.getcwd()
+        try:
+            svg = self.export_screenshot(title=f"rvi-tui · {spec.label} · op {f.ops_done:,}")
+            paths = write_export(directory, document, svg, spec.trace and os.path.basename(spec.trace)
+                                 or spec.workload or "run")
+        except OSError as e:
+            self.notify(f"export failed: {e}", severity="error", timeout=8)
+            return
+        self.last_export = paths
+        self.notify(f"counters: {paths[0]}\nscreenshot: {paths[1]}", title="exported", timeout=10)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_filter_events(self) -> None:
+        log = self.main_screen.query_one(EventLog)
+
+        def apply(kinds: set | None) -> None:
+            if kinds is None:
+                return
+            log.kinds = set(kinds)
+            self._rebuild_log = True
+            self._last_render = 0.0
+            self.request_refresh()
+
+        self.push_screen(EventFilterScreen(log.kinds), apply)
+
+
+def check_args(workload_name: str | None = DEFAULT_WORKLOAD, workload_params: dict | None = None,
+               trace: str | None = None, mode: str = "nested", preset: str = C.DEFAULT_PRESET, sets=(),
+               seed: int = 1, guest_page: str | None = None, host_page: str | None = None,
+               levels: int | None = None, **_ignored) -> str | None:
+    """A one-line error for arguments that cannot work, before the screen is taken over (None if fine)."""
+    if mode not in ALL_MODES:
+        return f"unknown mode {mode!r} (known: {', '.join(ALL_MODES)})"
+    spec = RunSpec(workload=None if trace else (workload_name or DEFAULT_WORKLOAD),
+                   params=tuple((workload_params or {}).items()), trace=trace, preset=preset, sets=tuple(sets),
+                   seed=int(seed), guest_page=guest_page, host_page=host_page, levels=levels)
+    try:
+        spec.config()
+        if trace:
+            if not os.path.isfile(os.path.expanduser(trace)):
+                return f"no such trace file: {trace}"
+        else:
+            make_workload(spec.workload, seed=spec.seed, **dict(spec.params))
+    except (ConfigError, WorkloadError) as e:
+        return str(e)
+    return None
+
+
+def run_app(*, mouse: bool = True, **kwargs) -> int:
+    """Run the TUI until the user quits; the exit status (2 for arguments that cannot work).
+
+    kwargs are RviApp's: workload_name, workload_params, trace, mode, preset, sets, seed, guest_page,
+    host_page, levels, export_dir, speed.
+    """
+    problem = check_args(**kwargs)
+    if problem:
+        print(f"rvi-tui: {problem}", file=sys.stderr)
+        return 2
+    app = RviApp(**kwargs)
+    app.run(mouse=mouse)
+    return app.return_code or 0
+
+
+def main() -> int:  # pragma: no cover - `python -m rvi_tui.tui.app`
+    return run_app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

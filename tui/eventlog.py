@@ -1,0 +1,127 @@
+"""Event-log lines for one stepped op: pure formatting, no Textual.
+
+Every line starts with a word tag (``TLB``, ``WALK``, ``EXIT``, ``#PF``,
+``SYNC``, ``OS``), so the log reads the same without colour (``NO_COLOR``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rvi_tui.engine import events as ev
+
+from .walks import split_walks
+
+# filterable kinds, in the order the filter dialog lists them
+KINDS = ("op", "tlb", "walk", "fault", "exit", "sync", "os", "flush")
+KIND_LABELS = {
+    "op": "ops (one header line per op)",
+    "tlb": "TLB lookups and fills",
+    "walk": "page walks (references, walk caches)",
+    "fault": "faults (hardware faults, guest #PF)",
+    "exit": "VM exits (reason, cycles)",
+    "sync": "shadow-sync actions",
+    "os": "guest OS operations",
+    "flush": "TLB flushes and INVLPG",
+}
+
+
+@dataclass(frozen=True)
+class LogLine:
+    kind: str
+    text: str
+
+
+def _served_text(items) -> str:
+    """'L1D 2 DRAM 1, saved PWC 3 NTLB 1' (cache names without their level)."""
+    served: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    for x in items:
+        if isinstance(x, ev.WalkRef):
+            served[x.served] = served.get(x.served, 0) + 1
+        else:
+            name = x.by.split()[0]
+            skipped[name] = skipped.get(name, 0) + 1
+    text = " ".join(f"{k} {v}" for k, v in served.items())
+    if skipped:
+        text += (", " if text else "") + "saved " + " ".join(f"{k} {v}" for k, v in skipped.items())
+    return text
+
+
+def _fault_text(f: ev.HwFault) -> str:
+    what = {"guest-fault": "guest page fault", "npf": "nested page fault", "shadow-fault": "shadow page fault"}
+    state = "protection" if f.present else "not present"
+    addr = f"gPA {f.addr:#x}" if f.kind == "npf" else f"{f.addr:#x}"
+    return f"{what.get(f.kind, f.kind)} at L{f.level}: {addr} {state}{' (write)' if f.write else ''}"
+
+
+def op_lines(op_index: int, op_text: str, events, sampled_gap: int = 0) -> list[LogLine]:
+    """Log lines for one op's events in one mode. sampled_gap: ops run in batch (no events) just before."""
+    out: list[LogLine] = []
+    if sampled_gap:
+        out.append(LogLine("op", f"⋯ {sampled_gap:,} ops run in batch (counters only, no events)"))
+    kind = "os" if not op_text[:1] in ("R", "W", "X") else "op"
+    out.append(LogLine("op", f"op #{op_index:,}  {'OS ' if kind == 'os' else ''}{op_text}"))
+    attempts = split_walks(events)
+    walk_no = 0
+    in_walk = False
+    lookups: list[str] = []
+
+    def flush_lookups():
+        if lookups:
+            out.append(LogLine("tlb", "  TLB   " + " · ".join(lookups)))
+            lookups.clear()
+
+    for e in events:
+        if isinstance(e, ev.TlbLookup):
+            if in_walk:
+                in_walk = False
+            lookups.append(f"{e.struct} hit [{e.set}/{e.way}]" if e.hit else f"{e.struct} miss")
+            continue
+        if isinstance(e, (ev.WalkRef, ev.WalkSkip)):
+            if not in_walk:
+                flush_lookups()
+                in_walk = True
+                a = attempts[walk_no] if walk_no < len(attempts) else None
+                walk_no += 1
+                if a is not None:
+                    label = "D-bit assist" if a.assist else f"#{walk_no}"
+                    end = "FAULT" if a.fault else "done"
+                    out.append(LogLine("walk", f"  WALK  {label} → {end}: {a.refs} ref{'s' if a.refs != 1 else ''} "
+                                               f"({_served_text(a.items)})"))
+            continue
+        flush_lookups()
+        if isinstance(e, ev.HwFault):
+            in_walk = False
+            out.append(LogLine("fault", f"  #PF   {_fault_text(e)}"))
+        elif isinstance(e, ev.TlbFill):
+            in_walk = False
+            text = f"  TLB   fill {e.struct} [{e.set}/{e.way}] vpn {e.vpn:#x}"
+            if e.evicted_vpn >= 0:
+                text += f" evicting {e.evicted_vpn:#x}"
+            out.append(LogLine("tlb", text))
+        elif isinstance(e, ev.Translated):
+            size = ("4 KiB", "2 MiB", "1 GiB")[e.size] if 0 <= e.size < 3 else str(e.size)
+            out.append(LogLine("tlb", f"  TLB   → {e.paddr:#x} ({size} page, via {e.via})"))
+        elif isinstance(e, ev.DirtyAssist):
+            out.append(LogLine("walk", "  WALK  write to a clean/read-only TLB entry: re-walk to set D"))
+        elif isinstance(e, ev.Exit):
+            detail = f": {e.detail}" if e.detail else ""
+            out.append(LogLine("exit", f"  EXIT  {e.reason} ({e.cycles:,} cycles){detail}"))
+        elif isinstance(e, ev.GuestFault):
+            rw = "write" if e.write else "read"
+            out.append(LogLine("fault", f"  #PF   guest OS: {e.outcome} fault, {rw} {e.addr:#x}"))
+        elif isinstance(e, ev.ShadowSync):
+            where = f" gPT {e.table:#x}" if e.table else ""
+            lvl = f" L{e.level}" if e.level else ""
+            out.append(LogLine("sync", f"  SYNC  {e.action} gVA {e.gva:#x}{where}{lvl}"))
+        elif isinstance(e, ev.OsOp):
+            if e.text != op_text:  # the op header already says it
+                out.append(LogLine("os", f"  OS    {e.text}"))
+        elif isinstance(e, ev.Flush):
+            addr = f" {e.addr:#x}" if e.addr else ""
+            out.append(LogLine("flush", f"  FLUSH {e.what}{addr}"))
+        else:  # an event kind this UI does not know yet: show it rather than drop it
+            out.append(LogLine("op", f"  {e!r}"))
+    flush_lookups()
+    return out

@@ -1,0 +1,485 @@
+"""The engine thread: owns the session, runs it in short slices, answers the UI's pulls.
+
+The UI never touches the session: it queues commands (load, step, run,
+pause, speed) and pulls a ``Frame`` at a bounded rate. Every use of the
+session, by the thread or by a pull, holds ``lock``; a running slice holds it
+for ≲ 30 ms, so a pull (and so a keypress that needs fresh state) never waits
+longer than that.
+
+The thread is a plain daemon thread rather than a Textual thread worker: the
+first load may compile the numba kernels for about a minute on a cold cache,
+and quitting must not wait for that (a worker's executor thread is joined at
+exit; a daemon thread is not).
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from rvi_tui.engine import config as C
+from rvi_tui.engine.errors import ConfigError, EngineError
+from rvi_tui.engine.report import summarize
+from rvi_tui.engine.session import ALL_MODES, Session
+from rvi_tui.workloads import ops as O
+from rvi_tui.workloads.registry import TraceError, WorkloadError, make_workload, open_trace
+
+from .walks import WalkView, build_view, costs_of, has_walk, tlb_marks
+
+# Speeds in ops/s; None = flat out. Up to STEP_LIMIT every op is stepped with its events;
+# above it ops run in batch (counters only) and one op per slice is stepped as a sample.
+SPEEDS: tuple[int | None, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 1_000, 10_000, 100_000, None)
+STEP_LIMIT = 200
+DEFAULT_SPEED = len(SPEEDS) - 1
+SLICE_S = 0.025  # target wall time a running slice holds the lock
+MAX_BATCH = 1 << 16
+HISTORY_OPS = 400  # stepped ops kept for the event log (per session)
+SAMPLE_STEPS = 8  # at batch speeds, step up to this many ops per slice until one walks
+SPARK_LEN = 160  # cycles/access samples kept per mode (one per stepped op, or per slice at batch speeds)
+
+WARMING, LOADING, PAUSED, RUNNING, FINISHED, ERROR = "warming", "loading", "paused", "running", "finished", "error"
+USER_ERRORS = (EngineError, ConfigError, TraceError, WorkloadError, OSError)
+
+
+def speed_label(index: int) -> str:
+    s = SPEEDS[index]
+    if s is None:
+        return "max"
+    return f"{s:,}/s" if s < 1000 else f"{s // 1000:,}k/s"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run: the workload and the machine configuration."""
+
+    workload: str | None = "kcompile"
+    params: tuple = ()  # (key, value) pairs for make_workload
+    trace: str | None = None
+    preset: str = C.DEFAULT_PRESET
+    sets: tuple[str, ...] = ()
+    seed: int = 1
+    guest_page: str | None = None
+    host_page: str | None = None
+    levels: int | None = None
+
+    @property
+    def label(self) -> str:
+        if self.trace:
+            return f"trace {self.trace}"
+        params = " ".join(f"{k}={v}" for k, v in self.params)
+        return f"{self.workload}{' ' + params if params else ''} seed {self.seed}"
+
+    def overrides(self) -> dict:
+        o = {}
+        if self.guest_page:
+            o["guest.page"] = self.guest_page
+        if self.host_page:
+            o["host.page"] = self.host_page
+        if self.levels:
+            o["guest.levels"] = int(self.levels)
+            o["host.levels"] = int(self.levels)
+        return o
+
+    def config(self) -> C.Config:
+        return C.load(preset=self.preset, sets=list(self.sets), overrides=self.overrides())
+
+    def make_workload(self):
+        if self.trace:
+            return open_trace(self.trace)
+        return make_workload(self.workload, seed=self.seed, **dict(self.params))
+
+    def with_pages(self, guest: str, host: str) -> RunSpec:
+        return replace(self, guest_page=guest, host_page=host)
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """One stepped op: its events in every mode."""
+
+    seq: int
+    op_index: int  # 1-based
+    op_text: str
+    events: dict  # mode -> list of events
+    gap: int = 0  # ops run in batch (no events) just before this one
+
+
+@dataclass
+class Frame:
+    """What the UI draws, copied out under the lock."""
+
+    generation: int
+    state: str
+    message: str
+    error: str | None
+    spec: RunSpec | None
+    ops_done: int = 0
+    total_ops: int | None = None
+    speed: int = DEFAULT_SPEED
+    ops_rate: float | None = None
+    counters: dict | None = None
+    snapshot: object | None = None  # MachineSnapshot of the viewed mode (None = unchanged / not asked)
+    records: list = field(default_factory=list)  # OpRecords newer than the pull's `since`
+    last_seq: int = 0
+    latest: OpRecord | None = None  # the newest stepped op, if it is also the newest op run
+    walk: WalkView | None = None  # last completed walk of the viewed mode
+    marks: dict = field(default_factory=dict)  # TLB entries the newest op touched (viewed mode)
+    config: dict = field(default_factory=dict)  # facts: guest_page, host_page, glevels, hlevels, preset
+    warm_s: float = 0.0  # seconds spent warming up so far
+    sparks: dict = field(default_factory=dict)  # mode -> list of recent cycles/access samples
+
+
+def warm_up() -> None:
+    """Load (or, on a cold cache, compile) every kernel specialisation: step and batch, all modes."""
+    config = C.load()
+    chunk = O.concat([O.mmap(1, 0x10000, 0x4000), O.accesses([0x10000, 0x11000, 0x12000], rw=O.WRITE),
+                      O.accesses([0x10008, 0x13000])])
+    s = Session([chunk], config)
+    for _ in range(3):
+        s.step()
+    s.run(16)
+
+
+class Runner:
+    """Thread-side owner of the session. Public methods are called from the UI thread."""
+
+    def __init__(self, notify: Callable[[str], None] | None = None):
+        self.lock = threading.Lock()
+        self._notify = notify or (lambda reason: None)
+        self._cmds: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._ui_waiting = threading.Event()
+        self.generation = 0
+        self.state = WARMING
+        self.message = "starting"
+        self.error: str | None = None
+        self.spec: RunSpec | None = None
+        self.session: Session | None = None
+        self.config = None
+        self.costs: dict = {}
+        self.total_ops: int | None = None
+        self.speed = DEFAULT_SPEED
+        self.view = "nested"  # the viewed mode (sampling prefers ops that walk in it)
+        self.warmed = False
+        self.warm_started: float | None = None
+        self.warm_s = 0.0
+        self._seq = 0
+        self.records: deque[OpRecord] = deque(maxlen=HISTORY_OPS)
+        self.walks: dict[str, WalkView] = {}
+        self._run_t0 = 0.0
+        self._run_ops0 = 0
+        self._batch = 64
+        self._rate_samples: deque = deque(maxlen=64)
+        self.ops_rate: float | None = None
+        self.sparks: dict[str, deque] = {}
+        self._spark_base: dict | None = None
+        self.on_slice: Callable[[], None] | None = None  # test hook, called (thread side) after each slice
+
+    # --- UI side ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._main, name="rvi-engine", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._cmds.put(("stop",))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def load(self, spec: RunSpec) -> None:
+        self._cmds.put(("load", spec))
+
+    def step(self, n: int = 1) -> None:
+        self._cmds.put(("step", n))
+
+    def run(self) -> None:
+        self._cmds.put(("run",))
+
+    def pause(self) -> None:
+        self._cmds.put(("pause",))
+
+    def set_speed(self, index: int) -> None:
+        self.speed = max(0, min(len(SPEEDS) - 1, index))
+        self._cmds.put(("speed",))
+
+    @property
+    def busy(self) -> bool:
+        return self.state in (WARMING, LOADING)
+
+    def pull(self, mode: str, since: int = 0, have: tuple | None = None) -> Frame:
+        """A consistent copy of the state for the viewed mode (takes the lock: ≤ one slice of waiting).
+
+        ``since``: only op records newer than this seq; ``have``: the (generation, ops_done, mode) of the
+        snapshot the caller already holds: if unchanged, no new snapshot is taken (``Frame.snapshot`` None).
+        """
+        self._ui_waiting.set()
+        try:
+            with self.lock:
+                return self._frame(mode, since, have)
+        finally:
+            self._ui_waiting.clear()
+
+    def _frame(self, mode: str, since: int, have: tuple | None) -> Frame:
+        warm = self.warm_s
+        if self.state == WARMING and self.warm_started is not None:
+            warm = time.perf_counter() - self.warm_started
+        f = Frame(self.generation, self.state, self.message, self.error, self.spec, speed=self.speed,
+                  total_ops=self.total_ops, warm_s=warm, last_seq=self._seq)
+        if self.config is not None:
+            f.config = {"guest_page": self.config["guest.page"], "host_page": self.config["host.page"],
+                        "glevels": self.config["guest.levels"], "hlevels": self.config["host.levels"],
+                        "preset": self.config.preset, "pcid": self.config["guest.pcid"]}
+        s = self.session
+        if s is None:
+            return f
+        f.ops_done = s.ops_done
+        f.ops_rate = self.ops_rate if self.state == RUNNING else None
+        f.counters = s.counters()
+        if mode in s.modes and have != (self.generation, s.ops_done, mode):
+            f.snapshot = s.snapshot(mode)
+        f.records = [r for r in self.records if r.seq > since]
+        if self.records and self.records[-1].op_index == s.ops_done:
+            f.latest = self.records[-1]
+            f.marks = tlb_marks(f.latest.events.get(mode, ()))
+        f.walk = self.walks.get(mode)
+        f.sparks = {m: list(d) for m, d in self.sparks.items()}
+        return f
+
+    # --- thread side -----------------------------------------------------------------------------
+    def _post(self, reason: str) -> None:
+        try:
+            self._notify(reason)
+        except Exception:  # the app may be closing
+            pass
+
+    def _main(self) -> None:
+        while True:
+            wait = self._wait_time()
+            try:
+                cmd = self._cmds.get(timeout=wait) if wait > 0 else self._cmds.get_nowait()
+            except queue.Empty:
+                cmd = None
+            if cmd is not None and cmd[0] == "stop":
+                return
+            try:
+                if cmd is not None:
+                    self._handle(cmd)
+                if self.state == RUNNING:
+                    self._slice()
+            except Exception as e:  # anything the engine raises ends the run, never the app
+                self._fail(e)
+
+    def _wait_time(self) -> float:
+        if self.state != RUNNING:
+            return 0.1
+        speed = SPEEDS[self.speed]
+        if speed is None:
+            return 0.0
+        due_at = self._run_t0 + (self._ran_since_start() + 1) / speed
+        return max(0.0, min(0.1, due_at - time.perf_counter()))
+
+    def _ran_since_start(self) -> int:
+        return self.session.ops_done - self._run_ops0 if self.session else 0
+
+    def _handle(self, cmd) -> None:
+        kind = cmd[0]
+        if kind == "load":
+            self._load(cmd[1])
+        elif kind == "step":
+            if self.state == PAUSED:
+                with self.lock:
+                    for _ in range(cmd[1]):
+                        if not self._step_one(0):
+                            break
+                        self._spark_sample()
+                self._post("step")
+        elif kind == "run":
+            if self.state == PAUSED:
+                self.state = RUNNING
+                self._restart_pacing()
+                self._post("state")
+        elif kind == "pause":
+            if self.state == RUNNING:
+                self.state = PAUSED
+                self.ops_rate = None
+                self._post("state")
+        elif kind == "speed":
+            self._restart_pacing()
+            self._post("state")
+
+    def _restart_pacing(self) -> None:
+        self._run_t0 = time.perf_counter()
+        self._run_ops0 = self.session.ops_done if self.session else 0
+        self._rate_samples.clear()
+        self._rate_samples.append((self._run_t0, self._run_ops0))
+
+    def _load(self, spec: RunSpec) -> None:
+        with self.lock:
+            self.generation += 1
+            self.session = None
+            self.spec = spec
+            self.error = None
+            self.records.clear()
+            self.walks.clear()
+            self.sparks = {}
+            self._spark_base = None
+            self.total_ops = None
+            self.ops_rate = None
+        if not self.warmed:
+            self.state = WARMING
+            self.message = "loading simulator kernels (compiled on the first run only: up to a minute)…"
+            self.warm_started = time.perf_counter()
+            self._post("state")
+            warm_up()
+            self.warm_s = time.perf_counter() - self.warm_started
+            self.warm_started = None
+            self.warmed = True
+        self.state = LOADING
+        self.message = f"loading {spec.label}…"
+        self._post("state")
+        config = spec.config()
+        workload = spec.make_workload()
+        chunks = iter(workload.chunks())
+        first = next(chunks, None)  # parses/generates the first chunk here, not on the first step
+        stream = itertools.chain([first], chunks) if first is not None else iter(())
+        session = Session(stream, config, modes=ALL_MODES, total_ops=None)
+        with self.lock:
+            self.config = config
+            self.costs = costs_of(config)
+            self.session = session
+            self._spark_base = session.counters()
+            self.state = PAUSED
+            self.message = ""
+        self._post("ready")
+        gen = self.generation
+        threading.Thread(target=self._count_ops, args=(workload, gen), name="rvi-count", daemon=True).start()
+
+    def _count_ops(self, workload, gen: int) -> None:
+        try:
+            n = workload.n_ops
+        except Exception:  # the engine thread reports stream errors; a count is only a nicety
+            return
+        if n is not None and gen == self.generation:
+            self.total_ops = int(n)
+            self._post("total")
+
+    def _step_one(self, gap: int) -> bool:
+        """Step one op (lock held); False at the end of the stream."""
+        s = self.session
+        events = s.step()
+        if events is None:
+            self._finish()
+            return False
+        self._seq += 1
+        op = s.last_op[0] if s.last_op is not None and len(s.last_op) else None
+        op_text = O.describe(op) if op is not None else "?"
+        vaddr = int(op["addr"]) if op is not None and int(op["kind"]) == O.ACCESS else 0
+        rec = OpRecord(self._seq, s.ops_done, op_text, events, gap)
+        self.records.append(rec)
+        glevels = self.config["guest.levels"]
+        hlevels = self.config["host.levels"]
+        for mode, evs in events.items():
+            if has_walk(evs):
+                view = build_view(mode, evs, s.ops_done, op_text, glevels, hlevels, self.costs, vaddr)
+                if view is not None:
+                    self.walks[mode] = view
+        return True
+
+    def _spark_sample(self) -> None:
+        """Append each mode's cycles/access since the last sample (lock held); skipped until an access ran."""
+        cur = self.session.counters()
+        base = self._spark_base or {}
+        d = {m: {k: v - base.get(m, {}).get(k, 0) for k, v in c.items()} for m, c in cur.items()}
+        if not any(v.get("accesses", 0) for v in d.values()):
+            return
+        for mode, summ in summarize(d).items():
+            if summ["accesses"] > 0:
+                self.sparks.setdefault(mode, deque(maxlen=SPARK_LEN)).append(summ["cycles_per_access"])
+        self._spark_base = cur
+
+    def _finish(self) -> None:
+        self.state = FINISHED
+        self.ops_rate = None
+        if self.session is not None:
+            self.total_ops = self.session.ops_done
+        self.message = "end of the workload: r restarts it, w picks another"
+
+    def _slice(self) -> None:
+        speed = SPEEDS[self.speed]
+        if self._ui_waiting.is_set():  # let a waiting pull in first (Lock is not fair)
+            deadline = time.perf_counter() + 0.05
+            while self._ui_waiting.is_set() and time.perf_counter() < deadline:
+                time.sleep(0.0005)
+        t0 = time.perf_counter()
+        s = self.session
+        if speed is not None and speed <= STEP_LIMIT:
+            due = int((t0 - self._run_t0) * speed) - self._ran_since_start()
+            if due <= 0:
+                return
+            due = min(due, max(1, speed // 10))  # after a stall, do not burst
+            with self.lock:
+                for _ in range(due):
+                    if not self._step_one(0):
+                        break
+                    self._spark_sample()
+                    if time.perf_counter() - t0 > SLICE_S:
+                        break
+        else:
+            n = self._batch
+            if speed is not None:
+                allowed = int((t0 - self._run_t0 + SLICE_S) * speed) - self._ran_since_start()
+                if allowed <= 0:
+                    time.sleep(min(0.02, 1 / speed))
+                    return
+                n = min(n, allowed)
+            with self.lock:
+                before = s.ops_done
+                ran = s.run(max(n - 1, 0)) if n > 1 else 0
+                if ran < max(n - 1, 0):
+                    self._finish()
+                else:
+                    gap = ran
+                    for _ in range(SAMPLE_STEPS):
+                        if not self._step_one(gap):
+                            break
+                        gap = 0
+                        if has_walk(self.records[-1].events.get(self.view, ())):
+                            break
+                self._spark_sample()
+                done = s.ops_done - before
+            dt = time.perf_counter() - t0
+            if done > 0 and dt > 0:
+                target = int(done * SLICE_S / dt)  # shrink at once after a slow slice, grow by doubling
+                self._batch = max(2, min(MAX_BATCH, self._batch * 2, target))
+        now = time.perf_counter()
+        self._rate_samples.append((now, s.ops_done))
+        while len(self._rate_samples) > 2 and now - self._rate_samples[0][0] > 1.0:
+            self._rate_samples.popleft()
+        t_old, n_old = self._rate_samples[0]
+        if now - t_old > 0.05:
+            self.ops_rate = (s.ops_done - n_old) / (now - t_old)
+        if self.state == FINISHED:
+            self._post("state")
+        if self.on_slice is not None:
+            self.on_slice()
+
+    def _fail(self, e: BaseException) -> None:
+        if isinstance(e, USER_ERRORS):
+            what = {ConfigError: "configuration error", TraceError: "trace error", WorkloadError: "workload error",
+                    EngineError: "engine error"}
+            kind = next((v for k, v in what.items() if isinstance(e, k)), "error")
+            text = f"{kind}: {e}"
+        else:
+            tb = traceback.format_exception(type(e), e, e.__traceback__)
+            text = f"internal error ({type(e).__name__}: {e}); this is a bug. Last frame: {tb[-2].strip().splitlines()[0]}"
+        with self.lock:
+            self.state = ERROR
+            self.error = text
+            self.ops_rate = None
+            self.message = ""
+        self._post("error")

@@ -1,0 +1,197 @@
+"""Counters pane: the three modes side by side, in lockstep on the same op stream.
+
+In the manner of kvm_stat: a total and a current rate per counter ('now' is
+per second for counts and over the last second for ratios), rows that are zero
+in every mode left out, and a sparkline of cycles per access per mode on one
+shared log scale, so the modes' levels compare at a glance.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widget import Widget
+
+from rvi_tui.engine.counters import EXIT_REASONS
+
+from .. import fmt
+
+MODES = ("native", "shadow", "nested")
+KVM_ROWS = ("pf_fixed", "pf_guest", "mmu_pte_write", "mmu_shadow_zapped", "mmu_flooded", "mmu_unsync",
+            "mmu_cache_miss", "mmu_recycled", "tlb_flush", "invlpg")
+LABEL_W = 14
+TOTAL_W = 7  # totals are at most 6 characters: one space always separates the columns
+NOW_W = 6
+EXIT_LABELS = {"guest_pf_inject": "pf_inject"}
+
+
+def _get(summary: dict, path: str):
+    v = summary
+    for part in path.split("."):
+        v = v[part]
+    return v
+
+
+# (label, path into a summary, kind): kind 'count' (now = per second), 'ratio', 'pct', 'overhead'
+MAIN_ROWS = (
+    ("accesses", "accesses", "count"),
+    ("cycles/access", "cycles_per_access", "ratio"),
+    ("vs native", "overhead_vs_native", "overhead"),
+    ("TLB miss rate", "tlb.miss_rate", "pct"),
+    ("walks", "walks", "count"),
+    ("refs/walk", "walk_refs_per_walk", "ratio"),
+    ("walk cycles", "cycles_breakdown.walk", "share"),
+    ("VMM cycles", "cycles_breakdown.hypervisor", "vmm"),
+    ("VM exits", "exits.total", "count"),
+)
+
+
+class CountersBody(Widget):
+    COMPONENT_CLASSES = {"ctr--head", "ctr--mode", "ctr--now", "ctr--section", "ctr--spark", "ctr--muted",
+                         "ctr--best", "ctr--worst"}
+    DEFAULT_CSS = """
+    CountersBody { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
+    CountersBody > .ctr--head { color: $text-muted; text-style: bold; }
+    CountersBody > .ctr--mode { color: $text-primary; text-style: bold; }
+    CountersBody > .ctr--now { color: $text-muted; }
+    CountersBody > .ctr--section { color: $text-secondary; text-style: bold; }
+    CountersBody > .ctr--spark { color: $text-accent; }
+    CountersBody > .ctr--muted { color: $text-muted; }
+    CountersBody > .ctr--best { color: $text-success; text-style: bold; }
+    CountersBody > .ctr--worst { color: $text-error; text-style: bold; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.total: dict | None = None
+        self.now: dict | None = None
+        self.dt = 0.0
+        self.sparks: dict = {}
+        self.viewed = "nested"
+        self.note = "waiting for the engine…"
+
+    def show(self, total: dict | None, now: tuple | None, sparks: dict, viewed: str, note: str = "") -> None:
+        self.total = total
+        self.now, self.dt = (now if now else (None, 0.0))
+        self.sparks = sparks
+        self.viewed = viewed
+        self.note = note
+        self.refresh(layout=True)
+
+    def st(self, name):
+        return self.get_component_rich_style(name)
+
+    def render(self) -> Text:
+        if not self.total:
+            return Text(self.note, style=self.st("ctr--muted"))
+        width = self.size.width or 58
+        show_now = width >= LABEL_W + 3 * (TOTAL_W + NOW_W)
+        out = Text(no_wrap=True, overflow="ellipsis")
+        self._sparklines(out, width)
+        # header
+        cell_w = TOTAL_W + (NOW_W if show_now else 0)
+        out.append(f"{'':<{LABEL_W}}")
+        for m in MODES:
+            style = self.st("ctr--mode") if m == self.viewed else self.st("ctr--head")
+            name = f"▸{m}" if m == self.viewed else m
+            out.append(f"{name:^{cell_w}}" if show_now else f"{name:>{cell_w}}", style=style)
+        out.append("\n")
+        if show_now:
+            out.append(f"{'':<{LABEL_W}}")
+            for _ in MODES:
+                out.append(f"{'total':>{TOTAL_W}}{'now':>{NOW_W}}", style=self.st("ctr--head"))
+            out.append("\n")
+        for label, path, kind in MAIN_ROWS:
+            self._row(out, label, path, kind, show_now, highlight=kind in ("ratio",) and path == "cycles_per_access")
+        reasons = [r for r in EXIT_REASONS if any(self.total[m]["exits"]["by_reason"][r] for m in self.total)]
+        for r in reasons:
+            self._row(out, f" {EXIT_LABELS.get(r, r)}", f"exits.by_reason.{r}", "count", show_now)
+        kvm = [k for k in KVM_ROWS if any(self.total[m]["kvm"][k] for m in self.total)]
+        if kvm:
+            out.append("kvm_stat (mmu_* names without mmu_)\n", style=self.st("ctr--section"))
+            for k in kvm:
+                self._row(out, f" {k.removeprefix('mmu_')}", f"kvm.{k}", "count", show_now)
+        if any(self.total[m]["guest"]["guest_pf"] for m in self.total):
+            self._row(out, "guest #PF", "guest.guest_pf", "count", show_now)
+        out.rstrip()
+        return out
+
+    def _sparklines(self, out: Text, width: int) -> None:
+        series = {m: list(self.sparks.get(m, ())) for m in MODES}
+        values = [v for s in series.values() for v in s if v > 0]
+        out.append("cycles/access, recent · one log scale\n", style=self.st("ctr--section"))
+        span = max(8, width - 7 - 10)
+        lo, hi = (min(values), max(values)) if values else (1.0, 1.0)
+        for m in MODES:
+            s = series[m][-span:]
+            style = self.st("ctr--mode") if m == self.viewed else self.st("ctr--head")
+            out.append(f"{m:<7}", style=style)
+            line = fmt.sparkline(s, lo, hi) if s else "·"
+            out.append(f"{line:<{span}}", style=self.st("ctr--spark"))
+            last = fmt.ratio(s[-1]) if s else "—"
+            out.append(f"{last:>10}\n")
+
+    def _row(self, out: Text, label: str, path: str, kind: str, show_now: bool, highlight: bool = False) -> None:
+        out.append(f"{label[:LABEL_W]:<{LABEL_W}}")
+        totals = {m: _get(self.total[m], path) for m in MODES if m in self.total}
+        best = worst = None
+        if highlight and len(totals) == 3:
+            best = min(totals, key=lambda m: totals[m])
+            worst = max(totals, key=lambda m: totals[m])
+        for m in MODES:
+            if m not in self.total:
+                out.append(" " * (TOTAL_W + (NOW_W if show_now else 0)))
+                continue
+            text = self._fmt(kind, totals[m], self.total[m])
+            style = ""
+            if best is not None and best != worst:
+                style = self.st("ctr--best") if m == best else self.st("ctr--worst") if m == worst else ""
+            out.append(f"{text:>{TOTAL_W}}", style=style)
+            if show_now:
+                now = ""
+                if self.now is not None and m in self.now:
+                    v = _get(self.now[m], path)
+                    if kind == "count":
+                        now = fmt.rate(v / self.dt) if self.dt > 0 else ""
+                    else:
+                        now = self._fmt(kind, v, self.now[m], short=True) if self.now[m]["accesses"] else ""
+                out.append(f"{(now or '·')[:NOW_W - 1]:>{NOW_W}}", style=self.st("ctr--now"))
+        out.append("\n")
+
+    @staticmethod
+    def _fmt(kind: str, v, summary: dict, short: bool = False) -> str:
+        """At most 6 characters (5 with short)."""
+        if kind == "count":
+            return fmt.count(v)
+        if kind == "ratio":
+            return fmt.ratio(v, 0 if short and v >= 100 else 1)
+        if kind == "pct":
+            return fmt.percent(v, short)
+        if kind == "overhead":
+            return fmt.signed_percent(v, short) if v is not None else "—"
+        if kind in ("share", "vmm"):
+            cycles = summary["cycles"]
+            if kind == "vmm":
+                v = v + summary["cycles_breakdown"]["exit"]
+            return fmt.percent(v / cycles, short) if cycles else "—"
+        return str(v)
+
+
+class CountersPane(VerticalScroll):
+    """Border and scrolling around the body."""
+
+    DEFAULT_CSS = """
+    CountersPane { scrollbar-size-vertical: 1; }
+    """
+
+    def compose(self):
+        yield CountersBody(id="counters-body")
+
+    @property
+    def body(self) -> CountersBody:
+        return self.query_one(CountersBody)
+
+    def show(self, total, now, sparks, viewed, note: str = "") -> None:
+        self.border_title = "Counters · all modes in lockstep on the same ops"
+        self.border_subtitle = "total · now = per second (counts), last second (ratios)"
+        self.body.show(total, now, sparks, viewed, note)

@@ -1,0 +1,92 @@
+"""Events pane: what the hardware, the guest OS and the hypervisor did, op by op, for the viewed mode.
+
+A bounded log drawn with the Line API: lines are formatted only when they
+scroll into view, so switching mode (a different history) or the filter
+(a different subset) costs a list rebuild, not a re-render of the log. It
+follows the newest line unless the user has scrolled up.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rich.text import Text
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ..eventlog import KINDS, LogLine
+
+MAX_LINES = 2000
+
+
+class EventLog(ScrollView, can_focus=True):
+    COMPONENT_CLASSES = {f"ev--{k}" for k in KINDS}
+    DEFAULT_CSS = """
+    EventLog { scrollbar-size-vertical: 1; }
+    EventLog > .ev--op { color: $text; text-style: bold; }
+    EventLog > .ev--tlb { color: $text-muted; }
+    EventLog > .ev--walk { color: $text-primary; }
+    EventLog > .ev--fault { color: $text-warning; text-style: bold; }
+    EventLog > .ev--exit { color: $text-error; text-style: bold; }
+    EventLog > .ev--sync { color: $text-accent; }
+    EventLog > .ev--os { color: $text-secondary; text-style: bold; }
+    EventLog > .ev--flush { color: $text-warning; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.kinds: set[str] = set(KINDS)
+        self.lines: deque[LogLine] = deque(maxlen=MAX_LINES)
+        self._width = 0
+        self.mode = ""
+        self.follow = True  # stick to the newest line until the user scrolls up
+
+    def set_title(self, mode: str) -> None:
+        self.mode = mode
+        self.border_title = f"Events · {mode}"
+        hidden = [k for k in KINDS if k not in self.kinds]
+        self.border_subtitle = ("hidden: " + ", ".join(hidden) + " · f: filter") if hidden else "f: filter by kind"
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value < old_value:
+            self.follow = False  # the user looks back: do not yank the view
+        elif new_value >= self.max_scroll_y:
+            self.follow = True
+
+    def _resize(self) -> None:
+        self.virtual_size = Size(max(self._width, 1), len(self.lines))
+        if self.follow:
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
+        self.refresh()
+
+    def add_lines(self, lines: list[LogLine]) -> None:
+        shown = [line for line in lines if line.kind in self.kinds]
+        if not shown:
+            return
+        self.lines.extend(shown)
+        self._width = max(self._width, max(len(line.text) for line in shown))
+        self._resize()
+
+    def reset(self, lines) -> None:
+        self.lines = deque((line for line in lines if line.kind in self.kinds), maxlen=MAX_LINES)
+        self._width = max((len(line.text) for line in self.lines), default=0)
+        self.follow = True
+        self._resize()
+
+    @property
+    def shown_lines(self) -> int:
+        return len(self.lines)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        i = y + scroll_y
+        width = self.size.width
+        base = self.rich_style
+        if i >= len(self.lines):
+            return Strip.blank(width, base)
+        line = self.lines[i]
+        text = Text(line.text, style=self.get_component_rich_style(f"ev--{line.kind}"), no_wrap=True)
+        strip = Strip(list(text.render(self.app.console)), text.cell_len).apply_style(base)
+        return strip.crop_extend(scroll_x, scroll_x + width, base)
