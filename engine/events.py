@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import layout as L
+from .setassoc import position
 
 
 @dataclass(frozen=True)
@@ -117,22 +118,15 @@ Event = (TlbLookup | TlbFill | WalkRef | WalkSkip | HwFault | Translated | Dirty
 _VIA = ("L1", "L2", "walk")
 
 
-def _set_way(geom, s: int, pos: int) -> tuple[int, int]:
-    if pos < 0:
-        return -1, -1
-    ways = int(geom[s, 2])
-    return pos // ways, pos % ways
-
-
 def decode(rows, geom) -> list:
-    """Kernel event rows -> event objects (geom turns slot positions into set and way)."""
+    """Kernel event rows -> event objects (geom turns slot offsets into set and way)."""
     out = []
     for row in rows:
         kind, a, b, c, d, e, f = (int(x) for x in row[:7])
         if kind == L.EV_TLB:
-            out.append(TlbLookup(L.STRUCT_NAMES[a], bool(b), *_set_way(geom, a, c), d, e))
+            out.append(TlbLookup(L.STRUCT_NAMES[a], bool(b), *position(geom, a, c), d, e))
         elif kind == L.EV_TLB_FILL:
-            out.append(TlbFill(L.STRUCT_NAMES[a], *_set_way(geom, a, b), c, d, e))
+            out.append(TlbFill(L.STRUCT_NAMES[a], *position(geom, a, b), c, d, e))
         elif kind == L.EV_REF:
             out.append(WalkRef(L.DIM_NAMES[a], b, c, d, L.SERVED_NAMES[e], f))
         elif kind == L.EV_SKIP:

@@ -28,7 +28,6 @@ from .counters import (
     K_FETCHES,
     K_GUEST_REFS,
     K_L1_HITS,
-    K_L2_HITS,
     K_MISSES,
     K_NESTED_REFS,
     K_READS,
@@ -60,11 +59,13 @@ from .layout import (
     SI_WRITE,
     ST_ASID,
     ST_DATA_CACHE,
+    ST_EV_ON,
     ST_G_BASE,
     ST_GLEVELS,
     ST_H_BASE,
     ST_MODE,
     ST_PID,
+    ST_SIZES,
     ST_ROOT,
     STOP_DONE,
     STOP_GUEST_FAULT,
@@ -76,7 +77,7 @@ from .layout import (
     TF_SIZE_MASK,
     TF_WRITABLE,
 )
-from .setassoc import sa_find, sa_insert, sa_touch
+from .setassoc import sa_find, sa_flags, sa_insert, sa_touch, sa_val
 from .walk import VA_MASK, WALK_NPF, WALK_OK, cache_access, emit, walk_1d, walk_2d
 
 ACCESS = 0
@@ -122,6 +123,7 @@ def tlb_fill(va, frame, size, flags, into_l2, geom, c, st, ev):
     va = va & VA_MASK
     asid = st[ST_ASID]
     vpn = va >> (12 + 9 * size)
+    st[ST_SIZES] |= 1 << size
     if into_l2:
         slot, evicted = sa_insert(geom, c, st, S_L2, vpn, vpn * 4 + size, asid, frame, flags)
         if slot >= 0:
@@ -133,6 +135,7 @@ def tlb_fill(va, frame, size, flags, into_l2, geom, c, st, ev):
     lframe = frame + (((va >> 12) & ((1 << (9 * size)) - 1)) & ~((1 << (9 * lsize)) - 1))
     lflags = (flags & ~TF_SIZE_MASK) | lsize
     s = S_L1_4K + lsize
+    st[ST_SIZES] |= 1 << lsize
     slot, evicted = sa_insert(geom, c, st, s, lvpn, lvpn * 4 + lsize, asid, lframe, lflags)
     if slot >= 0:
         emit(ev, st, EV_TLB_FILL, s, slot - geom[s, 0], lvpn, lsize, evicted >> 2 if evicted >= 0 else -1, 0)
@@ -140,49 +143,58 @@ def tlb_fill(va, frame, size, flags, into_l2, geom, c, st, ev):
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
 def tlb_lookup(va, geom, c, st, cost, cnt, ev):
-    """Probe the L1 arrays of every page size, then the L2. Returns (slot, level 0/1, or -1)."""
+    """Probe the L1 arrays of every page size, then the L2. Returns (slot or -1, level 0/1, structure).
+
+    Only page sizes that have ever been filled are probed (ST_SIZES): an
+    absent size cannot hit, so skipping it changes nothing but the time taken.
+    """
     va = va & VA_MASK
     asid = st[ST_ASID]
+    sizes = st[ST_SIZES]
     cnt[K_CYC_TLB] += cost[C_L1]
     for size in range(3):
         s = S_L1_4K + size
-        if geom[s, 1] == 0:
+        if geom[s, 1] == 0 or (sizes >> size) & 1 == 0:
             continue
         vpn = va >> (12 + 9 * size)
         slot = sa_find(geom, c, s, vpn, vpn * 4 + size, asid)
         if slot >= 0:
-            sa_touch(c, st, slot)
+            sa_touch(geom, c, st, s, slot)
             emit(ev, st, EV_TLB, s, 1, slot - geom[s, 0], vpn, size, 0)
-            return slot, 0
+            return slot, 0, s
     emit(ev, st, EV_TLB, S_L1_4K, 0, -1, va >> 12, 0, 0)
     if geom[S_L2, 1] == 0:
-        return -1, -1
+        return -1, -1, S_L2
     cnt[K_CYC_TLB] += cost[C_L2]
     for size in range(3):
+        if (sizes >> size) & 1 == 0:
+            continue
         vpn = va >> (12 + 9 * size)
         slot = sa_find(geom, c, S_L2, vpn, vpn * 4 + size, asid)
         if slot >= 0:
-            sa_touch(c, st, slot)
+            sa_touch(geom, c, st, S_L2, slot)
             emit(ev, st, EV_TLB, S_L2, 1, slot - geom[S_L2, 0], vpn, size, 0)
-            return slot, 1
+            return slot, 1, S_L2
     emit(ev, st, EV_TLB, S_L2, 0, -1, va >> 12, 0, 0)
-    return -1, -1
+    return -1, -1, S_L2
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
 def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop):
-    """One access: TLB lookup, a walk on a miss, fill. Returns STOP_DONE or a stop code.
+    """One access: TLB lookup, a walk on a miss, fill.
+
+    Returns (STOP_DONE or a stop code, the L1 slot when it was a plain L1 hit else -1, its structure).
 
     A write that hits a clean or read-only entry walks too (to set D, or to
     find the fault), but still counts as the TLB hit it was.
     """
-    slot, level = tlb_lookup(va, geom, c, st, cost, cnt, ev)
+    slot, level, s = tlb_lookup(va, geom, c, st, cost, cnt, ev)
     frame = 0
     size = 0
     walked = slot < 0
     if slot >= 0:
-        flags = c[3, slot]
-        frame = c[2, slot]
+        flags = sa_flags(geom, c, s, slot)
+        frame = sa_val(geom, c, s, slot)
         size = flags & TF_SIZE_MASK
         if write and (flags & (TF_WRITABLE | TF_DIRTY)) != (TF_WRITABLE | TF_DIRTY):
             emit(ev, st, EV_ASSIST, 0, 0, 0, 0, 0, 0)
@@ -191,7 +203,7 @@ def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt
         code, frame, size, flags, r1, r2, faddr, flevel, fpresent, frow = translate(
             va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev)
         if code != STOP_DONE:
-            return fault(code, faddr, flevel, write, fpresent, frow, r1 + r2, cnt, st, ev, stop)
+            return fault(code, faddr, flevel, write, fpresent, frow, r1 + r2, cnt, st, ev, stop), -1, s
         if slot >= 0:
             cnt[K_ASSIST_WALKS] += 1
             cnt[K_ASSIST_REFS] += r1 + r2
@@ -209,13 +221,19 @@ def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt
     offset = (va & VA_MASK) & ((1 << (12 + 9 * size)) - 1)
     pa = (frame << 12) + offset
     emit(ev, st, EV_DONE, pa, size, level, 0, 0, 0)
-    if st[ST_DATA_CACHE]:  # the data access itself, competing with walks for the caches
+    data_access(pa, geom, c, st, cost, cnt)
+    return STOP_DONE, slot if level == 0 and not walked else -1, s
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def data_access(pa, geom, c, st, cost, cnt):
+    """The access itself, after translation: through the caches (competing with walks) or at a flat cost."""
+    if st[ST_DATA_CACHE]:
         served, cycles = cache_access(pa, geom, c, st, cost)
         cnt[K_CYC_BASE] += cycles
         cnt[K_DATA_L1D + served] += 1
     else:
         cnt[K_CYC_BASE] += cost[C_BASE]
-    return STOP_DONE
 
 
 @njit(nogil=True, cache=True, _nrt=False)
@@ -237,29 +255,61 @@ def run_accesses(kinds, rws, pids, addrs, start, end, g_tables, g_rows, h_tables
                  geom, c, st, cost, cnt, ev, stop):
     """Run ops[start:end] until the end or the first op software must handle; returns its index."""
     i = start
+    # An access to the page the previous access hit in L1 hits the same entry again: that entry is
+    # already the most recent of its set, so the probe can be skipped without changing any state.
+    # The step path (events on) always takes the full path. Counts stay in locals until the return.
+    fast = st[ST_EV_ON] == 0
+    last_slot = -1
+    last_s = 0
+    last_page = -1
+    fast_hits = 0
+    n_write = 0
+    n_fetch = 0
+    n_read = 0
     while i < end:
         if kinds[i] != ACCESS:
             stop[SI_CODE] = STOP_OSOP
-            stop[SI_INDEX] = i
-            return i
+            break
         if pids[i] != st[ST_PID]:
             stop[SI_CODE] = STOP_PID
-            stop[SI_INDEX] = i
-            return i
+            break
         rw = rws[i]
-        code = access(addrs[i], rw == WRITE, g_tables, g_rows, h_tables, h_rows,
-                      geom, c, st, cost, cnt, ev, stop)
-        if code != STOP_DONE:
-            stop[SI_INDEX] = i
-            return i
-        cnt[K_ACCESSES] += 1
-        if rw == WRITE:
-            cnt[K_WRITES] += 1
-        elif rw == FETCH:
-            cnt[K_FETCHES] += 1
+        va = addrs[i]
+        write = rw == WRITE
+        page = (va & VA_MASK) >> 12
+        if last_slot >= 0 and page == last_page and (
+                not write or (sa_flags(geom, c, last_s, last_slot) & (TF_WRITABLE | TF_DIRTY))
+                == (TF_WRITABLE | TF_DIRTY)):
+            fast_hits += 1
+            if st[ST_DATA_CACHE]:
+                flags = sa_flags(geom, c, last_s, last_slot)
+                size = flags & TF_SIZE_MASK
+                pa = (sa_val(geom, c, last_s, last_slot) << 12) + ((va & VA_MASK) & ((1 << (12 + 9 * size)) - 1))
+                data_access(pa, geom, c, st, cost, cnt)
+            else:
+                cnt[K_CYC_BASE] += cost[C_BASE]
         else:
-            cnt[K_READS] += 1
+            code, l1slot, s = access(va, write, g_tables, g_rows, h_tables, h_rows,
+                                     geom, c, st, cost, cnt, ev, stop)
+            if code != STOP_DONE:
+                break
+            last_slot = l1slot if fast else -1
+            last_s = s
+            last_page = page
+        if write:
+            n_write += 1
+        elif rw == FETCH:
+            n_fetch += 1
+        else:
+            n_read += 1
         i += 1
-    stop[SI_CODE] = STOP_DONE
-    stop[SI_INDEX] = end
-    return end
+    else:
+        stop[SI_CODE] = STOP_DONE
+    stop[SI_INDEX] = i
+    cnt[K_CYC_TLB] += fast_hits * cost[C_L1]
+    cnt[K_L1_HITS] += fast_hits
+    cnt[K_ACCESSES] += n_write + n_fetch + n_read
+    cnt[K_WRITES] += n_write
+    cnt[K_FETCHES] += n_fetch
+    cnt[K_READS] += n_read
+    return i

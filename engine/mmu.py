@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from .config import Config
-from .entry import size_code
 from .layout import (
     C_BASE,
     C_DRAM,
@@ -34,10 +33,11 @@ from .layout import (
     S_PWC,
     TF_GLOBAL,
 )
-from .setassoc import make_arrays
+from .setassoc import ASID, FLAGS, KEY, STAMP, VAL, fields, make_arrays
 from .walk import VA_MASK
 
 TLB_STRUCTS = (S_L1_4K, S_L1_2M, S_L1_1G, S_L2)
+PWC_STRUCTS = tuple(S_PWC + i for i in range(4))
 
 
 def _sets(entries: int, ways: int) -> tuple[int, int]:
@@ -82,20 +82,16 @@ class MMU:
 
     def __init__(self, config: Config):
         self.geom, self.c = make_arrays(geometry(config))
-        self.key, self.asid, self.val, self.flags, self.stamp = self.c  # row views
         self.cost = costs(config)
+        # (5, sets, ways) views of every structure, for the invalidations below
+        self.views = [fields(self.geom, self.c, s) for s in range(N_STRUCTS)]
 
-    def _span(self, s: int) -> slice:
-        base, sets, ways = (int(x) for x in self.geom[s, :3])
-        return slice(base, base + sets * ways)
+    def _drop(self, s: int, mask: np.ndarray | None = None) -> None:
+        key = self.views[s][KEY]
+        key[(key != -1) if mask is None else (key != -1) & mask] = -1
 
-    def _clear(self, s: int, mask: np.ndarray | None = None) -> int:
-        span = self._span(s)
-        keys = self.key[span]
-        hit = keys != -1 if mask is None else (keys != -1) & mask
-        n = int(hit.sum())
-        keys[hit] = -1
-        return n
+    def _tagged(self, s: int, asid: int) -> np.ndarray:
+        return self.views[s][ASID] == asid
 
     # --- the invalidations software can ask for ---------------------------------------------
     def invlpg(self, va: int, asid: int) -> None:
@@ -104,66 +100,39 @@ class MMU:
         va &= VA_MASK
         vpid = asid >> 12
         for s in TLB_STRUCTS:
-            span = self._span(s)
-            tags = self.asid[span]
+            v = self.views[s]
+            mine = (v[ASID] == asid) | (((v[ASID] >> 12) == vpid) & ((v[FLAGS] & TF_GLOBAL) != 0))
             for size in range(3):
-                vpn = va >> (12 + 9 * size)
-                match = (self.key[span] == vpn * 4 + size) & ((tags == asid) | ((tags >> 12) == vpid) & ((self.flags[span] & TF_GLOBAL) != 0))
-                self.key[span][match] = -1
-        for level in range(2, 6):
-            s = S_PWC + level - 2
-            self._clear(s, self.asid[self._span(s)] == asid)
+                self._drop(s, (v[KEY] == (va >> (12 + 9 * size)) * 4 + size) & mine)
+        for s in PWC_STRUCTS:
+            self._drop(s, self._tagged(s, asid))
 
     def flush_asid(self, asid: int, keep_global: bool = True) -> None:
         """A CR3 load without PCID / INVPCID single-context: drop one address space's entries."""
         for s in TLB_STRUCTS:
-            span = self._span(s)
-            mask = self.asid[span] == asid
+            mask = self._tagged(s, asid)
             if keep_global:
-                mask &= (self.flags[span] & TF_GLOBAL) == 0
-            self._clear(s, mask)
-        for level in range(2, 6):
-            s = S_PWC + level - 2
-            self._clear(s, self.asid[self._span(s)] == asid)
+                mask &= (self.views[s][FLAGS] & TF_GLOBAL) == 0
+            self._drop(s, mask)
+        for s in PWC_STRUCTS:
+            self._drop(s, self._tagged(s, asid))
 
-    def flush_vpid(self, vpid: int, keep_global: bool = False) -> None:
-        """Every linear translation of one VPID (INVVPID single-context, or all non-global ones)."""
-        for s in TLB_STRUCTS + tuple(S_PWC + i for i in range(4)):
-            span = self._span(s)
-            mask = (self.asid[span] >> 12) == vpid
-            if keep_global:
-                mask &= (self.flags[span] & TF_GLOBAL) == 0
-            self._clear(s, mask)
-
-    def flush_nested(self) -> None:
-        """INVEPT: guest-physical and combined mappings (the NTLB, the nested walk cache, the TLBs)."""
-        for s in TLB_STRUCTS + (S_NTLB,) + tuple(S_NWC + i for i in range(4)):
-            self._clear(s)
+    def flush_vpid(self, vpid: int) -> None:
+        """Every linear translation of one VPID, global ones too (INVVPID single-context)."""
+        for s in TLB_STRUCTS + PWC_STRUCTS:
+            self._drop(s, (self.views[s][ASID] >> 12) == vpid)
 
     def flush_all(self) -> None:
         """Cold hardware: empty every TLB, walk cache and data cache (benchmarks start from here)."""
-        self.key[:] = -1
-
-    def invalidate_nested_gpa(self, gfn: int, host_size: int) -> None:
-        """Drop the NTLB entry for one guest-physical page (after the hypervisor changes it)."""
-        key = gfn >> (9 * host_size)
-        span = self._span(S_NTLB)
-        self.key[span][self.key[span] == key] = -1
+        for s in range(N_STRUCTS):
+            self._drop(s)
 
     # --- views for snapshots ---------------------------------------------------------------
     def entries(self, s: int) -> list[tuple[int, int, int, int, int, int, int]]:
         """(set, way, key, asid, val, flags, stamp) of the valid entries of structure s."""
-        base, sets, ways = (int(x) for x in self.geom[s, :3])
-        out = []
-        for i in np.nonzero(self.key[base : base + sets * ways] != -1)[0]:
-            slot = base + int(i)
-            out.append((int(i) // ways, int(i) % ways, int(self.key[slot]), int(self.asid[slot]),
-                        int(self.val[slot]), int(self.flags[slot]), int(self.stamp[slot])))
-        return out
+        v = self.views[s]
+        return [(int(i), int(w), *(int(v[f][i, w]) for f in (KEY, ASID, VAL, FLAGS, STAMP)))
+                for i, w in zip(*np.nonzero(v[KEY] != -1))]
 
     def capacity(self, s: int) -> int:
         return int(self.geom[s, 1] * self.geom[s, 2])
-
-
-def page_code(config: Config, key: str) -> int:
-    return size_code(config[key])

@@ -1,15 +1,18 @@
-"""A set-associative LRU structure held in flat int64 arrays.
+"""A set-associative LRU structure held in one flat int64 array.
 
 Every cache the hardware has — L1/L2 TLBs, paging-structure caches, the
-nested TLB, the nested walk cache, the data caches that serve walk
-references — is one of these, so the kernels share one lookup and one fill
-routine and a machine's whole cache state is five arrays plus a geometry
-table (``geom[s] = (base slot, sets, ways, sets-1 or -1)``; sets = 0 means
-"absent"; the last column is the index mask when sets is a power of two).
+nested TLB, the nested walk cache, the data caches — is one of these, so the
+kernels share one lookup and one fill routine, and a machine's whole cache
+state is one array ``c`` plus a geometry table
+``geom[s] = (base, sets, ways, index mask or -1)`` (sets = 0: absent).
 
-A slot (a column of ``c``) holds a key (-1 = empty), an address-space tag (``asid``), a value,
-flags and an LRU stamp. The set is ``index mod sets``; the victim is an empty
-way, else the way with the oldest stamp (true LRU).
+Layout is set-major: each set is one contiguous block of ``5 * ways`` words,
+``[keys | asids | values | flags | stamps]``, so probing a set and updating
+its LRU state touches a few adjacent cache lines of the host, not five
+arrays scattered over megabytes. A slot is the index of its key; its other
+fields sit ``ways``, ``2 * ways``... further on. A key of -1 is an empty way.
+The set is ``index mod sets``; the victim is an empty way, else the way with
+the oldest stamp (true LRU).
 """
 
 from __future__ import annotations
@@ -19,38 +22,53 @@ from numba import njit
 
 from .layout import ST_CLOCK, TF_GLOBAL
 
-KEY, ASID, VAL, FLAGS, STAMP = range(5)  # rows of the slot array
+KEY, ASID, VAL, FLAGS, STAMP = range(5)  # field order inside a set block
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def set_of(geom, s, index):
-    """index mod sets; a mask when sets is a power of two (a 64-bit divide costs ~40 cycles)."""
+def set_base(geom, s, index):
+    """First word of index's set; index mod sets is a mask when sets is a power of two (a divide is ~40 cycles)."""
     mask = geom[s, 3]
+    ways = geom[s, 2]
     if mask >= 0:
-        return index & mask
-    return index % geom[s, 1]
+        return geom[s, 0] + (index & mask) * 5 * ways
+    return geom[s, 0] + (index % geom[s, 1]) * 5 * ways
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
 def sa_find(geom, c, s, index, key, asid):
     """Slot holding (key, asid) in structure s, or -1. Global TLB entries match any PCID of their VPID."""
-    sets = geom[s, 1]
-    if sets == 0:
+    if geom[s, 1] == 0:
         return -1
     ways = geom[s, 2]
-    first = geom[s, 0] + set_of(geom, s, index) * ways
+    first = set_base(geom, s, index)
     for slot in range(first, first + ways):
-        if c[0, slot] == key:
-            tag = c[1, slot]
-            if tag == asid or ((c[3, slot] & TF_GLOBAL) != 0 and (tag >> 12) == (asid >> 12)):
+        if c[slot] == key:
+            tag = c[slot + ways]
+            if tag == asid or ((c[slot + 3 * ways] & TF_GLOBAL) != 0 and (tag >> 12) == (asid >> 12)):
                 return slot
     return -1
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def sa_touch(c, st, slot):
+def sa_val(geom, c, s, slot):
+    return c[slot + 2 * geom[s, 2]]
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def sa_flags(geom, c, s, slot):
+    return c[slot + 3 * geom[s, 2]]
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def sa_set_flags(geom, c, s, slot, flags):
+    c[slot + 3 * geom[s, 2]] = flags
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def sa_touch(geom, c, st, s, slot):
     st[ST_CLOCK] += 1
-    c[4, slot] = st[ST_CLOCK]
+    c[slot + 4 * geom[s, 2]] = st[ST_CLOCK]
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
@@ -59,51 +77,63 @@ def sa_insert(geom, c, st, s, index, key, asid, val, flags):
 
     An entry already present for the same key and tag is overwritten in place.
     """
-    sets = geom[s, 1]
-    if sets == 0:
+    if geom[s, 1] == 0:
         return -1, -1
     ways = geom[s, 2]
-    first = geom[s, 0] + set_of(geom, s, index) * ways
-    victim = -1
-    for slot in range(first, first + ways):  # refill of a present entry
-        if c[0, slot] == key and c[1, slot] == asid:
+    first = set_base(geom, s, index)
+    victim = -1  # in one pass: the entry itself if present, else the first empty way, else the LRU way
+    empty = -1
+    oldest = first
+    for slot in range(first, first + ways):
+        k = c[slot]
+        if k == key and c[slot + ways] == asid:
             victim = slot
             break
+        if k == -1:
+            if empty == -1:
+                empty = slot
+        elif c[slot + 4 * ways] < c[oldest + 4 * ways] or c[oldest] == -1:
+            oldest = slot
     if victim == -1:
-        for slot in range(first, first + ways):  # an empty way
-            if c[0, slot] == -1:
-                victim = slot
-                break
-    if victim == -1:  # the least recently used way
-        victim = first
-        for slot in range(first + 1, first + ways):
-            if c[4, slot] < c[4, victim]:
-                victim = slot
-    evicted = c[0, victim]
-    if evicted == key and c[1, victim] == asid:
+        victim = empty if empty != -1 else oldest
+    evicted = c[victim]
+    if evicted == key and c[victim + ways] == asid:
         evicted = -1
-    c[0, victim] = key
-    c[1, victim] = asid
-    c[2, victim] = val
-    c[3, victim] = flags
+    c[victim] = key
+    c[victim + ways] = asid
+    c[victim + 2 * ways] = val
+    c[victim + 3 * ways] = flags
     st[ST_CLOCK] += 1
-    c[4, victim] = st[ST_CLOCK]
+    c[victim + 4 * ways] = st[ST_CLOCK]
     return victim, evicted
 
 
 def make_arrays(geometry: list[tuple[int, int]]):
-    """(geom, c) for structures given as (sets, ways) each.
-
-    ``c`` is int64[5, slots]: rows KEY, ASID, VAL, FLAGS, STAMP. One array
-    rather than five keeps the compiled calls cheap.
-    """
+    """(geom, c) for structures given as (sets, ways) each."""
     n = len(geometry)
     geom = np.zeros((n, 4), dtype=np.int64)
     base = 0
     for s, (sets, ways) in enumerate(geometry):
         pow2 = sets > 0 and sets & (sets - 1) == 0
         geom[s] = (base, sets, ways if sets else 0, sets - 1 if pow2 else -1)
-        base += sets * ways
-    c = np.zeros((5, max(base, 1)), dtype=np.int64)
-    c[KEY] = -1
+        base += sets * ways * 5
+    c = np.zeros(max(base, 1), dtype=np.int64)
+    for s in range(n):
+        fields(geom, c, s)[KEY] = -1
     return geom, c
+
+
+def fields(geom, c, s: int) -> np.ndarray:
+    """Structure s as a (5, sets, ways) view: fields(...)[KEY][set, way] and so on (for Python-side work)."""
+    base, sets, ways = (int(x) for x in geom[s, :3])
+    block = c[base : base + sets * ways * 5].reshape(sets, 5, ways)
+    return block.transpose(1, 0, 2)
+
+
+def position(geom, s: int, offset: int) -> tuple[int, int]:
+    """(set, way) of a slot given as its offset from the structure's base (as events carry it)."""
+    ways = int(geom[s, 2])
+    if offset < 0 or ways == 0:
+        return -1, -1
+    block = offset // (5 * ways)
+    return block, offset - block * 5 * ways

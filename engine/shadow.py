@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from . import entry as E
 from . import events as ev
-from .layout import MODE_SHADOW, SI_ADDR, SI_PRESENT, SI_WRITE, ST_ASID, ST_PID, ST_ROOT, STOP_SHADOW_FAULT
+from .layout import MODE_SHADOW, SI_ADDR, SI_WRITE, ST_ASID, ST_PID, ST_ROOT, STOP_SHADOW_FAULT
 from .modes import Mode
 from .snapshot import PathRow
 

@@ -54,7 +54,7 @@ from .layout import (
     TF_USER,
     TF_WRITABLE,
 )
-from .setassoc import sa_find, sa_insert, sa_touch
+from .setassoc import sa_find, sa_flags, sa_insert, sa_touch, sa_val
 
 VA_MASK = (1 << 57) - 1
 
@@ -92,7 +92,7 @@ def cache_access(pa, geom, c, st, cost):
     for lvl in range(3):
         slot = sa_find(geom, c, S_CACHE_L1D + lvl, line, line, 0)
         if slot >= 0:
-            sa_touch(c, st, slot)
+            sa_touch(geom, c, st, S_CACHE_L1D + lvl, slot)
             served = lvl
             break
     for lvl in range(served):  # fill the levels that missed
@@ -145,13 +145,13 @@ def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
         key = va >> (12 + 9 * (lvl - 1))
         slot = sa_find(geom, c, S_PWC + lvl - 2, key, key, asid)
         if slot >= 0:
-            sa_touch(c, st, slot)
+            sa_touch(geom, c, st, S_PWC + lvl - 2, slot)
             cnt[K_PWC_HITS] += 1
             cnt[K_CYC_WALK] += cost[C_PWC]
             for skipped in range(levels, lvl - 1, -1):
                 emit(ev, st, EV_SKIP, dim, skipped, 0, S_PWC + lvl - 2, 0, 0)
-            table = c[2, slot]
-            rights = c[3, slot]
+            table = sa_val(geom, c, S_PWC + lvl - 2, slot)
+            rights = sa_flags(geom, c, S_PWC + lvl - 2, slot)
             level = lvl - 1
             break
     refs = 0
@@ -197,11 +197,11 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
     key = gfn >> hshift
     slot = sa_find(geom, c, S_NTLB, key, key, 0)
     if slot >= 0:
-        sa_touch(c, st, slot)
+        sa_touch(geom, c, st, S_NTLB, slot)
         cnt[K_NTLB_HITS] += 1
         cnt[K_CYC_WALK] += cost[C_NTLB]
         emit(ev, st, EV_SKIP, DIM_NESTED, row, 0, S_NTLB, 0, 0)
-        return WALK_OK, c[2, slot] + (gfn & ((1 << hshift) - 1)), 0, 0
+        return WALK_OK, sa_val(geom, c, S_NTLB, slot) + (gfn & ((1 << hshift) - 1)), 0, 0
     cnt[K_NTLB_MISSES] += 1
     levels = st[ST_HLEVELS]
     base = st[ST_H_BASE]
@@ -212,12 +212,12 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
         nkey = gpa >> (12 + 9 * (lvl - 1))
         ws = sa_find(geom, c, S_NWC + lvl - 2, nkey, nkey, 0)
         if ws >= 0:
-            sa_touch(c, st, ws)
+            sa_touch(geom, c, st, S_NWC + lvl - 2, ws)
             cnt[K_NWC_HITS] += 1
             cnt[K_CYC_WALK] += cost[C_PWC]
             for skipped in range(levels, lvl - 1, -1):
                 emit(ev, st, EV_SKIP, DIM_NESTED, row, skipped, S_NWC + lvl - 2, 0, 0)
-            table = c[2, ws]
+            table = sa_val(geom, c, S_NWC + lvl - 2, ws)
             level = lvl - 1
             break
     refs = 0
@@ -269,13 +269,13 @@ def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
         key = va >> (12 + 9 * (lvl - 1))
         slot = sa_find(geom, c, S_PWC + lvl - 2, key, key, asid)
         if slot >= 0:
-            sa_touch(c, st, slot)
+            sa_touch(geom, c, st, S_PWC + lvl - 2, slot)
             cnt[K_PWC_HITS] += 1
             cnt[K_CYC_WALK] += cost[C_PWC]
             for skipped in range(glevels, lvl - 1, -1):
                 emit(ev, st, EV_SKIP, DIM_GUEST, skipped, 0, S_PWC + lvl - 2, 0, 0)
-            gfn = c[2, slot]
-            rights = c[3, slot]
+            gfn = sa_val(geom, c, S_PWC + lvl - 2, slot)
+            rights = sa_flags(geom, c, S_PWC + lvl - 2, slot)
             level = lvl - 1
             break
     grefs = 0

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from machine_helpers import BASE, CACHES_OFF, cfg_from
 from rvi_tui.engine.events import Translated
-from rvi_tui.engine.layout import S_L2, ST_CLOCK
+from rvi_tui.engine.layout import S_L2
 from rvi_tui.engine.machine import Machine
-from rvi_tui.engine.setassoc import make_arrays, sa_find, sa_insert
+from rvi_tui.engine.setassoc import make_arrays, sa_find, sa_insert, sa_touch
 from rvi_tui.workloads import ops as O
 
 
@@ -49,9 +49,10 @@ def test_set_associative_structure_matches_reference(sets, ways, keys):
     state = np.zeros(16, dtype=np.int64)
     ref = ReferenceCache(sets, ways)
     for key in keys:
-        hit = sa_find(geom, c, 0, key, key, 0) >= 0
+        slot = sa_find(geom, c, 0, key, key, 0)
+        hit = slot >= 0
         if hit:
-            c[4, sa_find(geom, c, 0, key, key, 0)] = state[ST_CLOCK] = state[ST_CLOCK] + 1
+            sa_touch(geom, c, state, 0, slot)
         assert hit == ref.lookup(key)
         if not hit:
             sa_insert(geom, c, state, 0, key, key, 0, 0, 0)
