@@ -20,7 +20,15 @@ import threading
 
 from ..engine import config as C
 from ..engine.errors import ConfigError, EngineError
-from ..workloads.registry import RecordError, TraceError, WorkloadError, list_workloads, make_workload, open_trace
+from ..workloads.registry import (
+    RecordError,
+    TraceError,
+    WorkloadError,
+    list_workloads,
+    make_workload,
+    open_trace,
+    round_robin,
+)
 from ..workloads.units import parse_count
 from . import render
 
@@ -46,10 +54,13 @@ def _add_workload_options(p: argparse.ArgumentParser, default: str) -> None:
     g = p.add_argument_group("workload")
     src = g.add_mutually_exclusive_group()
     src.add_argument("--workload", "-w", default=None, help=f"built-in workload (default {default}; --list-workloads)")
-    src.add_argument("--trace", "-t", help="a trace file: Valgrind lackey, plain text addresses or .npy ops (.gz ok)")
+    src.add_argument("--trace", "-t", action="append",
+                     help="a trace file: Valgrind lackey, plain text addresses or .npy ops (.gz ok); "
+                          "repeat it to run several traces as processes of one guest, round-robin")
     g.add_argument("--format", dest="fmt", choices=("lackey", "text", "npy"), help="trace format (default: detected)")
     g.add_argument("--ifetch", action="store_true", help="replay instruction fetches of a lackey trace too")
     g.add_argument("--skip-bad-lines", action="store_true", help="skip malformed trace lines and count them")
+    g.add_argument("--slice", default="10k", help="ops per time slice when several traces share the guest")
     g.add_argument("--footprint", help="workload footprint, e.g. 64m, 1g")
     g.add_argument("--accesses", help="number of accesses, e.g. 1m")
     g.add_argument("--seed", type=int, default=1)
@@ -90,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--format", dest="fmt", choices=("lackey", "text", "npy"))
     be.add_argument("--accesses", default="10m", help="accesses in each synthetic stream (default 10m)")
     be.add_argument("--modes", default="native,shadow,nested")
+    be.add_argument("--preset", default=C.DEFAULT_PRESET)
+    be.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="config overrides on top of the bench's TLB geometry, e.g. cache.enabled=false")
     be.add_argument("--json", action="store_true")
 
     rc = sub.add_parser("record", help="record a program's memory trace with Valgrind lackey")
@@ -113,9 +127,11 @@ def load_config(args) -> C.Config:
 def workload_from(args, default: str):
     """The workload the options name: a trace file or a built-in with its parameters."""
     if args.trace:
-        if not os.path.exists(args.trace):
-            raise UsageError(f"{args.trace}: no such file")
-        return open_trace(args.trace, args.fmt, ifetch=args.ifetch, skip_bad_lines=args.skip_bad_lines)
+        for path in args.trace:
+            if not os.path.exists(path):
+                raise UsageError(f"{path}: no such file")
+        traces = [open_trace(p, args.fmt, ifetch=args.ifetch, skip_bad_lines=args.skip_bad_lines) for p in args.trace]
+        return traces[0] if len(traces) == 1 else round_robin(traces, parse_count(args.slice))
     params = {}
     for item in args.param:
         key, sep, value = item.partition("=")
@@ -214,7 +230,7 @@ def cmd_bench(args, out, err) -> int:
         if m not in MODES:
             raise UsageError(f"--modes: unknown mode {m!r}")
     n = parse_count(args.accesses)
-    config = C.load(C.DEFAULT_PRESET, bench.BENCH_SETS)
+    config = C.load(args.preset, bench.BENCH_SETS + tuple(args.sets))
     warm_kernels(err)
     streams = {
         "random": (bench.random_stream(n), None, f"{n:,} uniform random reads over 1 GiB"),
@@ -233,7 +249,8 @@ def cmd_bench(args, out, err) -> int:
             raise UsageError(f"{args.trace}: no accesses to time")
         ops = np.concatenate(parts)
         streams["trace"] = (ops["addr"].astype(np.int64), ops["rw"], f"{args.trace} ({len(ops):,} accesses)")
-    results = {"geometry": "L1 64 entries 4-way, L2 1536 entries 12-way (ChampSim)", "streams": {}}
+    results = {"geometry": "L1 64 entries 4-way, L2 1536 entries 12-way (ChampSim)", "streams": {},
+               "config": f"{args.preset}" + "".join(f" --set {x}" for x in args.sets)}
     for name, (addrs, rws, what) in streams.items():
         print(f"rvi-tui bench: {name}: {what}", file=err, flush=True)
         row = {"what": what}
@@ -287,8 +304,11 @@ def cmd_app(args, out, err) -> int:
         render.workload_list(list_workloads(), out)
         return 0
     load_config(args)  # a bad option is an error before the screen opens
-    if args.trace and not os.path.exists(args.trace):
-        raise UsageError(f"{args.trace}: no such file")
+    if args.trace and len(args.trace) > 1:
+        raise UsageError("the app replays one trace; `rvi-tui report` takes several")
+    trace = args.trace[0] if args.trace else None
+    if trace and not os.path.exists(trace):
+        raise UsageError(f"{trace}: no such file")
     if not out.isatty():
         raise UsageError("the app needs a terminal; for headless use see `rvi-tui report --help`")
     from .app import run_app
@@ -297,7 +317,7 @@ def cmd_app(args, out, err) -> int:
     for item in args.param:
         key, _, value = item.partition("=")
         params[key.strip()] = value
-    return run_app(workload_name=args.workload, workload_params=params, trace=args.trace, mode=args.mode,
+    return run_app(workload_name=args.workload, workload_params=params, trace=trace, mode=args.mode,
                    preset=args.preset, sets=tuple(args.sets), seed=args.seed, guest_page=args.guest_page,
                    host_page=args.host_page, levels=args.levels, mouse=not args.no_mouse)
 

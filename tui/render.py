@@ -85,7 +85,7 @@ def study(rows: list[dict], out) -> None:
 
 
 def bench(results: dict, modes, out) -> None:
-    table = Table(title=f"engine throughput, accesses/s (TLB: {results['geometry']})",
+    table = Table(title=f"engine throughput, accesses/s ({results['config']}; TLB: {results['geometry']})",
                   caption="timed pass after an untimed warm-up that faults every page in; hardware starts cold")
     table.add_column("stream")
     table.add_column("pycachesim", justify="right")
