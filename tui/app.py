@@ -127,6 +127,7 @@ class RviApp(App):
         self._error_seen: str | None = None
         self.render_count = 0  # redraws so far (the refresh-rate benchmark reads it)
         self.last_export: tuple[str, str] | None = None
+        self._queued_run = False  # p pressed while loading
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
@@ -196,6 +197,8 @@ class RviApp(App):
             self.snapshot = f.snapshot
             self._snap_key = (f.generation, f.ops_done, mode)
         if f.state != self._state_seen:
+            if f.state not in (WARMING, LOADING):
+                self._queued_run = False
             if f.state == RUNNING:
                 self._tick.resume()
             else:
@@ -282,11 +285,9 @@ class RviApp(App):
         if isinstance(self.screen, ModalScreen) and action not in ("quit",):
             return False
         state = self.runner.state
-        if action == "step":
-            return True if state == PAUSED else None
-        if action in ("toggle_run",):
-            return True if state in (PAUSED, RUNNING) else None
-        if action in ("faster", "slower", "export", "large_pages"):
+        if action == "step":  # while loading, the step waits in the runner's queue
+            return True if state in (PAUSED, WARMING, LOADING) else None
+        if action in ("export", "large_pages"):
             return True if state in (PAUSED, RUNNING, FINISHED) else None
         return True
 
@@ -301,7 +302,7 @@ class RviApp(App):
         self.request_refresh()
 
     def action_step(self) -> None:
-        if self.runner.state == PAUSED:
+        if self.runner.state in (PAUSED, WARMING, LOADING):
             self.runner.step()
 
     def action_toggle_run(self) -> None:
@@ -310,6 +311,13 @@ class RviApp(App):
             self.runner.pause()
         elif state == PAUSED:
             self.runner.run()
+        elif state in (WARMING, LOADING):  # queued behind the load: runs (or pauses again) once loaded
+            self._queued_run = not self._queued_run
+            if self._queued_run:
+                self.runner.run()
+                self.notify("runs as soon as the simulator is loaded", timeout=3)
+            else:
+                self.runner.pause()
         elif state == FINISHED:
             self.notify("the workload has finished: r restarts it, w picks another")
         elif state == ERROR:
@@ -326,9 +334,13 @@ class RviApp(App):
         self.request_refresh()
 
     def load(self, spec: RunSpec) -> None:
-        """Start `spec` from op 0 (a fresh session; the old one is dropped)."""
+        """Start `spec` from op 0 (a fresh session; the old one is dropped). A running app keeps running."""
+        running = self.runner.state == RUNNING
         self.spec = spec
+        self._queued_run = running
         self.runner.load(spec)
+        if running:
+            self.runner.run()
         self.request_refresh()
 
     def action_reset(self) -> None:

@@ -14,6 +14,7 @@ exit; a daemon thread is not).
 
 from __future__ import annotations
 
+import gc
 import itertools
 import queue
 import threading
@@ -37,7 +38,9 @@ from .walks import WalkView, build_view, costs_of, has_walk, tlb_marks
 SPEEDS: tuple[int | None, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 1_000, 10_000, 100_000, None)
 STEP_LIMIT = 200
 DEFAULT_SPEED = len(SPEEDS) - 1
-SLICE_S = 0.025  # target wall time a running slice holds the lock
+SLICE_S = 0.025  # target wall time of a running slice
+SUB_S = 0.004  # target wall time of one session.run() inside a slice: about the longest a pull waits
+MAX_SUB = 256  # ops per session.run(): a burst of faults (~0.2 ms each, in Python) stays ≲ 50 ms
 MAX_BATCH = 1 << 16
 HISTORY_OPS = 400  # stepped ops kept for the event log (per session)
 SAMPLE_STEPS = 8  # at batch speeds, step up to this many ops per slice until one walks
@@ -174,6 +177,7 @@ class Runner:
         self._run_t0 = 0.0
         self._run_ops0 = 0
         self._batch = 64
+        self._sub = 16
         self._rate_samples: deque = deque(maxlen=64)
         self.ops_rate: float | None = None
         self.sparks: dict[str, deque] = {}
@@ -336,6 +340,9 @@ class Runner:
             self.warm_started = time.perf_counter()
             self._post("state")
             warm_up()
+            # numba's compiled-code object graph is large and permanent: keep it out of the cyclic GC's
+            # full collections, which otherwise pause both threads for ~0.2 s every few seconds
+            gc.freeze()
             self.warm_s = time.perf_counter() - self.warm_started
             self.warm_started = None
             self.warmed = True
@@ -439,8 +446,22 @@ class Runner:
                 n = min(n, allowed)
             with self.lock:
                 before = s.ops_done
-                ran = s.run(max(n - 1, 0)) if n > 1 else 0
-                if ran < max(n - 1, 0):
+                want = max(n - 1, 0)
+                ended = False
+                while want > 0:  # sub-batches of ~SUB_S, so a waiting pull gets the lock soon
+                    k = min(want, self._sub)
+                    ts = time.perf_counter()
+                    ran = s.run(k)
+                    dt = time.perf_counter() - ts
+                    if ran and dt > 0:
+                        self._sub = max(1, min(MAX_SUB, self._sub * 2, int(ran * SUB_S / dt)))
+                    want -= ran
+                    if ran < k:
+                        ended = True
+                        break
+                    if self._ui_waiting.is_set() or time.perf_counter() - t0 > SLICE_S:
+                        break
+                if ended:
                     self._finish()
                 else:
                     gap = ran

@@ -48,11 +48,42 @@ class EventLog(ScrollView, can_focus=True):
         hidden = [k for k in KINDS if k not in self.kinds]
         self.border_subtitle = ("hidden: " + ", ".join(hidden) + " · f: filter") if hidden else "f: filter by kind"
 
+    # Following stops only when the user scrolls up (keys, wheel, scrollbar), not when a layout change
+    # clamps the scroll position; it resumes when the user reaches the end again.
+    def _user_scrolled_up(self) -> None:
+        self.follow = False
+
+    def _on_mouse_scroll_up(self, event) -> None:
+        self._user_scrolled_up()
+        super()._on_mouse_scroll_up(event)
+
+    def _on_scroll_up(self, event) -> None:
+        self._user_scrolled_up()
+        super()._on_scroll_up(event)
+
+    def _on_scroll_to(self, message) -> None:
+        super()._on_scroll_to(message)
+        self.follow = self.scroll_target_y >= self.max_scroll_y
+
+    def action_scroll_up(self) -> None:
+        self._user_scrolled_up()
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self._user_scrolled_up()
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self._user_scrolled_up()
+        super().action_scroll_home()
+
+    def action_scroll_end(self) -> None:
+        self.follow = True
+        super().action_scroll_end()
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        if new_value < old_value:
-            self.follow = False  # the user looks back: do not yank the view
-        elif new_value >= self.max_scroll_y:
+        if new_value > old_value and new_value >= self.max_scroll_y:
             self.follow = True
 
     def _resize(self) -> None:
