@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from machine_helpers import BASE, cfg_from
-from rvi_tui.engine.events import Exit, ShadowSync
+from rvi_tui.engine.events import Exit, ShadowSync, Translated
 from rvi_tui.engine.machine import Machine
 from rvi_tui.engine.report import summarize
 from rvi_tui.engine.session import Session
@@ -142,3 +142,20 @@ def test_tlbstress_small_pages_favour_shadow_large_pages_recover_nested():
     assert small["nested"]["walk_refs_per_walk"] > 2 * small["shadow"]["walk_refs_per_walk"]
     large = _run("tlbstress", params, **{"guest.page": "2m", "host.page": "2m"})
     assert large["nested"]["overhead_vs_native"] < small["nested"]["overhead_vs_native"] / 2
+
+
+def test_shadow_page_cache_is_capped_and_recycles_the_oldest():
+    m = shadow(**{"shadow.max_pages": 6})
+    m.run(O.mmap(1, BASE, 1 << 30, huge=False))
+    m.run(O.accesses(BASE + np.arange(8) * (1 << 21)))  # eight leaf tables: more shadow pages than the cap
+    c = m.counters()
+    assert len(m.mode.pages) <= 6 and c["mmu_recycled"] > 0
+    check_shadow(m)
+    # every access still translates to the same host address as nested paging
+    n = Machine("nested", cfg_from({"guest.mem_gib": 1}))
+    n.run(O.mmap(1, BASE, 1 << 30, huge=False))
+    for i in range(8):
+        va = BASE + i * (1 << 21) + 24
+        hs = [e.paddr for e in m.step(O.accesses([va])) if isinstance(e, Translated)][-1]
+        hn = [e.paddr for e in n.step(O.accesses([va])) if isinstance(e, Translated)][-1]
+        assert hs == hn
