@@ -292,17 +292,14 @@ class GuestOS:
         vma = proc.vma_at(va)
         return vma is not None and vma.writable
 
-    def _teardown(self, proc: Process) -> None:
-        """Unmap everything and free every table page but the root."""
+    def _destroy_space(self, proc: Process) -> None:
+        """Unmap everything and free every table page, the root too (exit_mmap + free_pgtables)."""
         for va, leaf in list(proc.table.leaves()):
             proc.table.write_entry(leaf.table, leaf.index, 0)
             self._release(E.frame_of(leaf.value), leaf.level - 1)
-        for table, _level, parent in list(proc.table.tables()):
-            if parent is None:
-                continue
+        for table, _level, _parent in list(proc.table.tables()):
             self.platform.table_freed(table)
             self.mem.free_table(table)
-        self.mem.tables[self.mem.row(proc.root)] = 0  # the root's entries pointed at freed tables
         proc.vmas = []
 
     def exec(self, pid: int) -> None:
@@ -310,9 +307,7 @@ class GuestOS:
         self._count("execs")
         self._charge(self.cost_op)
         proc = self.proc(pid)
-        self._teardown(proc)
-        self.platform.table_freed(proc.root)
-        self.mem.free_table(proc.root)
+        self._destroy_space(proc)
         proc.table = RadixTable(self.mem, self.levels, self._on_write)
         self.platform.flush_tlb(proc)
         if proc is self.current:
@@ -322,9 +317,7 @@ class GuestOS:
         self._count("proc_exits")
         self._charge(self.cost_op)
         proc = self.proc(pid)
-        self._teardown(proc)
-        self.platform.table_freed(proc.root)
-        self.mem.free_table(proc.root)
+        self._destroy_space(proc)
         self.platform.flush_tlb(proc)
         del self.procs[pid]
         if proc is self.current:

@@ -46,8 +46,12 @@ class Mode:
         pass
 
     def load_cr3(self, proc: Process) -> None:
+        self.enter(proc, proc.root)
+
+    def enter(self, proc: Process, root: int) -> None:
+        """Point the hardware at `root` for proc; without PCID the CR3 load flushes non-global entries."""
         m = self.m
-        m.st[ST_ROOT] = proc.root
+        m.st[ST_ROOT] = root
         m.st[ST_ASID] = self.asid(proc)
         m.st[ST_PID] = proc.pid
         if not m.os.pcid_enabled:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from . import entry as E
 from . import events as ev
-from .layout import MODE_SHADOW, SI_ADDR, SI_WRITE, ST_ASID, ST_PID, ST_ROOT, STOP_SHADOW_FAULT
+from .layout import MODE_SHADOW, SI_ADDR, SI_WRITE, STOP_SHADOW_FAULT
 from .modes import Mode
 from .snapshot import PathRow
 
@@ -179,12 +179,7 @@ class Shadow(Mode):
         root = self._root_for(proc.root)
         m.exit("cr3_write", self.cost["cr3"], f"gCR3 {proc.root << 12:#x}")
         self._sync_all()
-        m.st[ST_ROOT] = root.frame
-        m.st[ST_ASID] = self.asid(proc)
-        m.st[ST_PID] = proc.pid
-        if not m.os.pcid_enabled:
-            m.mmu.flush_asid(self.asid(proc), keep_global=True)
-            m.note(ev.Flush("asid", self.asid(proc)))
+        self.enter(proc, root.frame)
 
     def _root_for(self, gcr3: int) -> ShadowPage:
         root = self.roots.get(gcr3)

@@ -131,6 +131,41 @@ def leaf_flags(rights, entry, size):
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
+def skip_cached_levels(addr, levels, asid, first, dim, row, geom, c, st, cost, cnt, ev, hits):
+    """Look the walk caches up, deepest level first (Intel SDM Vol. 3A §4.10.3.2).
+
+    Structure ``first + L - 2`` caches level-L entries keyed by the address bits
+    above level L-1. Returns (next table frame or -1, rights so far, level to read next).
+    """
+    for lvl in range(2, levels + 1):
+        s = first + lvl - 2
+        key = addr >> (12 + 9 * (lvl - 1))
+        slot = sa_find(geom, c, s, key, key, asid)
+        if slot >= 0:
+            sa_touch(geom, c, st, s, slot)
+            cnt[hits] += 1
+            cnt[K_CYC_WALK] += cost[C_PWC]
+            for skipped in range(levels, lvl - 1, -1):
+                if dim == DIM_NESTED:  # a nested row's cells are its levels
+                    emit(ev, st, EV_SKIP, dim, row, skipped, s, 0, 0)
+                else:
+                    emit(ev, st, EV_SKIP, dim, skipped, 0, s, 0, 0)
+            return sa_val(geom, c, s, slot), sa_flags(geom, c, s, slot), lvl - 1
+    return -1, RW | US, levels
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def mark_used(tables, trow, idx, e, leaf, write):
+    """The walker sets A on every entry it uses and D on the leaf of a write; returns the entry now."""
+    ne = e | A
+    if leaf and write:
+        ne |= D
+    if ne != e:
+        tables[trow, idx] = ne
+    return ne
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
 def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
             geom, c, st, cost, cnt, ev):
     """Walk one radix table from `root` for va.
@@ -138,22 +173,9 @@ def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
     Returns (status, page frame, size code, TLB flags, refs, fault level, fault present).
     """
     va = va & VA_MASK
-    table = root
-    level = levels
-    rights = RW | US
-    for lvl in range(2, levels + 1):  # the deepest cached level first
-        key = va >> (12 + 9 * (lvl - 1))
-        slot = sa_find(geom, c, S_PWC + lvl - 2, key, key, asid)
-        if slot >= 0:
-            sa_touch(geom, c, st, S_PWC + lvl - 2, slot)
-            cnt[K_PWC_HITS] += 1
-            cnt[K_CYC_WALK] += cost[C_PWC]
-            for skipped in range(levels, lvl - 1, -1):
-                emit(ev, st, EV_SKIP, dim, skipped, 0, S_PWC + lvl - 2, 0, 0)
-            table = sa_val(geom, c, S_PWC + lvl - 2, slot)
-            rights = sa_flags(geom, c, S_PWC + lvl - 2, slot)
-            level = lvl - 1
-            break
+    table, rights, level = skip_cached_levels(va, levels, asid, S_PWC, dim, 0, geom, c, st, cost, cnt, ev, K_PWC_HITS)
+    if table < 0:
+        table = root
     refs = 0
     while True:
         idx = (va >> (12 + 9 * (level - 1))) & 511
@@ -169,11 +191,7 @@ def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
         if write and (rights & RW) == 0:
             return WALK_FAULT, 0, 0, 0, refs, level, 1
         leaf = level == 1 or ((e & PS) != 0 and level <= 3)
-        ne = e | A
-        if leaf and write:
-            ne |= D
-        if ne != e:
-            tables[row, idx] = ne
+        ne = mark_used(tables, row, idx, e, leaf, write)
         nxt = (e & ADDR_MASK) >> 12
         if leaf:
             size = level - 1
@@ -206,20 +224,9 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
     levels = st[ST_HLEVELS]
     base = st[ST_H_BASE]
     gpa = gfn << 12
-    table = st[ST_NROOT]
-    level = levels
-    for lvl in range(2, levels + 1):
-        nkey = gpa >> (12 + 9 * (lvl - 1))
-        ws = sa_find(geom, c, S_NWC + lvl - 2, nkey, nkey, 0)
-        if ws >= 0:
-            sa_touch(geom, c, st, S_NWC + lvl - 2, ws)
-            cnt[K_NWC_HITS] += 1
-            cnt[K_CYC_WALK] += cost[C_PWC]
-            for skipped in range(levels, lvl - 1, -1):
-                emit(ev, st, EV_SKIP, DIM_NESTED, row, skipped, S_NWC + lvl - 2, 0, 0)
-            table = sa_val(geom, c, S_NWC + lvl - 2, ws)
-            level = lvl - 1
-            break
+    table, _, level = skip_cached_levels(gpa, levels, 0, S_NWC, DIM_NESTED, row, geom, c, st, cost, cnt, ev, K_NWC_HITS)
+    if table < 0:
+        table = st[ST_NROOT]
     refs = 0
     while True:
         idx = (gpa >> (12 + 9 * (level - 1))) & 511
@@ -232,11 +239,7 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
         if (e & P) == 0:
             return WALK_NPF, 0, refs, level
         leaf = level == 1 or ((e & PS) != 0 and level <= 3)
-        ne = e | A
-        if leaf and write:
-            ne |= D
-        if ne != e:
-            h_tables[trow, idx] = ne
+        mark_used(h_tables, trow, idx, e, leaf, write)
         nxt = (e & ADDR_MASK) >> 12
         if leaf:
             page = nxt
@@ -262,22 +265,10 @@ def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
     """
     va = va & VA_MASK
     gbase = st[ST_G_BASE]
-    gfn = groot  # the guest-physical frame this row translates
-    level = glevels
-    rights = RW | US
-    for lvl in range(2, glevels + 1):
-        key = va >> (12 + 9 * (lvl - 1))
-        slot = sa_find(geom, c, S_PWC + lvl - 2, key, key, asid)
-        if slot >= 0:
-            sa_touch(geom, c, st, S_PWC + lvl - 2, slot)
-            cnt[K_PWC_HITS] += 1
-            cnt[K_CYC_WALK] += cost[C_PWC]
-            for skipped in range(glevels, lvl - 1, -1):
-                emit(ev, st, EV_SKIP, DIM_GUEST, skipped, 0, S_PWC + lvl - 2, 0, 0)
-            gfn = sa_val(geom, c, S_PWC + lvl - 2, slot)
-            rights = sa_flags(geom, c, S_PWC + lvl - 2, slot)
-            level = lvl - 1
-            break
+    gfn, rights, level = skip_cached_levels(va, glevels, asid, S_PWC, DIM_GUEST, 0, geom, c, st, cost, cnt, ev,
+                                            K_PWC_HITS)
+    if gfn < 0:
+        gfn = groot  # the guest-physical frame this row translates
     grefs = 0
     nrefs = 0
     gsize = -1  # set once the guest leaf is read; the next row is the data page
@@ -306,11 +297,7 @@ def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
         if write and (rights & RW) == 0:
             return WALK_FAULT, 0, 0, 0, grefs, nrefs, va, level, 1, level
         leaf = level == 1 or ((e & PS) != 0 and level <= 3)
-        ne = e | A
-        if leaf and write:
-            ne |= D
-        if ne != e:
-            g_tables[trow, idx] = ne
+        ne = mark_used(g_tables, trow, idx, e, leaf, write)
         nxt = (e & ADDR_MASK) >> 12
         if leaf:
             gsize = level - 1
