@@ -168,7 +168,7 @@ class WorkloadPicker(ModalScreen[dict | None]):
                              id="workloads")
             yield Label("parameters (key=value …, e.g. jobs=50 or footprint=64m accesses=200k) · seed")
             with Horizontal():
-                yield Input(" ".join(f"{k}={v}" for k, v in self.params), placeholder="defaults", id="params")
+                yield Input(self._params_text(), placeholder="defaults", id="params")
                 yield Input(str(self.seed), placeholder="1", id="seed", type="integer")
             yield Label("…or a trace file (Valgrind lackey, text addresses, or .npy ops); enter opens it")
             yield Input(self.trace or "", placeholder="path/to/trace", id="trace")
@@ -201,8 +201,6 @@ class WorkloadPicker(ModalScreen[dict | None]):
         except ValueError:
             self._error(f"seed must be an integer, not {seed_text!r}")
             return
-        if name != self.current and params == self.params:
-            params = ()  # parameters typed for another workload would not fit this one
         self.dismiss({"workload": name, "params": params, "seed": seed})
 
     @on(OptionList.OptionSelected)
@@ -211,7 +209,13 @@ class WorkloadPicker(ModalScreen[dict | None]):
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        """Parameters belong to one workload: show the current ones only on the current workload."""
         self._error("")
+        params = self.query_one("#params", Input)
+        params.value = self._params_text() if event.option.id == self.current else ""
+
+    def _params_text(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.params)
 
     @on(Input.Submitted, "#params,#seed")
     def _params_submitted(self) -> None:

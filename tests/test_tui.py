@@ -1,0 +1,441 @@
+"""The live TUI driven by a Pilot: every key, the engine thread, errors reaching the screen.
+
+The engine runs in its own thread, so the tests wait on conditions with short
+``pilot.pause(0.05)`` delays (a bare ``pause()`` waits for the whole process
+to go idle, which a running engine never does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from rvi_tui.engine.errors import EngineError
+from rvi_tui.engine.session import Session
+from rvi_tui.tui.app import RviApp, check_args
+from rvi_tui.tui.runner import SPEEDS
+from rvi_tui.tui.screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
+from rvi_tui.tui.widgets import (CountersPane, ErrorBar, EventLog, GuestTablePane, SecondTablePane, StatusBar,
+                                 TlbPane, WalkGrid)
+from rvi_tui.tui.widgets.tlb import TlbRows
+
+SIZE = (120, 40)
+SMALL = {"workload_name": "kcompile", "workload_params": {"jobs": 50}}
+
+
+async def wait_for(pilot, cond, timeout: float = 120.0, what: str = "condition") -> None:
+    start = time.monotonic()
+    while not cond():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def ready(pilot, app, state: str = "paused") -> None:
+    await wait_for(pilot, lambda: app.runner.state == state and app.frame is not None
+                   and app.frame.counters is not None and app.frame.state == state, what=f"state {state}")
+
+
+async def settle(pilot, app) -> None:
+    """Let the last engine update reach the screen."""
+    await pilot.pause(0.1)
+    app.refresh_panes()
+    await pilot.pause(0.05)
+
+
+async def step_until(pilot, app, cond, limit: int = 200) -> None:
+    """Step one op at a time until cond() holds."""
+    for _ in range(limit):
+        if cond():
+            return
+        n = app.runner.session.ops_done
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.runner.session.ops_done == n + 1, what="one step")
+        await settle(pilot, app)
+    raise AssertionError("condition not reached by stepping")
+
+
+def q(app, cls):
+    return app.main_screen.query_one(cls)
+
+
+async def test_opens_paused_in_nested_mode_on_the_default_workload():
+    app = RviApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await settle(pilot, app)
+        assert app.view_mode == "nested"
+        assert app.spec.workload == "kcompile"
+        assert app.runner.session.ops_done == 0
+        status = q(app, StatusBar).render().plain
+        assert "NESTED" in status and "PAUSED" in status and "kcompile" in status
+        assert "nested" in q(app, TlbPane).border_title
+
+
+async def test_space_steps_exactly_one_op_and_updates_tlb_walk_and_events():
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.runner.session.ops_done == 1, what="op 1")
+        await pilot.pause(0.3)
+        assert app.runner.session.ops_done == 1  # exactly one
+        await settle(pilot, app)
+        assert app.frame.ops_done == 1
+        assert "op 1/" in q(app, StatusBar).render().plain or "op 1 " in q(app, StatusBar).render().plain
+        lines_before = q(app, EventLog).shown_lines
+        assert lines_before > 0
+        # step until an access misses the TLB: the grid, the TLB marks and the log all change
+        await step_until(pilot, app, lambda: app.frame is not None and app.frame.walk is not None)
+        grid = q(app, WalkGrid)
+        assert grid.view is not None and grid.view.two_d and grid.view.refs >= 1
+        assert "2-D walk of the last TLB miss" in grid.border_title
+        rows = q(app, TlbRows)
+        assert rows.marks, "the filled TLB entry is marked"
+        assert any(kind == "entry" for kind, _ in rows.items)
+        assert q(app, EventLog).shown_lines > lines_before
+        assert any(line.kind == "walk" for line in q(app, EventLog).lines)
+        # each further step is exactly one op more
+        n = app.runner.session.ops_done
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.runner.session.ops_done == n + 1)
+        await pilot.pause(0.2)
+        assert app.runner.session.ops_done == n + 1
+
+
+async def test_mode_keys_change_pane_titles_and_contents_not_history():
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await step_until(pilot, app, lambda: app.frame.walk is not None)
+        ops = app.runner.session.ops_done
+        expect = {
+            "1": ("native", "1-D walk of the page table", "Physical memory", "Page table (VA→PA)"),
+            "2": ("shadow", "1-D walk of the shadow table", "Shadow table", "Guest page table"),
+            "3": ("nested", "2-D walk", "Nested table", "Guest page table"),
+        }
+        for key, (mode, walk_title, second_title, guest_title) in expect.items():
+            await pilot.press(key)
+            await settle(pilot, app)
+            assert app.view_mode == mode
+            assert f"TLB · {mode}" in q(app, TlbPane).border_title
+            assert walk_title in q(app, WalkGrid).border_title
+            assert second_title in q(app, SecondTablePane).border_title
+            assert guest_title in q(app, GuestTablePane).border_title
+            assert q(app, EventLog).border_title == f"Events · {mode}"
+            assert app.snapshot.mode == mode
+            assert mode.upper() in q(app, StatusBar).render().plain
+            assert app.runner.session.ops_done == ops  # switching the view runs nothing
+        # the walk grid's content differs by mode: 1-D in native/shadow, 2-D in nested
+        await pilot.press("1")
+        await settle(pilot, app)
+        assert not q(app, WalkGrid).view.two_d
+        assert "PA" in q(app, SecondTablePane).render().plain
+        await pilot.press("2")
+        await settle(pilot, app)
+        assert "sync state" in q(app, SecondTablePane).render().plain
+
+
+async def test_p_runs_then_pauses():
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.state == "running", what="running")
+        await wait_for(pilot, lambda: app.runner.session.ops_done > 1000, what="ops run")
+        await pilot.pause(0.3)
+        assert "RUNNING" in q(app, StatusBar).render().plain
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.state == "paused", what="paused")
+        n = app.runner.session.ops_done
+        await pilot.pause(0.3)
+        assert app.runner.session.ops_done == n
+        await settle(pilot, app)
+        assert "PAUSED" in q(app, StatusBar).render().plain
+        assert app.frame.counters["nested"]["accesses"] > 0
+
+
+async def test_p_pressed_while_loading_runs_once_loaded():
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")  # the engine is still warming up or loading
+        await wait_for(pilot, lambda: app.runner.state == "running", what="running")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.state == "paused", what="paused")
+
+
+async def test_plus_minus_change_speed_and_slow_speeds_step_every_op():
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        top = len(SPEEDS) - 1
+        assert app.runner.speed == top
+        await pilot.press("plus")  # already the fastest
+        assert app.runner.speed == top
+        for _ in range(top - 3):
+            await pilot.press("minus")
+        assert SPEEDS[app.runner.speed] == 10
+        await settle(pilot, app)
+        assert "speed 10/s" in q(app, StatusBar).render().plain
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.session.ops_done >= 3, what="paced steps")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.state == "paused")
+        done = app.runner.session.ops_done
+        assert done < 30  # paced at 10 ops/s
+        assert app.runner.records[-1].op_index == done  # at slow speeds every op is stepped with events
+        await pilot.press("plus")
+        assert SPEEDS[app.runner.speed] == 20
+
+
+async def test_l_asks_before_restarting_with_large_pages():
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.runner.session.ops_done == 1)
+        await settle(pilot, app)
+        await pilot.press("l")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # declined: nothing changes
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert app.runner.session.ops_done == 1 and app.spec.guest_page is None
+        await pilot.press("l")
+        await pilot.pause(0.1)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.spec.guest_page == "2m")
+        await ready(pilot, app)
+        await settle(pilot, app)
+        assert app.runner.session.ops_done == 0
+        assert app.frame.config["guest_page"] == "2m" and app.frame.config["host_page"] == "2m"
+        assert "pages 2M/2M" in q(app, StatusBar).render().plain
+        # at op 0 there is nothing to lose: no question
+        await pilot.press("l")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, ConfirmScreen)
+        await wait_for(pilot, lambda: app.spec.guest_page == "4k")
+        await ready(pilot, app)
+
+
+async def test_w_picks_a_builtin_workload_and_a_trace(tmp_path):
+    trace = tmp_path / "addrs.txt"
+    trace.write_text("".join(f"R {0x10000 + 64 * i:#x}\n" for i in range(500)))
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("w")
+        await pilot.pause(0.1)
+        picker = app.screen
+        assert isinstance(picker, WorkloadPicker)
+        names = [n for n, _ in picker.workloads]
+        assert "tlbstress" in names and "real-ls" in names
+        # move the highlight to tlbstress and take it
+        from textual.widgets import OptionList
+        ol = picker.query_one(OptionList)
+        ol.highlighted = names.index("tlbstress")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.spec.workload == "tlbstress")
+        await ready(pilot, app)
+        await settle(pilot, app)
+        assert "tlbstress" in q(app, StatusBar).render().plain
+        # a trace path typed into the picker
+        await pilot.press("w")
+        await pilot.pause(0.1)
+        app.screen.query_one("#trace").focus()
+        await pilot.press(*str(trace))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.spec.trace == str(trace))
+        await ready(pilot, app)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.runner.session.ops_done == 1)
+        # a path that does not exist is refused in the picker itself
+        await pilot.press("w")
+        await pilot.pause(0.1)
+        app.screen.query_one("#trace").focus()
+        await pilot.press(*"/no/such/trace")
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, WorkloadPicker)
+        assert "no such file" in str(app.screen.query_one("#picker-error").render())
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, WorkloadPicker)
+
+
+async def test_r_restarts_from_op_zero():
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        for _ in range(3):
+            await pilot.press("space")
+        await wait_for(pilot, lambda: app.runner.session.ops_done == 3)
+        gen = app.runner.generation
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.runner.generation == gen + 1)
+        await ready(pilot, app)
+        await settle(pilot, app)
+        assert app.runner.session.ops_done == 0
+        assert q(app, EventLog).shown_lines == 0
+
+
+async def test_e_exports_counters_json_and_svg_atomically(tmp_path):
+    app = RviApp(**SMALL, export_dir=str(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        for _ in range(10):
+            await pilot.press("space")
+        await wait_for(pilot, lambda: app.runner.session.ops_done == 10)
+        await settle(pilot, app)
+        await pilot.press("e")
+        await pilot.pause(0.2)
+        assert app.last_export is not None
+        json_path, svg_path = app.last_export
+        assert os.path.isfile(json_path) and os.path.isfile(svg_path)
+        assert os.path.dirname(json_path) == str(tmp_path)
+        data = json.loads(open(json_path).read())
+        assert data["ops_done"] == 10
+        assert set(data["summary"]) == {"native", "shadow", "nested"}
+        assert data["counters"]["nested"]["accesses"] == data["summary"]["nested"]["accesses"]
+        assert open(svg_path).read().lstrip().startswith("<svg")
+        assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # no temp file left behind
+        # a second export does not overwrite the first
+        await pilot.press("e")
+        await pilot.pause(0.2)
+        assert app.last_export[0] != json_path
+        assert len([p for p in os.listdir(tmp_path) if p.endswith(".json")]) == 2
+
+
+async def test_question_mark_shows_help_and_escape_closes_it():
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("p")  # app keys are inert under a modal
+        await pilot.pause(0.1)
+        assert app.runner.state != "running"
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_f_filters_the_event_log_by_kind():
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await step_until(pilot, app, lambda: app.frame.walk is not None)
+        log = q(app, EventLog)
+        assert any(line.kind == "tlb" for line in log.lines)
+        await pilot.press("f")
+        await pilot.pause(0.1)
+        screen = app.screen
+        assert isinstance(screen, EventFilterScreen)
+        from textual.widgets import SelectionList
+        screen.query_one(SelectionList).deselect("tlb")
+        await pilot.press("escape")
+        await settle(pilot, app)
+        assert log.kinds == {"op", "walk", "fault", "exit", "sync", "os", "flush"}
+        assert log.lines and not any(line.kind == "tlb" for line in log.lines)
+        assert "hidden: tlb" in log.border_subtitle
+
+
+async def test_q_quits():
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("q")
+        await pilot.pause(0.1)
+    assert app.return_code in (0, None)
+
+
+async def test_terminal_smaller_than_80x24_shows_a_message():
+    app = RviApp(**SMALL)
+    async with app.run_test(size=(70, 20)) as pilot:
+        await pilot.pause(0.2)
+        note = app.main_screen.query_one("#too-small")
+        assert note.display and app.main_screen.has_class("-too-small")
+        assert "terminal too small (need 80x24" in str(note.render())
+        assert not app.main_screen.query_one("#panes").display
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause(0.2)
+        assert not note.display and app.main_screen.query_one("#panes").display
+
+
+async def test_an_engine_error_while_running_is_shown_not_raised(monkeypatch):
+    calls = {"n": 0}
+    real_run = Session.run
+
+    def failing_run(self, max_ops):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise EngineError("op 1234: the simulated guest ran out of memory")
+        return real_run(self, max_ops)
+
+    monkeypatch.setattr(Session, "run", failing_run)
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.state == "error", what="error state")
+        await settle(pilot, app)
+        bar = q(app, ErrorBar)
+        assert bar.has_class("-shown")
+        text = str(bar.render())
+        assert "engine error: op 1234: the simulated guest ran out of memory" in text
+        assert "r restarts" in text  # what to do
+        assert "ERROR" in q(app, StatusBar).render().plain
+        # the app is still alive: r starts over (and the error goes away)
+        monkeypatch.setattr(Session, "run", real_run)
+        await pilot.press("r")
+        await ready(pilot, app)
+        await settle(pilot, app)
+        assert not bar.has_class("-shown")
+
+
+async def test_a_trace_that_fails_midway_reaches_the_ui(tmp_path):
+    trace = tmp_path / "bad.txt"
+    good = "".join(f"R {0x10000 + 8 * (i % 4096):#x}\n" for i in range(70_000))  # past the first chunk
+    trace.write_text(good + "this is not an address\n")
+    app = RviApp(trace=str(trace))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.state == "error", what="trace error")
+        await settle(pilot, app)
+        text = str(q(app, ErrorBar).render())
+        assert "trace error" in text and "70001" in text.replace(",", "")
+        assert app.runner.session.ops_done >= 65_536
+
+
+async def test_a_bad_config_is_reported_in_the_ui_and_by_check_args():
+    assert "unknown config key" in check_args(sets=("tlb.nope=3",))
+    assert check_args(workload_name="nope") and "unknown workload" in check_args(workload_name="nope")
+    assert check_args(trace="/no/such/file").startswith("no such trace file")
+    assert check_args() is None
+    app = RviApp(sets=("tlb.nope=3",))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.runner.state == "error")
+        await settle(pilot, app)
+        assert "configuration error" in str(q(app, ErrorBar).render())
+        assert "unknown config key" in q(app, CountersPane).body.render().plain
+
+
+async def test_no_color_is_honoured_and_marks_keep_their_glyphs(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.no_color
+        await ready(pilot, app)
+        await step_until(pilot, app, lambda: app.frame.walk is not None)
+        rows = q(app, TlbRows)
+        from rvi_tui.tui.widgets.tlb import entry_line
+        marked = [entry_line(e, rows.marks.get((e.struct, e.set, e.way))) for kind, e in rows.items
+                  if kind == "entry" and (e.struct, e.set, e.way) in rows.marks]
+        assert marked and all(line.lstrip()[:1] in "●+×" for line in marked)
+        grid = q(app, WalkGrid).render().plain
+        assert any(s in grid for s in ("L1D", "L2$", "L3$", "DRAM"))  # where served, as words
