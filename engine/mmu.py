@@ -81,7 +81,8 @@ class MMU:
     """TLB, walk-cache and data-cache arrays of one machine."""
 
     def __init__(self, config: Config):
-        self.geom, self.c = make_arrays(geometry(config))
+        fields_of = [2 if s >= S_CACHE_L1D else 5 for s in range(N_STRUCTS)]  # data caches: key and stamp only
+        self.geom, self.c = make_arrays(geometry(config), fields_of)
         self.cost = costs(config)
         # (5, sets, ways) views of every structure, for the invalidations below
         self.views = [fields(self.geom, self.c, s) for s in range(N_STRUCTS)]

@@ -4,13 +4,15 @@ Every cache the hardware has — L1/L2 TLBs, paging-structure caches, the
 nested TLB, the nested walk cache, the data caches — is one of these, so the
 kernels share one lookup and one fill routine, and a machine's whole cache
 state is one array ``c`` plus a geometry table
-``geom[s] = (base, sets, ways, index mask or -1)`` (sets = 0: absent).
+``geom[s] = (base, sets, ways, index mask or -1, fields)`` (sets = 0: absent).
 
-Layout is set-major: each set is one contiguous block of ``5 * ways`` words,
-``[keys | asids | values | flags | stamps]``, so probing a set and updating
-its LRU state touches a few adjacent cache lines of the host, not five
-arrays scattered over megabytes. A slot is the index of its key; its other
-fields sit ``ways``, ``2 * ways``... further on. A key of -1 is an empty way.
+Layout is set-major: each set is one contiguous block of ``fields * ways``
+words — ``[keys | asids | values | flags | stamps]`` for TLBs and walk caches,
+just ``[keys | stamps]`` for the data caches (``geom[s, 4]`` says which) — so
+probing a set and updating its LRU state touches a few adjacent cache lines of
+the host, not arrays scattered over megabytes. A slot is the index of its key;
+its other fields sit ``ways``, ``2 * ways``... further on; the stamp is always
+the last. A key of -1 is an empty way.
 The set is ``index mod sets``; the victim is an empty way, else the way with
 the oldest stamp (true LRU).
 """
@@ -29,10 +31,10 @@ KEY, ASID, VAL, FLAGS, STAMP = range(5)  # field order inside a set block
 def set_base(geom, s, index):
     """First word of index's set; index mod sets is a mask when sets is a power of two (a divide is ~40 cycles)."""
     mask = geom[s, 3]
-    ways = geom[s, 2]
+    block = geom[s, 2] * geom[s, 4]
     if mask >= 0:
-        return geom[s, 0] + (index & mask) * 5 * ways
-    return geom[s, 0] + (index % geom[s, 1]) * 5 * ways
+        return geom[s, 0] + (index & mask) * block
+    return geom[s, 0] + (index % geom[s, 1]) * block
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
@@ -68,7 +70,35 @@ def sa_set_flags(geom, c, s, slot, flags):
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
 def sa_touch(geom, c, st, s, slot):
     st[ST_CLOCK] += 1
-    c[slot + 4 * geom[s, 2]] = st[ST_CLOCK]
+    c[slot + (geom[s, 4] - 1) * geom[s, 2]] = st[ST_CLOCK]
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def line_find(geom, c, s, line):
+    """Slot of a line in a two-field (key, stamp) data cache, or -1."""
+    ways = geom[s, 2]
+    first = set_base(geom, s, line)
+    for slot in range(first, first + ways):
+        if c[slot] == line:
+            return slot
+    return -1
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def line_fill(geom, c, st, s, line):
+    """Fill a line into a two-field data cache: an empty way, else the LRU way."""
+    ways = geom[s, 2]
+    first = set_base(geom, s, line)
+    victim = first
+    for slot in range(first, first + ways):
+        if c[slot] == -1:
+            victim = slot
+            break
+        if c[slot + ways] < c[victim + ways]:
+            victim = slot
+    c[victim] = line
+    st[ST_CLOCK] += 1
+    c[victim + ways] = st[ST_CLOCK]
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
@@ -108,15 +138,16 @@ def sa_insert(geom, c, st, s, index, key, asid, val, flags):
     return victim, evicted
 
 
-def make_arrays(geometry: list[tuple[int, int]]):
-    """(geom, c) for structures given as (sets, ways) each."""
+def make_arrays(geometry: list[tuple[int, int]], fields_of: list[int] | None = None):
+    """(geom, c) for structures given as (sets, ways) each, with 5 fields a slot unless fields_of says 2."""
     n = len(geometry)
-    geom = np.zeros((n, 4), dtype=np.int64)
+    geom = np.zeros((n, 5), dtype=np.int64)
     base = 0
     for s, (sets, ways) in enumerate(geometry):
         pow2 = sets > 0 and sets & (sets - 1) == 0
-        geom[s] = (base, sets, ways if sets else 0, sets - 1 if pow2 else -1)
-        base += sets * ways * 5
+        nf = fields_of[s] if fields_of else 5
+        geom[s] = (base, sets, ways if sets else 0, sets - 1 if pow2 else -1, nf)
+        base += sets * ways * nf
     c = np.zeros(max(base, 1), dtype=np.int64)
     for s in range(n):
         fields(geom, c, s)[KEY] = -1
@@ -124,16 +155,16 @@ def make_arrays(geometry: list[tuple[int, int]]):
 
 
 def fields(geom, c, s: int) -> np.ndarray:
-    """Structure s as a (5, sets, ways) view: fields(...)[KEY][set, way] and so on (for Python-side work)."""
-    base, sets, ways = (int(x) for x in geom[s, :3])
-    block = c[base : base + sets * ways * 5].reshape(sets, 5, ways)
+    """Structure s as a (fields, sets, ways) view: fields(...)[KEY][set, way] and so on (for Python-side work)."""
+    base, sets, ways, _, nf = (int(x) for x in geom[s])
+    block = c[base : base + sets * ways * nf].reshape(sets, nf, ways)
     return block.transpose(1, 0, 2)
 
 
 def position(geom, s: int, offset: int) -> tuple[int, int]:
     """(set, way) of a slot given as its offset from the structure's base (as events carry it)."""
-    ways = int(geom[s, 2])
+    ways, nf = int(geom[s, 2]), int(geom[s, 4])
     if offset < 0 or ways == 0:
         return -1, -1
-    block = offset // (5 * ways)
-    return block, offset - block * 5 * ways
+    block = offset // (nf * ways)
+    return block, offset - block * nf * ways

@@ -54,7 +54,7 @@ from .layout import (
     TF_USER,
     TF_WRITABLE,
 )
-from .setassoc import sa_find, sa_flags, sa_insert, sa_touch, sa_val
+from .setassoc import line_fill, line_find, sa_find, sa_flags, sa_insert, sa_touch, sa_val
 
 VA_MASK = (1 << 57) - 1
 
@@ -90,13 +90,13 @@ def cache_access(pa, geom, c, st, cost):
     line = pa >> 6
     served = SERVED_DRAM
     for lvl in range(3):
-        slot = sa_find(geom, c, S_CACHE_L1D + lvl, line, line, 0)
+        slot = line_find(geom, c, S_CACHE_L1D + lvl, line)
         if slot >= 0:
             sa_touch(geom, c, st, S_CACHE_L1D + lvl, slot)
             served = lvl
             break
     for lvl in range(served):  # fill the levels that missed
-        sa_insert(geom, c, st, S_CACHE_L1D + lvl, line, line, 0, 0, 0)
+        line_fill(geom, c, st, S_CACHE_L1D + lvl, line)
     return served, cost[C_L1D + served]
 
 
