@@ -71,9 +71,9 @@ def report(meta: dict, summary: dict, out) -> None:
 
 
 def study(rows: list[dict], out) -> None:
-    table = Table(title="cycles per access by paging mode (overhead vs native); nested vs shadow = shadow/nested − 1",
-                  caption="MMU-intensive work favours nested paging; TLB-intensive work with small pages favours "
-                          "shadow; large pages recover nested paging's loss")
+    table = Table(title="cycles per access by mode (overhead vs native) · nested vs shadow = shadow/nested − 1",
+                  caption="to compare with VMware's RVI study: nested paging wins MMU-intensive work, loses "
+                          "TLB-intensive work with small pages, and large pages recover that loss")
     for col in ("workload", "pages g/h", "native", "shadow", "nested", "nested vs shadow"):
         table.add_column(col, justify="left" if col in ("workload", "pages g/h") else "right")
     for r in rows:
