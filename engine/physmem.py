@@ -115,6 +115,11 @@ class PhysicalMemory:
         return row
 
     def read(self, frame: int, index: int) -> int:
+        slot = frame - self.base
+        if 0 <= slot < len(self.rows):  # the software walkers' hot path: row() inlined
+            row = int(self.rows[slot])
+            if row >= 0:
+                return int(self.tables[row, index])
         return int(self.tables[self.row(frame), index])
 
     def write(self, frame: int, index: int, value: int) -> None:
