@@ -24,13 +24,13 @@ from textual.widgets import Footer, Static
 from rvi_tui.engine import config as C
 from rvi_tui.engine.errors import ConfigError
 from rvi_tui.engine.report import summarize
-from rvi_tui.engine.session import ALL_MODES
-from rvi_tui.workloads.registry import WorkloadError, list_workloads, make_workload
+from rvi_tui.workloads.errors import WorkloadError
 
 from .eventlog import LogLine, op_lines
 from .export import counters_document, write_export
 from .messages import EngineUpdate
-from .runner import ERROR, FINISHED, LOADING, PAUSED, RUNNING, SPEEDS, WARMING, Frame, Runner, RunSpec, speed_label
+from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SPEEDS, WARMING, Frame, Runner, RunSpec,
+                     speed_label)
 from .screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
 from .stats import CounterHistory
 from .widgets import (CountersPane, ErrorBar, EventLog, GuestTablePane, SecondTablePane, StatusBar, TlbPane,
@@ -102,8 +102,8 @@ class RviApp(App):
                  levels: int | None = None, *, export_dir: str | None = None, speed: int | None = None,
                  run_hz: float = RUN_HZ) -> None:
         super().__init__()
-        if mode not in ALL_MODES:
-            raise ValueError(f"unknown mode {mode!r} (known: {', '.join(ALL_MODES)})")
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
         self.spec = RunSpec(workload=None if trace else (workload_name or DEFAULT_WORKLOAD),
                             params=tuple((workload_params or {}).items()), trace=trace, preset=preset,
                             sets=tuple(sets), seed=int(seed), guest_page=guest_page, host_page=host_page,
@@ -384,6 +384,8 @@ class RviApp(App):
                               host_page=spec.host_page, levels=spec.levels)
             self.load(new)
 
+        from rvi_tui.workloads.registry import list_workloads  # loaded by the engine thread by now
+
         self.push_screen(WorkloadPicker(list_workloads(), spec.workload, spec.params, spec.seed, spec.trace), chosen)
 
     def action_export(self) -> None:
@@ -433,8 +435,8 @@ def check_args(workload_name: str | None = DEFAULT_WORKLOAD, workload_params: di
                seed: int = 1, guest_page: str | None = None, host_page: str | None = None,
                levels: int | None = None, **_ignored) -> str | None:
     """A one-line error for arguments that cannot work, before the screen is taken over (None if fine)."""
-    if mode not in ALL_MODES:
-        return f"unknown mode {mode!r} (known: {', '.join(ALL_MODES)})"
+    if mode not in MODES:
+        return f"unknown mode {mode!r} (known: {', '.join(MODES)})"
     spec = RunSpec(workload=None if trace else (workload_name or DEFAULT_WORKLOAD),
                    params=tuple((workload_params or {}).items()), trace=trace, preset=preset, sets=tuple(sets),
                    seed=int(seed), guest_page=guest_page, host_page=host_page, levels=levels)
@@ -443,8 +445,11 @@ def check_args(workload_name: str | None = DEFAULT_WORKLOAD, workload_params: di
         if trace:
             if not os.path.isfile(os.path.expanduser(trace)):
                 return f"no such trace file: {trace}"
-        else:
-            make_workload(spec.workload, seed=spec.seed, **dict(spec.params))
+        elif "rvi_tui.workloads.registry" in sys.modules:
+            # only if already loaded (the CLI loads it): importing it here costs the first frame ~0.4 s,
+            # and the app reports a bad workload or parameter on screen anyway
+            sys.modules["rvi_tui.workloads.registry"].make_workload(spec.workload, seed=spec.seed,
+                                                                    **dict(spec.params))
     except (ConfigError, WorkloadError) as e:
         return str(e)
     return None
@@ -462,7 +467,14 @@ def run_app(*, mouse: bool = True, **kwargs) -> int:
         return 2
     app = RviApp(**kwargs)
     app.run(mouse=mouse)
-    return app.return_code or 0
+    code = app.return_code or 0
+    if app.runner.busy:
+        # quit during a cold-cache kernel compile: the compiler thread would hold up interpreter exit
+        # for as long as it has left (the terminal is already restored; numba writes its cache atomically)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def main() -> int:  # pragma: no cover - `python -m rvi_tui.tui.app`

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rvi_tui.engine import events as ev
-
+from .walks import kind as event_kind
 from .walks import split_walks
 
 # filterable kinds, in the order the filter dialog lists them
@@ -37,7 +36,7 @@ def _served_text(items) -> str:
     served: dict[str, int] = {}
     skipped: dict[str, int] = {}
     for x in items:
-        if isinstance(x, ev.WalkRef):
+        if event_kind(x) == "WalkRef":
             served[x.served] = served.get(x.served, 0) + 1
         else:
             name = x.by.split()[0]
@@ -48,7 +47,7 @@ def _served_text(items) -> str:
     return text
 
 
-def _fault_text(f: ev.HwFault) -> str:
+def _fault_text(f) -> str:
     what = {"guest-fault": "guest page fault", "npf": "nested page fault", "shadow-fault": "shadow page fault"}
     state = "protection" if f.present else "not present"
     addr = f"gPA {f.addr:#x}" if f.kind == "npf" else f"{f.addr:#x}"
@@ -73,12 +72,13 @@ def op_lines(op_index: int, op_text: str, events, sampled_gap: int = 0) -> list[
             lookups.clear()
 
     for e in events:
-        if isinstance(e, ev.TlbLookup):
+        k = event_kind(e)
+        if k == "TlbLookup":
             if in_walk:
                 in_walk = False
             lookups.append(f"{e.struct} hit [{e.set}/{e.way}]" if e.hit else f"{e.struct} miss")
             continue
-        if isinstance(e, (ev.WalkRef, ev.WalkSkip)):
+        if k in ("WalkRef", "WalkSkip"):
             if not in_walk:
                 flush_lookups()
                 in_walk = True
@@ -91,34 +91,34 @@ def op_lines(op_index: int, op_text: str, events, sampled_gap: int = 0) -> list[
                                                f"({_served_text(a.items)})"))
             continue
         flush_lookups()
-        if isinstance(e, ev.HwFault):
+        if k == "HwFault":
             in_walk = False
             out.append(LogLine("fault", f"  #PF   {_fault_text(e)}"))
-        elif isinstance(e, ev.TlbFill):
+        elif k == "TlbFill":
             in_walk = False
             text = f"  TLB   fill {e.struct} [{e.set}/{e.way}] vpn {e.vpn:#x}"
             if e.evicted_vpn >= 0:
                 text += f" evicting {e.evicted_vpn:#x}"
             out.append(LogLine("tlb", text))
-        elif isinstance(e, ev.Translated):
+        elif k == "Translated":
             size = ("4 KiB", "2 MiB", "1 GiB")[e.size] if 0 <= e.size < 3 else str(e.size)
             out.append(LogLine("tlb", f"  TLB   → {e.paddr:#x} ({size} page, via {e.via})"))
-        elif isinstance(e, ev.DirtyAssist):
+        elif k == "DirtyAssist":
             out.append(LogLine("walk", "  WALK  write to a clean/read-only TLB entry: re-walk to set D"))
-        elif isinstance(e, ev.Exit):
+        elif k == "Exit":
             detail = f": {e.detail}" if e.detail else ""
             out.append(LogLine("exit", f"  EXIT  {e.reason} ({e.cycles:,} cycles){detail}"))
-        elif isinstance(e, ev.GuestFault):
+        elif k == "GuestFault":
             rw = "write" if e.write else "read"
             out.append(LogLine("fault", f"  #PF   guest OS: {e.outcome} fault, {rw} {e.addr:#x}"))
-        elif isinstance(e, ev.ShadowSync):
+        elif k == "ShadowSync":
             where = f" gPT {e.table:#x}" if e.table else ""
             lvl = f" L{e.level}" if e.level else ""
             out.append(LogLine("sync", f"  SYNC  {e.action} gVA {e.gva:#x}{where}{lvl}"))
-        elif isinstance(e, ev.OsOp):
+        elif k == "OsOp":
             if e.text != op_text:  # the op header already says it
                 out.append(LogLine("os", f"  OS    {e.text}"))
-        elif isinstance(e, ev.Flush):
+        elif k == "Flush":
             addr = f" {e.addr:#x}" if e.addr else ""
             out.append(LogLine("flush", f"  FLUSH {e.what}{addr}"))
         else:  # an event kind this UI does not know yet: show it rather than drop it

@@ -27,11 +27,13 @@ from dataclasses import dataclass, field, replace
 from rvi_tui.engine import config as C
 from rvi_tui.engine.errors import ConfigError, EngineError
 from rvi_tui.engine.report import summarize
-from rvi_tui.engine.session import ALL_MODES, Session
-from rvi_tui.workloads import ops as O
-from rvi_tui.workloads.registry import TraceError, WorkloadError, make_workload, open_trace
+from rvi_tui.workloads.errors import TraceError, WorkloadError
 
 from .walks import WalkView, build_view, costs_of, has_walk, tlb_marks
+
+# The session, the kernels and the workload generators import numba (~0.4 s): this thread imports
+# them, so the first frame does not wait (see _engine()).
+MODES = ("native", "shadow", "nested")
 
 # Speeds in ops/s; None = flat out. Up to STEP_LIMIT every op is stepped with its events;
 # above it ops run in batch (counters only) and one op per slice is stepped as a sample.
@@ -44,7 +46,8 @@ MAX_SUB = 256  # ops per session.run(): a burst of faults (~0.2 ms each, in Pyth
 MAX_BATCH = 1 << 16
 HISTORY_OPS = 400  # stepped ops kept for the event log (per session)
 SAMPLE_STEPS = 8  # at batch speeds, step up to this many ops per slice until one walks
-SPARK_LEN = 160  # cycles/access samples kept per mode (one per stepped op, or per slice at batch speeds)
+SPARK_LEN = 160  # cycles/access samples kept per mode
+SPARK_STEP_ACCESSES = 16  # stepping: one sample per 16 accesses (a single access is all noise); batch: per slice
 
 WARMING, LOADING, PAUSED, RUNNING, FINISHED, ERROR = "warming", "loading", "paused", "running", "finished", "error"
 USER_ERRORS = (EngineError, ConfigError, TraceError, WorkloadError, OSError)
@@ -93,6 +96,8 @@ class RunSpec:
         return C.load(preset=self.preset, sets=list(self.sets), overrides=self.overrides())
 
     def make_workload(self):
+        from rvi_tui.workloads.registry import make_workload, open_trace
+
         if self.trace:
             return open_trace(self.trace)
         return make_workload(self.workload, seed=self.seed, **dict(self.params))
@@ -139,6 +144,9 @@ class Frame:
 
 def warm_up() -> None:
     """Load (or, on a cold cache, compile) every kernel specialisation: step and batch, all modes."""
+    from rvi_tui.engine.session import Session
+    from rvi_tui.workloads import ops as O
+
     config = C.load()
     chunk = O.concat([O.mmap(1, 0x10000, 0x4000), O.accesses([0x10000, 0x11000, 0x12000], rw=O.WRITE),
                       O.accesses([0x10008, 0x13000])])
@@ -300,7 +308,7 @@ class Runner:
                     for _ in range(cmd[1]):
                         if not self._step_one(0):
                             break
-                        self._spark_sample()
+                        self._spark_sample(SPARK_STEP_ACCESSES)
                 self._post("step")
         elif kind == "run":
             if self.state == PAUSED:
@@ -354,7 +362,9 @@ class Runner:
         chunks = iter(workload.chunks())
         first = next(chunks, None)  # parses/generates the first chunk here, not on the first step
         stream = itertools.chain([first], chunks) if first is not None else iter(())
-        session = Session(stream, config, modes=ALL_MODES, total_ops=None)
+        from rvi_tui.engine.session import Session
+
+        session = Session(stream, config, modes=MODES, total_ops=None)
         with self.lock:
             self.config = config
             self.costs = costs_of(config)
@@ -383,6 +393,8 @@ class Runner:
             self._finish()
             return False
         self._seq += 1
+        from rvi_tui.workloads import ops as O
+
         op = s.last_op[0] if s.last_op is not None and len(s.last_op) else None
         op_text = O.describe(op) if op is not None else "?"
         vaddr = int(op["addr"]) if op is not None and int(op["kind"]) == O.ACCESS else 0
@@ -397,12 +409,12 @@ class Runner:
                     self.walks[mode] = view
         return True
 
-    def _spark_sample(self) -> None:
-        """Append each mode's cycles/access since the last sample (lock held); skipped until an access ran."""
+    def _spark_sample(self, min_accesses: int = 1) -> None:
+        """Append each mode's cycles/access since the last sample (lock held), once min_accesses ran."""
         cur = self.session.counters()
         base = self._spark_base or {}
         d = {m: {k: v - base.get(m, {}).get(k, 0) for k, v in c.items()} for m, c in cur.items()}
-        if not any(v.get("accesses", 0) for v in d.values()):
+        if not any(v.get("accesses", 0) >= min_accesses for v in d.values()):
             return
         for mode, summ in summarize(d).items():
             if summ["accesses"] > 0:
@@ -433,7 +445,7 @@ class Runner:
                 for _ in range(due):
                     if not self._step_one(0):
                         break
-                    self._spark_sample()
+                    self._spark_sample(SPARK_STEP_ACCESSES)
                     if time.perf_counter() - t0 > SLICE_S:
                         break
         else:

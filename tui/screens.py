@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Markdown, OptionList, SelectionList, Static
+from textual.widgets import Button, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
 
 from .eventlog import KIND_LABELS, KINDS
@@ -83,6 +83,8 @@ class HelpScreen(ModalScreen[None]):
     """
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import Markdown  # markdown-it loads only when help is first shown
+
         with VerticalScroll() as v:
             v.border_title = "Help · esc closes"
             yield Markdown(HELP, id="help-text")

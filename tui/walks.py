@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rvi_tui.engine import events as ev
+# Events are told apart by class name, so this module (and the UI that imports it) does not import
+# the engine's event module, which loads numba: the first frame must not wait for that.
+REF, SKIP, FAULT, FILL, DONE, ASSIST, LOOKUP = ("WalkRef", "WalkSkip", "HwFault", "TlbFill", "Translated",
+                                                 "DirtyAssist", "TlbLookup")
+
+
+def kind(e) -> str:
+    return type(e).__name__
 
 SERVED_ORDER = ("L1D", "L2$", "L3$", "DRAM", "mem")
 SERVED_COST_KEYS = {"L1D": "cost.ref_l1d", "L2$": "cost.ref_l2", "L3$": "cost.ref_l3", "DRAM": "cost.ref_dram",
@@ -39,12 +46,12 @@ class Attempt:
     """One walk: its references and skips in order, and how it ended."""
 
     items: tuple
-    fault: ev.HwFault | None = None
+    fault: object | None = None  # the HwFault that ended it, if any
     assist: bool = False  # a D-bit assist re-walk
 
     @property
     def refs(self) -> int:
-        return sum(1 for x in self.items if isinstance(x, ev.WalkRef))
+        return sum(1 for x in self.items if kind(x) == REF)
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class WalkView:
     faulted: tuple = ()  # HwFault of each faulted attempt of the same op
     assist: bool = False
     cycles: int = 0  # walk cycles from the config's costs
-    result: ev.Translated | None = None
+    result: object | None = None  # the Translated event
     dims: tuple[str, ...] = ()
 
 
@@ -76,19 +83,20 @@ def split_walks(events) -> list[Attempt]:
     assist = False
     pending_assist = False
     for e in events:
-        if isinstance(e, (ev.WalkRef, ev.WalkSkip)):
+        k = kind(e)
+        if k in (REF, SKIP):
             if not cur:
                 assist = pending_assist
                 pending_assist = False
             cur.append(e)
-        elif isinstance(e, ev.HwFault):
+        elif k == FAULT:
             out.append(Attempt(tuple(cur), e, assist))
             cur, assist = [], False
-        elif isinstance(e, (ev.TlbFill, ev.Translated)):
+        elif k in (FILL, DONE):
             if cur:
                 out.append(Attempt(tuple(cur), None, assist))
                 cur, assist = [], False
-        elif isinstance(e, ev.DirtyAssist):
+        elif k == ASSIST:
             pending_assist = True
     if cur:
         out.append(Attempt(tuple(cur), None, assist))
@@ -101,7 +109,7 @@ def walk_cycles(attempt: Attempt, costs: dict) -> int:
     total = 0
     hits = set()
     for x in attempt.items:
-        if isinstance(x, ev.WalkRef):
+        if kind(x) == REF:
             total += costs.get(x.served, 0)
         else:
             if x.by == "NTLB":
@@ -147,7 +155,7 @@ def build_view(mode: str, events, op_index: int, op_text: str, glevels: int, hle
     for x in last.items:
         if x.dim not in dims:
             dims.append(x.dim)
-        if isinstance(x, ev.WalkRef):
+        if kind(x) == REF:
             num += 1
             cells[(x.row, x.col)] = Cell("ref", num, x.served, "", x.paddr, x.entry)
             served[x.served] = served.get(x.served, 0) + 1
@@ -167,23 +175,24 @@ def build_view(mode: str, events, op_index: int, op_text: str, glevels: int, hle
                 cells[(row, c)] = Cell("implied", by=by)
     result = None
     for e in events:
-        if isinstance(e, ev.Translated):
+        if kind(e) == DONE:
             result = e
     return WalkView(mode, op_index, op_text, vaddr, two_d, rows, cols, cells, num, served, skipped, faulted,
                     last.assist, walk_cycles(last, costs), result, tuple(dims))
 
 
 def has_walk(events) -> bool:
-    return any(isinstance(e, (ev.WalkRef, ev.WalkSkip)) for e in events)
+    return any(kind(e) in (REF, SKIP) for e in events)
 
 
 def tlb_marks(events) -> dict:
     """(struct, set, way) -> 'hit' | 'fill' | 'evict' for the TLB entries one op touched."""
     marks: dict = {}
     for e in events:
-        if isinstance(e, ev.TlbLookup) and e.hit and e.set >= 0:
+        k = kind(e)
+        if k == LOOKUP and e.hit and e.set >= 0:
             marks[(e.struct, e.set, e.way)] = "hit"
-        elif isinstance(e, ev.TlbFill) and e.set >= 0:
+        elif k == FILL and e.set >= 0:
             marks[(e.struct, e.set, e.way)] = "evict" if e.evicted_vpn >= 0 else "fill"
     return marks
 
@@ -192,9 +201,10 @@ def tlb_summary(events) -> str:
     """A one-line account of the op's TLB activity, e.g. 'L1 4K miss · L2 hit [95/3]'."""
     parts = []
     for e in events:
-        if isinstance(e, ev.TlbLookup):
+        k = kind(e)
+        if k == LOOKUP:
             parts.append(f"{e.struct} hit [{e.set}/{e.way}]" if e.hit else f"{e.struct} miss")
-        elif isinstance(e, ev.TlbFill):
+        elif k == FILL:
             text = f"fill {e.struct} [{e.set}/{e.way}]"
             if e.evicted_vpn >= 0:
                 text += f" evicting vpn {e.evicted_vpn:#x}"

@@ -34,6 +34,14 @@ class EventLog(ScrollView, can_focus=True):
     EventLog > .ev--flush { color: $text-warning; }
     """
 
+    EMPTY = (
+        "No events yet. Each op you step lists what happened, in order:",
+        "  TLB lookups and fills, WALK (the page walks), #PF faults,",
+        "  EXIT (VM exits: reason, cycles), SYNC (shadow sync), OS, FLUSH.",
+        "",
+        "space steps one op · p runs/pauses · 1 2 3 switch mode · ? help",
+    )
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.kinds: set[str] = set(KINDS)
@@ -115,6 +123,12 @@ class EventLog(ScrollView, can_focus=True):
         i = y + scroll_y
         width = self.size.width
         base = self.rich_style
+        if not self.lines:
+            if i < len(self.EMPTY):
+                text = Text(self.EMPTY[i], style=self.get_component_rich_style("ev--tlb"), no_wrap=True)
+                return Strip(list(text.render(self.app.console)), text.cell_len).apply_style(base).crop_extend(
+                    scroll_x, scroll_x + width, base)
+            return Strip.blank(width, base)
         if i >= len(self.lines):
             return Strip.blank(width, base)
         line = self.lines[i]

@@ -28,7 +28,7 @@ class Status:
     pid: int | None = None
 
 
-STATE_GLYPH = {"running": "▶ RUNNING", "paused": "⏸ PAUSED", "finished": "■ FINISHED", "error": "✖ ERROR",
+STATE_GLYPH = {"running": "▶ RUNNING", "paused": "‖ PAUSED", "finished": "■ FINISHED", "error": "! ERROR",
                "warming": "… WARMING UP", "loading": "… LOADING"}
 
 
@@ -99,6 +99,6 @@ class ErrorBar(Static):
 
     def show_error(self, text: str | None) -> None:
         if text:
-            self.update(Text.assemble(("✖ ", "bold"), text,
+            self.update(Text.assemble(("! ", "bold"), text,
                                       "\n   r restarts this workload · w picks another (or a trace) · q quits"))
         self.set_class(bool(text), "-shown")

@@ -1,0 +1,114 @@
+"""How responsive the live UI is while the engine runs flat out.
+
+    python -m rvi_tui.tui.bench [--seconds 5] [--keys 30] [--workload kcompile]
+
+Measures, headless (Textual's test driver, 120x40), with the engine running at
+full speed in its thread:
+
+* refresh rate: redraws per second (``RviApp.render_count``), capped at 20 Hz;
+* key → pane latency: from a mode key entering the app's input queue (what the
+  terminal driver does) until the panes hold the new mode's content (the end
+  of the redraw that key caused); p50 / p95 / max over a series of presses;
+* engine throughput with the UI on screen (ops/s, all three modes in lockstep).
+
+Figures are printed, not asserted: they depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+
+from textual import events
+
+
+async def measure(seconds: float = 5.0, keys: int = 30, workload: str = "kcompile", params: dict | None = None,
+                  size=(120, 40)) -> dict:
+    from .app import RviApp
+    from .widgets import TlbPane
+
+    app = RviApp(workload_name=workload, workload_params=params or {})
+    renders: list[tuple[float, str]] = []
+    original = app._render_frame
+
+    def timed_render(frame):
+        original(frame)
+        renders.append((time.perf_counter(), app.view_mode))
+
+    app._render_frame = timed_render
+    async with app.run_test(size=size) as pilot:
+        start = time.monotonic()
+        while not (app.runner.state == "paused" and app.frame is not None and app.frame.counters is not None):
+            if time.monotonic() - start > 180:
+                raise RuntimeError("the engine did not load")
+            await pilot.pause(0.05)
+        await pilot.press("p")
+        while app.runner.state != "running":
+            await pilot.pause(0.05)
+        await asyncio.sleep(1.0)  # steady state
+
+        # refresh rate and throughput, hands off
+        r0, n0, t0 = app.render_count, app.runner.session.ops_done, time.perf_counter()
+        await asyncio.sleep(seconds)
+        r1, n1, t1 = app.render_count, app.runner.session.ops_done, time.perf_counter()
+        hz = (r1 - r0) / (t1 - t0)
+        ops = (n1 - n0) / (t1 - t0)
+
+        # key -> pane latency
+        lat = []
+        order = ["1", "2", "3"]
+        modes = {"1": "native", "2": "shadow", "3": "nested"}
+        tlb = app.main_screen.query_one(TlbPane)
+        for i in range(keys):
+            key = order[i % 3]
+            if modes[key] == app.view_mode:
+                key = order[(i + 1) % 3]
+            want = modes[key]
+            mark = len(renders)
+            sent = time.perf_counter()
+            app._driver.send_message(events.Key(key, key))
+            while True:
+                done = [t for t, mode in renders[mark:] if mode == want]
+                if done and f"TLB · {want}" in str(tlb.border_title):
+                    lat.append(done[0] - sent)
+                    break
+                if time.perf_counter() - sent > 5:
+                    lat.append(float("inf"))
+                    break
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.15)  # like a person: not faster than a few keys a second
+        state = app.runner.state
+        await pilot.press("p")
+    lat_ms = sorted(1000 * x for x in lat)
+    return {
+        "refresh_hz": hz,
+        "ops_per_s": ops,
+        "latency_ms_p50": statistics.median(lat_ms),
+        "latency_ms_p95": lat_ms[max(0, int(round(0.95 * len(lat_ms))) - 1)],
+        "latency_ms_max": lat_ms[-1],
+        "keys": len(lat_ms),
+        "engine_state_during_keys": state,
+    }
+
+
+def report(result: dict) -> str:
+    return (f"UI refresh while running flat out: {result['refresh_hz']:.1f} Hz (cap 20)\n"
+            f"key → pane latency over {result['keys']} mode keys: p50 {result['latency_ms_p50']:.0f} ms, "
+            f"p95 {result['latency_ms_p95']:.0f} ms, max {result['latency_ms_max']:.0f} ms\n"
+            f"engine throughput with the UI on screen: {result['ops_per_s']:,.0f} ops/s (3 modes in lockstep)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--keys", type=int, default=30)
+    p.add_argument("--workload", default="kcompile")
+    args = p.parse_args(argv)
+    print(report(asyncio.run(measure(args.seconds, args.keys, args.workload))))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
