@@ -243,11 +243,11 @@ class GuestOS:
         child = self.mem.alloc_table()
         step = 1 << (9 * (size - 1))
         small_flags = flags | (E.PS if size - 1 else 0)
+        sharers = self.refs.pop(frame, 1)  # each smaller page inherits the block's sharers
         for i in range(512):
             proc.table.write_entry(child, i, E.make(frame + i * step, small_flags))
-            self.refs[frame + i * step] = self.refs.get(frame, 1)
+            self.refs[frame + i * step] = sharers
         proc.table.write_entry(leaf.table, leaf.index, E.make(child, E.P | E.RW | E.US))
-        self.refs.pop(frame, None)
         self.platform.invlpg(proc, va)
 
     def _release(self, frame: int, size: int) -> None:
