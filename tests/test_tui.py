@@ -11,8 +11,6 @@ import json
 import os
 import time
 
-import pytest
-
 from rvi_tui.engine.errors import EngineError
 from rvi_tui.engine.session import Session
 from rvi_tui.tui.app import RviApp, check_args
@@ -35,8 +33,10 @@ async def wait_for(pilot, cond, timeout: float = 120.0, what: str = "condition")
 
 
 async def ready(pilot, app, state: str = "paused") -> None:
+    # generous: on a cold numba cache (a fresh install) the first load compiles the kernels for a minute or two
     await wait_for(pilot, lambda: app.runner.state == state and app.frame is not None
-                   and app.frame.counters is not None and app.frame.state == state, what=f"state {state}")
+                   and app.frame.counters is not None and app.frame.state == state, timeout=400,
+                   what=f"state {state}")
 
 
 async def settle(pilot, app) -> None:
@@ -51,9 +51,9 @@ async def step_until(pilot, app, cond, limit: int = 200) -> None:
     for _ in range(limit):
         if cond():
             return
-        n = app.runner.session.ops_done
+        want = app.runner.session.ops_done + 1
         await pilot.press("space")
-        await wait_for(pilot, lambda: app.runner.session.ops_done == n + 1, what="one step")
+        await wait_for(pilot, lambda want=want: app.runner.session.ops_done == want, what="one step")
         await settle(pilot, app)
     raise AssertionError("condition not reached by stepping")
 

@@ -23,7 +23,7 @@ def make_app(**kw) -> RviApp:
     return RviApp(workload_name="kcompile", workload_params={"jobs": 20}, seed=1, **kw)
 
 
-async def _wait(pilot, cond, timeout=120.0):
+async def _wait(pilot, cond, timeout=400.0):  # a cold numba cache compiles first
     start = time.monotonic()
     while not cond():
         assert time.monotonic() - start < timeout, "timed out"

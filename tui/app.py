@@ -41,6 +41,7 @@ DEFAULT_WORKLOAD = "kcompile"
 MIN_SIZE = (80, 24)
 MAX_HZ = 20  # never redraw faster than this
 RUN_HZ = 10  # pull rate while the engine runs
+SNAPSHOT_EVERY = 0.25  # while running, TLB contents and table paths refresh at most 4 times a second
 LOG_OPS_PER_TICK = 40  # at most this many new stepped ops are written to the log per redraw
 LOG_REBUILD_OPS = 150  # ops of history shown after a mode or filter change
 
@@ -128,6 +129,7 @@ class RviApp(App):
         self.render_count = 0  # redraws so far (the refresh-rate benchmark reads it)
         self.last_export: tuple[str, str] | None = None
         self._queued_run = False  # p pressed while loading
+        self._tlb_inputs: tuple | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
@@ -177,11 +179,13 @@ class RviApp(App):
         except NoMatches:  # the panes are still being mounted: try again shortly
             self.set_timer(0.05, self.request_refresh)
             return
-        frame = self.runner.pull(self.view_mode, since=since, have=self._snap_key)
-        self._last_render = time.perf_counter()
-        self.render_count += 1
-        with self.batch_update():
-            self._render_frame(frame)
+        with self.runner.hold():
+            frame = self.runner.pull(self.view_mode, since=since, have=self._snap_key,
+                                     snapshot_every=SNAPSHOT_EVERY)
+            self._last_render = time.perf_counter()
+            self.render_count += 1
+            with self.batch_update():
+                self._render_frame(frame)
 
     def _render_frame(self, f: Frame) -> None:
         q = self.main_screen.query_one
@@ -225,6 +229,7 @@ class RviApp(App):
         if f.counters is None or self.snapshot is None:
             note = f.error or self._busy_message(f) or "starting…"
             q(TlbPane).show_note(mode, note)
+            self._tlb_inputs = None
             q(WalkGrid).show(mode, None, 4, 4, note)
             q(GuestTablePane).show_note(mode, note)
             q(SecondTablePane).show_note(mode, note)
@@ -236,7 +241,10 @@ class RviApp(App):
         snap = self.snapshot
         glevels, hlevels = cfg.get("glevels", 4), cfg.get("hlevels", 4)
         follow = f.state != RUNNING
-        q(TlbPane).show(mode, snap, f.marks, follow)
+        tlb_inputs = (id(snap), tuple(sorted(f.marks.items())), mode)
+        if tlb_inputs != self._tlb_inputs:
+            self._tlb_inputs = tlb_inputs
+            q(TlbPane).show(mode, snap, f.marks, follow)
         note = "no TLB miss yet: step with space, or run with p" if f.ops_done == 0 or f.state != RUNNING else \
             "no TLB miss sampled yet"
         q(WalkGrid).show(mode, f.walk, glevels, hlevels, note)

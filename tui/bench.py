@@ -25,11 +25,11 @@ from textual import events
 
 
 async def measure(seconds: float = 5.0, keys: int = 30, workload: str = "kcompile", params: dict | None = None,
-                  size=(120, 40)) -> dict:
+                  size=(120, 40), run_hz: float | None = None) -> dict:
     from .app import RviApp
     from .widgets import TlbPane
 
-    app = RviApp(workload_name=workload, workload_params=params or {})
+    app = RviApp(workload_name=workload, workload_params=params or {}, **({"run_hz": run_hz} if run_hz else {}))
     renders: list[tuple[float, str]] = []
     original = app._render_frame
 
@@ -105,8 +105,9 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--keys", type=int, default=30)
     p.add_argument("--workload", default="kcompile")
+    p.add_argument("--hz", type=float, default=None, help="pull rate while running (default: the app's, 10; max 20)")
     args = p.parse_args(argv)
-    print(report(asyncio.run(measure(args.seconds, args.keys, args.workload))))
+    print(report(asyncio.run(measure(args.seconds, args.keys, args.workload, run_hz=args.hz))))
     return 0
 
 

@@ -14,6 +14,7 @@ exit; a daemon thread is not).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import queue
@@ -23,6 +24,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from rvi_tui.engine import config as C
 from rvi_tui.engine.errors import ConfigError, EngineError
@@ -30,6 +32,9 @@ from rvi_tui.engine.report import summarize
 from rvi_tui.workloads.errors import TraceError, WorkloadError
 
 from .walks import WalkView, build_view, costs_of, has_walk, tlb_marks
+
+if TYPE_CHECKING:
+    from rvi_tui.engine.session import Session
 
 # The session, the kernels and the workload generators import numba (~0.4 s): this thread imports
 # them, so the first frame does not wait (see _engine()).
@@ -165,6 +170,8 @@ class Runner:
         self._cmds: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._ui_waiting = threading.Event()
+        self._snap_time = 0.0
+        self._hold_depth = 0
         self.generation = 0
         self.state = WARMING
         self.message = "starting"
@@ -223,20 +230,35 @@ class Runner:
     def busy(self) -> bool:
         return self.state in (WARMING, LOADING)
 
-    def pull(self, mode: str, since: int = 0, have: tuple | None = None) -> Frame:
-        """A consistent copy of the state for the viewed mode (takes the lock: ≤ one slice of waiting).
+    def pull(self, mode: str, since: int = 0, have: tuple | None = None, snapshot_every: float = 0.0) -> Frame:
+        """A consistent copy of the state for the viewed mode (takes the lock: ≤ one sub-batch of waiting).
 
         ``since``: only op records newer than this seq; ``have``: the (generation, ops_done, mode) of the
         snapshot the caller already holds: if unchanged, no new snapshot is taken (``Frame.snapshot`` None).
+        ``snapshot_every``: while running, take a new snapshot (TLB contents, table paths: ~2-20 ms with a
+        full L2 TLB) at most this often, if the caller holds one of the same mode and session.
         """
+        with self.hold():
+            with self.lock:
+                return self._frame(mode, since, have, snapshot_every)
+
+    @contextlib.contextmanager
+    def hold(self):
+        """Keep the engine thread from starting a new sub-batch (the UI is pulling or drawing).
+
+        The engine and the UI share the GIL: a redraw that competes with the engine takes about twice its
+        CPU time. Held for a pull plus a redraw (~10-30 ms) the engine loses the same time, the key less.
+        """
+        self._hold_depth += 1  # re-entrant: a redraw's hold contains its pull's (UI thread only)
         self._ui_waiting.set()
         try:
-            with self.lock:
-                return self._frame(mode, since, have)
+            yield
         finally:
-            self._ui_waiting.clear()
+            self._hold_depth -= 1
+            if not self._hold_depth:
+                self._ui_waiting.clear()
 
-    def _frame(self, mode: str, since: int, have: tuple | None) -> Frame:
+    def _frame(self, mode: str, since: int, have: tuple | None, snapshot_every: float = 0.0) -> Frame:
         warm = self.warm_s
         if self.state == WARMING and self.warm_started is not None:
             warm = time.perf_counter() - self.warm_started
@@ -252,8 +274,12 @@ class Runner:
         f.ops_done = s.ops_done
         f.ops_rate = self.ops_rate if self.state == RUNNING else None
         f.counters = s.counters()
-        if mode in s.modes and have != (self.generation, s.ops_done, mode):
+        key = (self.generation, s.ops_done, mode)
+        fresh_enough = (snapshot_every > 0 and self.state == RUNNING and have is not None and have[0] == key[0]
+                        and have[2] == mode and time.perf_counter() - self._snap_time < snapshot_every)
+        if mode in s.modes and have != key and not fresh_enough:
             f.snapshot = s.snapshot(mode)
+            self._snap_time = time.perf_counter()
         f.records = [r for r in self.records if r.seq > since]
         if self.records and self.records[-1].op_index == s.ops_done:
             f.latest = self.records[-1]
@@ -430,8 +456,8 @@ class Runner:
 
     def _slice(self) -> None:
         speed = SPEEDS[self.speed]
-        if self._ui_waiting.is_set():  # let a waiting pull in first (Lock is not fair)
-            deadline = time.perf_counter() + 0.05
+        if self._ui_waiting.is_set():  # let a waiting pull (and its redraw) go first: Lock is not fair
+            deadline = time.perf_counter() + 0.1
             while self._ui_waiting.is_set() and time.perf_counter() < deadline:
                 time.sleep(0.0005)
         t0 = time.perf_counter()

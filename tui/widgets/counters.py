@@ -15,6 +15,7 @@ from textual.widget import Widget
 from rvi_tui.engine.counters import EXIT_REASONS
 
 from .. import fmt
+from ._border import set_subtitle, set_title
 
 MODES = ("native", "shadow", "nested")
 KVM_ROWS = ("pf_fixed", "pf_guest", "mmu_pte_write", "mmu_shadow_zapped", "mmu_flooded", "mmu_unsync",
@@ -76,12 +77,25 @@ class CountersBody(Widget):
         self.sparks = sparks
         self.viewed = viewed
         self.note = note
-        self.refresh(layout=True)
+        text = self._build()
+        old = getattr(self, "_text", None)
+        if old is not None and text == old:
+            return
+        relayout = old is None or text.plain.count("\n") != old.plain.count("\n")
+        self._text = text
+        self.refresh(layout=relayout)
+
+    def on_resize(self) -> None:
+        self._text = self._build()  # the 'now' columns depend on the width
 
     def st(self, name):
         return self.get_component_rich_style(name)
 
     def render(self) -> Text:
+        text = getattr(self, "_text", None)
+        return text if text is not None else self._build()
+
+    def _build(self) -> Text:
         if not self.total:
             return Text(self.note, style=self.st("ctr--muted"))
         width = self.size.width or 58
@@ -192,6 +206,6 @@ class CountersPane(VerticalScroll):
         return self.query_one(CountersBody)
 
     def show(self, total, now, sparks, viewed, note: str = "") -> None:
-        self.border_title = "Counters · all modes in lockstep on the same ops"
-        self.border_subtitle = "total · now = per second (counts), last second (ratios)"
+        set_title(self, "Counters · all modes in lockstep on the same ops")
+        set_subtitle(self, "total · now = per second (counts), last second (ratios)")
         self.body.show(total, now, sparks, viewed, note)

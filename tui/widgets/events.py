@@ -16,8 +16,11 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ..eventlog import KINDS, LogLine
+from ._border import set_subtitle, set_title
 
 MAX_LINES = 2000
+GROW = 200  # virtual height grows in steps of this many rows
+WIDTH = 160  # virtual width: lines longer than this are cut
 
 
 class EventLog(ScrollView, can_focus=True):
@@ -46,15 +49,14 @@ class EventLog(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.kinds: set[str] = set(KINDS)
         self.lines: deque[LogLine] = deque(maxlen=MAX_LINES)
-        self._width = 0
         self.mode = ""
         self.follow = True  # stick to the newest line until the user scrolls up
 
     def set_title(self, mode: str) -> None:
         self.mode = mode
-        self.border_title = f"Events · {mode}"
+        set_title(self, f"Events · {mode}")
         hidden = [k for k in KINDS if k not in self.kinds]
-        self.border_subtitle = ("hidden: " + ", ".join(hidden) + " · f: filter") if hidden else "f: filter by kind"
+        set_subtitle(self, ("hidden: " + ", ".join(hidden) + " · f: filter") if hidden else "f: filter by kind")
 
     # Following stops only when the user scrolls up (keys, wheel, scrollbar), not when a layout change
     # clamps the scroll position; it resumes when the user reaches the end again.
@@ -94,8 +96,17 @@ class EventLog(ScrollView, can_focus=True):
         if new_value > old_value and new_value >= self.max_scroll_y:
             self.follow = True
 
+    def _virtual_height(self) -> int:
+        """The log's height rounded up to a multiple of GROW rows (capped at MAX_LINES): changing a
+        ScrollView's virtual size re-lays out the whole screen (~50 ms here), so do it rarely. Lines are
+        drawn bottom-aligned; the rows above the oldest line are blank."""
+        n = len(self.lines)
+        return min(MAX_LINES, -(-n // GROW) * GROW) if n else 0
+
     def _resize(self) -> None:
-        self.virtual_size = Size(max(self._width, 1), len(self.lines))
+        size = Size(WIDTH, self._virtual_height())
+        if size != self.virtual_size:
+            self.virtual_size = size
         if self.follow:
             self.scroll_end(animate=False, immediate=False, x_axis=False)
         self.refresh()
@@ -105,12 +116,10 @@ class EventLog(ScrollView, can_focus=True):
         if not shown:
             return
         self.lines.extend(shown)
-        self._width = max(self._width, max(len(line.text) for line in shown))
         self._resize()
 
     def reset(self, lines) -> None:
         self.lines = deque((line for line in lines if line.kind in self.kinds), maxlen=MAX_LINES)
-        self._width = max((len(line.text) for line in self.lines), default=0)
         self.follow = True
         self._resize()
 
@@ -129,7 +138,8 @@ class EventLog(ScrollView, can_focus=True):
                 return Strip(list(text.render(self.app.console)), text.cell_len).apply_style(base).crop_extend(
                     scroll_x, scroll_x + width, base)
             return Strip.blank(width, base)
-        if i >= len(self.lines):
+        i -= self._virtual_height() - len(self.lines)  # bottom-aligned
+        if not 0 <= i < len(self.lines):
             return Strip.blank(width, base)
         line = self.lines[i]
         text = Text(line.text, style=self.get_component_rich_style(f"ev--{line.kind}"), no_wrap=True)

@@ -15,6 +15,7 @@ from textual.widget import Widget
 from rvi_tui.engine import entry as E
 
 from ..walks import WalkView
+from ._border import set_title
 
 SERVED_CLASS = {"L1D": "pt--l1d", "L2$": "pt--l2", "L3$": "pt--l3", "DRAM": "pt--dram", "mem": "pt--l3"}
 STATE_TEXT = {"in sync": "in sync·WP", "unsync": "unsync", "direct": "direct"}
@@ -73,9 +74,23 @@ class _PathPane(Widget):
     def render(self) -> Text:
         return self._text
 
+    lines = 0  # the pane's fixed height for the current mode (set by show); 0 = as the text needs
+
     def set_text(self, text: Text) -> None:
+        """Repaint only if the text changed; re-layout only if its height did (auto-height pane).
+
+        Text is padded to ``lines`` so that the height stays put while the engine runs: a pane that
+        changes height re-lays out the whole screen."""
+        if self.lines:
+            missing = self.lines - 1 - text.plain.count("\n")
+            if missing > 0:
+                text = text.copy()
+                text.append("\n" * missing)
+        if text == self._text:
+            return
+        relayout = text.plain.count("\n") != self._text.plain.count("\n")
         self._text = text
-        self.refresh(layout=True)
+        self.refresh(layout=relayout)
 
     def walk_mark(self, view: WalkView | None, row: int, col: int) -> Text:
         """'● #5 DRAM' for a reference of the last walk, '○ PWC L3' for a saved one, '' otherwise."""
@@ -133,7 +148,8 @@ class GuestTablePane(_PathPane):
             "shadow": "Guest page table (gVA→gPA) · only software walks it",
             "nested": "Guest page table (gVA→gPA) · walked via nested",
         }
-        self.border_title = titles[mode]
+        set_title(self, titles[mode])
+        self.lines = 2 + max(4, len(snap.guest_path), max((r.level for r in snap.guest_path), default=4))
         if view is not None and (view.vaddr != snap.vaddr or mode == "shadow"):
             view = None  # the last walk was for another address (or, in shadow mode, of another table)
         head = f"VA {snap.vaddr:#x} · pid {snap.pid} · CR3 {snap.guest_cr3 << 12:#x}"
@@ -142,7 +158,7 @@ class GuestTablePane(_PathPane):
         self.set_text(self.path_lines(snap.guest_path, view, head, space))
 
     def show_note(self, mode: str, note: str) -> None:
-        self.border_title = "Page table" if mode == "native" else "Guest page table"
+        set_title(self, "Page table" if mode == "native" else "Guest page table")
         self.set_text(Text(note, style=self.st("pt--muted")))
 
 
@@ -152,6 +168,8 @@ class SecondTablePane(_PathPane):
     def show(self, mode: str, snap, view: WalkView | None) -> None:
         if view is not None and view.vaddr != snap.vaddr:
             view = None
+        levels = max((r.level for r in snap.guest_path), default=4)
+        self.lines = {"native": 2, "shadow": 2 + levels, "nested": 2 + levels}[mode]
         if mode == "native":
             self._native(snap)
         elif mode == "shadow":
@@ -160,12 +178,12 @@ class SecondTablePane(_PathPane):
             self._nested(snap, view)
 
     def show_note(self, mode: str, note: str) -> None:
-        self.border_title = {"native": "Physical memory", "shadow": "Shadow page table",
-                             "nested": "Nested page table"}[mode]
+        set_title(self, {"native": "Physical memory", "shadow": "Shadow page table",
+                             "nested": "Nested page table"}[mode])
         self.set_text(Text(note, style=self.st("pt--muted")))
 
     def _native(self, snap) -> None:
-        self.border_title = "Physical memory (native: no second dimension)"
+        set_title(self, "Physical memory (native: no second dimension)")
         out = Text(no_wrap=True, overflow="ellipsis")
         t = translate(snap.guest_path, snap.vaddr)
         if t is None:
@@ -179,12 +197,12 @@ class SecondTablePane(_PathPane):
 
     def _shadow(self, snap, view) -> None:
         label, path = snap.second_paths[0] if snap.second_paths else ("", ())
-        self.border_title = f"Shadow table (gVA→hPA) · hardware walks it · root {snap.cr3 << 12:#x}"
+        set_title(self, f"Shadow table (gVA→hPA) · hardware walks it · root {snap.cr3 << 12:#x}")
         head = f"{label} · WP = guest table write-protected" if label else "no shadow root"
         self.set_text(self.path_lines(path, view, head, "hPA", states=True))
 
     def _nested(self, snap, view) -> None:
-        self.border_title = "Nested table (gPA→hPA) · a path per gPA of the walk"
+        set_title(self, "Nested table (gPA→hPA) · a path per gPA of the walk")
         out = Text(no_wrap=True, overflow="ellipsis")
         if not snap.second_paths:
             out.append("no nested paths (no process is running)", style=self.st("pt--muted"))

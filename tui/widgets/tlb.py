@@ -16,6 +16,7 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from ..fmt import SIZE_LABELS
+from ._border import set_subtitle, set_title
 
 MARK_TEXT = {"hit": "●hit", "fill": "+fill", "evict": "×fill"}
 COLUMNS = f"{'':5} {'set':>4} {'way':>3} {'VPN':>11} {'frame':>9} {'sz':>2} {'PCID':>4} {'VPID':>4} {'WDG':3}"
@@ -62,7 +63,10 @@ class TlbRows(ScrollView, can_focus=True):
             items.extend(("entry", e) for e in view.entries)
         self.items = items
         self.marks = marks
-        self.virtual_size = Size(len(COLUMNS), len(items))
+        # a new virtual size re-lays out the screen: grow in steps (rows past the items are blank)
+        height = -(-len(items) // 64) * 64
+        if self.virtual_size.height < height or self.virtual_size.height > height + 64:
+            self.virtual_size = Size(len(COLUMNS), height)
         if follow and marks:
             for i, (kind, e) in enumerate(items):
                 if kind == "entry" and (e.struct, e.set, e.way) in marks:
@@ -117,15 +121,15 @@ class TlbPane(Vertical):
     def show(self, mode: str, snapshot, marks: dict, follow: bool, events_summary: str = "") -> None:
         space = {"native": "VA→PA", "shadow": "gVA→hPA (from the shadow table)",
                  "nested": "gVA→hPA (guest and nested combined)"}[mode]
-        self.border_title = f"TLB · {mode} · {space}"
+        set_title(self, f"TLB · {mode} · {space}")
         occ = []
         for view in snapshot.tlbs:
             if view.capacity:
                 occ.append(f"{view.struct} {len(view.entries)}/{view.capacity}")
-        self.border_subtitle = "  ".join(occ)
+        set_subtitle(self, "  ".join(occ))
         self.rows.set_data(snapshot.tlbs, marks, follow)
 
     def show_note(self, mode: str, note: str) -> None:
-        self.border_title = f"TLB · {mode}"
-        self.border_subtitle = ""
+        set_title(self, f"TLB · {mode}")
+        set_subtitle(self, "")
         self.rows.clear(note)

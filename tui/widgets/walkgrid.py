@@ -16,6 +16,7 @@ from textual.widget import Widget
 from rvi_tui.engine import entry as E
 
 from ..walks import SERVED_ORDER, WalkView
+from ._border import set_subtitle, set_title
 
 CELL = 7
 SERVED_CLASS = {"L1D": "walk--l1d", "L2$": "walk--l2", "L3$": "walk--l3", "DRAM": "walk--dram", "mem": "walk--mem"}
@@ -62,17 +63,27 @@ class WalkGrid(Widget):
         self.note = "starting…"
 
     def show(self, mode: str, view: WalkView | None, glevels: int, hlevels: int, note: str = "") -> None:
+        inputs = (mode, id(view), glevels, hlevels, note if view is None else "")
+        if inputs == getattr(self, "_inputs", None):
+            return
+        self._inputs = inputs
+        lines_before = self._line_count()
         self.mode, self.view, self.glevels, self.hlevels = mode, view, glevels, hlevels
         self.note = note
         if view is None:
-            self.border_title = "2-D walk (nested)" if mode == "nested" else f"1-D walk ({mode})"
+            set_title(self, "2-D walk (nested)" if mode == "nested" else f"1-D walk ({mode})")
         elif view.two_d:
-            self.border_title = f"2-D walk of the last TLB miss · op #{view.op_index:,}"
+            set_title(self, f"2-D walk of the last TLB miss · op #{view.op_index:,}")
         else:
             table = "shadow table" if mode == "shadow" else "page table"
-            self.border_title = f"1-D walk of the {table}, last TLB miss · op #{view.op_index:,}"
-        self.border_subtitle = "L1D L2$ L3$ DRAM: served by · PWC NWC NTLB: saved by"
-        self.refresh(layout=True)
+            set_title(self, f"1-D walk of the {table}, last TLB miss · op #{view.op_index:,}")
+        set_subtitle(self, "L1D L2$ L3$ DRAM: served by · PWC NWC NTLB: saved by")
+        self.refresh(layout=self._line_count() != lines_before)
+
+    def _line_count(self) -> int:
+        """Fixed for a mode and a level count: a pane that changed height would re-lay out the screen."""
+        rows = self.glevels + 1 if self.mode == "nested" else self.glevels
+        return rows + 1 + 3  # column heads, rows, summary, result, faulted attempts
 
     def _style(self, name: str):
         return self.get_component_rich_style(name)
@@ -89,13 +100,18 @@ class WalkGrid(Widget):
     def render(self) -> Text:
         v = self.view
         if v is None:
-            return Text(self.note or "no TLB miss yet: step with space, or run with p", style=self._style("walk--note"))
-        out = Text(no_wrap=True, overflow="ellipsis")
-        if v.two_d:
-            self._render_2d(out, v)
+            out = Text(self.note or "no TLB miss yet: step with space, or run with p",
+                       style=self._style("walk--note"))
         else:
-            self._render_1d(out, v)
-        self._render_summary(out, v)
+            out = Text(no_wrap=True, overflow="ellipsis")
+            if v.two_d:
+                self._render_2d(out, v)
+            else:
+                self._render_1d(out, v)
+            self._render_summary(out, v)
+        missing = self._line_count() - 1 - out.plain.count("\n")
+        if missing > 0:
+            out.append("\n" * missing)
         return out
 
     def _render_2d(self, out: Text, v: WalkView) -> None:
