@@ -113,11 +113,11 @@ class GuestOS:
             raise EngineError(f"address {va:#x} is not canonical for {self.levels}-level paging"
                               + (" (try --levels 5)" if self.levels == 4 else ""))
         vma = proc.vma_at(va) or self._implicit_vma(proc, va)
-        found = proc.table.lookup(va)
-        if found is None:
-            self._demand_map(proc, vma, va, write)
+        last = proc.table.walk(va)[-1]
+        if not last.leaf:
+            self._demand_map(proc, vma, va, write, last.level)
             return "demand"
-        frame, size, leaf = found
+        frame, size, leaf = E.frame_of(last.value), last.level - 1, last.value
         if write and not leaf & E.RW:
             if leaf & COW and vma.writable:
                 self._cow(proc, va, frame, size, leaf)
@@ -141,11 +141,11 @@ class GuestOS:
     def _insert_vma(self, proc: Process, vma: Vma) -> None:
         proc.vmas.insert(bisect.bisect_left([v.start for v in proc.vmas], vma.start), vma)
 
-    def _page_size_for(self, proc: Process, vma: Vma, va: int) -> int:
-        """The largest page that fits inside the VMA and under which no smaller table exists yet."""
+    def _page_size_for(self, vma: Vma, va: int, deepest: int) -> int:
+        """The largest page inside the VMA with no smaller table under it yet (`deepest` = level of
+        the first absent entry on va's path)."""
         if not vma.huge:
             return E.PAGE_4K
-        deepest = proc.table.walk(va)[-1].level  # the level of the first absent entry
         for size in range(self.max_page, 0, -1):
             span = E.page_bytes(size)
             start = va & ~(span - 1)
@@ -153,9 +153,9 @@ class GuestOS:
                 return size
         return E.PAGE_4K
 
-    def _demand_map(self, proc: Process, vma: Vma, va: int, write: bool) -> None:
+    def _demand_map(self, proc: Process, vma: Vma, va: int, write: bool, deepest: int) -> None:
         """Map a fresh page; a write fault maps it accessed and dirty, as Linux's do_anonymous_page does."""
-        size = self._page_size_for(proc, vma, va)
+        size = self._page_size_for(vma, va, deepest)
         frame = self.mem.alloc(size)
         self.refs[frame] = 1
         flags = E.US | E.A | (E.RW if vma.writable else 0) | (E.D if write and vma.writable else 0)

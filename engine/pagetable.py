@@ -9,7 +9,7 @@ under shadow paging a guest's table writes are what the hypervisor traps.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import entry as E
 from .physmem import PhysicalMemory
@@ -17,9 +17,8 @@ from .physmem import PhysicalMemory
 WriteHook = Callable[[int, int, int, int], None]  # (table frame, index, old, new)
 
 
-@dataclass(frozen=True)
-class PathEntry:
-    """One entry a walk read: its level, table frame, index and value."""
+class PathEntry(NamedTuple):
+    """One entry a walk read: its level, table frame, index and value (a tuple: walks make many)."""
 
     level: int
     table: int
@@ -51,14 +50,14 @@ class RadixTable:
         """The entries a walk of va reads, root first, down to the leaf or the first absent entry."""
         path = []
         table = self.root
+        read = self.mem.read
         for level in range(self.levels, 0, -1):
-            index = E.index_at(va, level)
-            value = self.mem.read(table, index)
-            entry = PathEntry(level, table, index, value)
-            path.append(entry)
-            if not value & E.P or entry.leaf:
+            index = (va >> (E.PAGE_SHIFT + 9 * (level - 1))) & 511
+            value = read(table, index)
+            path.append(PathEntry(level, table, index, value))
+            if not value & E.P or level == 1 or value & E.PS:
                 break
-            table = E.frame_of(value)
+            table = (value & E.ADDR_MASK) >> E.PAGE_SHIFT
         return path
 
     def lookup(self, va: int) -> tuple[int, int, int] | None:

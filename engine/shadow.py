@@ -265,16 +265,14 @@ class Shadow(Mode):
             return
         if write and not leaf.value & E.D:
             # A/D emulation: the guest's D bit is set by the hypervisor, the shadow leaf made writable
-            gmem = m.gmem
-            gmem.write(leaf.table, leaf.index, leaf.value | E.D | E.A)
             m.exit("dirty_track", self.cost["dirty"], f"{va:#x}")
-            self.m.note(ev.ShadowSync("fill", va, leaf.table, leaf.level))
+            leaf = leaf._replace(value=leaf.value | E.D | E.A)
         else:
             m.exit("shadow_fault", self.cost["shadow_fill"], f"{va:#x}")
             m.count("pf_fixed")
-            if not leaf.value & E.A:
-                m.gmem.write(leaf.table, leaf.index, leaf.value | E.A)
-        self._fill(proc, va, proc.table.walk(va))
+            leaf = leaf._replace(value=leaf.value | E.A)
+        m.gmem.write(leaf.table, leaf.index, leaf.value)  # the hypervisor's own store: not trapped
+        self._fill(proc, va, path[:-1] + [leaf])
 
     def _fill(self, proc: Process, va: int, path) -> None:
         """Build the shadow path for va from the guest path (a hidden fault's fix-up)."""
