@@ -116,11 +116,11 @@ class PhysicalMemory:
 
     def read(self, frame: int, index: int) -> int:
         slot = frame - self.base
-        if 0 <= slot < len(self.rows):  # the software walkers' hot path: row() inlined
-            row = int(self.rows[slot])
+        if 0 <= slot < len(self.rows):  # the software walkers' hot path: row() inlined, .item() is fastest
+            row = self.rows.item(slot)
             if row >= 0:
-                return int(self.tables[row, index])
-        return int(self.tables[self.row(frame), index])
+                return self.tables.item(row, index)
+        return self.tables.item(self.row(frame), index)
 
     def write(self, frame: int, index: int, value: int) -> None:
         self.tables[self.row(frame), index] = value
