@@ -290,8 +290,8 @@ class RviApp(App):
 
     # --- actions ------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if isinstance(self.screen, ModalScreen) and action not in ("quit",):
-            return False
+        if isinstance(self.screen, ModalScreen):
+            return False  # a dialog's own keys only (ctrl+q still quits)
         state = self.runner.state
         if action == "step":  # while loading, the step waits in the runner's queue
             return True if state in (PAUSED, WARMING, LOADING) else None

@@ -43,7 +43,7 @@ def _served_text(items) -> str:
             skipped[name] = skipped.get(name, 0) + 1
     text = " ".join(f"{k} {v}" for k, v in served.items())
     if skipped:
-        text += (", " if text else "") + "saved " + " ".join(f"{k} {v}" for k, v in skipped.items())
+        text += ("; " if text else "") + "saved " + " ".join(f"{k} {v}" for k, v in skipped.items())
     return text
 
 
@@ -87,8 +87,8 @@ def op_lines(op_index: int, op_text: str, events, sampled_gap: int = 0) -> list[
                 if a is not None:
                     label = "D-bit assist" if a.assist else f"#{walk_no}"
                     end = "FAULT" if a.fault else "done"
-                    out.append(LogLine("walk", f"  WALK  {label} → {end}: {a.refs} ref{'s' if a.refs != 1 else ''} "
-                                               f"({_served_text(a.items)})"))
+                    out.append(LogLine("walk", f"  WALK  {label} {end}: {a.refs} ref{'s' if a.refs != 1 else ''} "
+                                               f"{_served_text(a.items)}"))
             continue
         flush_lookups()
         if k == "HwFault":

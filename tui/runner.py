@@ -428,9 +428,10 @@ class Runner:
         self.records.append(rec)
         glevels = self.config["guest.levels"]
         hlevels = self.config["host.levels"]
+        hleaf = 2 if self.config["host.page"] == "2m" else 1
         for mode, evs in events.items():
             if has_walk(evs):
-                view = build_view(mode, evs, s.ops_done, op_text, glevels, hlevels, self.costs, vaddr)
+                view = build_view(mode, evs, s.ops_done, op_text, glevels, hlevels, self.costs, vaddr, hleaf)
                 if view is not None:
                     self.walks[mode] = view
         return True

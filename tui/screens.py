@@ -75,7 +75,7 @@ Set `NO_COLOR=1` for a monochrome display: every mark also has a glyph or word.
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,question_mark,q", "close", "close", key_display="esc")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll { width: 96; max-width: 95%; height: 90%; border: round $accent;
@@ -89,7 +89,7 @@ class HelpScreen(ModalScreen[None]):
             v.border_title = "Help · esc closes"
             yield Markdown(HELP, id="help-text")
 
-    def action_dismiss(self, result=None) -> None:  # type: ignore[override]
+    def action_close(self) -> None:
         self.dismiss(None)
 
 
@@ -149,6 +149,7 @@ class WorkloadPicker(ModalScreen[dict | None]):
     WorkloadPicker OptionList { height: auto; max-height: 14; }
     WorkloadPicker Label { margin-top: 1; color: $text-muted; }
     WorkloadPicker #picker-error { color: $text-error; height: auto; }
+    WorkloadPicker #description { color: $text-muted; height: 2; padding: 0 1; }
     WorkloadPicker Horizontal { height: auto; }
     WorkloadPicker #params { width: 3fr; }
     WorkloadPicker #seed { width: 1fr; }
@@ -166,8 +167,9 @@ class WorkloadPicker(ModalScreen[dict | None]):
     def compose(self) -> ComposeResult:
         with Vertical() as v:
             v.border_title = "Pick a workload · enter runs it · esc cancels"
-            yield OptionList(*[Option(f"{name:<10} {desc}", id=name) for name, desc in self.workloads],
+            yield OptionList(*[Option(f"{name:<10} {self._short(desc)}", id=name) for name, desc in self.workloads],
                              id="workloads")
+            yield Static("", id="description")
             yield Label("parameters (key=value …, e.g. jobs=50 or footprint=64m accesses=200k) · seed")
             with Horizontal():
                 yield Input(self._params_text(), placeholder="defaults", id="params")
@@ -213,8 +215,14 @@ class WorkloadPicker(ModalScreen[dict | None]):
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         """Parameters belong to one workload: show the current ones only on the current workload."""
         self._error("")
+        desc = dict(self.workloads).get(event.option.id, "")
+        self.query_one("#description", Static).update(desc)
         params = self.query_one("#params", Input)
         params.value = self._params_text() if event.option.id == self.current else ""
+
+    @staticmethod
+    def _short(text: str, width: int = 80) -> str:
+        return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
     def _params_text(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.params)

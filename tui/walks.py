@@ -130,14 +130,16 @@ def costs_of(config) -> dict:
     return c
 
 
-def grid_shape(mode: str, glevels: int, hlevels: int) -> tuple[bool, tuple[int, ...], tuple[int, ...]]:
+def grid_shape(mode: str, glevels: int, hlevels: int, hleaf: int = 1) -> tuple[bool, tuple[int, ...], tuple[int, ...]]:
+    """(2-D?, row ids, col ids). hleaf: the nested level that maps a host page (2 with 2 MiB host pages,
+    whose nested walks end a level early: no nL1 column)."""
     if mode == "nested":
-        return True, tuple(range(glevels, -1, -1)), tuple(range(hlevels, -1, -1))
+        return True, tuple(range(glevels, -1, -1)), tuple(range(hlevels, hleaf - 1, -1)) + (0,)
     return False, tuple(range(glevels, 0, -1)), (0,)
 
 
 def build_view(mode: str, events, op_index: int, op_text: str, glevels: int, hlevels: int,
-               costs: dict, vaddr: int = 0) -> WalkView | None:
+               costs: dict, vaddr: int = 0, hleaf: int = 1) -> WalkView | None:
     """The grid of the last completed walk in `events` (None if the op completed no walk)."""
     attempts = split_walks(events)
     done = [i for i, a in enumerate(attempts) if a.fault is None]
@@ -145,7 +147,7 @@ def build_view(mode: str, events, op_index: int, op_text: str, glevels: int, hle
         return None
     last = attempts[done[-1]]
     faulted = tuple(a.fault for a in attempts[: done[-1]] if a.fault is not None)
-    two_d, rows, cols = grid_shape(mode, glevels, hlevels)
+    two_d, rows, cols = grid_shape(mode, glevels, hlevels, hleaf)
     cells: dict = {}
     served: dict = {}
     skipped: dict = {}
@@ -163,7 +165,7 @@ def build_view(mode: str, events, op_index: int, op_text: str, glevels: int, hle
             for c in cols:
                 if c:
                     cells[(x.row, c)] = Cell("skip", by="NTLB")
-            skipped["NTLB"] = skipped.get("NTLB", 0) + hlevels
+            skipped["NTLB"] = skipped.get("NTLB", 0) + len(cols) - 1
         else:
             cells[(x.row, x.col)] = Cell("skip", by=x.by)
             if two_d and x.dim == "guest":

@@ -134,7 +134,7 @@ class CountersBody(Widget):
         series = {m: list(self.sparks.get(m, ())) for m in MODES}
         values = [v for s in series.values() for v in s if v > 0]
         out.append("cycles/access, recent · one log scale\n", style=self.st("ctr--section"))
-        span = max(8, width - 7 - 10)
+        span = max(8, width - 7 - 10 - 1)
         lo, hi = (min(values), max(values)) if values else (1.0, 1.0)
         for m in MODES:
             s = series[m][-span:]
@@ -195,7 +195,7 @@ class CountersPane(VerticalScroll):
     """Border and scrolling around the body."""
 
     DEFAULT_CSS = """
-    CountersPane { scrollbar-size-vertical: 1; }
+    CountersPane { scrollbar-size-vertical: 1; scrollbar-gutter: stable; }
     """
 
     def compose(self):

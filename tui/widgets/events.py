@@ -20,13 +20,13 @@ from ._border import set_subtitle, set_title
 
 MAX_LINES = 2000
 GROW = 200  # virtual height grows in steps of this many rows
-WIDTH = 160  # virtual width: lines longer than this are cut
+WIDTH = 80  # virtual width before the first layout; then the pane's (longer lines are cut at its edge)
 
 
 class EventLog(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {f"ev--{k}" for k in KINDS}
     DEFAULT_CSS = """
-    EventLog { scrollbar-size-vertical: 1; }
+    EventLog { scrollbar-size-vertical: 1; overflow-x: hidden; scrollbar-gutter: stable; }
     EventLog > .ev--op { color: $text; text-style: bold; }
     EventLog > .ev--tlb { color: $text-muted; }
     EventLog > .ev--walk { color: $text-primary; }
@@ -104,7 +104,7 @@ class EventLog(ScrollView, can_focus=True):
         return min(MAX_LINES, -(-n // GROW) * GROW) if n else 0
 
     def _resize(self) -> None:
-        size = Size(WIDTH, self._virtual_height())
+        size = Size(self.scrollable_content_region.width or WIDTH, self._virtual_height())
         if size != self.virtual_size:
             self.virtual_size = size
         if self.follow:
@@ -138,7 +138,12 @@ class EventLog(ScrollView, can_focus=True):
                 return Strip(list(text.render(self.app.console)), text.cell_len).apply_style(base).crop_extend(
                     scroll_x, scroll_x + width, base)
             return Strip.blank(width, base)
-        i -= self._virtual_height() - len(self.lines)  # bottom-aligned
+        if self.follow:
+            # following: the newest lines fill the pane whatever the scroll position says (scroll_end
+            # lands after the next refresh; the picture must not depend on when it is taken)
+            i = len(self.lines) - self.scrollable_content_region.height + y
+        else:
+            i -= self._virtual_height() - len(self.lines)  # bottom-aligned
         if not 0 <= i < len(self.lines):
             return Strip.blank(width, base)
         line = self.lines[i]

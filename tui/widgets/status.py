@@ -78,7 +78,7 @@ class StatusBar(Widget):
         out.append(*sep)
         out.append(f"speed {s.speed}")
         if s.ops_rate is not None:
-            out.append(f" {fmt.rate(s.ops_rate)} ops/s")
+            out.append(f" · {fmt.rate(s.ops_rate)} ops/s")
         if s.pid is not None and s.pid >= 0:
             out.append(*sep)
             out.append(f"pid {s.pid}")

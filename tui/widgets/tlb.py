@@ -39,7 +39,7 @@ class TlbRows(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES = {"tlb--head", "tlb--hit", "tlb--fill", "tlb--evict", "tlb--empty"}
     DEFAULT_CSS = """
-    TlbRows { height: 1fr; scrollbar-size-vertical: 1; overflow-x: hidden; }
+    TlbRows { height: 1fr; scrollbar-size-vertical: 1; overflow-x: hidden; scrollbar-gutter: stable; }
     TlbRows > .tlb--head { color: $text-primary; text-style: bold; }
     TlbRows > .tlb--hit { color: $text-success; background: $success-muted; text-style: bold; }
     TlbRows > .tlb--fill { color: $text-accent; background: $accent-muted; text-style: bold; }

@@ -163,18 +163,22 @@ class WalkGrid(Widget):
                 by_cache[k.split()[0]] = by_cache.get(k.split()[0], 0) + n
             line.append(f" · {sum(by_cache.values())} saved: ")
             line.append(" ".join(f"{k} {n}" for k, n in by_cache.items()), style=self._style("walk--skip"))
-        line.append(f" · ≈{v.cycles:,} cycles")
         out.append_text(line)
         out.append("\n")
         tail = Text()
         if v.result is not None:
             size = ("4K", "2M", "1G")[v.result.size] if 0 <= v.result.size < 3 else "?"
             space = "PA" if v.mode == "native" else "hPA"
-            tail.append(f"→ {space} {v.result.paddr:#x} ({size} TLB page)")
+            tail.append(f"→ {space} {v.result.paddr:#x} ({size} TLB page) · ")
+        tail.append(f"walk ≈{v.cycles:,} cycles")
         if v.assist:
             tail.append(" · D-bit assist re-walk")
         out.append_text(tail)
         if v.faulted:
-            kinds = ", ".join(FAULT_NAMES.get(f.kind, f.kind) for f in v.faulted)
+            counts: dict[str, int] = {}
+            for f in v.faulted:
+                name = FAULT_NAMES.get(f.kind, f.kind)
+                counts[name] = counts.get(name, 0) + 1
+            kinds = ", ".join(f"{k} ×{n}" if n > 1 else k for k, n in counts.items())
             out.append(f"\nafter {len(v.faulted)} faulted walk{'s' if len(v.faulted) > 1 else ''} "
                        f"({kinds}): see Events", style=self._style("walk--fault"))
