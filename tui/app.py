@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -33,6 +34,7 @@ from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SPEEDS, W
                      speed_label)
 from .screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
 from .stats import CounterHistory
+from .walks import tlb_summary
 from .widgets import (CountersPane, ErrorBar, EventLog, GuestTablePane, SecondTablePane, StatusBar, TlbPane,
                       WalkGrid)
 from .widgets.status import Status
@@ -100,15 +102,14 @@ class RviApp(App):
     def __init__(self, workload_name: str | None = DEFAULT_WORKLOAD, workload_params: dict | None = None,
                  trace: str | None = None, mode: str = "nested", preset: str = C.DEFAULT_PRESET,
                  sets=(), seed: int = 1, guest_page: str | None = None, host_page: str | None = None,
-                 levels: int | None = None, *, export_dir: str | None = None, speed: int | None = None,
+                 levels: int | None = None, *, trace_format: str | None = None, ifetch: bool = False,
+                 skip_bad_lines: bool = False, export_dir: str | None = None, speed: int | None = None,
                  run_hz: float = RUN_HZ) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
-        self.spec = RunSpec(workload=None if trace else (workload_name or DEFAULT_WORKLOAD),
-                            params=tuple((workload_params or {}).items()), trace=trace, preset=preset,
-                            sets=tuple(sets), seed=int(seed), guest_page=guest_page, host_page=host_page,
-                            levels=levels)
+        self.spec = make_spec(workload_name, workload_params, trace, preset, sets, seed, guest_page, host_page,
+                              levels, trace_format, ifetch, skip_bad_lines)
         self.view_mode = mode
         self.export_dir = export_dir
         self.run_hz = min(float(run_hz), MAX_HZ)
@@ -219,6 +220,12 @@ class RviApp(App):
                         levels=f"{cfg.get('glevels', '?')}", preset=cfg.get("preset", spec.preset),
                         speed=speed_label(f.speed), ops_rate=f.ops_rate,
                         pid=self.snapshot.pid if self.snapshot is not None else None)
+        if f.state == RUNNING and f.counters is not None:
+            self.history.add(f.counters, True)
+            window = self.history.window()
+            if window is not None:  # simulated accesses per second (ops/s until a window is there)
+                status.ops_rate = window[0]["native"]["accesses"] / window[1]
+                status.rate_unit = "acc/s"
         q(StatusBar).show(status)
         q(ErrorBar).show_error(f.error)
         if f.error and f.error != self._error_seen:
@@ -244,7 +251,8 @@ class RviApp(App):
         tlb_inputs = (id(snap), tuple(sorted(f.marks.items())), mode)
         if tlb_inputs != self._tlb_inputs:
             self._tlb_inputs = tlb_inputs
-            q(TlbPane).show(mode, snap, f.marks, follow)
+            q(TlbPane).show(mode, snap, f.marks, follow,
+                            tlb_summary(f.latest.events.get(mode, ())) if f.latest is not None else "")
         note = "no TLB miss yet: step with space, or run with p" if f.ops_done == 0 or f.state != RUNNING else \
             "no TLB miss sampled yet"
         q(WalkGrid).show(mode, f.walk, glevels, hlevels, note)
@@ -255,7 +263,8 @@ class RviApp(App):
             note = "no memory access yet: the paths appear after the first one (space steps)"
             q(GuestTablePane).show_note(mode, note)
             q(SecondTablePane).show_note(mode, note)
-        self.history.add(f.counters, f.state == RUNNING)
+        if f.state != RUNNING:
+            self.history.add(f.counters, False)
         window = self.history.window() if f.state == RUNNING else None
         q(CountersPane).show(summarize(f.counters), window, f.sparks, mode)
         self._update_log(log, f)
@@ -382,14 +391,11 @@ class RviApp(App):
         def chosen(result: dict | None) -> None:
             if not result:
                 return
-            if "trace" in result:
-                new = RunSpec(workload=None, trace=result["trace"], preset=spec.preset, sets=spec.sets,
-                              seed=spec.seed, guest_page=spec.guest_page, host_page=spec.host_page,
-                              levels=spec.levels)
+            if "trace" in result:  # keep the machine; the trace's format is detected (or the one given)
+                new = replace(spec, workload=None, params=(), trace=result["trace"], trace_format=None)
             else:
-                new = RunSpec(workload=result["workload"], params=result["params"], trace=None, preset=spec.preset,
-                              sets=spec.sets, seed=result["seed"], guest_page=spec.guest_page,
-                              host_page=spec.host_page, levels=spec.levels)
+                new = replace(spec, workload=result["workload"], params=result["params"], trace=None,
+                              seed=result["seed"])
             self.load(new)
 
         from rvi_tui.workloads.registry import list_workloads  # loaded by the engine thread by now
@@ -438,16 +444,26 @@ class RviApp(App):
         self.push_screen(EventFilterScreen(log.kinds), apply)
 
 
+def make_spec(workload_name=DEFAULT_WORKLOAD, workload_params=None, trace=None, preset=C.DEFAULT_PRESET, sets=(),
+              seed=1, guest_page=None, host_page=None, levels=None, trace_format=None, ifetch=False,
+              skip_bad_lines=False) -> RunSpec:
+    """The run the app's (and the CLI's) arguments describe."""
+    return RunSpec(workload=None if trace else (workload_name or DEFAULT_WORKLOAD),
+                   params=tuple((workload_params or {}).items()), trace=trace, preset=preset, sets=tuple(sets),
+                   seed=int(seed), guest_page=guest_page, host_page=host_page, levels=levels,
+                   trace_format=trace_format, ifetch=bool(ifetch), skip_bad_lines=bool(skip_bad_lines))
+
+
 def check_args(workload_name: str | None = DEFAULT_WORKLOAD, workload_params: dict | None = None,
                trace: str | None = None, mode: str = "nested", preset: str = C.DEFAULT_PRESET, sets=(),
                seed: int = 1, guest_page: str | None = None, host_page: str | None = None,
-               levels: int | None = None, **_ignored) -> str | None:
+               levels: int | None = None, trace_format: str | None = None, **_ignored) -> str | None:
     """A one-line error for arguments that cannot work, before the screen is taken over (None if fine)."""
     if mode not in MODES:
         return f"unknown mode {mode!r} (known: {', '.join(MODES)})"
-    spec = RunSpec(workload=None if trace else (workload_name or DEFAULT_WORKLOAD),
-                   params=tuple((workload_params or {}).items()), trace=trace, preset=preset, sets=tuple(sets),
-                   seed=int(seed), guest_page=guest_page, host_page=host_page, levels=levels)
+    if trace_format not in (None, "lackey", "text", "npy"):
+        return f"unknown trace format {trace_format!r} (known: lackey, text, npy)"
+    spec = make_spec(workload_name, workload_params, trace, preset, sets, seed, guest_page, host_page, levels)
     try:
         spec.config()
         if trace:
@@ -467,7 +483,8 @@ def run_app(*, mouse: bool = True, **kwargs) -> int:
     """Run the TUI until the user quits; the exit status (2 for arguments that cannot work).
 
     kwargs are RviApp's: workload_name, workload_params, trace, mode, preset, sets, seed, guest_page,
-    host_page, levels, export_dir, speed.
+    host_page, levels, trace_format, ifetch, skip_bad_lines, export_dir, speed (an index into
+    runner.SPEEDS; default flat out), run_hz.
     """
     problem = check_args(**kwargs)
     if problem:

@@ -78,6 +78,9 @@ class RunSpec:
     guest_page: str | None = None
     host_page: str | None = None
     levels: int | None = None
+    trace_format: str | None = None  # lackey | text | npy; None = detected from the content
+    ifetch: bool = False  # replay a lackey trace's instruction fetches too
+    skip_bad_lines: bool = False
 
     @property
     def label(self) -> str:
@@ -104,7 +107,7 @@ class RunSpec:
         from rvi_tui.workloads.registry import make_workload, open_trace
 
         if self.trace:
-            return open_trace(self.trace)
+            return open_trace(self.trace, self.trace_format, ifetch=self.ifetch, skip_bad_lines=self.skip_bad_lines)
         return make_workload(self.workload, seed=self.seed, **dict(self.params))
 
     def with_pages(self, guest: str, host: str) -> RunSpec:

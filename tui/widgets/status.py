@@ -25,6 +25,7 @@ class Status:
     preset: str = ""
     speed: str = "max"
     ops_rate: float | None = None
+    rate_unit: str = "ops/s"  # or "acc/s" (simulated accesses)
     pid: int | None = None
 
 
@@ -73,12 +74,12 @@ class StatusBar(Widget):
         total = f"/{s.total_ops:,}" if s.total_ops else ""
         pct = f" ({100 * s.ops_done / s.total_ops:.1f}%)" if s.total_ops else ""
         out.append(f"op {s.ops_done:,}{total}{pct}")
-        out.append(*sep)
-        out.append(f"pages {fmt.page_label(s.guest_page)}/{fmt.page_label(s.host_page)} · {s.levels}-level")
+        if s.ops_rate is not None:
+            out.append(f" · {fmt.rate(s.ops_rate)} {s.rate_unit}")
         out.append(*sep)
         out.append(f"speed {s.speed}")
-        if s.ops_rate is not None:
-            out.append(f" · {fmt.rate(s.ops_rate)} ops/s")
+        out.append(*sep)
+        out.append(f"pages {fmt.page_label(s.guest_page)}/{fmt.page_label(s.host_page)} · {s.levels}-level")
         if s.pid is not None and s.pid >= 0:
             out.append(*sep)
             out.append(f"pid {s.pid}")

@@ -118,7 +118,8 @@ class TlbPane(Vertical):
     def rows(self) -> TlbRows:
         return self.query_one(TlbRows)
 
-    def show(self, mode: str, snapshot, marks: dict, follow: bool, events_summary: str = "") -> None:
+    def show(self, mode: str, snapshot, marks: dict, follow: bool, last_op: str = "") -> None:
+        """last_op: what the newest op did in the TLB (the subtitle; occupancy when there is none)."""
         space = {"native": "VA→PA", "shadow": "gVA→hPA (from the shadow table)",
                  "nested": "gVA→hPA (guest and nested combined)"}[mode]
         set_title(self, f"TLB · {mode} · {space}")
@@ -126,7 +127,7 @@ class TlbPane(Vertical):
         for view in snapshot.tlbs:
             if view.capacity:
                 occ.append(f"{view.struct} {len(view.entries)}/{view.capacity}")
-        set_subtitle(self, "  ".join(occ))
+        set_subtitle(self, f"last op: {last_op}" if last_op else "  ".join(occ))
         self.rows.set_data(snapshot.tlbs, marks, follow)
 
     def show_note(self, mode: str, note: str) -> None:
