@@ -204,6 +204,9 @@ class RviApp(App):
         if f.state != self._state_seen:
             if f.state not in (WARMING, LOADING):
                 self._queued_run = False
+            if f.state == FINISHED and f.generation == self._gen_seen:
+                self.notify(f"{(f.spec or self.spec).label}: finished after {f.ops_done:,} ops. "
+                            "r restarts it, w picks another workload", title="end of the workload", timeout=8)
             if f.state == RUNNING:
                 self._tick.resume()
             else:

@@ -28,7 +28,7 @@ async def step_until(pilot, app, cond, limit=5000):
     for _ in range(limit):
         want = app.runner.session.ops_done + 1
         app.runner.step()
-        await wait(pilot, lambda: app.runner.session.ops_done >= want)
+        await wait(pilot, lambda want=want: app.runner.session.ops_done >= want)
         await pilot.pause(0.02)
         app.refresh_panes()
         if cond():
