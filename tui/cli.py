@@ -319,7 +319,8 @@ def cmd_app(args, out, err) -> int:
         params[key.strip()] = value
     return run_app(workload_name=args.workload, workload_params=params, trace=trace, mode=args.mode,
                    preset=args.preset, sets=tuple(args.sets), seed=args.seed, guest_page=args.guest_page,
-                   host_page=args.host_page, levels=args.levels, mouse=not args.no_mouse)
+                   host_page=args.host_page, levels=args.levels, trace_format=args.fmt, ifetch=args.ifetch,
+                   skip_bad_lines=args.skip_bad_lines, mouse=not args.no_mouse)
 
 
 COMMANDS = {"report": cmd_report, "study": cmd_study, "bench": cmd_bench, "record": cmd_record, None: cmd_app}
