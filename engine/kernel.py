@@ -214,7 +214,7 @@ def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt
             cnt[K_NESTED_REFS] += r2
             cnt[K_MISSES] += 1
             level = 2
-    if level > 0:  # an L2 hit refills the L1; a walk fills both
+    if level > 0 or walked:  # an L2 hit refills the L1; a walk (a miss, or an assist) fills both
         tlb_fill(va, frame, size, flags, walked, geom, c, st, ev)
     if level < 2:
         cnt[K_L1_HITS + level] += 1

@@ -90,3 +90,5 @@ def test_walk_sets_accessed_and_dirty():
     c = machine.counters()
     assert c["assist_walks"] == 1  # the write hit a clean TLB entry and re-walked to set D
     assert c["tlb_l1_hits"] == 1 and c["tlb_misses"] == 1
+    machine.run(O.accesses([BASE + 8, BASE + 16, BASE + 24], rw=O.WRITE))
+    assert machine.counters()["assist_walks"] == 1  # the assist refreshed the entry: later writes just hit
