@@ -20,15 +20,7 @@ import threading
 
 from ..engine import config as C
 from ..engine.errors import ConfigError, EngineError
-from ..workloads.registry import (
-    RecordError,
-    TraceError,
-    WorkloadError,
-    list_workloads,
-    make_workload,
-    open_trace,
-    round_robin,
-)
+from ..workloads.errors import RecordError, TraceError, WorkloadError
 from ..workloads.units import parse_count
 from . import render
 
@@ -126,6 +118,8 @@ def load_config(args) -> C.Config:
 
 def workload_from(args, default: str):
     """The workload the options name: a trace file or a built-in with its parameters."""
+    from ..workloads.registry import make_workload, open_trace, round_robin
+
     if args.trace:
         for path in args.trace:
             if not os.path.exists(path):
@@ -160,6 +154,8 @@ def warm_kernels(err) -> None:
 
 # --- commands ----------------------------------------------------------------------------------
 def cmd_report(args, out, err) -> int:
+    from ..workloads.registry import list_workloads
+
     if args.list_workloads:
         render.workload_list(list_workloads(), out)
         return 0
@@ -225,6 +221,7 @@ def cmd_bench(args, out, err) -> int:
     import numpy as np
 
     from ..engine import bench
+    from ..workloads.registry import make_workload, open_trace
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for m in modes:
         if m not in MODES:
@@ -301,6 +298,8 @@ def cmd_record(args, out, err) -> int:
 
 def cmd_app(args, out, err) -> int:
     if args.list_workloads:
+        from ..workloads.registry import list_workloads
+
         render.workload_list(list_workloads(), out)
         return 0
     load_config(args)  # a bad option is an error before the screen opens
