@@ -155,6 +155,19 @@ def skip_cached_levels(addr, levels, asid, first, dim, row, geom, c, st, cost, c
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
+def read_entry(addr, level, table, tables, rows, base, dim, erow, ecol, geom, c, st, cost, cnt, ev):
+    """One reference of a walk whose tables live where they are read: charge it, read the entry,
+    record it as grid cell (erow, ecol). Returns (entry, table row, index)."""
+    idx = (addr >> (12 + 9 * (level - 1))) & 511
+    pa = (table << 12) + idx * 8
+    served = reference(pa, geom, c, st, cost, cnt)
+    trow = rows[table - base]
+    e = tables[trow, idx]
+    emit(ev, st, EV_REF, dim, erow, ecol, pa, served, e)
+    return e, trow, idx
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
 def mark_used(tables, trow, idx, e, leaf, write):
     """The walker sets A on every entry it uses and D on the leaf of a write; returns the entry now."""
     ne = e | A
@@ -178,13 +191,8 @@ def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
         table = root
     refs = 0
     while True:
-        idx = (va >> (12 + 9 * (level - 1))) & 511
-        pa = (table << 12) + idx * 8
-        served = reference(pa, geom, c, st, cost, cnt)
+        e, row, idx = read_entry(va, level, table, tables, rows, base, dim, level, 0, geom, c, st, cost, cnt, ev)
         refs += 1
-        row = rows[table - base]
-        e = tables[row, idx]
-        emit(ev, st, EV_REF, dim, level, 0, pa, served, e)
         if (e & P) == 0:
             return WALK_FAULT, 0, 0, 0, refs, level, 0
         rights &= e
@@ -229,13 +237,9 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
         table = st[ST_NROOT]
     refs = 0
     while True:
-        idx = (gpa >> (12 + 9 * (level - 1))) & 511
-        pa = (table << 12) + idx * 8
-        served = reference(pa, geom, c, st, cost, cnt)
+        e, trow, idx = read_entry(gpa, level, table, h_tables, h_rows, base, DIM_NESTED, row, level,
+                                  geom, c, st, cost, cnt, ev)
         refs += 1
-        trow = h_rows[table - base]
-        e = h_tables[trow, idx]
-        emit(ev, st, EV_REF, DIM_NESTED, row, level, pa, served, e)
         if (e & P) == 0:
             return WALK_NPF, 0, refs, level
         leaf = level == 1 or ((e & PS) != 0 and level <= 3)
