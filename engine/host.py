@@ -58,6 +58,3 @@ class Host:
         self.nested.map(gpage << E.PAGE_SHIFT, hpage, self.host_size, E.RW | E.US)
         self.backed_pages += 1
         return gpage, hpage
-
-    def is_backed(self, gfn: int) -> bool:
-        return self.nested.lookup(gfn << E.PAGE_SHIFT) is not None

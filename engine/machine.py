@@ -48,14 +48,13 @@ from .layout import (
 from .mmu import MMU
 from .modes import Mode, Native, Nested
 from .physmem import PhysicalMemory
+from .shadow import Shadow
 from .snapshot import MachineSnapshot, path_rows, tlb_views
 
 MAX_RETRIES = 16  # faults one access may take before it is a bug, not a workload
 
 
 def make_mode(name: str) -> Mode:
-    from .shadow import Shadow
-
     modes = {"native": Native, "nested": Nested, "shadow": Shadow}
     if name not in modes:
         raise EngineError(f"unknown mode '{name}' (known: native, shadow, nested)")

@@ -18,8 +18,17 @@ from typing import TYPE_CHECKING
 
 from . import entry as E
 from . import events as ev
+from .layout import (
+    MODE_NATIVE,
+    MODE_NESTED,
+    SI_ADDR,
+    ST_ASID,
+    ST_PID,
+    ST_ROOT,
+    STOP_GUEST_FAULT,
+    STOP_NPF,
+)
 from .snapshot import path_rows
-from .layout import MODE_NATIVE, MODE_NESTED, SI_ADDR, ST_ASID, ST_PID, ST_ROOT, STOP_GUEST_FAULT, STOP_NPF
 
 if TYPE_CHECKING:
     from .guest_os import Process

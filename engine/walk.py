@@ -22,8 +22,15 @@ from __future__ import annotations
 
 from numba import njit
 
-from .counters import K_CYC_WALK, K_NTLB_HITS, K_NTLB_MISSES, K_NWC_HITS, K_PWC_HITS, K_REFS_L1D
-from .entry import ADDR_MASK, A, D, NX, P, PS, RW, US, G
+from .counters import (
+    K_CYC_WALK,
+    K_NTLB_HITS,
+    K_NTLB_MISSES,
+    K_NWC_HITS,
+    K_PWC_HITS,
+    K_REFS_L1D,
+)
+from .entry import ADDR_MASK, NX, PS, RW, US, A, D, G, P
 from .layout import (
     C_FLAT,
     C_L1D,
@@ -54,7 +61,15 @@ from .layout import (
     TF_USER,
     TF_WRITABLE,
 )
-from .setassoc import line_fill, line_find, sa_find, sa_flags, sa_insert, sa_touch, sa_val
+from .setassoc import (
+    line_fill,
+    line_find,
+    sa_find,
+    sa_flags,
+    sa_insert,
+    sa_touch,
+    sa_val,
+)
 
 VA_MASK = (1 << 57) - 1
 

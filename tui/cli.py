@@ -257,8 +257,9 @@ def cmd_bench(args, out, err) -> int:
         for mode in modes:
             row[mode] = bench.time_mode(mode, config, addrs, rws)
         results["streams"][name] = row
-    from ..workloads.parse_bench import lackey_parse_rate, write_lackey_sample
     import tempfile
+
+    from ..workloads.parse_bench import lackey_parse_rate, write_lackey_sample
 
     with tempfile.TemporaryDirectory() as tmp:
         sample = os.path.join(tmp, "sample.lackey")
