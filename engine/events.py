@@ -112,9 +112,6 @@ class Flush:
     addr: int = 0
 
 
-Event = (TlbLookup | TlbFill | WalkRef | WalkSkip | HwFault | Translated | DirtyAssist | Exit | GuestFault
-         | ShadowSync | OsOp | Flush)
-
 _VIA = ("L1", "L2", "walk")
 
 

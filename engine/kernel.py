@@ -153,30 +153,32 @@ def tlb_lookup(va, geom, c, st, cost, cnt, ev):
     sizes = st[ST_SIZES]
     cnt[K_CYC_TLB] += cost[C_L1]
     for size in range(3):
-        s = S_L1_4K + size
-        if geom[s, 1] == 0 or (sizes >> size) & 1 == 0:
-            continue
-        vpn = va >> (12 + 9 * size)
-        slot = sa_find(geom, c, s, vpn, vpn * 4 + size, asid)
+        slot = probe(geom, c, st, S_L1_4K + size, va, size, asid, sizes, ev)
         if slot >= 0:
-            sa_touch(geom, c, st, s, slot)
-            emit(ev, st, EV_TLB, s, 1, slot - geom[s, 0], vpn, size, 0)
-            return slot, 0, s
+            return slot, 0, S_L1_4K + size
     emit(ev, st, EV_TLB, S_L1_4K, 0, -1, va >> 12, 0, 0)
     if geom[S_L2, 1] == 0:
         return -1, -1, S_L2
     cnt[K_CYC_TLB] += cost[C_L2]
     for size in range(3):
-        if (sizes >> size) & 1 == 0:
-            continue
-        vpn = va >> (12 + 9 * size)
-        slot = sa_find(geom, c, S_L2, vpn, vpn * 4 + size, asid)
+        slot = probe(geom, c, st, S_L2, va, size, asid, sizes, ev)
         if slot >= 0:
-            sa_touch(geom, c, st, S_L2, slot)
-            emit(ev, st, EV_TLB, S_L2, 1, slot - geom[S_L2, 0], vpn, size, 0)
             return slot, 1, S_L2
     emit(ev, st, EV_TLB, S_L2, 0, -1, va >> 12, 0, 0)
     return -1, -1, S_L2
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def probe(geom, c, st, s, va, size, asid, sizes, ev):
+    """Look va up as a page of `size` in TLB structure s; a hit becomes most recent. Returns the slot or -1."""
+    if geom[s, 1] == 0 or (sizes >> size) & 1 == 0:
+        return -1
+    vpn = va >> (12 + 9 * size)
+    slot = sa_find(geom, c, s, vpn, vpn * 4 + size, asid)
+    if slot >= 0:
+        sa_touch(geom, c, st, s, slot)
+        emit(ev, st, EV_TLB, s, 1, slot - geom[s, 0], vpn, size, 0)
+    return slot
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")

@@ -11,7 +11,6 @@ from __future__ import annotations
 MODE_NATIVE = 0
 MODE_SHADOW = 1
 MODE_NESTED = 2
-MODE_NAMES = ("native", "shadow", "nested")
 
 # --- set-associative structures (one flat array set per machine) ---------------
 S_L1_4K = 0

@@ -134,6 +134,3 @@ class MMU:
         v = self.views[s]
         return [(int(i), int(w), *(int(v[f][i, w]) for f in (KEY, ASID, VAL, FLAGS, STAMP)))
                 for i, w in zip(*np.nonzero(v[KEY] != -1))]
-
-    def capacity(self, s: int) -> int:
-        return int(self.geom[s, 1] * self.geom[s, 2])

@@ -101,3 +101,10 @@ def test_l2_sets_follow_vpn_modulo_sets():
     machine.run(O.accesses(BASE + (np.arange(6) << 12)))
     for s, way, key, *_ in machine.mmu.entries(S_L2):
         assert s == (key >> 2) % 3
+
+
+def test_kernel_counter_slots_match_the_counter_names():
+    """The compiled kernel writes counters by fixed slot; each slot must be the counter it claims."""
+    from rvi_tui.engine.counters import INDEX, KERNEL_SLOTS
+
+    assert all(INDEX[name] == slot for name, slot in KERNEL_SLOTS.items())
