@@ -38,6 +38,7 @@ from .counters import (
 from .layout import (
     C_BASE,
     C_L1,
+    C_L1D,
     C_L2,
     DIM_GUEST,
     DIM_SHADOW,
@@ -77,7 +78,7 @@ from .layout import (
     TF_SIZE_MASK,
     TF_WRITABLE,
 )
-from .setassoc import sa_find, sa_flags, sa_insert, sa_touch, sa_val
+from .setassoc import sa_find, sa_flags, sa_insert, sa_touch, sa_val, set_base
 from .walk import VA_MASK, WALK_NPF, WALK_OK, cache_access, emit, walk_1d, walk_2d
 
 ACCESS = 0
@@ -142,24 +143,35 @@ def tlb_fill(va, frame, size, flags, into_l2, geom, c, st, ev):
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def tlb_lookup(va, geom, c, st, cost, cnt, ev):
-    """Probe the L1 arrays of every page size, then the L2. Returns (slot or -1, level 0/1, structure).
+def l1_probe(va, geom, c, st, ev):
+    """Probe the L1 arrays of every page size; a hit becomes most recent. Returns (slot or -1, structure).
 
     Only page sizes that have ever been filled are probed (ST_SIZES): an
     absent size cannot hit, so skipping it changes nothing but the time taken.
     """
-    va = va & VA_MASK
     asid = st[ST_ASID]
     sizes = st[ST_SIZES]
-    cnt[K_CYC_TLB] += cost[C_L1]
     for size in range(3):
         slot = probe(geom, c, st, S_L1_4K + size, va, size, asid, sizes, ev)
         if slot >= 0:
-            return slot, 0, S_L1_4K + size
+            return slot, S_L1_4K + size
+    return -1, S_L1_4K
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def tlb_lookup(va, geom, c, st, cost, cnt, ev):
+    """Probe the L1 arrays, then the L2. Returns (slot or -1, level 0/1, structure)."""
+    va = va & VA_MASK
+    cnt[K_CYC_TLB] += cost[C_L1]
+    slot, s = l1_probe(va, geom, c, st, ev)
+    if slot >= 0:
+        return slot, 0, s
     emit(ev, st, EV_TLB, S_L1_4K, 0, -1, va >> 12, 0, 0)
     if geom[S_L2, 1] == 0:
         return -1, -1, S_L2
     cnt[K_CYC_TLB] += cost[C_L2]
+    asid = st[ST_ASID]
+    sizes = st[ST_SIZES]
     for size in range(3):
         slot = probe(geom, c, st, S_L2, va, size, asid, sizes, ev)
         if slot >= 0:
@@ -185,7 +197,7 @@ def probe(geom, c, st, s, va, size, asid, sizes, ev):
 def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop):
     """One access: TLB lookup, a walk on a miss, fill.
 
-    Returns (STOP_DONE or a stop code, the L1 slot when it was a plain L1 hit else -1, its structure).
+    Returns STOP_DONE or a stop code.
 
     A write that hits a clean or read-only entry walks too (to set D, or to
     find the fault), but still counts as the TLB hit it was.
@@ -205,7 +217,7 @@ def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt
         code, frame, size, flags, r1, r2, faddr, flevel, fpresent, frow = translate(
             va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev)
         if code != STOP_DONE:
-            return fault(code, faddr, flevel, write, fpresent, frow, r1 + r2, cnt, st, ev, stop), -1, s
+            return fault(code, faddr, flevel, write, fpresent, frow, r1 + r2, cnt, st, ev, stop)
         if slot >= 0:
             cnt[K_ASSIST_WALKS] += 1
             cnt[K_ASSIST_REFS] += r1 + r2
@@ -224,7 +236,7 @@ def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt
     pa = (frame << 12) + offset
     emit(ev, st, EV_DONE, pa, size, level, 0, 0, 0)
     data_access(pa, geom, c, st, cost, cnt)
-    return STOP_DONE, slot if level == 0 and not walked else -1, s
+    return STOP_DONE
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
@@ -257,61 +269,100 @@ def run_accesses(kinds, rws, pids, addrs, start, end, g_tables, g_rows, h_tables
                  geom, c, st, cost, cnt, ev, stop):
     """Run ops[start:end] until the end or the first op software must handle; returns its index."""
     i = start
-    # An access to the page the previous access hit in L1 hits the same entry again: that entry is
-    # already the most recent of its set, so the probe can be skipped without changing any state.
-    # The step path (events on) always takes the full path. Counts stay in locals until the return.
+    # Batch runs (events off) serve plain L1 hits here, with counts in locals until the return;
+    # everything else, and every access of the step path, takes the full path of access().
+    # Two recently hit L1 entries are remembered with what a hit needs of them (page, structure,
+    # set, writable-and-dirty, frame, offset mask): an access to one of those pages hits that entry
+    # again, and while the entry is still the most recent of its set, touching it would change no
+    # LRU order, so even the probe is skipped. Hitting or filling any other entry of the same set
+    # ends that; the full path, which may change entries, forgets both.
     fast = st[ST_EV_ON] == 0
-    last_slot = -1
-    last_s = 0
-    last_page = -1
-    fast_hits = 0
+    pid = st[ST_PID]  # constant during a call: kept in locals, as the counts are, so that the
+    data_cache = st[ST_DATA_CACHE]  # fast path loads and stores nothing the compiler must
+    access_cost = cost[C_BASE]  # assume another array write may have changed
+    base_cycles = 0
+    last_line = -1  # the line the last fast-path data access touched
+    line_hits = 0
+    page_a = -1
+    s_a = 0
+    set_a = -1
+    wd_a = False
+    frame_a = 0
+    mask_a = 0
+    page_b = -1
+    s_b = 0
+    set_b = -1
+    wd_b = False
+    frame_b = 0
+    mask_b = 0
+    l1_hits = 0
     n_write = 0
     n_fetch = 0
-    n_read = 0
     while i < end:
         if kinds[i] != ACCESS:
             stop[SI_CODE] = STOP_OSOP
             break
-        if pids[i] != st[ST_PID]:
+        if pids[i] != pid:
             stop[SI_CODE] = STOP_PID
             break
         rw = rws[i]
         va = addrs[i]
         write = rw == WRITE
-        page = (va & VA_MASK) >> 12
-        if last_slot >= 0 and page == last_page and (
-                not write or (sa_flags(geom, c, last_s, last_slot) & (TF_WRITABLE | TF_DIRTY))
-                == (TF_WRITABLE | TF_DIRTY)):
-            fast_hits += 1
-            if st[ST_DATA_CACHE]:
-                flags = sa_flags(geom, c, last_s, last_slot)
-                size = flags & TF_SIZE_MASK
-                pa = (sa_val(geom, c, last_s, last_slot) << 12) + ((va & VA_MASK) & ((1 << (12 + 9 * size)) - 1))
-                data_access(pa, geom, c, st, cost, cnt)
+        hit = False
+        if fast:
+            page = (va & VA_MASK) >> 12
+            if page == page_a:
+                hit = True
+            elif page == page_b:  # b becomes a, so that a is always the entry hit last
+                hit = True
+                page_a, s_a, set_a, wd_a, frame_a, mask_a, page_b, s_b, set_b, wd_b, frame_b, mask_b = (
+                    page_b, s_b, set_b, wd_b, frame_b, mask_b, page_a, s_a, set_a, wd_a, frame_a, mask_a)
             else:
-                cnt[K_CYC_BASE] += cost[C_BASE]
+                slot, hs = l1_probe(va & VA_MASK, geom, c, st, ev)
+                if slot >= 0:  # now the most recent of its set: remember it, and forget what it displaced
+                    hit = True
+                    size = hs - S_L1_4K
+                    hset = set_base(geom, hs, (va & VA_MASK) >> (12 + 9 * size))
+                    if hs != s_a or hset != set_a:  # else it displaced entry a, whose set b is not in
+                        page_b, s_b, set_b, wd_b, frame_b, mask_b = page_a, s_a, set_a, wd_a, frame_a, mask_a
+                    page_a = page
+                    s_a = hs
+                    set_a = hset
+                    wd_a = (sa_flags(geom, c, hs, slot) & (TF_WRITABLE | TF_DIRTY)) == (TF_WRITABLE | TF_DIRTY)
+                    frame_a = sa_val(geom, c, hs, slot)
+                    mask_a = (1 << (12 + 9 * size)) - 1
+            if hit and write and not wd_a:
+                hit = False  # a write to a clean or read-only entry needs the walk: the full path
+        if hit:
+            l1_hits += 1
+            if data_cache:
+                line = ((frame_a << 12) + ((va & VA_MASK) & mask_a)) >> 6
+                if line == last_line:  # still the most recent line of its L1D set: a hit that moves nothing
+                    line_hits += 1
+                else:
+                    data_access(line << 6, geom, c, st, cost, cnt)
+                    last_line = line
+            else:
+                base_cycles += access_cost
         else:
-            code, l1slot, s = access(va, write, g_tables, g_rows, h_tables, h_rows,
-                                     geom, c, st, cost, cnt, ev, stop)
+            code = access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop)
             if code != STOP_DONE:
                 break
-            last_slot = l1slot if fast else -1
-            last_s = s
-            last_page = page
-        if write:
-            n_write += 1
-        elif rw == FETCH:
-            n_fetch += 1
-        else:
-            n_read += 1
+            page_a = -1
+            page_b = -1
+            last_line = -1
+        n_write += write
+        n_fetch += rw == FETCH
         i += 1
     else:
         stop[SI_CODE] = STOP_DONE
     stop[SI_INDEX] = i
-    cnt[K_CYC_TLB] += fast_hits * cost[C_L1]
-    cnt[K_L1_HITS] += fast_hits
-    cnt[K_ACCESSES] += n_write + n_fetch + n_read
+    cnt[K_CYC_BASE] += base_cycles + line_hits * cost[C_L1D]
+    cnt[K_DATA_L1D] += line_hits
+    cnt[K_CYC_TLB] += l1_hits * cost[C_L1]
+    cnt[K_L1_HITS] += l1_hits
+    cnt[K_ACCESSES] += i - start
     cnt[K_WRITES] += n_write
     cnt[K_FETCHES] += n_fetch
-    cnt[K_READS] += n_read
+    cnt[K_READS] += i - start - n_write - n_fetch
     return i

@@ -88,8 +88,10 @@ class MMU:
         self.views = [fields(self.geom, self.c, s) for s in range(N_STRUCTS)]
 
     def _drop(self, s: int, mask: np.ndarray | None = None) -> None:
-        key = self.views[s][KEY]
-        key[(key != -1) if mask is None else (key != -1) & mask] = -1
+        view = self.views[s]
+        gone = (view[KEY] != -1) if mask is None else (view[KEY] != -1) & mask
+        view[KEY][gone] = -1
+        view[-1][gone] = 0  # an empty way's stamp, so that it is the first victim (setassoc.lru_way)
 
     def _tagged(self, s: int, asid: int) -> np.ndarray:
         return self.views[s][ASID] == asid

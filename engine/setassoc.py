@@ -14,7 +14,8 @@ the host, not arrays scattered over megabytes. A slot is the index of its key;
 its other fields sit ``ways``, ``2 * ways``... further on; the stamp is always
 the last. A key of -1 is an empty way.
 The set is ``index mod sets``; the victim is an empty way, else the way with
-the oldest stamp (true LRU).
+the oldest stamp (true LRU). An empty way has key -1 and stamp 0; a filled one
+has the clock value of its last use, always >= 1.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def sa_touch(geom, c, st, s, slot):
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
 def line_find(geom, c, s, line):
-    """Slot of a line in a two-field (key, stamp) data cache, or -1."""
+    """Slot of a line in a two-field (key, stamp) data cache, or -1 (a line is in at most one way)."""
     ways = geom[s, 2]
     first = set_base(geom, s, line)
     for slot in range(first, first + ways):
@@ -85,17 +86,28 @@ def line_find(geom, c, s, line):
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
+def lru_way(c, first, ways, stamps):
+    """The way to evict from the set at `first`: the lowest stamp, the first of equals.
+
+    An empty way has stamp 0 and every filled one a clock value >= 1, so this is
+    'the first empty way, else the least recently used' in one branch-free pass.
+    """
+    victim = first
+    oldest = c[first + stamps]
+    for slot in range(first + 1, first + ways):
+        stamp = c[slot + stamps]
+        older = stamp < oldest
+        victim = slot if older else victim
+        oldest = stamp if older else oldest
+    return victim
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
 def line_fill(geom, c, st, s, line):
     """Fill a line into a two-field data cache: an empty way, else the LRU way."""
     ways = geom[s, 2]
     first = set_base(geom, s, line)
-    victim = first
-    for slot in range(first, first + ways):
-        if c[slot] == -1:
-            victim = slot
-            break
-        if c[slot + ways] < c[victim + ways]:
-            victim = slot
+    victim = lru_way(c, first, ways, ways)
     c[victim] = line
     st[ST_CLOCK] += 1
     c[victim + ways] = st[ST_CLOCK]
@@ -111,21 +123,10 @@ def sa_insert(geom, c, st, s, index, key, asid, val, flags):
         return -1, -1
     ways = geom[s, 2]
     first = set_base(geom, s, index)
-    victim = -1  # in one pass: the entry itself if present, else the first empty way, else the LRU way
-    empty = -1
-    oldest = first
+    present = -1  # the entry itself, when it is already there
     for slot in range(first, first + ways):
-        k = c[slot]
-        if k == key and c[slot + ways] == asid:
-            victim = slot
-            break
-        if k == -1:
-            if empty == -1:
-                empty = slot
-        elif c[slot + 4 * ways] < c[oldest + 4 * ways] or c[oldest] == -1:
-            oldest = slot
-    if victim == -1:
-        victim = empty if empty != -1 else oldest
+        present = slot if (c[slot] == key) & (c[slot + ways] == asid) else present
+    victim = present if present >= 0 else lru_way(c, first, ways, 4 * ways)
     evicted = c[victim]
     if evicted == key and c[victim + ways] == asid:
         evicted = -1
