@@ -14,6 +14,7 @@ recording, so both give the same counters by construction (and a test checks it)
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 from .counters import (
@@ -265,9 +266,12 @@ def fault(code, faddr, flevel, write, fpresent, frow, refs, cnt, st, ev, stop):
 
 
 @njit(nogil=True, cache=True, _nrt=False)
-def run_accesses(kinds, rws, pids, addrs, start, end, g_tables, g_rows, h_tables, h_rows,
-                 geom, c, st, cost, cnt, ev, stop):
-    """Run ops[start:end] until the end or the first op software must handle; returns its index."""
+def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop):
+    """Run ops[start:end] until the end or the first op software must handle; returns its index.
+
+    `ops` is the op array itself (workloads.ops.OP_DTYPE records), read in place: splitting it
+    into columns first would cost about as much as the accesses that hit the TLB.
+    """
     i = start
     # Batch runs (events off) serve plain L1 hits here, with counts in locals until the return;
     # everything else, and every access of the step path, takes the full path of access().
@@ -299,14 +303,15 @@ def run_accesses(kinds, rws, pids, addrs, start, end, g_tables, g_rows, h_tables
     n_write = 0
     n_fetch = 0
     while i < end:
-        if kinds[i] != ACCESS:
+        op = ops[i]
+        if op["kind"] != ACCESS:
             stop[SI_CODE] = STOP_OSOP
             break
-        if pids[i] != pid:
+        if op["pid"] != pid:
             stop[SI_CODE] = STOP_PID
             break
-        rw = rws[i]
-        va = addrs[i]
+        rw = op["rw"]
+        va = np.int64(op["addr"])  # the same 64 bits, signed as the kernel's addresses are
         write = rw == WRITE
         hit = False
         if fast:

@@ -144,10 +144,7 @@ class Machine:
 
     def run(self, ops: np.ndarray, record: bool = False) -> list:
         """Run a chunk of ops. With record, return every event in order (the step path)."""
-        kinds = np.ascontiguousarray(ops["kind"])
-        rws = np.ascontiguousarray(ops["rw"])
-        pids = np.ascontiguousarray(ops["pid"]).astype(np.int64)
-        addrs = np.ascontiguousarray(ops["addr"]).view(np.int64)
+        ops = np.ascontiguousarray(ops)  # one compiled signature: a C-contiguous op array
         events: list = []
         self.st[ST_EV_ON] = 1 if record else 0
         self._notes = events if record else None
@@ -158,7 +155,7 @@ class Machine:
         try:
             while i < n:
                 self.st[ST_EV_N] = 0
-                j = run_accesses(kinds, rws, pids, addrs, i, n, self.gmem.tables, self.gmem.rows,
+                j = run_accesses(ops, i, n, self.gmem.tables, self.gmem.rows,
                                  self.host.mem.tables, self.host.mem.rows, self.mmu.geom, self.mmu.c, self.st, self.mmu.cost, self.cnt, self.ev, self.stop)
                 if record:
                     events.extend(ev.decode(self.ev[: min(int(self.st[ST_EV_N]), MAX_EVENTS)], self.mmu.geom))
@@ -172,14 +169,15 @@ class Machine:
                     self.ops_done += 1
                     i += 1
                 elif code == STOP_PID:
-                    if self.os.current is None or int(pids[i]) not in self.os.procs:
-                        raise EngineError(f"op {self.ops_done}: access by pid {int(pids[i])}, which does not exist")
-                    self.os.switch(int(pids[i]))
+                    pid = int(ops["pid"][i])
+                    if self.os.current is None or pid not in self.os.procs:
+                        raise EngineError(f"op {self.ops_done}: access by pid {pid}, which does not exist")
+                    self.os.switch(pid)
                 else:
                     retries = retries + 1 if i == last_fault else 1
                     last_fault = i
                     if retries > MAX_RETRIES:
-                        raise EngineError(f"op {self.ops_done}: access {int(addrs[i]) & (2**64 - 1):#x} "
+                        raise EngineError(f"op {self.ops_done}: access {int(ops['addr'][i]):#x} "
                                           f"keeps faulting ({retries} times); this is a simulator bug")
                     self.mode.handle(code, self.stop)
         finally:
