@@ -7,6 +7,10 @@ with cold hardware, as a cache simulator would, so its TLB hit and miss
 counts can be compared one for one with pycachesim's on the same stream and
 geometry. pycachesim (a C cache simulator, used as a two-level TLB) is the
 baseline when it is installed (``pip install 'rvi-tui[bench]'``).
+
+Beside it runs a bare two-level TLB made of the engine's own compiled
+set-associative code, with no walks: what a stream costs before any mode does
+anything else, so the ceiling of every mode on that stream.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from numba import njit
 
 from ..workloads import ops as O
 from .config import Config
+from .layout import N_STATE
 from .machine import Machine
+from .setassoc import make_arrays, sa_fill, sa_find, sa_touch
 
 # ChampSim's DTLB 16x4 and STLB 128x12 (notes §3.5): the geometry the targets were set on.
 BENCH_SETS = (
@@ -25,6 +32,9 @@ BENCH_SETS = (
     "tlb.l1_1g.entries=4", "tlb.l1_1g.ways=4", "tlb.l2.entries=1536", "tlb.l2.ways=12",
 )
 CHUNK = 1 << 20
+# The cost models a run can time: data caches off (walk references at one flat latency; like
+# pycachesim, nothing but TLBs and walks is simulated) or the preset's full model.
+MODELS = {"walks": ("cache.enabled=false",), "full": ()}
 
 
 def random_stream(n: int, footprint: int = 1 << 30, seed: int = 1, base: int = 0x7F00_0000_0000) -> np.ndarray:
@@ -93,4 +103,45 @@ def pycachesim_baseline(config: Config, addrs: np.ndarray) -> dict | None:
         "l1_hits": l1.stats()["HIT_count"],
         "l2_hits": l2.stats()["HIT_count"],
         "misses": l2.stats()["MISS_count"],
+    }
+
+
+@njit(nogil=True, cache=True, _nrt=False)
+def _two_level_tlb(pages, geom, c, st):
+    """L1 over L2, LRU, filled on a miss as the engine fills them; returns (L1 hits, L2 hits)."""
+    l1_hits = 0
+    l2_hits = 0
+    for i in range(pages.shape[0]):
+        vpn = pages[i]
+        slot = sa_find(geom, c, 0, vpn, vpn, 0)
+        if slot >= 0:
+            sa_touch(geom, c, st, 0, slot)
+            l1_hits += 1
+            continue
+        slot = sa_find(geom, c, 1, vpn, vpn, 0)
+        if slot >= 0:
+            sa_touch(geom, c, st, 1, slot)
+            l2_hits += 1
+        else:
+            sa_fill(geom, c, st, 1, vpn, vpn, 0, 0, 0)
+        sa_fill(geom, c, st, 0, vpn, vpn, 0, 0, 0)
+    return l1_hits, l2_hits
+
+
+def tlb_only_baseline(config: Config, addrs: np.ndarray) -> dict:
+    """The stream through a bare two-level TLB of the engine's own code: no walks, no faults, no counters."""
+    levels = [(config[f"tlb.{t}.entries"], config[f"tlb.{t}.ways"]) for t in ("l1_4k", "l2")]
+    geom, c = make_arrays([(entries // ways if entries else 0, ways) for entries, ways in levels])
+    st = np.zeros(N_STATE, dtype=np.int64)
+    pages = addrs >> 12
+    _two_level_tlb(pages[:1], geom.copy(), c.copy(), st.copy())  # compiled (or loaded) before the clock starts
+    start = time.perf_counter()
+    l1_hits, l2_hits = _two_level_tlb(pages, geom, c, st)
+    seconds = time.perf_counter() - start
+    return {
+        "accesses_per_s": len(addrs) / seconds,
+        "seconds": seconds,
+        "l1_hits": int(l1_hits),
+        "l2_hits": int(l2_hits),
+        "misses": len(addrs) - int(l1_hits) - int(l2_hits),
     }

@@ -79,7 +79,7 @@ from .layout import (
     TF_SIZE_MASK,
     TF_WRITABLE,
 )
-from .setassoc import sa_find, sa_flags, sa_insert, sa_touch, sa_val, set_base
+from .setassoc import sa_fill, sa_find, sa_flags, sa_insert, sa_touch, sa_val, set_base
 from .walk import VA_MASK, WALK_NPF, WALK_OK, cache_access, emit, walk_1d, walk_2d
 
 ACCESS = 0
@@ -116,18 +116,23 @@ def translate(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, 
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def tlb_fill(va, frame, size, flags, into_l2, geom, c, st, ev):
+def tlb_fill(va, frame, size, flags, into_l2, assist, geom, c, st, ev):
     """Install a translation in the L1 for its page size, and in L2 when `into_l2`.
 
     An L1 that has no array for that size takes the page 'smashed' into the
     largest smaller size it has (as Zen 2 does with 1 GiB pages in its L2).
+    After a miss the entry is in neither; after an `assist` (a hit re-walked
+    to set D) it may be in both, and is updated where it is.
     """
     va = va & VA_MASK
     asid = st[ST_ASID]
     vpn = va >> (12 + 9 * size)
     st[ST_SIZES] |= 1 << size
     if into_l2:
-        slot, evicted = sa_insert(geom, c, st, S_L2, vpn, vpn * 4 + size, asid, frame, flags)
+        if assist:
+            slot, evicted = sa_insert(geom, c, st, S_L2, vpn, vpn * 4 + size, asid, frame, flags)
+        else:
+            slot, evicted = sa_fill(geom, c, st, S_L2, vpn, vpn * 4 + size, asid, frame, flags)
         if slot >= 0:
             emit(ev, st, EV_TLB_FILL, S_L2, slot - geom[S_L2, 0], vpn, size, evicted >> 2 if evicted >= 0 else -1, 0)
     lsize = size
@@ -138,7 +143,10 @@ def tlb_fill(va, frame, size, flags, into_l2, geom, c, st, ev):
     lflags = (flags & ~TF_SIZE_MASK) | lsize
     s = S_L1_4K + lsize
     st[ST_SIZES] |= 1 << lsize
-    slot, evicted = sa_insert(geom, c, st, s, lvpn, lvpn * 4 + lsize, asid, lframe, lflags)
+    if assist:
+        slot, evicted = sa_insert(geom, c, st, s, lvpn, lvpn * 4 + lsize, asid, lframe, lflags)
+    else:
+        slot, evicted = sa_fill(geom, c, st, s, lvpn, lvpn * 4 + lsize, asid, lframe, lflags)
     if slot >= 0:
         emit(ev, st, EV_TLB_FILL, s, slot - geom[s, 0], lvpn, lsize, evicted >> 2 if evicted >= 0 else -1, 0)
 
@@ -230,7 +238,7 @@ def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt
             cnt[K_MISSES] += 1
             level = 2
     if level > 0 or walked:  # an L2 hit refills the L1; a walk (a miss, or an assist) fills both
-        tlb_fill(va, frame, size, flags, walked, geom, c, st, ev)
+        tlb_fill(va, frame, size, flags, walked, walked and slot >= 0, geom, c, st, ev)
     if level < 2:
         cnt[K_L1_HITS + level] += 1
     offset = (va & VA_MASK) & ((1 << (12 + 9 * size)) - 1)

@@ -114,29 +114,49 @@ def line_fill(geom, c, st, s, line):
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def sa_insert(geom, c, st, s, index, key, asid, val, flags):
-    """Fill (key, asid) -> (val, flags) in structure s; returns (slot, evicted key or -1).
+def sa_fill(geom, c, st, s, index, key, asid, val, flags):
+    """Fill (key, asid) -> (val, flags), known to be absent (it just missed), into the LRU way.
 
-    An entry already present for the same key and tag is overwritten in place.
+    Returns (slot, evicted key or -1). Every fill after a miss comes here: skipping the
+    search for an entry that cannot be there is most of the cost of a fill.
     """
     if geom[s, 1] == 0:
         return -1, -1
     ways = geom[s, 2]
     first = set_base(geom, s, index)
-    present = -1  # the entry itself, when it is already there
+    return sa_put(c, st, lru_way(c, first, ways, 4 * ways), ways, key, asid, val, flags)
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def sa_insert(geom, c, st, s, index, key, asid, val, flags):
+    """Fill (key, asid) -> (val, flags) in structure s, overwriting the entry in place when it is
+    already there (a TLB hit re-walked to set D); returns (slot, evicted key or -1)."""
+    if geom[s, 1] == 0:
+        return -1, -1
+    ways = geom[s, 2]
+    first = set_base(geom, s, index)
+    present = -1
     for slot in range(first, first + ways):
-        present = slot if (c[slot] == key) & (c[slot + ways] == asid) else present
+        if c[slot] == key and c[slot + ways] == asid:
+            present = slot
+            break
     victim = present if present >= 0 else lru_way(c, first, ways, 4 * ways)
-    evicted = c[victim]
-    if evicted == key and c[victim + ways] == asid:
+    return sa_put(c, st, victim, ways, key, asid, val, flags)
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def sa_put(c, st, slot, ways, key, asid, val, flags):
+    """Write an entry into `slot` as the most recent of its set; returns (slot, evicted key or -1)."""
+    evicted = c[slot]
+    if evicted == key and c[slot + ways] == asid:
         evicted = -1
-    c[victim] = key
-    c[victim + ways] = asid
-    c[victim + 2 * ways] = val
-    c[victim + 3 * ways] = flags
+    c[slot] = key
+    c[slot + ways] = asid
+    c[slot + 2 * ways] = val
+    c[slot + 3 * ways] = flags
     st[ST_CLOCK] += 1
-    c[victim + 4 * ways] = st[ST_CLOCK]
-    return victim, evicted
+    c[slot + 4 * ways] = st[ST_CLOCK]
+    return slot, evicted
 
 
 def make_arrays(geometry: list[tuple[int, int]], fields_of: list[int] | None = None):

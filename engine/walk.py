@@ -64,9 +64,9 @@ from .layout import (
 from .setassoc import (
     line_fill,
     line_find,
+    sa_fill,
     sa_find,
     sa_flags,
-    sa_insert,
     sa_touch,
     sa_val,
 )
@@ -221,7 +221,7 @@ def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
             return WALK_OK, nxt, size, leaf_flags(rights, ne, size), refs, level, 1
         if level >= 2:
             key = va >> (12 + 9 * (level - 1))
-            sa_insert(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights)
+            sa_fill(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights)
         table = nxt
         level -= 1
 
@@ -262,11 +262,11 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
         nxt = (e & ADDR_MASK) >> 12
         if leaf:
             page = nxt
-            sa_insert(geom, c, st, S_NTLB, key, key, 0, page, 0)
+            sa_fill(geom, c, st, S_NTLB, key, key, 0, page, 0)
             return WALK_OK, page + (gfn & ((1 << (9 * (level - 1))) - 1)), refs, 0
         if level >= 2:
             nkey = gpa >> (12 + 9 * (level - 1))
-            sa_insert(geom, c, st, S_NWC + level - 2, nkey, nkey, 0, nxt, 0)
+            sa_fill(geom, c, st, S_NWC + level - 2, nkey, nkey, 0, nxt, 0)
         table = nxt
         level -= 1
 
@@ -324,6 +324,6 @@ def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
             gfn = nxt + ((va >> 12) & ((1 << (9 * gsize)) - 1))  # the 4 KiB gPA frame of va
         else:
             key = va >> (12 + 9 * (level - 1))
-            sa_insert(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights)
+            sa_fill(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights)
             gfn = nxt
             level -= 1

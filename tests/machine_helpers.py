@@ -25,3 +25,17 @@ def cfg_from(mapping: dict):
 
 def mmap_ops(length: int = 1 << 24, pid: int = 1, start: int = BASE, huge: bool = True):
     return O.mmap(pid, start, length, writable=True, huge=huge)
+
+
+def assert_no_entry_twice(machine) -> None:
+    """No TLB, walk cache or data cache holds one key under one tag in two ways of a set:
+    a fill after a miss takes the LRU way without searching the set for the entry."""
+    from rvi_tui.engine.setassoc import ASID, KEY
+
+    for s, view in enumerate(machine.mmu.views):
+        keys = view[KEY]
+        tags = view[ASID] if view.shape[0] == 5 else keys * 0
+        for row in range(keys.shape[0]):
+            valid = keys[row] != -1
+            pairs = list(zip(keys[row][valid].tolist(), tags[row][valid].tolist()))
+            assert len(pairs) == len(set(pairs)), f"structure {s}, set {row}: an entry twice: {sorted(pairs)}"

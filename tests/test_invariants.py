@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from machine_helpers import BASE, SMALL_TLB, cfg_from, mmap_ops
+from machine_helpers import BASE, SMALL_TLB, assert_no_entry_twice, cfg_from, mmap_ops
 from rvi_tui.engine.events import Translated
 from rvi_tui.engine.machine import Machine
 from rvi_tui.workloads import ops as O
@@ -96,6 +96,8 @@ def test_modes_agree_and_tlb_hits_match_fresh_walks(ops, pages, unsync, flooding
         if results:
             assert len(set(results.values())) == 1, f"op {i}: modes disagree: {results}"
         check_shadow(machines["shadow"])
+        for machine in machines.values():
+            assert_no_entry_twice(machine)
     # the batch path over the same stream gives the same counters
     for name, machine in machines.items():
         batch = Machine(name, config)
@@ -140,6 +142,7 @@ def test_batch_fast_path_gives_the_step_paths_counters(accesses, guest_page, mod
     for i in range(len(ops)):
         stepped.step(ops[i : i + 1])
     assert batch.counters() == stepped.counters()
+    assert_no_entry_twice(batch)
 
 
 def test_batch_fast_path_forgets_an_entry_another_hit_displaced():
