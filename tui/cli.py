@@ -93,9 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--format", dest="fmt", choices=("lackey", "text", "npy"))
     be.add_argument("--accesses", default="10m", help="accesses in each synthetic stream (default 10m)")
     be.add_argument("--modes", default="native,shadow,nested")
+    be.add_argument("--model", choices=("walks", "full"), default="walks",
+                    help="walks: TLBs and walks only, references at one flat latency, as pycachesim "
+                         "simulates no data caches (default); full: the preset's data-cache model too")
     be.add_argument("--preset", default=C.DEFAULT_PRESET)
     be.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                    help="config overrides on top of the bench's TLB geometry, e.g. cache.enabled=false")
+                    help="config overrides on top of the bench's TLB geometry and model")
     be.add_argument("--json", action="store_true")
 
     rc = sub.add_parser("record", help="record a program's memory trace with Valgrind lackey")
@@ -227,7 +230,7 @@ def cmd_bench(args, out, err) -> int:
         if m not in MODES:
             raise UsageError(f"--modes: unknown mode {m!r}")
     n = parse_count(args.accesses)
-    config = C.load(args.preset, bench.BENCH_SETS + tuple(args.sets))
+    config = C.load(args.preset, bench.BENCH_SETS + bench.MODELS[args.model] + tuple(args.sets))
     warm_kernels(err)
     streams = {
         "random": (bench.random_stream(n), None, f"{n:,} uniform random reads over 1 GiB"),
@@ -247,13 +250,14 @@ def cmd_bench(args, out, err) -> int:
         ops = np.concatenate(parts)
         streams["trace"] = (ops["addr"].astype(np.int64), ops["rw"], f"{args.trace} ({len(ops):,} accesses)")
     results = {"geometry": "L1 64 entries 4-way, L2 1536 entries 12-way (ChampSim)", "streams": {},
-               "config": f"{args.preset}" + "".join(f" --set {x}" for x in args.sets)}
+               "config": f"--model {args.model} --preset {args.preset}" + "".join(f" --set {x}" for x in args.sets)}
     for name, (addrs, rws, what) in streams.items():
         print(f"rvi-tui bench: {name}: {what}", file=err, flush=True)
         row = {"what": what}
         base = bench.pycachesim_baseline(config, addrs)
         if base is not None:
             row["pycachesim"] = base
+        row["tlb_only"] = bench.tlb_only_baseline(config, addrs)
         for mode in modes:
             row[mode] = bench.time_mode(mode, config, addrs, rws)
         results["streams"][name] = row
