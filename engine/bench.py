@@ -8,9 +8,10 @@ counts can be compared one for one with pycachesim's on the same stream and
 geometry. pycachesim (a C cache simulator, used as a two-level TLB) is the
 baseline when it is installed (``pip install 'rvi-tui[bench]'``).
 
-Beside it runs a bare two-level TLB made of the engine's own compiled
-set-associative code, with no walks: what a stream costs before any mode does
-anything else, so the ceiling of every mode on that stream.
+Beside it run two bare kernels, the least a native model can do written as
+plain compiled code with nothing else (`_bare_native`): the two-level TLB
+alone, and the TLB with a page walk on each miss over the same page tables the
+engine walks. They bound what any mode can reach on a stream.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from numba import njit
 
 from ..workloads import ops as O
 from .config import Config
-from .layout import N_STATE
 from .machine import Machine
-from .setassoc import make_arrays, sa_fill, sa_find, sa_touch
+from .entry import ADDR_MASK, A
 
 # ChampSim's DTLB 16x4 and STLB 128x12 (notes §3.5): the geometry the targets were set on.
 BENCH_SETS = (
@@ -54,15 +54,20 @@ def _ops_chunks(addrs: np.ndarray, rws: np.ndarray | None):
         yield ops
 
 
-def time_mode(mode: str, config: Config, addrs: np.ndarray, rws: np.ndarray | None = None) -> dict:
-    """Accesses/s of one mode on a stream, and its TLB counts."""
+def warmed_machine(mode: str, config: Config, addrs: np.ndarray) -> Machine:
+    """A machine with every page of the stream faulted in (untimed), then cold hardware and zero counts."""
     machine = Machine(mode, config)
     pages = np.unique(addrs >> 12) << 12
-    for chunk in _ops_chunks(pages, None):  # warm-up: demand-fault every page (untimed)
+    for chunk in _ops_chunks(pages, None):
         chunk["rw"] = O.WRITE
         machine.run(chunk)
     machine.mmu.flush_all()
     machine.cnt[:] = 0
+    return machine
+
+
+def time_machine(machine: Machine, addrs: np.ndarray, rws: np.ndarray | None = None) -> dict:
+    """Accesses/s of a warmed machine on a stream, and its TLB and walk counts."""
     chunks = list(_ops_chunks(addrs, rws))
     start = time.perf_counter()
     for chunk in chunks:
@@ -75,7 +80,7 @@ def time_mode(mode: str, config: Config, addrs: np.ndarray, rws: np.ndarray | No
         "l1_hits": c["tlb_l1_hits"],
         "l2_hits": c["tlb_l2_hits"],
         "misses": c["tlb_misses"],
-        "walk_refs_per_access": c["walk_refs"] / max(1, c["accesses"]),
+        "walk_refs": c["walk_refs"],
     }
 
 
@@ -106,37 +111,135 @@ def pycachesim_baseline(config: Config, addrs: np.ndarray) -> dict | None:
     }
 
 
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def _index(key, sets):
+    return key & (sets - 1) if sets & (sets - 1) == 0 else key % sets
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def _lru(stamps, row):
+    victim = 0
+    oldest = stamps[row, 0]
+    for way in range(1, stamps.shape[1]):
+        older = stamps[row, way] < oldest
+        victim = way if older else victim
+        oldest = stamps[row, way] if older else oldest
+    return victim
+
+
 @njit(nogil=True, cache=True, _nrt=False)
-def _two_level_tlb(pages, geom, c, st):
-    """L1 over L2, LRU, filled on a miss as the engine fills them; returns (L1 hits, L2 hits)."""
+def _bare_native(pages, walk, tables, rows, base, root, levels, k1, s1, v1, k2, s2, v2, pk, ps, pv, pwc_sets):
+    """The least a native model can do, as plain compiled code: an L1 over an L2 TLB (LRU, keys,
+    stamps and frames in small 2-D arrays, no tags), and with `walk` a page walk on a miss that
+    starts below the deepest paging-structure-cache hit, reads one entry a level from the same
+    table arrays the engine walks, sets A and fills the caches. No counters, events, faults or
+    page sizes. Returns (L1 hits, L2 hits, walk references)."""
+    clock = 0
     l1_hits = 0
     l2_hits = 0
+    refs = 0
     for i in range(pages.shape[0]):
         vpn = pages[i]
-        slot = sa_find(geom, c, 0, vpn, vpn, 0)
-        if slot >= 0:
-            sa_touch(geom, c, st, 0, slot)
+        clock += 1
+        a = _index(vpn, k1.shape[0])
+        hit = -1
+        for way in range(k1.shape[1]):
+            hit = way if k1[a, way] == vpn else hit
+        if hit >= 0:
+            s1[a, hit] = clock
             l1_hits += 1
             continue
-        slot = sa_find(geom, c, 1, vpn, vpn, 0)
-        if slot >= 0:
-            sa_touch(geom, c, st, 1, slot)
+        b = _index(vpn, k2.shape[0])
+        hit = -1
+        for way in range(k2.shape[1]):
+            hit = way if k2[b, way] == vpn else hit
+        if hit >= 0:
+            s2[b, hit] = clock
             l2_hits += 1
+            frame = v2[b, hit]
         else:
-            sa_fill(geom, c, st, 1, vpn, vpn, 0, 0, 0)
-        sa_fill(geom, c, st, 0, vpn, vpn, 0, 0, 0)
-    return l1_hits, l2_hits
+            frame = vpn
+            if walk:
+                table = root
+                level = levels
+                for lvl in range(2, levels + 1):  # the deepest cached level first
+                    if pwc_sets[lvl - 2] == 0:
+                        continue
+                    key = vpn >> (9 * (lvl - 1))
+                    row = _index(key, pwc_sets[lvl - 2])
+                    found = -1
+                    for way in range(pk.shape[2]):
+                        found = way if pk[lvl - 2, row, way] == key else found
+                    if found >= 0:
+                        ps[lvl - 2, row, found] = clock
+                        table = pv[lvl - 2, row, found]
+                        level = lvl - 1
+                        break
+                while True:
+                    idx = (vpn >> (9 * (level - 1))) & 511
+                    trow = rows[table - base]
+                    e = tables[trow, idx]
+                    refs += 1
+                    if (e & A) == 0:
+                        tables[trow, idx] = e | A
+                    nxt = (e & ADDR_MASK) >> 12
+                    if level == 1:
+                        frame = nxt
+                        break
+                    if pwc_sets[level - 2] > 0:
+                        key = vpn >> (9 * (level - 1))
+                        row = _index(key, pwc_sets[level - 2])
+                        way = _lru(ps[level - 2], row)
+                        pk[level - 2, row, way] = key
+                        ps[level - 2, row, way] = clock
+                        pv[level - 2, row, way] = nxt
+                    table = nxt
+                    level -= 1
+            way = _lru(s2, b)
+            k2[b, way] = vpn
+            s2[b, way] = clock
+            v2[b, way] = frame
+        way = _lru(s1, a)
+        k1[a, way] = vpn
+        s1[a, way] = clock
+        v1[a, way] = frame
+    return l1_hits, l2_hits, refs
 
 
-def tlb_only_baseline(config: Config, addrs: np.ndarray) -> dict:
-    """The stream through a bare two-level TLB of the engine's own code: no walks, no faults, no counters."""
-    levels = [(config[f"tlb.{t}.entries"], config[f"tlb.{t}.ways"]) for t in ("l1_4k", "l2")]
-    geom, c = make_arrays([(entries // ways if entries else 0, ways) for entries, ways in levels])
-    st = np.zeros(N_STATE, dtype=np.int64)
-    pages = addrs >> 12
-    _two_level_tlb(pages[:1], geom.copy(), c.copy(), st.copy())  # compiled (or loaded) before the clock starts
+def _bare_arrays(config: Config) -> tuple:
+    """Empty TLB and walk-cache arrays of the config's geometry; padding ways never hit nor get evicted."""
+    out = []
+    for t in ("l1_4k", "l2"):
+        entries, ways = config[f"tlb.{t}.entries"], config[f"tlb.{t}.ways"]
+        sets = max(1, entries // ways)
+        out += [np.full((sets, ways), -1, np.int64), np.zeros((sets, ways), np.int64), np.zeros((sets, ways), np.int64)]
+    levels = config["guest.levels"]
+    geo = [(config[f"pwc.l{lvl}_entries"] // config[f"pwc.l{lvl}_ways"], config[f"pwc.l{lvl}_ways"])
+           if config["pwc.enabled"] else (0, 0) for lvl in range(2, levels + 1)]
+    max_sets = max(1, max(g[0] for g in geo))
+    max_ways = max(1, max(g[1] for g in geo))
+    pk = np.full((len(geo), max_sets, max_ways), -2, np.int64)  # -2: a key no page has
+    ps = np.full((len(geo), max_sets, max_ways), np.iinfo(np.int64).max, np.int64)
+    for level, (sets, ways) in enumerate(geo):
+        pk[level, :sets, :ways] = -1
+        ps[level, :sets, :ways] = 0
+    pwc_sets = np.array([g[0] for g in geo], np.int64)  # 0: that level has no cache
+    return (*out, pk, ps, np.zeros_like(pk), pwc_sets)
+
+
+def bare_baseline(config: Config, addrs: np.ndarray, machine: Machine | None = None) -> dict:
+    """A stream through `_bare_native`: TLB only, or with walks over `machine`'s page tables
+    (a native machine that has every page of the stream mapped)."""
+    pages = (addrs & ((1 << 57) - 1)) >> 12
+    if machine is None:
+        tables, rows, base, root = np.zeros((1, 512), np.int64), np.zeros(1, np.int32), 0, 0
+    else:
+        tables, rows, base, root = machine.gmem.tables, machine.gmem.rows, machine.gmem.base, machine.os.current.root
+    args = (tables, rows, base, root, config["guest.levels"])
+    _bare_native(pages[:1], machine is not None, *args, *_bare_arrays(config))  # compiled before the clock starts
+    arrays = _bare_arrays(config)
     start = time.perf_counter()
-    l1_hits, l2_hits = _two_level_tlb(pages, geom, c, st)
+    l1_hits, l2_hits, refs = _bare_native(pages, machine is not None, *args, *arrays)
     seconds = time.perf_counter() - start
     return {
         "accesses_per_s": len(addrs) / seconds,
@@ -144,4 +247,5 @@ def tlb_only_baseline(config: Config, addrs: np.ndarray) -> dict:
         "l1_hits": int(l1_hits),
         "l2_hits": int(l2_hits),
         "misses": len(addrs) - int(l1_hits) - int(l2_hits),
+        "walk_refs": int(refs),
     }

@@ -257,9 +257,12 @@ def cmd_bench(args, out, err) -> int:
         base = bench.pycachesim_baseline(config, addrs)
         if base is not None:
             row["pycachesim"] = base
-        row["tlb_only"] = bench.tlb_only_baseline(config, addrs)
+        row["tlb_only"] = bench.bare_baseline(config, addrs)
         for mode in modes:
-            row[mode] = bench.time_mode(mode, config, addrs, rws)
+            machine = bench.warmed_machine(mode, config, addrs)
+            row[mode] = bench.time_machine(machine, addrs, rws)
+            if mode == "native" and config["guest.page"] == "4k":  # the bare walker knows 4 KiB pages only
+                row["tlb_walk"] = bench.bare_baseline(config, addrs, machine)
         results["streams"][name] = row
     import tempfile
 

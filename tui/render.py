@@ -11,8 +11,8 @@ from rich.table import Table
 MODES = ("native", "shadow", "nested")
 
 
-def _console(out) -> Console:
-    return Console(file=out, highlight=False, soft_wrap=False, width=max(100, Console(file=out).width))
+def _console(out, width: int = 100) -> Console:
+    return Console(file=out, highlight=False, soft_wrap=False, width=max(width, Console(file=out).width))
 
 
 def _pct(x) -> str:
@@ -87,11 +87,14 @@ def study(rows: list[dict], out) -> None:
 def bench(results: dict, modes, out) -> None:
     table = Table(title=f"engine throughput, accesses/s ({results['config']}; TLB: {results['geometry']})",
                   caption="Each mode is timed after an untimed warm-up that faults every page in; the hardware "
-                          "starts cold. TLB only: the engine's own two-level TLB code with no walks, the ceiling "
-                          "of every mode. ×: against pycachesim. counts: every TLB hit and miss count equals pycachesim's.")
-    table.add_column("stream")
-    table.add_column("pycachesim", justify="right")
-    table.add_column("TLB only", justify="right", no_wrap=True)
+                          "starts cold. Bare kernels: the least a native model can do, as plain compiled code "
+                          "with nothing else: the TLB only, and the TLB with a page walk on each miss. ×: against "
+                          "pycachesim. counts: every TLB hit and miss count equals pycachesim's.")
+    table.add_column("stream", no_wrap=True)
+    table.add_column("pycachesim", justify="right", no_wrap=True)
+    refs = ("tlb_only", "tlb_walk")
+    table.add_column("bare TLB", justify="right", no_wrap=True)
+    table.add_column("bare TLB+walk", justify="right", no_wrap=True)
     for m in modes:
         table.add_column(m, justify="right", no_wrap=True)
     table.add_column("counts", justify="center")
@@ -99,6 +102,8 @@ def bench(results: dict, modes, out) -> None:
         base = row.get("pycachesim")
 
         def cell(key):
+            if key not in row:
+                return "—"
             rate = row[key]["accesses_per_s"]
             text = f"{rate / 1e6:.1f} M"
             return text + (f" {rate / base['accesses_per_s']:.1f}×" if base else "")
@@ -107,10 +112,10 @@ def bench(results: dict, modes, out) -> None:
         if base:
             same = "yes" if all((row[k]["l1_hits"], row[k]["l2_hits"], row[k]["misses"]) ==
                                 (base["l1_hits"], base["l2_hits"], base["misses"])
-                                for k in ("tlb_only", *modes)) else "NO"
+                                for k in (*refs, *modes) if k in row) else "NO"
         table.add_row(name, f"{base['accesses_per_s'] / 1e6:.1f} M" if base else "not installed",
-                      cell("tlb_only"), *(cell(m) for m in modes), same)
-    console = _console(out)
+                      *(cell(k) for k in refs), *(cell(m) for m in modes), same)
+    console = _console(out, 120)
     console.print(table)
     console.print(f"lackey parsing: {results['lackey_parse_lines_per_s'] / 1e6:.1f} M lines/s")
 
