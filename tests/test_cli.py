@@ -69,6 +69,8 @@ def test_list_workloads_names_the_os_workloads():
     (("report", "-w", "nope"), "nope"),
     (("report", "--trace", "/no/such/file"), "/no/such/file"),
     (("bench", "--modes", "native,bogus"), "bogus"),
+    (("bench", "--footprint", "1k"), "--footprint"),
+    (("bench", "--model", "fast"), "--model"),
     (("record",), "record needs a command"),
 ])
 def test_user_mistakes_are_one_line_errors(argv, needle):

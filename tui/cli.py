@@ -21,7 +21,7 @@ import threading
 from ..engine import config as C
 from ..engine.errors import ConfigError, EngineError
 from ..workloads.errors import RecordError, TraceError, WorkloadError
-from ..workloads.units import parse_count
+from ..workloads.units import parse_count, parse_size
 from . import render
 
 USER_ERRORS = (ConfigError, EngineError, WorkloadError, TraceError, RecordError, OSError)
@@ -61,8 +61,15 @@ def _add_workload_options(p: argparse.ArgumentParser, default: str) -> None:
     g.add_argument("--list-workloads", action="store_true", help="list the built-in workloads and exit")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad option is one line, like every other user mistake; --help shows the usage."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rvi-tui", description=__doc__.split("\n\n")[0],
+    parser = OneLineParser(prog="rvi-tui", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Run `rvi-tui COMMAND --help` for a command's options.")
     parser.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
@@ -92,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--trace", help="also time this trace (parsed before timing)")
     be.add_argument("--format", dest="fmt", choices=("lackey", "text", "npy"))
     be.add_argument("--accesses", default="10m", help="accesses in each synthetic stream (default 10m)")
+    be.add_argument("--footprint", default="1g", help="bytes the random stream spans (default 1g)")
     be.add_argument("--modes", default="native,shadow,nested")
     be.add_argument("--model", choices=("walks", "full"), default="walks",
                     help="walks: TLBs and walks only, references at one flat latency, as pycachesim "
@@ -230,10 +238,13 @@ def cmd_bench(args, out, err) -> int:
         if m not in MODES:
             raise UsageError(f"--modes: unknown mode {m!r}")
     n = parse_count(args.accesses)
+    footprint = parse_size(args.footprint)
+    if footprint < 4096:
+        raise UsageError(f"--footprint {args.footprint}: must be at least one page (4k)")
     config = C.load(args.preset, bench.BENCH_SETS + bench.MODELS[args.model] + tuple(args.sets))
     warm_kernels(err)
     streams = {
-        "random": (bench.random_stream(n), None, f"{n:,} uniform random reads over 1 GiB"),
+        "random": (bench.random_stream(n, footprint), None, f"{n:,} uniform random reads over {args.footprint}"),
         "seq": (bench.sequential_stream(n), None, f"{n:,} sequential reads, 8-byte stride"),
     }
     real = make_workload("real-ls")
@@ -336,8 +347,8 @@ COMMANDS = {"report": cmd_report, "study": cmd_study, "bench": cmd_bench, "recor
 def main(argv=None, out=None, err=None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args, out, err)
     except BrokenPipeError:  # `rvi-tui report | head`: the reader left; nothing more to say
         sys.stdout = open(os.devnull, "w")
