@@ -117,6 +117,15 @@ def _index(key, sets):
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
+def _find(keys, row, key):
+    """The way of `row` holding key, or -1 (every way compared, no early exit)."""
+    hit = -1
+    for way in range(keys.shape[1]):
+        hit = way if keys[row, way] == key else hit
+    return hit
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
 def _lru(stamps, row):
     victim = 0
     oldest = stamps[row, 0]
@@ -142,17 +151,13 @@ def _bare_native(pages, walk, tables, rows, base, root, levels, k1, s1, v1, k2, 
         vpn = pages[i]
         clock += 1
         a = _index(vpn, k1.shape[0])
-        hit = -1
-        for way in range(k1.shape[1]):
-            hit = way if k1[a, way] == vpn else hit
+        hit = _find(k1, a, vpn)
         if hit >= 0:
             s1[a, hit] = clock
             l1_hits += 1
             continue
         b = _index(vpn, k2.shape[0])
-        hit = -1
-        for way in range(k2.shape[1]):
-            hit = way if k2[b, way] == vpn else hit
+        hit = _find(k2, b, vpn)
         if hit >= 0:
             s2[b, hit] = clock
             l2_hits += 1
@@ -167,9 +172,7 @@ def _bare_native(pages, walk, tables, rows, base, root, levels, k1, s1, v1, k2, 
                         continue
                     key = vpn >> (9 * (lvl - 1))
                     row = _index(key, pwc_sets[lvl - 2])
-                    found = -1
-                    for way in range(pk.shape[2]):
-                        found = way if pk[lvl - 2, row, way] == key else found
+                    found = _find(pk[lvl - 2], row, key)
                     if found >= 0:
                         ps[lvl - 2, row, found] = clock
                         table = pv[lvl - 2, row, found]

@@ -129,10 +129,7 @@ def tlb_fill(va, frame, size, flags, into_l2, assist, geom, c, st, ev):
     vpn = va >> (12 + 9 * size)
     st[ST_SIZES] |= 1 << size
     if into_l2:
-        if assist:
-            slot, evicted = sa_insert(geom, c, st, S_L2, vpn, vpn * 4 + size, asid, frame, flags)
-        else:
-            slot, evicted = sa_fill(geom, c, st, S_L2, vpn, vpn * 4 + size, asid, frame, flags)
+        slot, evicted = tlb_put(geom, c, st, S_L2, vpn, vpn * 4 + size, asid, frame, flags, assist)
         if slot >= 0:
             emit(ev, st, EV_TLB_FILL, S_L2, slot - geom[S_L2, 0], vpn, size, evicted >> 2 if evicted >= 0 else -1, 0)
     lsize = size
@@ -143,12 +140,17 @@ def tlb_fill(va, frame, size, flags, into_l2, assist, geom, c, st, ev):
     lflags = (flags & ~TF_SIZE_MASK) | lsize
     s = S_L1_4K + lsize
     st[ST_SIZES] |= 1 << lsize
-    if assist:
-        slot, evicted = sa_insert(geom, c, st, s, lvpn, lvpn * 4 + lsize, asid, lframe, lflags)
-    else:
-        slot, evicted = sa_fill(geom, c, st, s, lvpn, lvpn * 4 + lsize, asid, lframe, lflags)
+    slot, evicted = tlb_put(geom, c, st, s, lvpn, lvpn * 4 + lsize, asid, lframe, lflags, assist)
     if slot >= 0:
         emit(ev, st, EV_TLB_FILL, s, slot - geom[s, 0], lvpn, lsize, evicted >> 2 if evicted >= 0 else -1, 0)
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def tlb_put(geom, c, st, s, index, key, asid, val, flags, assist):
+    """A fill into the LRU way; after an assist, an update of the entry where it is."""
+    if assist:
+        return sa_insert(geom, c, st, s, index, key, asid, val, flags)
+    return sa_fill(geom, c, st, s, index, key, asid, val, flags)
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")

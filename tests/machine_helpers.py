@@ -30,12 +30,15 @@ def mmap_ops(length: int = 1 << 24, pid: int = 1, start: int = BASE, huge: bool 
 def assert_no_entry_twice(machine) -> None:
     """No TLB, walk cache or data cache holds one key under one tag in two ways of a set:
     a fill after a miss takes the LRU way without searching the set for the entry."""
+    import numpy as np
+
     from rvi_tui.engine.setassoc import ASID, KEY
 
     for s, view in enumerate(machine.mmu.views):
         keys = view[KEY]
-        tags = view[ASID] if view.shape[0] == 5 else keys * 0
-        for row in range(keys.shape[0]):
-            valid = keys[row] != -1
-            pairs = list(zip(keys[row][valid].tolist(), tags[row][valid].tolist()))
-            assert len(pairs) == len(set(pairs)), f"structure {s}, set {row}: an entry twice: {sorted(pairs)}"
+        tags = view[ASID] if view.shape[0] == 5 else np.zeros_like(keys)
+        rows = np.broadcast_to(np.arange(keys.shape[0])[:, None], keys.shape)
+        valid = keys != -1
+        entries = np.stack([rows[valid], keys[valid], tags[valid]], axis=1)
+        unique = np.unique(entries, axis=0)
+        assert len(unique) == len(entries), f"structure {s}: an entry twice in one set"

@@ -124,6 +124,16 @@ TINY = {**SMALL_TLB, "tlb.l1_4k.entries": 4, "tlb.l1_4k.ways": 2, "tlb.l1_2m.ent
         "cache.l2_ways": 2, "cache.l3_kib": 4, "cache.l3_ways": 2, "guest.mem_gib": 1}
 
 
+def batch_and_stepped(mode, config, ops):
+    """Two machines after the same ops: one run as a batch, one stepped op by op."""
+    batch = Machine(mode, config)
+    batch.run(ops)
+    stepped = Machine(mode, config)
+    for i in range(len(ops)):
+        stepped.step(ops[i : i + 1])
+    return batch, stepped
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 15), st.sampled_from([O.READ, O.WRITE, O.FETCH])),
                 min_size=1, max_size=400),
@@ -136,11 +146,7 @@ def test_batch_fast_path_gives_the_step_paths_counters(accesses, guest_page, mod
     addrs = [BASE + (page % 3) * (1 << 21) + (page // 3) * 4096 + line * 1024 for page, line, _ in accesses]
     ops = O.concat([mmap_ops(1 << 24, huge=guest_page == "2m"), O.accesses(addrs)])
     ops["rw"][-len(accesses):] = [rw for _, _, rw in accesses]
-    batch = Machine(mode, config)
-    batch.run(ops)
-    stepped = Machine(mode, config)
-    for i in range(len(ops)):
-        stepped.step(ops[i : i + 1])
+    batch, stepped = batch_and_stepped(mode, config, ops)
     assert batch.counters() == stepped.counters()
     assert_no_entry_twice(batch)
 
@@ -154,13 +160,7 @@ def test_batch_fast_path_forgets_an_entry_another_hit_displaced():
     pages = [0, 1, 0, 1, 0, 1, 0, 2, 0, 1, 2, 0]
     addrs = [BASE + page * (1 << 21) for page in pages]  # 2 MiB apart: the same L1 set
     ops = O.concat([mmap_ops(1 << 24, huge=False), O.accesses(addrs)])
-    for run in ("batch", "step"):
-        machine = Machine("native", config)
-        if run == "batch":
-            machine.run(ops)
-        else:
-            for i in range(len(ops)):
-                machine.step(ops[i : i + 1])
+    for run, machine in zip(("batch", "step"), batch_and_stepped("native", config, ops)):
         c = machine.counters()
         assert (c["tlb_l1_hits"], c["tlb_l2_hits"], c["tlb_misses"]) == (6, 3, 3), run
 
@@ -173,9 +173,5 @@ def test_batch_fast_path_forgets_its_line_after_a_walk(mode):
     config = cfg_from({**TINY, "guest.page": "4k"})
     ops = O.concat([mmap_ops(1 << 24, huge=False), O.accesses([BASE, BASE, BASE + 1024, BASE])])
     ops["rw"][-4:] = [O.READ, O.READ, O.WRITE, O.READ]
-    batch = Machine(mode, config)
-    batch.run(ops)
-    stepped = Machine(mode, config)
-    for i in range(len(ops)):
-        stepped.step(ops[i : i + 1])
+    batch, stepped = batch_and_stepped(mode, config, ops)
     assert batch.counters() == stepped.counters()
