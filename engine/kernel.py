@@ -8,8 +8,10 @@ stopped at; ``stop`` says why. The access that faulted is retried after the
 software has handled it, so every access completes exactly once and is
 counted once, with the outcome of its completing attempt.
 
-Batch and step runs use this same code; the step path only switches on event
-recording, so both give the same counters by construction (and a test checks it).
+Batch and step runs use this same code. The step path switches on event
+recording; the batch path also serves repeated L1 hits without probing, where
+it can show that probing would change nothing (see ``run_accesses``). Tests
+hold the two to the same counters.
 """
 
 from __future__ import annotations
