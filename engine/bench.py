@@ -23,8 +23,8 @@ from numba import njit
 
 from ..workloads import ops as O
 from .config import Config
-from .machine import Machine
 from .entry import ADDR_MASK, A
+from .machine import Machine
 
 # ChampSim's DTLB 16x4 and STLB 128x12 (notes §3.5): the geometry the targets were set on.
 BENCH_SETS = (

@@ -31,7 +31,6 @@ def assert_no_entry_twice(machine) -> None:
     """No TLB, walk cache or data cache holds one key under one tag in two ways of a set:
     a fill after a miss takes the LRU way without searching the set for the entry."""
     import numpy as np
-
     from rvi_tui.engine.setassoc import ASID, KEY
 
     for s, view in enumerate(machine.mmu.views):

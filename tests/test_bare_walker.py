@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from rvi_tui.engine import bench
 from rvi_tui.engine import config as C
 

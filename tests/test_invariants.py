@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from machine_helpers import BASE, SMALL_TLB, assert_no_entry_twice, cfg_from, mmap_ops
 from rvi_tui.engine.events import Translated
 from rvi_tui.engine.machine import Machine
