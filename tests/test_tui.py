@@ -46,14 +46,27 @@ async def settle(pilot, app) -> None:
     await pilot.pause(0.05)
 
 
+async def step_ops(pilot, app, n: int) -> None:
+    """Press space n times and wait until the engine has run exactly n more ops."""
+    want = app.runner.session.ops_done + n
+    for _ in range(n):
+        await pilot.press("space")
+    await wait_for(pilot, lambda: app.runner.session.ops_done == want, what=f"{n} steps")
+
+
+async def close_modal(pilot, app, screen_type) -> None:
+    """Escape closes the modal screen on top."""
+    await pilot.press("escape")
+    await pilot.pause(0.1)
+    assert not isinstance(app.screen, screen_type)
+
+
 async def step_until(pilot, app, cond, limit: int = 200) -> None:
     """Step one op at a time until cond() holds."""
     for _ in range(limit):
         if cond():
             return
-        want = app.runner.session.ops_done + 1
-        await pilot.press("space")
-        await wait_for(pilot, lambda want=want: app.runner.session.ops_done == want, what="one step")
+        await step_ops(pilot, app, 1)
         await settle(pilot, app)
     raise AssertionError("condition not reached by stepping")
 
@@ -79,8 +92,7 @@ async def test_space_steps_exactly_one_op_and_updates_tlb_walk_and_events():
     app = RviApp(**SMALL)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
-        await pilot.press("space")
-        await wait_for(pilot, lambda: app.runner.session.ops_done == 1, what="op 1")
+        await step_ops(pilot, app, 1)
         await pilot.pause(0.3)
         assert app.runner.session.ops_done == 1  # exactly one
         await settle(pilot, app)
@@ -100,8 +112,7 @@ async def test_space_steps_exactly_one_op_and_updates_tlb_walk_and_events():
         assert any(line.kind == "walk" for line in q(app, EventLog).lines)
         # each further step is exactly one op more
         n = app.runner.session.ops_done
-        await pilot.press("space")
-        await wait_for(pilot, lambda: app.runner.session.ops_done == n + 1)
+        await step_ops(pilot, app, 1)
         await pilot.pause(0.2)
         assert app.runner.session.ops_done == n + 1
 
@@ -195,8 +206,7 @@ async def test_l_asks_before_restarting_with_large_pages():
     app = RviApp(**SMALL)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
-        await pilot.press("space")
-        await wait_for(pilot, lambda: app.runner.session.ops_done == 1)
+        await step_ops(pilot, app, 1)
         await settle(pilot, app)
         await pilot.press("l")
         await pilot.pause(0.1)
@@ -253,8 +263,7 @@ async def test_w_picks_a_builtin_workload_and_a_trace(tmp_path):
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.spec.trace == str(trace))
         await ready(pilot, app)
-        await pilot.press("space")
-        await wait_for(pilot, lambda: app.runner.session.ops_done == 1)
+        await step_ops(pilot, app, 1)
         # a path that does not exist is refused in the picker itself
         await pilot.press("w")
         await pilot.pause(0.1)
@@ -264,18 +273,14 @@ async def test_w_picks_a_builtin_workload_and_a_trace(tmp_path):
         await pilot.pause(0.1)
         assert isinstance(app.screen, WorkloadPicker)
         assert "no such file" in str(app.screen.query_one("#picker-error").render())
-        await pilot.press("escape")
-        await pilot.pause(0.1)
-        assert not isinstance(app.screen, WorkloadPicker)
+        await close_modal(pilot, app, WorkloadPicker)
 
 
 async def test_r_restarts_from_op_zero():
     app = RviApp(**SMALL)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
-        for _ in range(3):
-            await pilot.press("space")
-        await wait_for(pilot, lambda: app.runner.session.ops_done == 3)
+        await step_ops(pilot, app, 3)
         gen = app.runner.generation
         await pilot.press("r")
         await wait_for(pilot, lambda: app.runner.generation == gen + 1)
@@ -289,9 +294,7 @@ async def test_e_exports_counters_json_and_svg_atomically(tmp_path):
     app = RviApp(**SMALL, export_dir=str(tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
-        for _ in range(10):
-            await pilot.press("space")
-        await wait_for(pilot, lambda: app.runner.session.ops_done == 10)
+        await step_ops(pilot, app, 10)
         await settle(pilot, app)
         await pilot.press("e")
         await pilot.pause(0.2)
@@ -321,9 +324,7 @@ async def test_question_mark_shows_help_and_escape_closes_it():
         await pilot.press("p")  # app keys are inert under a modal
         await pilot.pause(0.1)
         assert app.runner.state != "running"
-        await pilot.press("escape")
-        await pilot.pause(0.1)
-        assert not isinstance(app.screen, HelpScreen)
+        await close_modal(pilot, app, HelpScreen)
 
 
 async def test_f_filters_the_event_log_by_kind():
