@@ -25,6 +25,7 @@ from ..workloads import ops as O
 from .config import Config
 from .entry import ADDR_MASK, A
 from .machine import Machine
+from .walk import VA_MASK
 
 # ChampSim's DTLB 16x4 and STLB 128x12 (notes §3.5): the geometry the targets were set on.
 BENCH_SETS = (
@@ -233,7 +234,7 @@ def _bare_arrays(config: Config) -> tuple:
 def bare_baseline(config: Config, addrs: np.ndarray, machine: Machine | None = None) -> dict:
     """A stream through `_bare_native`: TLB only, or with walks over `machine`'s page tables
     (a native machine that has every page of the stream mapped)."""
-    pages = (addrs & ((1 << 57) - 1)) >> 12
+    pages = (addrs & VA_MASK) >> 12
     if machine is None:
         tables, rows, base, root = np.zeros((1, 512), np.int64), np.zeros(1, np.int32), 0, 0
     else:

@@ -324,10 +324,11 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
             break
         rw = op["rw"]
         va = np.int64(op["addr"])  # the same 64 bits, signed as the kernel's addresses are
+        linear = va & VA_MASK  # what the TLB and the walk index; a fault reports va itself
         write = rw == WRITE
         hit = False
         if fast:
-            page = (va & VA_MASK) >> 12
+            page = linear >> 12
             if page == page_a:
                 hit = True
             elif page == page_b:  # b becomes a, so that a is always the entry hit last
@@ -335,11 +336,11 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
                 page_a, s_a, set_a, wd_a, frame_a, mask_a, page_b, s_b, set_b, wd_b, frame_b, mask_b = (
                     page_b, s_b, set_b, wd_b, frame_b, mask_b, page_a, s_a, set_a, wd_a, frame_a, mask_a)
             else:
-                slot, hs = l1_probe(va & VA_MASK, geom, c, st, ev)
+                slot, hs = l1_probe(linear, geom, c, st, ev)
                 if slot >= 0:  # now the most recent of its set: remember it, and forget what it displaced
                     hit = True
                     size = hs - S_L1_4K
-                    hset = set_base(geom, hs, (va & VA_MASK) >> (12 + 9 * size))
+                    hset = set_base(geom, hs, linear >> (12 + 9 * size))
                     if hs != s_a or hset != set_a:  # else it displaced entry a, whose set b is not in
                         page_b, s_b, set_b, wd_b, frame_b, mask_b = page_a, s_a, set_a, wd_a, frame_a, mask_a
                     page_a = page
@@ -353,7 +354,7 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
         if hit:
             l1_hits += 1
             if data_cache:
-                line = ((frame_a << 12) + ((va & VA_MASK) & mask_a)) >> 6
+                line = ((frame_a << 12) + (linear & mask_a)) >> 6
                 if line == last_line:  # still the most recent line of its L1D set: a hit that moves nothing
                     line_hits += 1
                 else:
