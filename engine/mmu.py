@@ -33,7 +33,7 @@ from .layout import (
     S_PWC,
     TF_GLOBAL,
 )
-from .setassoc import ASID, FLAGS, KEY, STAMP, VAL, fields, make_arrays
+from .setassoc import ASID, FLAGS, KEY, VAL, drop, fields, lru_ages, make_arrays
 from .walk import VA_MASK
 
 TLB_STRUCTS = (S_L1_4K, S_L1_2M, S_L1_1G, S_L2)
@@ -90,8 +90,7 @@ class MMU:
     def _drop(self, s: int, mask: np.ndarray | None = None) -> None:
         view = self.views[s]
         gone = (view[KEY] != -1) if mask is None else (view[KEY] != -1) & mask
-        view[KEY][gone] = -1
-        view[-1][gone] = 0  # an empty way's stamp, so that it is the first victim (setassoc.lru_way)
+        drop(self.geom, self.c, s, gone)
 
     def _tagged(self, s: int, asid: int) -> np.ndarray:
         return self.views[s][ASID] == asid
@@ -132,7 +131,8 @@ class MMU:
 
     # --- views for snapshots ---------------------------------------------------------------
     def entries(self, s: int) -> list[tuple[int, int, int, int, int, int, int]]:
-        """(set, way, key, asid, val, flags, stamp) of the valid entries of structure s."""
+        """(set, way, key, asid, val, flags, LRU age) of the valid entries of structure s."""
         v = self.views[s]
-        return [(int(i), int(w), *(int(v[f][i, w]) for f in (KEY, ASID, VAL, FLAGS, STAMP)))
+        ages = lru_ages(self.geom, self.c, s)
+        return [(int(i), int(w), *(int(v[f][i, w]) for f in (KEY, ASID, VAL, FLAGS)), int(ages[i, w]))
                 for i, w in zip(*np.nonzero(v[KEY] != -1))]

@@ -182,6 +182,20 @@ def fields(geom, c, s: int) -> np.ndarray:
     return block.transpose(1, 0, 2)
 
 
+def drop(geom, c, s: int, gone: np.ndarray) -> None:
+    """Empty the ways where `gone` (sets, ways) is true; stamp 0 makes each the first of its set to fill."""
+    view = fields(geom, c, s)
+    view[KEY][gone] = -1
+    view[-1][gone] = 0
+
+
+def lru_ages(geom, c, s: int) -> np.ndarray:
+    """(sets, ways): how many valid ways of the same set were used more recently than each way."""
+    view = fields(geom, c, s)
+    stamp = np.where(view[KEY] != -1, view[-1], -1)
+    return (stamp[:, None, :] > stamp[:, :, None]).sum(axis=2)
+
+
 def position(geom, s: int, offset: int) -> tuple[int, int]:
     """(set, way) of a slot given as its offset from the structure's base (as events carry it)."""
     ways, nf = int(geom[s, 2]), int(geom[s, 4])

@@ -23,7 +23,7 @@ from .layout import (
     TF_SIZE_MASK,
     TF_WRITABLE,
 )
-from .setassoc import ASID, FLAGS, KEY, STAMP, VAL
+from .setassoc import ASID, FLAGS, KEY, VAL, lru_ages
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,7 @@ def tlb_views(mmu) -> tuple[TlbView, ...]:
         _, sets, ways = (int(x) for x in mmu.geom[s, :3])
         v = mmu.views[s]
         valid = v[KEY] != -1
-        # age = how many valid ways of the same set were used more recently
-        stamp = np.where(valid, v[STAMP], -1)
-        age = (stamp[:, None, :] > stamp[:, :, None]).sum(axis=2)
+        age = lru_ages(mmu.geom, mmu.c, s)
         name = STRUCT_NAMES[s]
         out = tuple(
             TlbEntry(name, i, w, key >> 2, flags & TF_SIZE_MASK, val, asid & 0xFFF, asid >> 12,

@@ -103,3 +103,13 @@ def test_console_script_runs_headless():
     done = subprocess.run([sys.executable, "-m", "rvi_tui.tui.cli", "report", "--list-workloads"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "kcompile" in done.stdout
+
+
+def test_bench_leaves_out_the_bare_kernels_for_sets_wider_than_they_model():
+    """The bare kernels keep a set's LRU order in one 15-way word: a 24-way L2 gets no bare column, not a crash."""
+    code, out, _ = run("bench", "--accesses", "20k", "--modes", "native", "--set", "tlb.l2.ways=24", "--json")
+    assert code == 0
+    for row in json.loads(out)["streams"].values():
+        assert row["native"] > 0 and "tlb_only" not in row and "tlb_walk" not in row
+    code, out, _ = run("bench", "--accesses", "20k", "--modes", "native", "--json")
+    assert all(row["tlb_only"] > 0 and row["tlb_walk"] > 0 for row in json.loads(out)["streams"].values())

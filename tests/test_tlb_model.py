@@ -10,7 +10,7 @@ from machine_helpers import BASE, CACHES_OFF, cfg_from
 from rvi_tui.engine.events import Translated
 from rvi_tui.engine.layout import S_L2
 from rvi_tui.engine.machine import Machine
-from rvi_tui.engine.setassoc import make_arrays, sa_find, sa_insert, sa_touch
+from rvi_tui.engine.setassoc import drop, fields, lru_ages, make_arrays, sa_find, sa_insert, sa_touch
 from rvi_tui.workloads import ops as O
 
 
@@ -41,22 +41,51 @@ class ReferenceCache:
             lines.remove(min(lines, key=lambda line: line[1]))
         lines.append([key, self.clock])
 
+    def invalidate(self, key: int) -> None:
+        lines = self.sets[key % len(self.sets)]
+        lines[:] = [line for line in lines if line[0] != key]
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 8), st.sampled_from([1, 2, 4, 8]), st.lists(st.integers(0, 200), min_size=1, max_size=400))
-def test_set_associative_structure_matches_reference(sets, ways, keys):
+    def ages(self, key: int) -> list[tuple[int, int]]:
+        """(key, how many keys of its set were used more recently) for each key in key's set."""
+        lines = self.sets[key % len(self.sets)]
+        return sorted((line[0], sum(other[1] > line[1] for other in lines)) for line in lines)
+
+
+WAYS = [1, 2, 3, 4, 8, 12, 16, 24]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 5), st.sampled_from(WAYS),
+       st.lists(st.tuples(st.integers(0, 120), st.booleans()), min_size=1, max_size=400))
+def test_set_associative_structure_matches_reference(sets, ways, steps):
+    """Lookups, fills and invalidations in any order: the same hits, the same ages, the same ways refilled."""
     geom, c = make_arrays([(sets, ways)])
     state = np.zeros(16, dtype=np.int64)
     ref = ReferenceCache(sets, ways)
-    for key in keys:
+    for key, invalidate in steps:
         slot = sa_find(geom, c, 0, key, key, 0)
+        if invalidate:
+            ref.invalidate(key)
+            if slot >= 0:
+                view = fields(geom, c, 0)
+                drop(geom, c, 0, view[0] == key)
+            continue
         hit = slot >= 0
         if hit:
             sa_touch(geom, c, state, 0, slot)
         assert hit == ref.lookup(key)
         if not hit:
-            sa_insert(geom, c, state, 0, key, key, 0, 0, 0)
+            view = fields(geom, c, 0)
+            row = key % sets
+            empty = np.nonzero(view[0][row] == -1)[0]
+            slot, _ = sa_insert(geom, c, state, 0, key, key, 0, 0, 0)
+            if len(empty):  # an empty way is filled before any entry is evicted, the lowest first
+                assert slot - int(geom[0, 0]) == row * 5 * ways + empty[0]
             ref.insert(key)
+        view = fields(geom, c, 0)
+        row = key % sets
+        ages = lru_ages(geom, c, 0)[row]
+        assert sorted((int(k), int(a)) for k, a in zip(view[0][row], ages) if k != -1) == ref.ages(key)
 
 
 def reference_hierarchy(pages, l1, l2):
