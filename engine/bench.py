@@ -115,10 +115,9 @@ def pycachesim_baseline(config: Config, addrs: np.ndarray) -> dict | None:
 
 # The bare kernels keep each set's LRU order in one word, its ways from least to most recently
 # used at 4 bits each (empty ways first, in way order): a fill takes the way in the low 4 bits, a
-# use moves a way to the top, a few shifts either way. On a miss-heavy stream that runs the TLB
-# alone about 2.7x faster than stamps and an argmin (the engine's form; in the engine the order
-# word bought nothing, as page-table loads set its pace: README, Speed). 15 ways at most, so no
-# step overflows an int64.
+# use moves a way to the top, a few shifts either way. On random accesses that runs the TLB alone
+# about twice as fast as stamps and an argmin, the engine's form (in the engine the order word
+# bought nothing: README, Speed). 15 ways at most, so no step overflows an int64.
 ORDER_WAYS = 15
 _NIBBLE_ONES = 0x0111111111111111  # 1 in each of the 15 nibbles
 _NIBBLE_HIGHS = 0x0888888888888888  # the high bit of each
