@@ -161,7 +161,7 @@ def _fill(keys, vals, orders, row, ways, key, val):
 @njit(nogil=True, cache=True, _nrt=False)
 def _bare_native(pages, walk, tables, rows, base, root, levels, k1, v1, o1, k2, v2, o2, pk, pv, po, pwc_sets, pwc_ways):
     """The least a native model can do, as plain compiled code: an L1 over an L2 TLB (LRU, keys and
-    frames in small 2-D arrays, one LRU order word a set as the engine keeps, no tags), and with
+    frames in small 2-D arrays, one order word a set as described above, no tags), and with
     `walk` a page walk on a miss that starts below the deepest paging-structure-cache hit, reads one
     entry a level from the same table arrays the engine walks, sets A and fills the caches. No
     counters, events, faults or page sizes. Returns (L1 hits, L2 hits, walk references)."""

@@ -10,7 +10,7 @@ from machine_helpers import BASE, CACHES_OFF, cfg_from
 from rvi_tui.engine.events import Translated
 from rvi_tui.engine.layout import S_L2
 from rvi_tui.engine.machine import Machine
-from rvi_tui.engine.setassoc import drop, fields, lru_ages, make_arrays, sa_find, sa_insert, sa_touch
+from rvi_tui.engine.setassoc import KEY, drop, fields, lru_ages, make_arrays, sa_find, sa_insert, sa_touch
 from rvi_tui.workloads import ops as O
 
 
@@ -68,7 +68,7 @@ def test_set_associative_structure_matches_reference(sets, ways, steps):
             ref.invalidate(key)
             if slot >= 0:
                 view = fields(geom, c, 0)
-                drop(geom, c, 0, view[0] == key)
+                drop(geom, c, 0, view[KEY] == key)
             continue
         hit = slot >= 0
         if hit:
@@ -77,15 +77,15 @@ def test_set_associative_structure_matches_reference(sets, ways, steps):
         if not hit:
             view = fields(geom, c, 0)
             row = key % sets
-            empty = np.nonzero(view[0][row] == -1)[0]
+            empty = np.nonzero(view[KEY][row] == -1)[0]
             slot, _ = sa_insert(geom, c, state, 0, key, key, 0, 0, 0)
             if len(empty):  # an empty way is filled before any entry is evicted, the lowest first
-                assert slot - int(geom[0, 0]) == row * 5 * ways + empty[0]
+                assert slot - int(geom[0, 0]) == row * 5 * ways + empty[0]  # 5 fields a way
             ref.insert(key)
         view = fields(geom, c, 0)
         row = key % sets
         ages = lru_ages(geom, c, 0)[row]
-        assert sorted((int(k), int(a)) for k, a in zip(view[0][row], ages) if k != -1) == ref.ages(key)
+        assert sorted((int(k), int(a)) for k, a in zip(view[KEY][row], ages) if k != -1) == ref.ages(key)
 
 
 def reference_hierarchy(pages, l1, l2):
