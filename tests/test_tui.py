@@ -442,3 +442,33 @@ async def test_no_color_is_honoured_and_marks_keep_their_glyphs(monkeypatch):
         assert marked and all(line.lstrip()[:1] in "●+×" for line in marked)
         grid = q(app, WalkGrid).render().plain
         assert any(s in grid for s in ("L1D", "L2$", "L3$", "DRAM"))  # where served, as words
+
+
+async def test_a_workload_warm_up_ends_with_counters_restarted_as_report_counts():
+    """tlbstress initialises its heap first: the app runs that phase, then restarts the counters at the
+    same op `rvi-tui report` does, so the panes show the figures the report gives for the workload."""
+    from rvi_tui.tui.runner import MODES
+    from rvi_tui.workloads.registry import make_workload
+
+    params = {"footprint": 1 << 20, "accesses": 2000}
+    app = RviApp(workload_name="tlbstress", workload_params=params)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await settle(pilot, app)
+        warmup = make_workload("tlbstress", **params).warmup_ops
+        assert warmup == 1 + 256  # the mmap and one write a page
+        assert f"warm-up to op {warmup:,}" in q(app, StatusBar).render().plain
+        await step_ops(pilot, app, 3)
+        assert app.runner.session.counters()["native"]["accesses"] == 2  # the warm-up is still being counted
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.state == "finished", what="the end of the workload")
+        await settle(pilot, app)
+        assert f"counted from op {warmup:,}" in q(app, StatusBar).render().plain
+        shown = app.runner.session.counters()
+        config = app.runner.config
+    reference = Session(make_workload("tlbstress", **params).chunks(), config, modes=MODES)
+    reference.run(warmup)
+    reference.reset_counters()
+    reference.run_to_end()
+    assert shown == reference.counters()
+    assert shown["native"]["accesses"] == 2000

@@ -127,6 +127,7 @@ class RviApp(App):
         self._refresh_pending = False
         self._state_seen = ""
         self._error_seen: str | None = None
+        self._warmup_seen: dict[int, bool] = {}  # generations whose warm-up end was announced
         self.render_count = 0  # redraws so far (the refresh-rate benchmark reads it)
         self.last_export: tuple[str, str] | None = None
         self._queued_run = False  # p pressed while loading
@@ -213,6 +214,10 @@ class RviApp(App):
                 self._tick.pause()
             self._state_seen = f.state
             self.refresh_bindings()
+        if f.warmup_done and not self._warmup_seen.get(f.generation):
+            self._warmup_seen[f.generation] = True
+            self.notify(f"warm-up done at op {f.warmup_ops:,}: the counters restart here and count the steady "
+                        "state, as `rvi-tui report` does", title="warm-up", timeout=8)
         self.frame = f
         spec = f.spec or self.spec
         cfg = f.config
@@ -222,7 +227,8 @@ class RviApp(App):
                         host_page=cfg.get("host_page", spec.host_page or "4k"),
                         levels=f"{cfg.get('glevels', '?')}", preset=cfg.get("preset", spec.preset),
                         speed=speed_label(f.speed), ops_rate=f.ops_rate,
-                        pid=self.snapshot.pid if self.snapshot is not None else None)
+                        pid=self.snapshot.pid if self.snapshot is not None else None,
+                        warmup_ops=f.warmup_ops, warmup_done=f.warmup_done)
         if f.state == RUNNING and f.counters is not None:
             self.history.add(f.counters, True)
             window = self.history.window()

@@ -148,6 +148,8 @@ class Frame:
     config: dict = field(default_factory=dict)  # facts: guest_page, host_page, glevels, hlevels, preset
     warm_s: float = 0.0  # seconds spent warming up so far
     sparks: dict = field(default_factory=dict)  # mode -> list of recent cycles/access samples
+    warmup_ops: int = 0  # the workload's warm-up (e.g. tlbstress initialising its heap): counters reset after it
+    warmup_done: bool = False
 
 
 def warm_up() -> None:
@@ -187,6 +189,8 @@ class Runner:
         self.speed = DEFAULT_SPEED
         self.view = "nested"  # the viewed mode (sampling prefers ops that walk in it)
         self.warmed = False
+        self.warmup_ops = 0
+        self.warmup_done = False
         self.warm_started: float | None = None
         self.warm_s = 0.0
         self._seq = 0
@@ -266,7 +270,8 @@ class Runner:
         if self.state == WARMING and self.warm_started is not None:
             warm = time.perf_counter() - self.warm_started
         f = Frame(self.generation, self.state, self.message, self.error, self.spec, speed=self.speed,
-                  total_ops=self.total_ops, warm_s=warm, last_seq=self._seq)
+                  total_ops=self.total_ops, warm_s=warm, last_seq=self._seq, warmup_ops=self.warmup_ops,
+                  warmup_done=self.warmup_done)
         if self.config is not None:
             f.config = {"guest_page": self.config["guest.page"], "host_page": self.config["host.page"],
                         "glevels": self.config["guest.levels"], "hlevels": self.config["host.levels"],
@@ -395,6 +400,8 @@ class Runner:
 
         session = Session(stream, config, modes=MODES, total_ops=None)
         with self.lock:
+            self.warmup_ops = int(getattr(workload, "warmup_ops", 0) or 0)
+            self.warmup_done = False
             self.config = config
             self.costs = costs_of(config)
             self.session = session
@@ -429,6 +436,7 @@ class Runner:
         vaddr = int(op["addr"]) if op is not None and int(op["kind"]) == O.ACCESS else 0
         rec = OpRecord(self._seq, s.ops_done, op_text, events, gap)
         self.records.append(rec)
+        self._end_warmup_if_due()
         glevels = self.config["guest.levels"]
         hlevels = self.config["host.levels"]
         hleaf = 2 if self.config["host.page"] == "2m" else 1
@@ -438,6 +446,23 @@ class Runner:
                 if view is not None:
                     self.walks[mode] = view
         return True
+
+    def _warmup_left(self) -> int | None:
+        """Ops until the warm-up ends, or None when there is none still to run."""
+        if not self.warmup_ops or self.warmup_done:
+            return None
+        return self.warmup_ops - self.session.ops_done
+
+    def _end_warmup_if_due(self) -> None:
+        """At the end of the warm-up, forget the counts so far (lock held), as `rvi-tui report` and
+        `study` do: the counters then show the steady state, not the first-touch faults before it."""
+        left = self._warmup_left()
+        if left is not None and left <= 0:
+            self.session.reset_counters()
+            self._spark_base = self.session.counters()
+            self.sparks = {}
+            self.warmup_done = True
+            self._post("warmup")
 
     def _spark_sample(self, min_accesses: int = 1) -> None:
         """Append each mode's cycles/access since the last sample (lock held), once min_accesses ran."""
@@ -492,8 +517,12 @@ class Runner:
                 ended = False
                 while want > 0:  # sub-batches of ~SUB_S, so a waiting pull gets the lock soon
                     k = min(want, self._sub)
+                    left = self._warmup_left()
+                    if left is not None:  # stop at the end of the warm-up, to reset the counters there
+                        k = min(k, max(1, left))
                     ts = time.perf_counter()
                     ran = s.run(k)
+                    self._end_warmup_if_due()
                     dt = time.perf_counter() - ts
                     if ran and dt > 0:
                         self._sub = max(1, min(MAX_SUB, self._sub * 2, int(ran * SUB_S / dt)))

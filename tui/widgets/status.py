@@ -27,6 +27,8 @@ class Status:
     ops_rate: float | None = None
     rate_unit: str = "ops/s"  # or "acc/s" (simulated accesses)
     pid: int | None = None
+    warmup_ops: int = 0  # the workload's warm-up length; the counters restart at its end
+    warmup_done: bool = False
 
 
 STATE_GLYPH = {"running": "▶ RUNNING", "paused": "‖ PAUSED", "finished": "■ FINISHED", "error": "! ERROR",
@@ -76,6 +78,11 @@ class StatusBar(Widget):
         out.append(f"op {s.ops_done:,}{total}{pct}")
         if s.ops_rate is not None:
             out.append(f" · {fmt.rate(s.ops_rate)} {s.rate_unit}")
+        if s.warmup_ops:
+            if s.warmup_done:
+                out.append(f" · counted from op {s.warmup_ops:,}", style=st("status--dim"))
+            else:
+                out.append(f" · warm-up to op {s.warmup_ops:,}", style=st("status--busy"))
         out.append(*sep)
         out.append(f"speed {s.speed}")
         out.append(*sep)
