@@ -216,6 +216,7 @@ class RviApp(App):
             self.refresh_bindings()
         if f.warmup_done and not self._warmup_seen.get(f.generation):
             self._warmup_seen[f.generation] = True
+            self.history.reset()  # the counters restarted: rates over a window that spans the restart mean nothing
             self.notify(f"warm-up done at op {f.warmup_ops:,}: the counters restart here and count the steady "
                         "state, as `rvi-tui report` does", title="warm-up", timeout=8)
         self.frame = f
