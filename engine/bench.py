@@ -34,6 +34,13 @@ BENCH_SETS = (
     "tlb.l1_1g.entries=4", "tlb.l1_1g.ways=4", "tlb.l2.entries=1536", "tlb.l2.ways=12",
 )
 CHUNK = 1 << 20
+
+
+def geometry_label(config: Config) -> str:
+    """The TLB geometry a bench ran with, as its table's title states it."""
+    l1, l2 = ((config[f"tlb.{t}.entries"], config[f"tlb.{t}.ways"]) for t in ("l1_4k", "l2"))
+    label = f"L1 {l1[0]} entries {l1[1]}-way, L2 {l2[0]} entries {l2[1]}-way"
+    return label + (" (ChampSim)" if (l1, l2) == ((64, 4), (1536, 12)) else "")
 # The cost models a run can time: data caches off (walk references at one flat latency; like
 # pycachesim, nothing but TLBs and walks is simulated) or the preset's full model.
 MODELS = {"walks": ("cache.enabled=false",), "full": ()}
@@ -256,7 +263,10 @@ def _bare_arrays(config: Config) -> tuple | None:
 
 def bare_baseline(config: Config, addrs: np.ndarray, machine: Machine | None = None) -> dict | None:
     """A stream through `_bare_native`: TLB only, or with walks over `machine`'s page tables
-    (a native machine that has every page of the stream mapped); None for sets wider than ORDER_WAYS."""
+    (a native machine that has every page of the stream mapped); None where the bare kernel does not
+    model the config (sets wider than ORDER_WAYS; with walks, guest pages other than 4 KiB)."""
+    if machine is not None and config["guest.page"] != "4k":
+        return None  # the bare walker reads 4 KiB leaves only
     arrays = _bare_arrays(config)
     if arrays is None:
         return None

@@ -70,8 +70,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="rvi-tui", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Run `rvi-tui COMMAND --help` for a command's options.")
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           epilog="Run `rvi-tui COMMAND --help` for a command's options.")
     parser.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
     parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
     _add_machine_options(parser)
@@ -260,7 +260,7 @@ def cmd_bench(args, out, err) -> int:
             raise UsageError(f"{args.trace}: no accesses to time")
         ops = np.concatenate(parts)
         streams["trace"] = (ops["addr"].astype(np.int64), ops["rw"], f"{args.trace} ({len(ops):,} accesses)")
-    results = {"geometry": "L1 64 entries 4-way, L2 1536 entries 12-way (ChampSim)", "streams": {},
+    results = {"geometry": bench.geometry_label(config), "streams": {},
                "config": f"--model {args.model} --preset {args.preset}" + "".join(f" --set {x}" for x in args.sets)}
     for name, (addrs, rws, what) in streams.items():
         print(f"rvi-tui bench: {name}: {what}", file=err, flush=True)
@@ -272,9 +272,9 @@ def cmd_bench(args, out, err) -> int:
         for mode in modes:
             machine = bench.warmed_machine(mode, config, addrs)
             row[mode] = bench.time_machine(machine, addrs, rws)
-            if mode == "native" and config["guest.page"] == "4k":  # the bare walker knows 4 KiB pages only
+            if mode == "native":
                 row["tlb_walk"] = bench.bare_baseline(config, addrs, machine)
-        results["streams"][name] = {k: v for k, v in row.items() if v is not None}  # no bare kernel for sets over 15 ways
+        results["streams"][name] = {k: v for k, v in row.items() if v is not None}  # None: a bare kernel does not apply
     import tempfile
 
     from ..workloads.parse_bench import lackey_parse_rate, write_lackey_sample
