@@ -17,6 +17,7 @@ from typing import Protocol
 from . import entry as E
 from .counters import INDEX
 from .errors import EngineError
+from .page_refs import PageRefs
 from .pagetable import RadixTable
 from .physmem import PhysicalMemory
 
@@ -73,7 +74,7 @@ class GuestOS:
         self.cost_pf = config["cost.guest_pf"]
         self.cost_pte = config["cost.guest_pte_write"]
         self.cost_op = config["cost.guest_os_op"]
-        self.refs: dict[int, int] = {}  # data block frame -> number of mappings (COW sharing)
+        self.pages = PageRefs(mem)  # who maps which data pages (COW sharing, split large pages)
         self.procs: dict[int, Process] = {}
         self.current = self.spawn(1)
 
@@ -156,17 +157,15 @@ class GuestOS:
     def _demand_map(self, proc: Process, vma: Vma, va: int, write: bool, deepest: int) -> None:
         """Map a fresh page; a write fault maps it accessed and dirty, as Linux's do_anonymous_page does."""
         size = self._page_size_for(vma, va, deepest)
-        frame = self.mem.alloc(size)
-        self.refs[frame] = 1
+        frame = self.pages.alloc(size)
         flags = E.US | E.A | (E.RW if vma.writable else 0) | (E.D if write and vma.writable else 0)
         proc.table.map(va, frame, size, flags)
 
     def _cow(self, proc: Process, va: int, frame: int, size: int, leaf: int) -> None:
         self._count("cow_faults")
-        if self.refs.get(frame, 1) > 1:
-            self.refs[frame] -= 1
-            frame = self.mem.alloc(size)  # copy the page
-            self.refs[frame] = 1
+        if self.pages.shared(frame, size):
+            self.pages.release(frame, size)
+            frame = self.pages.alloc(size)  # copy the page
         flags = (leaf & ~E.ADDR_MASK & ~COW) | E.RW | E.A | E.D  # wp_page_copy maps the copy dirty
         proc.table.set_leaf(va, E.make(frame, flags))
         self.platform.invlpg(proc, va)
@@ -222,7 +221,7 @@ class GuestOS:
                 self._split(proc, va, leaf)  # a large page partly unmapped: split it first
                 return self._unmap_range(proc, start, end, count)
             proc.table.write_entry(leaf.table, leaf.index, 0)
-            self._release(E.frame_of(leaf.value), size)
+            self.pages.release(E.frame_of(leaf.value), size)
             cleared.append(va)
         self._free_empty_tables(proc)
         if not cleared:
@@ -243,20 +242,11 @@ class GuestOS:
         child = self.mem.alloc_table()
         step = 1 << (9 * (size - 1))
         small_flags = flags | (E.PS if size - 1 else 0)
-        sharers = self.refs.pop(frame, 1)  # each smaller page inherits the block's sharers
+        self.pages.split(frame, size)
         for i in range(512):
             proc.table.write_entry(child, i, E.make(frame + i * step, small_flags))
-            self.refs[frame + i * step] = sharers
         proc.table.write_entry(leaf.table, leaf.index, E.make(child, E.P | E.RW | E.US))
         self.platform.invlpg(proc, va)
-
-    def _release(self, frame: int, size: int) -> None:
-        n = self.refs.get(frame, 1) - 1
-        if n > 0:
-            self.refs[frame] = n
-            return
-        self.refs.pop(frame, None)
-        self.mem.free(frame, size)
 
     def _free_empty_tables(self, proc: Process) -> None:
         """Free table pages left empty (Linux free_pgtables), clearing their parent entries."""
@@ -283,7 +273,7 @@ class GuestOS:
                 value |= COW
                 parent.table.write_entry(leaf.table, leaf.index, value)
             frame = E.frame_of(value)
-            self.refs[frame] = self.refs.get(frame, 1) + 1
+            self.pages.share(frame, leaf.level - 1)
             child.table.map(va, frame, leaf.level - 1, value & ~E.ADDR_MASK & ~E.P & ~E.PS & ~E.A & ~E.D)
         self.platform.flush_tlb(parent)  # the parent's writable translations are stale now
         self._count("guest_tlb_flushes")
@@ -296,7 +286,7 @@ class GuestOS:
         """Unmap everything and free every table page, the root too (exit_mmap + free_pgtables)."""
         for va, leaf in list(proc.table.leaves()):
             proc.table.write_entry(leaf.table, leaf.index, 0)
-            self._release(E.frame_of(leaf.value), leaf.level - 1)
+            self.pages.release(E.frame_of(leaf.value), leaf.level - 1)
         for table, _level, _parent in list(proc.table.tables()):
             self.platform.table_freed(table)
             self.mem.free_table(table)

@@ -69,6 +69,11 @@ class PhysicalMemory:
         [self._free_4k, self._free_2m, self._free_1g][size_code].append(frame)
         self.frames_in_use -= (1, CHUNK_2M, CHUNK_1G)[size_code]
 
+    def is_free(self, frame: int) -> bool:
+        """Whether frame lies in no allocated block (a linear search: for checks, not the hot path)."""
+        return (frame >= self._next or frame in self._free_4k or (frame & ~(CHUNK_2M - 1)) in self._free_2m
+                or (frame & ~(CHUNK_1G - 1)) in self._free_1g)
+
     # --- table pages ------------------------------------------------------------------
     def alloc_table(self) -> int:
         """A zeroed table page; returns its frame."""

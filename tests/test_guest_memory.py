@@ -1,0 +1,80 @@
+"""The guest's memory accounting, checked against its page tables: a data page is freed with its
+last mapping and never while a process maps it, through fork, copy-on-write, exit and large pages
+that a partial munmap splits (a split 2 MiB page stays allocated while any of its 4 KiB pieces
+is mapped, by the process that split it or by another that still maps it whole)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from machine_helpers import BASE, cfg_from
+from op_streams import REGION, op_streams
+from rvi_tui.engine import entry as E
+from rvi_tui.engine.machine import Machine
+from rvi_tui.workloads import ops as O
+
+M2 = 2 << 20
+
+
+def mapped_frames(machine) -> set[int]:
+    """Every 4 KiB guest frame some process's table maps, large leaves expanded."""
+    frames = set()
+    for proc in machine.os.procs.values():
+        for _va, leaf in proc.table.leaves():
+            first = E.frame_of(leaf.value)
+            frames.update(range(first, first + (1 << (9 * (leaf.level - 1)))))
+    return frames
+
+
+def check_accounting(machine) -> None:
+    """Every mapped frame is allocated, in a live block; every live block holds a mapped frame;
+    the allocator's count is the table pages plus the live blocks."""
+    mem, pages = machine.gmem, machine.os.pages
+    mapped = mapped_frames(machine)
+    assert not [f for f in mapped if mem.is_free(f)], "a mapped frame was freed"
+    spans = {first: 1 << (9 * size) for first, (size, _refs) in pages.blocks.items()}
+    assert all(any(first <= f < first + n for first, n in spans.items()) for f in mapped)
+    assert all(any(f in mapped for f in range(first, first + n)) for first, n in spans.items()), \
+        "a block no process maps is still allocated"
+    assert mem.frames_in_use == mem.table_pages + sum(spans.values())
+
+
+def tear_down(machine) -> None:
+    """Every process but the first exits and the first unmaps everything it could have touched."""
+    for pid in [p for p in machine.os.procs if p != 1]:
+        machine.run(O.op(O.EXIT, pid=pid))
+    machine.run(O.op(O.SWITCH, pid=1))
+    machine.run(O.op(O.MUNMAP, pid=1, addr=BASE - M2, arg=REGION + 8 * M2))
+
+
+def test_a_split_shared_large_page_is_freed_when_its_last_piece_goes():
+    """The parent maps a 2 MiB page whole, the child splits its copy by unmapping one 4 KiB piece;
+    whichever exits first, the block is freed with the last mapping and not before."""
+    for first_out in (1, 2):
+        m = Machine("native", cfg_from({"guest.page": "2m", "guest.mem_gib": 1}))
+        m.run(O.concat([O.mmap(1, BASE, 2 * M2), O.accesses([BASE, BASE + M2], rw=O.WRITE),
+                        O.op(O.FORK, pid=1, arg=2), O.op(O.MUNMAP, pid=2, addr=BASE + 4096, arg=4096)]))
+        check_accounting(m)
+        m.run(O.op(O.EXIT, pid=first_out))
+        check_accounting(m)
+        assert m.gmem.frames_in_use >= 2 * 512  # both blocks still mapped by the survivor
+        if first_out == 1:
+            m.run(O.op(O.EXIT, pid=2))
+            assert m.gmem.frames_in_use == 0
+        else:
+            tear_down(m)
+            assert m.gmem.frames_in_use == m.gmem.table_pages == 1  # the root alone
+        assert not m.os.pages.units and not m.os.pages.blocks
+
+
+@settings(max_examples=40, deadline=None)
+@given(op_streams(max_ops=80), st.sampled_from(["4k", "2m"]))
+def test_guest_memory_follows_the_tables_and_comes_back_whole(ops, guest_page):
+    m = Machine("native", cfg_from({"guest.page": guest_page, "guest.mem_gib": 1}))
+    for i in range(len(ops)):
+        m.run(ops[i : i + 1])
+        check_accounting(m)
+    tear_down(m)
+    check_accounting(m)
+    assert m.gmem.frames_in_use == m.gmem.table_pages == 1
+    assert not m.os.pages.units and not m.os.pages.blocks
