@@ -444,6 +444,23 @@ async def test_no_color_is_honoured_and_marks_keep_their_glyphs(monkeypatch):
         assert any(s in grid for s in ("L1D", "L2$", "L3$", "DRAM"))  # where served, as words
 
 
+async def test_a_long_workload_label_never_pushes_the_op_count_off_the_status_bar():
+    app = RviApp(workload_name="tlbstress", workload_params={"footprint": 1 << 20, "accesses": 2000})
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        await settle(pilot, app)
+        line = q(app, StatusBar).render().plain
+        assert "tlbstress footprint=1048576 accesses=2000 seed 1" not in line  # the label is cut short...
+        assert "│ tlbstress footprint=104… │" in line
+        assert line.rstrip().endswith("op 0/2,257 · warm-up to op 257")  # ...the count and the phase are whole
+        assert len(line) <= 100
+        await pilot.resize_terminal(160, 30)
+        await pilot.pause()
+        line = q(app, StatusBar).render().plain
+        assert "tlbstress footprint=1048576 accesses=2000 seed 1 │ op 0/2,257 (0.0%) · warm-up to op 257" in line
+        assert "│ speed max │ pages 4K/4K · 4-level │ pid 1" in line
+
+
 async def test_a_workload_warm_up_ends_with_counters_restarted_as_report_counts():
     """tlbstress initialises its heap first: the app runs that phase, then restarts the counters at the
     same op `rvi-tui report` does, so the panes show the figures the report gives for the workload."""

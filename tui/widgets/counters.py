@@ -207,5 +207,5 @@ class CountersPane(VerticalScroll):
 
     def show(self, total, now, sparks, viewed, note: str = "") -> None:
         set_title(self, "Counters · all modes in lockstep on the same ops")
-        set_subtitle(self, "total · now = per second (counts), last second (ratios)")
+        set_subtitle(self, "now: counts per second, ratios over the last second")
         self.body.show(total, now, sparks, viewed, note)

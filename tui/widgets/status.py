@@ -58,42 +58,55 @@ class StatusBar(Widget):
         self.refresh()
 
     def render(self) -> Text:
+        """The whole line if it fits; else, cheapest first, the preset, the percentage, the speed, the
+        pid and the rate left out, then the workload label shortened, then the page sizes and the
+        warm-up phase left out: a long label never pushes the op count off a narrow terminal."""
+        text = Text()
+        for cut in range(len(DROP_ORDER) + 1):
+            dropped = DROP_ORDER[:cut]
+            text = Text(no_wrap=True, overflow="ellipsis")
+            for name, segments in self._parts(short_label="label" in dropped):
+                if name not in dropped:
+                    for segment in segments:
+                        text.append(*segment)
+            if text.cell_len <= self.size.width:
+                break
+        return text
+
+    def _parts(self, short_label: bool) -> list[tuple[str, list[tuple[str, object]]]]:
+        """The line as named parts, each a list of (text, style) segments, in display order."""
         s = self.status
         st = self.get_component_rich_style
         sep = (" │ ", st("status--dim"))
-        out = Text(no_wrap=True, overflow="ellipsis")
-        out.append(f" {fmt.MODE_LABELS.get(s.mode, s.mode)} ", style=st("status--mode"))
-        out.append(" ")
         state_cls = {"running": "status--running", "paused": "status--paused", "finished": "status--paused",
                      "error": "status--error"}.get(s.state, "status--busy")
-        out.append(STATE_GLYPH.get(s.state, s.state), style=st(state_cls))
+        parts = [("mode", [(f" {fmt.MODE_LABELS.get(s.mode, s.mode)} ", st("status--mode")), (" ", ""),
+                           (STATE_GLYPH.get(s.state, s.state), st(state_cls))])]
         if s.state in ("warming", "loading") and s.message:
-            out.append(f"  {s.message}", style=st("status--busy"))
-            return out
-        out.append(*sep)
-        out.append(s.workload)
-        out.append(*sep)
+            return parts + [("message", [(f"  {s.message}", st("status--busy"))])]
         total = f"/{s.total_ops:,}" if s.total_ops else ""
-        pct = f" ({100 * s.ops_done / s.total_ops:.1f}%)" if s.total_ops else ""
-        out.append(f"op {s.ops_done:,}{total}{pct}")
+        label = s.workload if not short_label or len(s.workload) <= SHORT_LABEL else s.workload[:SHORT_LABEL - 1] + "…"
+        parts.append(("ops", [sep, (label, ""), sep, (f"op {s.ops_done:,}{total}", "")]))
+        if s.total_ops:
+            parts.append(("percent", [(f" ({100 * s.ops_done / s.total_ops:.1f}%)", "")]))
         if s.ops_rate is not None:
-            out.append(f" · {fmt.rate(s.ops_rate)} {s.rate_unit}")
+            parts.append(("rate", [(f" · {fmt.rate(s.ops_rate)} {s.rate_unit}", "")]))
         if s.warmup_ops:
-            if s.warmup_done:
-                out.append(f" · counted from op {s.warmup_ops:,}", style=st("status--dim"))
-            else:
-                out.append(f" · warm-up to op {s.warmup_ops:,}", style=st("status--busy"))
-        out.append(*sep)
-        out.append(f"speed {s.speed}")
-        out.append(*sep)
-        out.append(f"pages {fmt.page_label(s.guest_page)}/{fmt.page_label(s.host_page)} · {s.levels}-level")
+            parts.append(("warmup", [(f" · counted from op {s.warmup_ops:,}", st("status--dim")) if s.warmup_done
+                                     else (f" · warm-up to op {s.warmup_ops:,}", st("status--busy"))]))
+        parts.append(("speed", [sep, (f"speed {s.speed}", "")]))
+        pages = f"pages {fmt.page_label(s.guest_page)}/{fmt.page_label(s.host_page)} · {s.levels}-level"
+        parts.append(("pages", [sep, (pages, "")]))
         if s.pid is not None and s.pid >= 0:
-            out.append(*sep)
-            out.append(f"pid {s.pid}")
+            parts.append(("pid", [sep, (f"pid {s.pid}", "")]))
         if s.preset:
-            out.append(*sep)
-            out.append(s.preset, style=st("status--dim"))
-        return out
+            parts.append(("preset", [sep, (s.preset, st("status--dim"))]))
+        return parts
+
+
+# What a narrow status line gives up, first to last ("label": the workload label cut to SHORT_LABEL).
+DROP_ORDER = ("preset", "percent", "speed", "pid", "rate", "label", "pages", "warmup")
+SHORT_LABEL = 24
 
 
 class ErrorBar(Static):
