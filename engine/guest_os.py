@@ -118,10 +118,9 @@ class GuestOS:
         if not last.leaf:
             self._demand_map(proc, vma, va, write, last.level)
             return "demand"
-        frame, size, leaf = E.frame_of(last.value), last.level - 1, last.value
-        if write and not leaf & E.RW:
-            if leaf & COW and vma.writable:
-                self._cow(proc, va, frame, size, leaf)
+        if write and not last.value & E.RW:
+            if last.value & COW and vma.writable:
+                self._cow(proc, va, last)
                 return "cow"
             raise EngineError(f"pid {proc.pid}: write to read-only mapping at {va:#x} (segfault)")
         return "spurious"  # another walk raced ahead (cannot happen in one vCPU; kept for safety)
@@ -161,8 +160,19 @@ class GuestOS:
         flags = E.US | E.A | (E.RW if vma.writable else 0) | (E.D if write and vma.writable else 0)
         proc.table.map(va, frame, size, flags)
 
-    def _cow(self, proc: Process, va: int, frame: int, size: int, leaf: int) -> None:
+    def _cow(self, proc: Process, va: int, last) -> None:
+        """A write to a copy-on-write page: copy it if it is shared, else make it writable again.
+
+        A shared 2 MiB page is split first and only the 4 KiB page written is copied, as Linux has
+        done since 5.8 ("thp: change CoW semantics for anon-THP"); a 1 GiB page is a hugetlbfs page
+        there, copied whole."""
         self._count("cow_faults")
+        frame, size = E.frame_of(last.value), last.level - 1
+        if size == E.PAGE_2M and self.pages.shared(frame, size):
+            self._split(proc, va & ~(E.page_bytes(size) - 1), last)
+            last = proc.table.walk(va)[-1]
+            frame, size = E.frame_of(last.value), last.level - 1
+        leaf = last.value
         if self.pages.shared(frame, size):
             self.pages.release(frame, size)
             frame = self.pages.alloc(size)  # copy the page
@@ -247,6 +257,7 @@ class GuestOS:
             proc.table.write_entry(child, i, E.make(frame + i * step, small_flags))
         proc.table.write_entry(leaf.table, leaf.index, E.make(child, E.P | E.RW | E.US))
         self.platform.invlpg(proc, va)
+        self._count("guest_invlpgs")
 
     def _free_empty_tables(self, proc: Process) -> None:
         """Free table pages left empty (Linux free_pgtables), clearing their parent entries."""

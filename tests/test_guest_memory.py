@@ -67,6 +67,30 @@ def test_a_split_shared_large_page_is_freed_when_its_last_piece_goes():
         assert not m.os.pages.units and not m.os.pages.blocks
 
 
+def test_a_write_to_a_shared_2m_page_splits_it_and_copies_only_the_4k_page_written():
+    """Linux since 5.8 ("thp: change CoW semantics for anon-THP"): the writer's 2 MiB mapping
+    becomes 512 4 KiB ones, one of them a fresh copy; the other process keeps the page whole."""
+    m = Machine("native", cfg_from({"guest.page": "2m", "guest.mem_gib": 1}))
+    m.run(O.concat([O.mmap(1, BASE, M2), O.accesses([BASE], rw=O.WRITE), O.op(O.FORK, pid=1, arg=2)]))
+    shared, size, _ = m.os.procs[2].table.lookup(BASE)
+    assert size == E.PAGE_2M
+    before = m.gmem.frames_in_use
+    m.run(O.accesses([BASE + 5 * 4096 + 8], rw=O.WRITE))  # by pid 1, the current process
+    parent = [m.os.procs[1].table.lookup(BASE + i * 4096) for i in range(512)]
+    assert {size for _, size, _ in parent} == {E.PAGE_4K}
+    assert [frame for frame, _, _ in parent] == [shared + i if i != 5 else parent[5][0] for i in range(512)]
+    assert not shared <= parent[5][0] < shared + 512  # the page written is a copy
+    assert m.os.procs[2].table.lookup(BASE)[:2] == (shared, E.PAGE_2M)
+    assert m.gmem.frames_in_use == before + 2  # the copy and the new page table
+    assert m.counters()["cow_faults"] == 1
+    check_accounting(m)
+    m.run(O.accesses([BASE + 6 * 4096], rw=O.WRITE))  # another piece: the child still maps it, so copied too
+    assert m.gmem.frames_in_use == before + 3
+    m.run(O.concat([O.op(O.EXIT, pid=2), O.accesses([BASE + 7 * 4096], rw=O.WRITE)]))
+    assert m.os.procs[1].table.lookup(BASE + 7 * 4096)[0] == shared + 7  # alone now: made writable in place
+    check_accounting(m)
+
+
 @settings(max_examples=40, deadline=None)
 @given(op_streams(max_ops=80), st.sampled_from(["4k", "2m"]))
 def test_guest_memory_follows_the_tables_and_comes_back_whole(ops, guest_page):
