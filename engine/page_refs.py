@@ -1,10 +1,11 @@
 """Who maps the guest's data pages: reference counts for copy-on-write and for large pages split apart.
 
 A data page the guest allocates is a *block* of 4 KiB, 2 MiB or 1 GiB. A process maps a block
-whole, or, once a partial munmap has split its large mapping, as 512 next-smaller *units*; fork
-shares whatever units a process maps. Each mapping holds one reference on its unit and one on the
-unit's block, and the block goes back to the allocator with its last reference, however it was
-split: Linux likewise keeps a transparent huge page's memory until its last subpage is unmapped.
+whole, or, once a partial munmap or a copy-on-write fault has split its large mapping, as 512
+next-smaller *units*; fork shares whatever units a process maps. Each mapping holds one reference
+on its unit and one on the unit's block, and the block goes back to the allocator with its last
+reference, however it was split: Linux likewise keeps a transparent huge page's memory until its
+last subpage is unmapped.
 
 A unit is keyed by (first frame, size code), not by frame alone: a split block's first 4 KiB
 unit starts at the same frame as the 2 MiB unit another process may still map whole.
