@@ -270,7 +270,7 @@ class RviApp(App):
             q(GuestTablePane).show(mode, snap, f.walk)
             q(SecondTablePane).show(mode, snap, f.walk)
         else:
-            note = "no memory access yet: the paths appear after the first one (space steps)"
+            note = "no memory access yet: space steps to the first one"
             q(GuestTablePane).show_note(mode, note)
             q(SecondTablePane).show_note(mode, note)
         if f.state != RUNNING:

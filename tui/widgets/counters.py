@@ -45,6 +45,8 @@ MAIN_ROWS = (
     ("VMM cycles", "cycles_breakdown.hypervisor", "vmm"),
     ("VM exits", "exits.total", "count"),
 )
+# A ratio over nothing is shown as a dash, not as 0: the count each ratio row divides by.
+DIVIDED_BY = {"cycles_per_access": "accesses", "tlb.miss_rate": "accesses", "walk_refs_per_walk": "walks"}
 
 
 class CountersBody(Widget):
@@ -156,7 +158,8 @@ class CountersBody(Widget):
             if m not in self.total:
                 out.append(" " * (TOTAL_W + (NOW_W if show_now else 0)))
                 continue
-            text = self._fmt(kind, totals[m], self.total[m])
+            over = DIVIDED_BY.get(path)
+            text = "—" if over and not self.total[m][over] else self._fmt(kind, totals[m], self.total[m])
             style = ""
             if best is not None and best != worst:
                 style = self.st("ctr--best") if m == best else self.st("ctr--worst") if m == worst else ""

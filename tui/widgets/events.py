@@ -37,12 +37,14 @@ class EventLog(ScrollView, can_focus=True):
     EventLog > .ev--flush { color: $text-warning; }
     """
 
-    EMPTY = (
-        "No events yet. Each op you step lists what happened, in order:",
-        "  TLB lookups and fills, WALK (the page walks), #PF faults,",
-        "  EXIT (VM exits: reason, cycles), SYNC (shadow sync), OS, FLUSH.",
+    EMPTY = (  # lines short enough for the pane at 120 columns, whose text is 59 wide
+        "No events yet. Each op you step lists, in order:",
+        "  TLB lookups and fills, WALK (the page walks),",
+        "  #PF (faults), EXIT (VM exits: reason, cycles),",
+        "  SYNC (shadow sync), OS (guest OS ops), FLUSH.",
         "",
-        "space steps one op · p runs/pauses · 1 2 3 switch mode · ? help",
+        "space steps one op · p runs/pauses",
+        "1 2 3 switch mode · ? help",
     )
 
     def __init__(self, **kwargs) -> None:
