@@ -178,6 +178,21 @@ async def test_p_pressed_while_loading_runs_once_loaded():
         await wait_for(pilot, lambda: app.runner.state == "paused", what="paused")
 
 
+async def test_a_redraw_while_a_pane_lacks_its_rows_waits_for_them():
+    """An engine update can arrive at start-up while a pane's own children are still being mounted
+    (seen once in CI: the TLB pane's rows were not there yet, the redraw raised and the app stopped)."""
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        drawn = app.render_count
+        await q(app, TlbRows).remove()
+        app.refresh_panes()  # raised NoMatches before
+        await pilot.pause(0.2)
+        assert app.render_count == drawn  # nothing drawn, no error: it tries again until the rows are there
+        await q(app, TlbPane).mount(TlbRows(id="tlb-rows"))
+        await wait_for(pilot, lambda: app.render_count > drawn, what="a redraw once the rows are back")
+
+
 async def test_plus_minus_change_speed_and_slow_speeds_step_every_op():
     app = RviApp(**SMALL)
     async with app.run_test(size=SIZE) as pilot:

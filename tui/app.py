@@ -37,9 +37,14 @@ from .stats import CounterHistory
 from .walks import tlb_summary
 from .widgets import (CountersPane, ErrorBar, EventLog, GuestTablePane, SecondTablePane, StatusBar, TlbPane,
                       WalkGrid)
+from .widgets.counters import CountersBody
 from .widgets.status import Status
+from .widgets.tlb import TlbRows
 
 DEFAULT_WORKLOAD = "kcompile"
+# What a redraw reaches: the panes' own children mount after the panes, so an engine update that
+# arrives at start-up may find a pane without them.
+MOUNTED_LAST = (EventLog, TlbRows, CountersBody)
 MIN_SIZE = (80, 24)
 MAX_HZ = 20  # never redraw faster than this
 RUN_HZ = 10  # pull rate while the engine runs
@@ -177,7 +182,8 @@ class RviApp(App):
     def refresh_panes(self) -> None:
         since = 0 if self._rebuild_log else self._seq_seen
         try:
-            self.main_screen.query_one(EventLog)
+            for widget in MOUNTED_LAST:
+                self.main_screen.query_one(widget)
         except NoMatches:  # the panes are still being mounted: try again shortly
             self.set_timer(0.05, self.request_refresh)
             return
