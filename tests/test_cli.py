@@ -53,6 +53,14 @@ def test_report_table_and_trace(tmp_path):
     assert "cycles / access" in out and "nested" in out and "5-level" in out
 
 
+def test_report_table_lists_the_nested_walk_caches_only_where_they_were_used():
+    args = ("report", "-w", "seq", "--accesses", "5k", "--footprint", "1m")
+    code, out, _ = run(*args)
+    assert code == 0 and all(f"{cache} hits" in out for cache in ("PWC", "NWC", "NTLB"))
+    code, out, _ = run(*args, "--mode", "native")
+    assert code == 0 and "PWC hits" in out and "NWC" not in out and "NTLB" not in out
+
+
 def test_list_workloads_names_the_os_workloads():
     code, out, _ = run("report", "--list-workloads")
     assert code == 0

@@ -54,7 +54,10 @@ def report(meta: dict, summary: dict, out) -> None:
     row("TLB misses", lambda s: f"{s['tlb']['misses']:,} ({s['tlb']['miss_rate'] * 100:.1f}%)")
     row("walks", lambda s: f"{s['walks']:,}")
     row("refs / walk", lambda s: f"{s['walk_refs_per_walk']:.2f}")
-    row("PWC / NWC / NTLB hits", lambda s: f"{s['pwc_hits']:,} / {s['nwc_hits']:,} / {s['ntlb_hits']:,}")
+    row("PWC hits", lambda s: f"{s['pwc_hits']:,}")
+    if any(summary[m]["nwc_hits"] or summary[m]["ntlb_hits"] for m in modes):  # the nested walk's caches
+        row("NWC hits", lambda s: f"{s['nwc_hits']:,}")
+        row("NTLB hits", lambda s: f"{s['ntlb_hits']:,}")
     row("faulted walk refs", lambda s: f"{s['faulted_walk_refs']:,}")
     row("VM exits", lambda s: f"{s['exits']['total']:,}")
     for reason in next(iter(summary.values()))["exits"]["by_reason"]:
