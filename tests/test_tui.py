@@ -11,6 +11,7 @@ import json
 import os
 import time
 
+import pytest
 from rvi_tui.engine.errors import EngineError
 from rvi_tui.engine.session import Session
 from rvi_tui.tui.app import RviApp, check_args
@@ -18,7 +19,9 @@ from rvi_tui.tui.runner import SPEEDS
 from rvi_tui.tui.screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
 from rvi_tui.tui.widgets import (CountersPane, ErrorBar, EventLog, GuestTablePane, SecondTablePane, StatusBar,
                                  TlbPane, WalkGrid)
+from rvi_tui.tui.widgets.status import Status
 from rvi_tui.tui.widgets.tlb import TlbRows
+from textual.app import App
 
 SIZE = (120, 40)
 SMALL = {"workload_name": "kcompile", "workload_params": {"jobs": 50}}
@@ -474,6 +477,30 @@ async def test_a_long_workload_label_never_pushes_the_op_count_off_the_status_ba
         line = q(app, StatusBar).render().plain
         assert "tlbstress footprint=1048576 accesses=2000 seed 1 │ op 0/2,257 (0.0%) · warm-up to op 257" in line
         assert "│ speed max │ pages 4K/4K · 4-level │ pid 1" in line
+
+
+@pytest.mark.parametrize("width,line", [
+    (160, " NESTED  ‖ PAUSED │ tlbstress footprint=16m accesses=200k seed 1 │ op 0/204,097 (0.0%) · warm-up to op 4,097"
+          " │ speed max │ pages 4K/4K · 4-level │ pid 1"),
+    (120, " NESTED  ‖ PAUSED │ tlbstress footprint=16m… │ op 0/204,097 · warm-up to op 4,097 │ pages 4K/4K · 4-level"),
+    (100, " NESTED  ‖ PAUSED │ tlbstress footprint=16m… │ op 0/204,097 · warm-up to op 4,097"),
+    (80, " NESTED  ‖ PAUSED │ tlbstress f… │ op 0/204,097 · warm-up to op 4,097"),
+    (60, " NESTED  ‖ PAUSED │ tlbstress f… │ op 0/204,097"),
+])
+async def test_the_status_line_gives_up_its_parts_in_order_as_it_narrows(width, line):
+    """The preset, percentage, speed, pid and rate go first; then the label is cut to 24 characters, the
+    pages go, the label is cut to 12, and the warm-up phase goes last. Mode, state and op count stay."""
+    class StatusOnly(App):
+        def compose(self):
+            yield StatusBar()
+
+    app = StatusOnly()
+    async with app.run_test(size=(width, 3)) as pilot:
+        bar = app.query_one(StatusBar)
+        bar.show(Status(mode="nested", workload="tlbstress footprint=16m accesses=200k seed 1", state="paused",
+                        ops_done=0, total_ops=204_097, speed="max", pid=1, preset="modern", warmup_ops=4097))
+        await pilot.pause()
+        assert bar.render().plain == line
 
 
 async def test_a_workload_warm_up_ends_with_counters_restarted_as_report_counts():

@@ -59,13 +59,15 @@ class StatusBar(Widget):
 
     def render(self) -> Text:
         """The whole line if it fits; else, cheapest first, the preset, the percentage, the speed, the
-        pid and the rate left out, then the workload label shortened, then the page sizes and the
-        warm-up phase left out: a long label never pushes the op count off a narrow terminal."""
+        pid and the rate left out, then the workload label cut to 24 characters, the page sizes left
+        out, the label cut to 12, and the warm-up phase left out last: a long label never pushes the op
+        count off a narrow terminal."""
         text = Text()
         for cut in range(len(DROP_ORDER) + 1):
             dropped = DROP_ORDER[:cut]
             text = Text(no_wrap=True, overflow="ellipsis")
-            for name, segments in self._parts(short_label="label" in dropped):
+            width = min([LABEL_CUTS[step] for step in dropped if step in LABEL_CUTS], default=None)
+            for name, segments in self._parts(width):
                 if name not in dropped:
                     for segment in segments:
                         text.append(*segment)
@@ -73,8 +75,9 @@ class StatusBar(Widget):
                 break
         return text
 
-    def _parts(self, short_label: bool) -> list[tuple[str, list[tuple[str, object]]]]:
-        """The line as named parts, each a list of (text, style) segments, in display order."""
+    def _parts(self, label_width: int | None) -> list[tuple[str, list[tuple[str, object]]]]:
+        """The line as named parts, each a list of (text, style) segments, in display order; the workload
+        label cut to label_width characters when one is given."""
         s = self.status
         st = self.get_component_rich_style
         sep = (" │ ", st("status--dim"))
@@ -85,7 +88,9 @@ class StatusBar(Widget):
         if s.state in ("warming", "loading") and s.message:
             return parts + [("message", [(f"  {s.message}", st("status--busy"))])]
         total = f"/{s.total_ops:,}" if s.total_ops else ""
-        label = s.workload if not short_label or len(s.workload) <= SHORT_LABEL else s.workload[:SHORT_LABEL - 1] + "…"
+        label = s.workload
+        if label_width is not None and len(label) > label_width:
+            label = label[:label_width - 1] + "…"
         parts.append(("ops", [sep, (label, ""), sep, (f"op {s.ops_done:,}{total}", "")]))
         if s.total_ops:
             parts.append(("percent", [(f" ({100 * s.ops_done / s.total_ops:.1f}%)", "")]))
@@ -104,9 +109,9 @@ class StatusBar(Widget):
         return parts
 
 
-# What a narrow status line gives up, first to last ("label": the workload label cut to SHORT_LABEL).
-DROP_ORDER = ("preset", "percent", "speed", "pid", "rate", "label", "pages", "warmup")
-SHORT_LABEL = 24
+# What a narrow status line gives up, first to last; a LABEL_CUTS step cuts the workload label instead.
+DROP_ORDER = ("preset", "percent", "speed", "pid", "rate", "label-24", "pages", "label-12", "warmup")
+LABEL_CUTS = {"label-24": 24, "label-12": 12}
 
 
 class ErrorBar(Static):
