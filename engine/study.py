@@ -36,7 +36,7 @@ def run_study(preset: str = C.DEFAULT_PRESET, sets=(), workloads=None, seed: int
             config = C.load(preset, sets, overrides={"guest.page": guest_page, "host.page": host_page})
             workload = make_workload(name, seed=seed, **params)
             session = Session(workload.chunks(), config, ALL_MODES)
-            warmup = getattr(workload, "warmup_ops", 0)
+            warmup = workload.warmup_ops
             if warmup:  # count the steady state, not the heap's initialisation
                 session.run(warmup)
                 session.reset_counters()

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from ..workloads import ops as O
 from . import config as C
-from .machine import Machine
+from .session import Session
 
 
 def warm_up() -> None:
-    """Run one access through each mode's hardware path so every kernel specialisation is loaded."""
-    config = C.load()
-    for mode in ("native", "shadow", "nested"):
-        Machine(mode, config).run(O.concat([O.mmap(1, 0x10000, 0x1000), O.accesses([0x10000], rw=O.WRITE)]))
+    """Load (or, on a cold cache, compile) every kernel specialisation: step and batch, all modes."""
+    chunk = O.concat([O.mmap(1, 0x10000, 0x4000), O.accesses([0x10000, 0x11000, 0x12000], rw=O.WRITE),
+                      O.accesses([0x10008, 0x13000])])
+    session = Session([chunk], C.load())
+    for _ in range(3):
+        session.step()
+    session.run(16)

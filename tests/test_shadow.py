@@ -109,7 +109,7 @@ def _run(name, params, **overrides):
     config = cfg_from(overrides)
     workload = make_workload(name, seed=1, **params)
     session = Session(workload.chunks(), config)
-    warm = getattr(workload, "warmup_ops", 0)
+    warm = workload.warmup_ops
     if warm:
         session.run(warm)
         session.reset_counters()

@@ -132,7 +132,7 @@ class RviApp(App):
         self._refresh_pending = False
         self._state_seen = ""
         self._error_seen: str | None = None
-        self._warmup_seen: dict[int, bool] = {}  # generations whose warm-up end was announced
+        self._warmup_seen: set[int] = set()  # generations whose warm-up end was announced
         self.render_count = 0  # redraws so far (the refresh-rate benchmark reads it)
         self.last_export: tuple[str, str] | None = None
         self._queued_run = False  # p pressed while loading
@@ -220,8 +220,8 @@ class RviApp(App):
                 self._tick.pause()
             self._state_seen = f.state
             self.refresh_bindings()
-        if f.warmup_done and not self._warmup_seen.get(f.generation):
-            self._warmup_seen[f.generation] = True
+        if f.warmup_done and f.generation not in self._warmup_seen:
+            self._warmup_seen.add(f.generation)
             self.history.reset()  # the counters restarted: rates over a window that spans the restart mean nothing
             self.notify(f"warm-up done at op {f.warmup_ops:,}: the counters restart here and count the steady "
                         "state, as `rvi-tui report` does", title="warm-up", timeout=8)

@@ -182,7 +182,7 @@ def cmd_report(args, out, err) -> int:
     from ..engine.session import Session
 
     session = Session(workload.chunks(), config, modes)
-    warmup = getattr(workload, "warmup_ops", 0) if args.warmup == "auto" else parse_count(args.warmup)
+    warmup = workload.warmup_ops if args.warmup == "auto" else parse_count(args.warmup)
     with render.progress(err, workload.name) as tick:
         if warmup:
             tick(session.run(warmup))

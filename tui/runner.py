@@ -152,20 +152,6 @@ class Frame:
     warmup_done: bool = False
 
 
-def warm_up() -> None:
-    """Load (or, on a cold cache, compile) every kernel specialisation: step and batch, all modes."""
-    from rvi_tui.engine.session import Session
-    from rvi_tui.workloads import ops as O
-
-    config = C.load()
-    chunk = O.concat([O.mmap(1, 0x10000, 0x4000), O.accesses([0x10000, 0x11000, 0x12000], rw=O.WRITE),
-                      O.accesses([0x10008, 0x13000])])
-    s = Session([chunk], config)
-    for _ in range(3):
-        s.step()
-    s.run(16)
-
-
 class Runner:
     """Thread-side owner of the session. Public methods are called from the UI thread."""
 
@@ -381,6 +367,8 @@ class Runner:
             self.message = "loading simulator kernels (compiled on the first run only: up to a minute)…"
             self.warm_started = time.perf_counter()
             self._post("state")
+            from rvi_tui.engine.warmup import warm_up  # here, not at import: the first frame must not wait for numba
+
             warm_up()
             # numba's compiled-code object graph is large and permanent: keep it out of the cyclic GC's
             # full collections, which otherwise pause both threads for ~0.2 s every few seconds
@@ -400,7 +388,7 @@ class Runner:
 
         session = Session(stream, config, modes=MODES, total_ops=None)
         with self.lock:
-            self.warmup_ops = int(getattr(workload, "warmup_ops", 0) or 0)
+            self.warmup_ops = workload.warmup_ops
             self.warmup_done = False
             self.config = config
             self.costs = costs_of(config)

@@ -27,6 +27,9 @@ class Workload(ABC):
 
     name: str = ""
     description: str = ""
+    # Ops before the measured phase (tlbstress initialising its heap): report, study and the app
+    # restart the counters after them.
+    warmup_ops: int = 0
 
     @property
     def n_ops(self) -> int | None:

@@ -62,7 +62,6 @@ class StatusBar(Widget):
         pid and the rate left out, then the workload label cut to 24 characters, the page sizes left
         out, the label cut to 12, and the warm-up phase left out last: a long label never pushes the op
         count off a narrow terminal."""
-        text = Text()
         for cut in range(len(DROP_ORDER) + 1):
             dropped = DROP_ORDER[:cut]
             text = Text(no_wrap=True, overflow="ellipsis")
