@@ -200,7 +200,7 @@ class GuestOS:
         end = (start + length + 0xFFF) & ~0xFFF
         if not E.is_canonical(start, self.levels) or not E.is_canonical(max(start, end - 1), self.levels):
             raise EngineError(f"mmap {start:#x}+{length:#x} is not canonical for {self.levels}-level paging")
-        self._unmap_range(proc, start, end, count=False)  # MAP_FIXED semantics: replace what was there
+        self._unmap_range(proc, start, end)  # MAP_FIXED semantics: replace what was there
         self._insert_vma(proc, Vma(start, end, writable, huge))
 
     def munmap(self, pid: int, start: int, length: int) -> None:
@@ -208,9 +208,9 @@ class GuestOS:
         self._charge(self.cost_op)
         proc = self.proc(pid)
         start &= ~0xFFF
-        self._unmap_range(proc, start, (start + length + 0xFFF) & ~0xFFF, count=True)
+        self._unmap_range(proc, start, (start + length + 0xFFF) & ~0xFFF)
 
-    def _unmap_range(self, proc: Process, start: int, end: int, count: bool) -> None:
+    def _unmap_range(self, proc: Process, start: int, end: int) -> None:
         kept = []
         for v in proc.vmas:
             if v.end <= start or v.start >= end:
@@ -221,15 +221,18 @@ class GuestOS:
             if v.end > end:
                 kept.append(Vma(end, v.end, v.writable, v.huge, v.implicit))
         proc.vmas = sorted(kept, key=lambda v: v.start)
+        while True:  # a large page partly unmapped is split first (Linux: split_huge_pmd), to the size needed
+            partial = next(((va, leaf) for va, leaf in proc.table.leaves()
+                            if leaf.level > 1 and va < end and va + E.page_bytes(leaf.level - 1) > start
+                            and (va < start or va + E.page_bytes(leaf.level - 1) > end)), None)
+            if partial is None:
+                break
+            self._split(proc, *partial)
         cleared = []
         for va, leaf in list(proc.table.leaves()):
             size = leaf.level - 1
-            page_end = va + E.page_bytes(size)
-            if page_end <= start or va >= end:
+            if va + E.page_bytes(size) <= start or va >= end:
                 continue
-            if size and (va < start or page_end > end):
-                self._split(proc, va, leaf)  # a large page partly unmapped: split it first
-                return self._unmap_range(proc, start, end, count)
             proc.table.write_entry(leaf.table, leaf.index, 0)
             self.pages.release(E.frame_of(leaf.value), size)
             cleared.append(va)

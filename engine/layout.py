@@ -38,6 +38,12 @@ TF_DIRTY = 8
 TF_GLOBAL = 16
 TF_USER = 32
 TF_NX = 64
+# The size code of the page the translation came from (the guest's, or the shadow leaf's), which can
+# be larger than the entry's own size when a large page is cached as smaller pieces: a guest 2 MiB
+# page over 4 KiB host pages (splintering), or a 1 GiB page smashed into a 2 MiB L1. INVLPG of any
+# address in that page must drop every piece (Intel SDM Vol. 3A §4.10.2.3).
+TF_PAGE_SHIFT = 7
+TF_PAGE_MASK = 3 << TF_PAGE_SHIFT
 
 # --- machine state slots ---------------------------------------------------------
 ST_CLOCK = 0  # LRU clock

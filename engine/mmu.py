@@ -32,6 +32,9 @@ from .layout import (
     S_NWC,
     S_PWC,
     TF_GLOBAL,
+    TF_PAGE_MASK,
+    TF_PAGE_SHIFT,
+    TF_SIZE_MASK,
 )
 from .setassoc import ASID, FLAGS, KEY, VAL, drop, fields, lru_ages, make_arrays
 from .walk import VA_MASK
@@ -97,15 +100,24 @@ class MMU:
 
     # --- the invalidations software can ask for ---------------------------------------------
     def invlpg(self, va: int, asid: int) -> None:
-        """INVLPG: drop va's translations (every page size, global ones too) for this VPID, and
-        every paging-structure cache entry of the PCID (Intel SDM Vol. 3A §4.10.4.1)."""
+        """INVLPG: drop every translation of the page holding va (global ones too) for this VPID, and
+        every paging-structure cache entry of the PCID (Intel SDM Vol. 3A §4.10.4.1).
+
+        The page is the one the translation came from, not the entry's own size: a 2 MiB guest page
+        cached as 4 KiB pieces (4 KiB host pages under nested paging) or a 1 GiB page smashed into a
+        2 MiB L1 loses every piece. "Execution of INVLPG for a linear address on a page will
+        invalidate any and all smaller-page TLB entries for the translation of any linear address on
+        that page" (SDM Vol. 3A §4.10.2.3); INVLPG "flushes all TLB entries for that page" (SDM
+        Vol. 2A, INVLPG)."""
         va &= VA_MASK
         vpid = asid >> 12
         for s in TLB_STRUCTS:
             v = self.views[s]
             mine = (v[ASID] == asid) | (((v[ASID] >> 12) == vpid) & ((v[FLAGS] & TF_GLOBAL) != 0))
-            for size in range(3):
-                self._drop(s, (v[KEY] == (va >> (12 + 9 * size)) * 4 + size) & mine)
+            entry_shift = 12 + 9 * (v[FLAGS] & TF_SIZE_MASK)
+            page_shift = 12 + 9 * ((v[FLAGS] & TF_PAGE_MASK) >> TF_PAGE_SHIFT)
+            start = (v[KEY] >> 2) << entry_shift  # first address the entry translates
+            self._drop(s, mine & ((start >> page_shift) == (va >> page_shift)))
         for s in PWC_STRUCTS:
             self._drop(s, self._tagged(s, asid))
 

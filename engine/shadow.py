@@ -2,7 +2,8 @@
 
 Modelled on KVM's shadow MMU (Documentation/virt/kvm/x86/mmu.rst, mmu.c;
 notes §4): shadow pages are keyed by the guest table frame they shadow and
-their role (level, direct), filled lazily on a hidden fault, and kept in sync
+their role (level, direct, access: ``union kvm_mmu_page_role``, looked up by
+``kvm_mmu_find_shadow_page``), filled lazily on a hidden fault, and kept in sync
 by write-protecting every shadowed guest table page, so that each guest write
 to one exits and is emulated (``mmu_pte_write``). A guest CR3 load and INVLPG
 exit; guest #PFs are intercepted and reflected (``pf_guest``). The shadow leaf
@@ -42,6 +43,11 @@ class ShadowPage:
     gfn: int  # guest table frame it shadows (direct pages: first guest frame of the region)
     level: int
     direct: bool = False  # shadows part of a guest large page, not a guest table
+    # role.access: the rights (RW, US) the guest grants above this page; for a direct page, the
+    # large leaf's own too, less RW while the leaf is clean (FNAME(gpte_access), protect_clean_gpte).
+    # Two mappings with different rights never share a page: a forked child's read-only view of a
+    # large page must not reach the parent's writable entries.
+    access: int = E.RW | E.US
     unsync: bool = False
     flood: int = 0  # emulated writes since the hypervisor last used the page
     parents: set = field(default_factory=set)  # {(parent ShadowPage, index)}
@@ -65,7 +71,7 @@ class Shadow(Mode):
         self.max_pages = cfg["shadow.max_pages"] or max(64, guest_pages // 50)  # KVM: 2 % of memslot pages
         self.host_size = E.size_code(cfg["host.page"])
         self.levels = cfg["guest.levels"]
-        self.pages: dict[tuple[int, int, bool], ShadowPage] = {}  # insertion order = age, for recycling
+        self.pages: dict[tuple[int, int, bool, int], ShadowPage] = {}  # insertion order = age, for recycling
         self.by_gfn: dict[int, list[ShadowPage]] = {}  # guest table frame -> its (non-direct) shadow pages
         self.roots: dict[int, ShadowPage] = {}  # guest CR3 frame -> root shadow page
         self.current_root: ShadowPage | None = None
@@ -75,15 +81,16 @@ class Shadow(Mode):
     def hmem(self):
         return self.m.host.mem
 
-    def _get_page(self, gfn: int, level: int, direct: bool) -> ShadowPage:
-        key = (gfn, level, direct)
+    def _get_page(self, gfn: int, level: int, direct: bool, access: int) -> ShadowPage:
+        """The shadow page of this guest frame and role, made on a miss (kvm_mmu_get_shadow_page)."""
+        key = (gfn, level, direct, access)
         sp = self.pages.get(key)
         if sp is not None:
             return sp
         self.m.count("mmu_cache_miss")
         if len(self.pages) >= self.max_pages:
             self._recycle()
-        sp = ShadowPage(self.hmem.alloc_table(), gfn, level, direct)
+        sp = ShadowPage(self.hmem.alloc_table(), gfn, level, direct, access=access)
         self.pages[key] = sp
         if not direct:
             self.by_gfn.setdefault(gfn, []).append(sp)
@@ -108,11 +115,16 @@ class Shadow(Mode):
         self.hmem.write(sp.frame, index, value)
 
     def _link(self, sp: ShadowPage, index: int, child: ShadowPage) -> None:
-        if sp.children.get(index) is child:
+        """Point entry `index` of sp at child. Replacing a link to another page (a direct page of other
+        rights) flushes the TLB, as KVM's validate_direct_spte does after drop_parent_pte."""
+        old = sp.children.get(index)
+        if old is child:
             return
         self._set(sp, index, E.make(child.frame, LINK))
         sp.children[index] = child
         child.parents.add((sp, index))
+        if old is not None:
+            self._flush_hw()
 
     def _zap(self, sp: ShadowPage, why: str) -> None:
         """Remove a shadow page: unlink it from its parents and children, free its frame, flush."""
@@ -121,7 +133,7 @@ class Shadow(Mode):
             self._set(parent, index, 0)
         for index in list(sp.children):
             self._set(sp, index, 0)
-        del self.pages[(sp.gfn, sp.level, sp.direct)]
+        del self.pages[(sp.gfn, sp.level, sp.direct, sp.access)]
         if not sp.direct:
             peers = self.by_gfn[sp.gfn]
             peers.remove(sp)
@@ -184,7 +196,7 @@ class Shadow(Mode):
     def _root_for(self, gcr3: int) -> ShadowPage:
         root = self.roots.get(gcr3)
         if root is None:
-            root = self._get_page(gcr3, self.levels, False)
+            root = self._get_page(gcr3, self.levels, False, E.RW | E.US)
             self.roots[gcr3] = root
             self.m.note(ev.ShadowSync("root", 0, gcr3, self.levels))
         self.current_root = root
@@ -275,17 +287,20 @@ class Shadow(Mode):
         self._fill(proc, va, path[:-1] + [leaf])
 
     def _fill(self, proc: Process, va: int, path) -> None:
-        """Build the shadow path for va from the guest path (a hidden fault's fix-up)."""
+        """Build the shadow path for va from the guest path (a hidden fault's fix-up, FNAME(fetch))."""
         sp = self._root_for(proc.root)
         rights = E.RW | E.US
         for p in path[:-1]:
             rights &= p.value
             sp.flood = 0  # the page was used
-            child = self._get_page(E.frame_of(p.value), p.level - 1, False)
+            child = self._get_page(E.frame_of(p.value), p.level - 1, False, rights & (E.RW | E.US))
             self._link(sp, E.index_at(va, p.level), child)
             sp = child
         leaf = path[-1]
         rights &= leaf.value
+        if not leaf.value & E.D:
+            rights &= ~E.RW  # a clean page stays read-only in the shadow until its first write
+        rights &= E.RW | E.US
         gsize = leaf.level - 1
         tsize = min(gsize, self.host_size)
         gbase = E.frame_of(leaf.value)
@@ -294,14 +309,12 @@ class Shadow(Mode):
             sp.flood = 0
             span = 1 << (9 * (level - 1))  # guest frames under one entry of this level
             region = gbase + ((va >> 12) & ((1 << (9 * gsize)) - 1) & ~(span - 1))
-            child = self._get_page(region, level - 1, True)
+            child = self._get_page(region, level - 1, True, rights)
             self._link(sp, E.index_at(va, level), child)
             sp, level = child, level - 1
         sp.flood = 0
         gfn = gbase + ((va >> 12) & ((1 << (9 * gsize)) - 1) & ~((1 << (9 * tsize)) - 1))
-        flags = E.P | E.A | (rights & E.US) | (leaf.value & (E.G | E.NX))
-        if rights & E.RW and leaf.value & E.D:
-            flags |= E.RW
+        flags = E.P | E.A | rights | (leaf.value & (E.G | E.NX))
         if tsize:
             flags |= E.PS
         self._set(sp, E.index_at(va, level), E.make(self.m.host.placement(gfn), flags))

@@ -58,6 +58,7 @@ from .layout import (
     TF_DIRTY,
     TF_GLOBAL,
     TF_NX,
+    TF_PAGE_SHIFT,
     TF_USER,
     TF_WRITABLE,
 )
@@ -129,9 +130,9 @@ def reference(pa, geom, c, st, cost, cnt):
 
 
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
-def leaf_flags(rights, entry, size):
-    """TLB flags for a leaf: page size, accumulated W/U, D, G and NX."""
-    f = size
+def leaf_flags(rights, entry, size, page):
+    """TLB flags for a leaf: entry size, accumulated W/U, D, G, NX, and the size of the page it came from."""
+    f = size | (page << TF_PAGE_SHIFT)
     if rights & RW:
         f |= TF_WRITABLE
     if rights & US:
@@ -218,7 +219,7 @@ def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
         nxt = (e & ADDR_MASK) >> 12
         if leaf:
             size = level - 1
-            return WALK_OK, nxt, size, leaf_flags(rights, ne, size), refs, level, 1
+            return WALK_OK, nxt, size, leaf_flags(rights, ne, size, size), refs, level, 1
         if level >= 2:
             key = va >> (12 + 9 * (level - 1))
             sa_fill(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights)
@@ -302,7 +303,7 @@ def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
         if gsize >= 0:
             tsize = min(gsize, st[ST_HOST_SIZE])
             tframe = hframe & ~((1 << (9 * tsize)) - 1)
-            return WALK_OK, tframe, tsize, leaf_flags(rights, leaf_entry, tsize), grefs, nrefs, 0, 0, 0, 0
+            return WALK_OK, tframe, tsize, leaf_flags(rights, leaf_entry, tsize, gsize), grefs, nrefs, 0, 0, 0, 0
         idx = (va >> (12 + 9 * (level - 1))) & 511
         pa = (hframe << 12) + idx * 8
         served = reference(pa, geom, c, st, cost, cnt)
