@@ -17,7 +17,7 @@ from .counters import INDEX, N_COUNTERS, as_dict
 from .errors import EngineError
 from .guest_os import GuestOS
 from .host import Host
-from .kernel import run_accesses
+from . import hardware
 from .layout import (
     MAX_EVENTS,
     N_EVF,
@@ -152,6 +152,7 @@ class Machine:
         i = 0
         retries = 0
         last_fault = -1
+        run_accesses = hardware.run_accesses()  # compiled once it is ready; the same code interpreted until then
         try:
             while i < n:
                 self.st[ST_EV_N] = 0

@@ -136,6 +136,7 @@ class RviApp(App):
         self.render_count = 0  # redraws so far (the refresh-rate benchmark reads it)
         self.last_export: tuple[str, str] | None = None
         self._queued_run = False  # p pressed while loading
+        self._kernels_seen = ""  # the last Frame.kernels: a toast when the compiled kernels take over
         self._tlb_inputs: tuple | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ class RviApp(App):
         self.request_refresh()
 
     def _busy_refresh(self) -> None:
-        if self.runner.busy:
+        if self.runner.busy or self._kernels_seen.startswith("interpreted, compiling"):  # a live elapsed time
             self.request_refresh()
 
     # --- drawing ------------------------------------------------------------------------------------
@@ -225,6 +226,10 @@ class RviApp(App):
             self.history.reset()  # the counters restarted: rates over a window that spans the restart mean nothing
             self.notify(f"warm-up done at op {f.warmup_ops:,}: the counters restart here and count the steady "
                         "state, as `rvi-tui report` does", title="warm-up", timeout=8)
+        if f.kernels == "compiled" and self._kernels_seen.startswith("interpreted, compiling"):
+            self.notify("the compiled kernels are ready: the engine runs at full speed from here, on the same ops",
+                        title="compiled", timeout=6)
+        self._kernels_seen = f.kernels
         self.frame = f
         spec = f.spec or self.spec
         cfg = f.config
@@ -235,7 +240,7 @@ class RviApp(App):
                         levels=f"{cfg.get('glevels', '?')}", preset=cfg.get("preset", spec.preset),
                         speed=speed_label(f.speed), ops_rate=f.ops_rate,
                         pid=self.snapshot.pid if self.snapshot is not None else None,
-                        warmup_ops=f.warmup_ops, warmup_done=f.warmup_done)
+                        warmup_ops=f.warmup_ops, warmup_done=f.warmup_done, kernels=f.kernels)
         if f.state == RUNNING and f.counters is not None:
             self.history.add(f.counters, True)
             window = self.history.window()

@@ -1,6 +1,7 @@
-"""How responsive the live UI is while the engine runs flat out.
+"""How responsive the live UI is while the engine runs flat out, and how soon it answers on a cold cache.
 
     python -m rvi_tui.tui.bench [--seconds 5] [--keys 30] [--workload kcompile]
+    python -m rvi_tui.tui.bench --cold [--keys 30]
 
 Measures, headless (Textual's test driver, 120x40), with the engine running at
 full speed in its thread:
@@ -10,6 +11,14 @@ full speed in its thread:
   terminal driver does) until the panes hold the new mode's content (the end
   of the redraw that key caused); p50 / p95 / max over a series of presses;
 * engine throughput with the UI on screen (ops/s, all three modes in lockstep).
+
+With ``--cold`` the kernel cache is a new, empty folder, as on a fresh install:
+
+* first step: from creating the app until the first ``space`` (pressed at once,
+  queued behind the load) has its result on screen;
+* key → pane latency while the compiler child runs and the engine runs the
+  kernels interpreted, flat out;
+* when the compiled kernels took over, and that the run went on from the same op.
 
 Figures are printed, not asserted: they depend on the machine.
 """
@@ -26,18 +35,8 @@ from textual import events
 
 async def measure(seconds: float = 5.0, keys: int = 30, workload: str = "kcompile", params: dict | None = None,
                   size=(120, 40), run_hz: float | None = None) -> dict:
-    from .app import RviApp
-    from .widgets import TlbPane
-
-    app = RviApp(workload_name=workload, workload_params=params or {}, **({"run_hz": run_hz} if run_hz else {}))
-    renders: list[tuple[float, str]] = []
-    original = app._render_frame
-
-    def timed_render(frame):
-        original(frame)
-        renders.append((time.perf_counter(), app.view_mode))
-
-    app._render_frame = timed_render
+    app, renders = timed_app(workload_name=workload, workload_params=params or {},
+                             **({"run_hz": run_hz} if run_hz else {}))
     async with app.run_test(size=size) as pilot:
         start = time.monotonic()
         while not (app.runner.state == "paused" and app.frame is not None and app.frame.counters is not None):
@@ -56,29 +55,7 @@ async def measure(seconds: float = 5.0, keys: int = 30, workload: str = "kcompil
         hz = (r1 - r0) / (t1 - t0)
         ops = (n1 - n0) / (t1 - t0)
 
-        # key -> pane latency
-        lat = []
-        order = ["1", "2", "3"]
-        modes = {"1": "native", "2": "shadow", "3": "nested"}
-        tlb = app.main_screen.query_one(TlbPane)
-        for i in range(keys):
-            key = order[i % 3]
-            if modes[key] == app.view_mode:
-                key = order[(i + 1) % 3]
-            want = modes[key]
-            mark = len(renders)
-            sent = time.perf_counter()
-            app._driver.send_message(events.Key(key, key))
-            while True:
-                done = [t for t, mode in renders[mark:] if mode == want]
-                if done and f"TLB · {want}" in str(tlb.border_title):
-                    lat.append(done[0] - sent)
-                    break
-                if time.perf_counter() - sent > 5:
-                    lat.append(float("inf"))
-                    break
-                await asyncio.sleep(0.001)
-            await asyncio.sleep(0.15)  # like a person: not faster than a few keys a second
+        lat = await key_latencies(app, pilot, keys, renders)
         state = app.runner.state
         await pilot.press("p")
     lat_ms = sorted(1000 * x for x in lat)
@@ -91,6 +68,103 @@ async def measure(seconds: float = 5.0, keys: int = 30, workload: str = "kcompil
         "keys": len(lat_ms),
         "engine_state_during_keys": state,
     }
+
+
+async def key_latencies(app, pilot, keys: int, renders: list, until=None) -> list[float]:
+    """Seconds from each mode key entering the input queue until the panes show that mode (up to `keys`
+    presses, fewer if `until()` turns true)."""
+    from .widgets import TlbPane
+
+    lat = []
+    order = ["1", "2", "3"]
+    modes = {"1": "native", "2": "shadow", "3": "nested"}
+    tlb = app.main_screen.query_one(TlbPane)
+    for i in range(keys):
+        if until is not None and until():
+            break
+        key = order[i % 3]
+        if modes[key] == app.view_mode:
+            key = order[(i + 1) % 3]
+        want = modes[key]
+        mark = len(renders)
+        sent = time.perf_counter()
+        app._driver.send_message(events.Key(key, key))
+        while True:
+            done = [t for t, mode in renders[mark:] if mode == want]
+            if done and f"TLB · {want}" in str(tlb.border_title):
+                lat.append(done[0] - sent)
+                break
+            if time.perf_counter() - sent > 5:
+                lat.append(float("inf"))
+                break
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.15)  # like a person: not faster than a few keys a second
+    return lat
+
+
+def timed_app(**kwargs):
+    """An RviApp that notes (time, viewed mode) at the end of each redraw."""
+    from .app import RviApp
+
+    app = RviApp(**kwargs)
+    renders: list[tuple[float, str]] = []
+    original = app._render_frame
+
+    def timed_render(frame):
+        original(frame)
+        renders.append((time.perf_counter(), app.view_mode))
+
+    app._render_frame = timed_render
+    return app, renders
+
+
+async def measure_cold(keys: int = 30, size=(120, 40)) -> dict:
+    """A fresh install's first minute: the first step, keys while compiling, the switch to compiled code."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from rvi_tui.engine import hardware
+
+    os.environ["RVI_TUI_KERNELS"] = "auto"
+    tmp = tempfile.mkdtemp(prefix="rvi-tui-cold-")
+    hardware.use_cache_dir(Path(tmp) / "kernels")
+    created = time.perf_counter()
+    app, renders = timed_app()
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("space")  # at once: the step waits in the runner's queue until the load is done
+        while app.frame is None or app.frame.ops_done < 1:
+            if time.perf_counter() - created > 120:
+                raise RuntimeError("the first step did not arrive")
+            await asyncio.sleep(0.005)
+        first_step = time.perf_counter() - created
+        kernels_then = app.frame.kernels
+        await pilot.press("p")
+        await asyncio.sleep(1.0)
+        lat = await key_latencies(app, pilot, keys, renders, until=lambda: hardware.status().compiled)
+        while not hardware.status().compiled:
+            if time.perf_counter() - created > 600:
+                raise RuntimeError("the compiled kernels never arrived")
+            await asyncio.sleep(0.1)
+        compiled_after = time.perf_counter() - created
+        ops_at_switch = app.runner.session.ops_done
+        await asyncio.sleep(2.0)
+        ops_after = app.runner.session.ops_done
+        await pilot.press("p")
+    lat_ms = sorted(1000 * x for x in lat) or [float("nan")]
+    return {"first_step_s": first_step, "kernels_at_first_step": kernels_then, "keys_while_compiling": len(lat),
+            "latency_ms_p50": statistics.median(lat_ms), "latency_ms_max": lat_ms[-1],
+            "compiled_after_s": compiled_after, "ops_at_switch": ops_at_switch,
+            "ops_per_s_compiled": (ops_after - ops_at_switch) / 2.0}
+
+
+def report_cold(result: dict) -> str:
+    return (f"cold cache: first step on screen {result['first_step_s']:.2f} s after the app was created "
+            f"(kernels: {result['kernels_at_first_step']})\n"
+            f"key → pane latency while compiling, over {result['keys_while_compiling']} mode keys, the engine "
+            f"running interpreted: p50 {result['latency_ms_p50']:.0f} ms, max {result['latency_ms_max']:.0f} ms\n"
+            f"compiled kernels took over {result['compiled_after_s']:.1f} s after start, at op "
+            f"{result['ops_at_switch']:,}; then {result['ops_per_s_compiled']:,.0f} ops/s")
 
 
 def report(result: dict) -> str:
@@ -106,7 +180,11 @@ def main(argv=None) -> int:
     p.add_argument("--keys", type=int, default=30)
     p.add_argument("--workload", default="kcompile")
     p.add_argument("--hz", type=float, default=None, help="pull rate while running (default: the app's, 10; max 20)")
+    p.add_argument("--cold", action="store_true", help="start on an empty kernel cache, as a fresh install does")
     args = p.parse_args(argv)
+    if args.cold:
+        print(report_cold(asyncio.run(measure_cold(args.keys))))
+        return 0
     print(report(asyncio.run(measure(args.seconds, args.keys, args.workload, run_hz=args.hz))))
     return 0
 

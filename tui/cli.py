@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="config overrides on top of the bench's TLB geometry and model")
     be.add_argument("--json", action="store_true")
+    be.add_argument("--compile", action="store_true",
+                    help="time a cold compile of the simulator kernels in a throwaway cache: seconds and peak RSS")
 
     rc = sub.add_parser("record", help="record a program's memory trace with Valgrind lackey")
     rc.add_argument("-o", "--output", default="trace.lackey.gz", help="output file (default trace.lackey.gz)")
@@ -150,17 +152,31 @@ def workload_from(args, default: str):
     return make_workload(args.workload or default, seed=args.seed, **params)
 
 
-def warm_kernels(err) -> None:
-    """Load (or, on a cold cache, compile) the simulator kernels, saying so if it takes a while."""
-    from ..engine.warmup import warm_up
+def start_kernels(err) -> None:
+    """The simulator kernels: compiled if the cache has them; else interpreted at once while a child process
+    compiles them (the run takes them up as soon as they are ready), saying so once."""
+    from ..engine import hardware
 
-    notice = threading.Timer(1.0, lambda: print("rvi-tui: compiling simulator kernels (first run only, about a "
-                                                "minute)...", file=err, flush=True))
-    notice.start()
-    try:
-        warm_up()
-    finally:
-        notice.cancel()
+    hardware.run_accesses()
+    if hardware.status().compiling:
+        print("rvi-tui: compiling the simulator kernels in the background (once after an install, about "
+              "20 s); running them interpreted until then", file=err, flush=True)
+
+
+def require_kernels(err) -> None:
+    """Wait for the compiled kernels (a benchmark times those), with the seconds on a terminal."""
+    from ..engine import hardware
+
+    def progress(seconds: float) -> None:
+        if err.isatty():
+            print(f"\rrvi-tui: compiling the simulator kernels (once after an install): {seconds:.0f} s",
+                  end="", file=err, flush=True)
+
+    if not hardware.status().compiled and hardware.cache_complete() is None:
+        print("rvi-tui: compiling the simulator kernels (once after an install, about 20 s)", file=err, flush=True)
+    hardware.require_compiled(progress)
+    if err.isatty():
+        print("\r" + " " * 72 + "\r", end="", file=err, flush=True)
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -177,7 +193,7 @@ def cmd_report(args, out, err) -> int:
     workload = workload_from(args, "random")
     shown = MODES if args.mode == "all" else (args.mode,)
     modes = tuple(m for m in MODES if m in shown or m == "native")  # native always runs: it is the baseline
-    warm_kernels(err)
+    start_kernels(err)
     from ..engine.report import summarize
     from ..engine.session import Session
 
@@ -217,7 +233,7 @@ def cmd_study(args, out, err) -> int:
         if unknown:
             raise UsageError(f"--workloads: unknown {', '.join(unknown)} (the study's: {', '.join(known)})")
     C.load(args.preset, args.sets)  # validate before the long run
-    warm_kernels(err)
+    start_kernels(err)
     rows = run_study(args.preset, args.sets, chosen, args.seed,
                      progress=lambda what: print(f"rvi-tui study: {what}", file=err, flush=True) if err.isatty() else None)
     if args.json:
@@ -242,7 +258,9 @@ def cmd_bench(args, out, err) -> int:
     if footprint < 4096:
         raise UsageError(f"--footprint {args.footprint}: must be at least one page (4k)")
     config = C.load(args.preset, bench.BENCH_SETS + bench.MODELS[args.model] + tuple(args.sets))
-    warm_kernels(err)
+    if args.compile:
+        return bench_compile(args, out, err)
+    require_kernels(err)
     streams = {
         "random": (bench.random_stream(n, footprint), None, f"{n:,} uniform random reads over {args.footprint}"),
         "seq": (bench.sequential_stream(n), None, f"{n:,} sequential reads, 8-byte stride"),
@@ -293,6 +311,31 @@ def cmd_bench(args, out, err) -> int:
         out.write("\n")
     else:
         render.bench(results, modes, out)
+    return 0
+
+
+def bench_compile(args, out, err) -> int:
+    """`bench --compile`: the compiler child on an empty cache folder, timed from here (wall seconds, its
+    peak RSS from wait4), as a new install meets it."""
+    import tempfile
+    import time
+
+    from ..engine.compile_kernels import compile_in_child
+
+    with tempfile.TemporaryDirectory(prefix="rvi-tui-compile-") as tmp:
+        print("rvi-tui bench: compiling every kernel cold in a throwaway cache…", file=err, flush=True)
+        start = time.perf_counter()
+        code, peak_kb = compile_in_child(os.path.join(tmp, "kernels"))
+        seconds = time.perf_counter() - start
+    if code != 0:
+        raise EngineError(f"the kernel compile failed (exit status {code})")
+    result = {"compile_seconds": round(seconds, 2), "compile_peak_rss_mb": round(peak_kb / 1024, 1)}
+    if args.json:
+        json.dump(result, out, indent=2)
+        out.write("\n")
+    else:
+        print(f"cold compile of every kernel: {seconds:.1f} s wall, {peak_kb / 1024:,.0f} MB peak RSS "
+              f"(one process: {sys.executable} -m rvi_tui.engine.compile_kernels)", file=out)
     return 0
 
 
@@ -349,6 +392,9 @@ def main(argv=None, out=None, err=None) -> int:
     err = err or sys.stderr
     try:
         args = build_parser().parse_args(argv)
+        from ..engine import hardware
+
+        hardware.configure()  # before anything imports numba: every compiled module caches in one keyed folder
         return COMMANDS[args.command](args, out, err)
     except BrokenPipeError:  # `rvi-tui report | head`: the reader left; nothing more to say
         sys.stdout = open(os.devnull, "w")

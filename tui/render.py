@@ -8,6 +8,8 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from ..engine import hardware
+
 MODES = ("native", "shadow", "nested")
 
 
@@ -134,7 +136,10 @@ def progress(err, label: str):
 
     def tick(n: int) -> None:
         done[0] += n
-        print(f"\r{label}: {done[0]:,} ops, {time.monotonic() - start:.1f} s", end="", file=err, flush=True)
+        kernels = hardware.status()
+        note = "" if kernels.compiled else f" ({kernels.describe()})"
+        print(f"\r{label}: {done[0]:,} ops, {time.monotonic() - start:.1f} s{note}\x1b[K", end="", file=err,
+              flush=True)
 
     try:
         yield tick

@@ -150,6 +150,7 @@ class Frame:
     sparks: dict = field(default_factory=dict)  # mode -> list of recent cycles/access samples
     warmup_ops: int = 0  # the workload's warm-up (e.g. tlbstress initialising its heap): counters reset after it
     warmup_done: bool = False
+    kernels: str = ""  # what runs the hardware path: "compiled", or "interpreted, compiling 12 s"
 
 
 class Runner:
@@ -257,7 +258,7 @@ class Runner:
             warm = time.perf_counter() - self.warm_started
         f = Frame(self.generation, self.state, self.message, self.error, self.spec, speed=self.speed,
                   total_ops=self.total_ops, warm_s=warm, last_seq=self._seq, warmup_ops=self.warmup_ops,
-                  warmup_done=self.warmup_done)
+                  warmup_done=self.warmup_done, kernels=self._kernels())
         if self.config is not None:
             f.config = {"guest_page": self.config["guest.page"], "host_page": self.config["host.page"],
                         "glevels": self.config["guest.levels"], "hlevels": self.config["host.levels"],
@@ -282,6 +283,13 @@ class Runner:
         f.sparks = {m: list(d) for m, d in self.sparks.items()}
         return f
 
+    def _kernels(self) -> str:
+        if not self.warmed:
+            return ""
+        from rvi_tui.engine import hardware
+
+        return hardware.status().describe()
+
     # --- thread side -----------------------------------------------------------------------------
     def _post(self, reason: str) -> None:
         try:
@@ -299,12 +307,26 @@ class Runner:
             if cmd is not None and cmd[0] == "stop":
                 return
             try:
+                if cmd is None and self.warmed and self.state != RUNNING:
+                    self._adopt_compiled()
                 if cmd is not None:
                     self._handle(cmd)
                 if self.state == RUNNING:
                     self._slice()
             except Exception as e:  # anything the engine raises ends the run, never the app
                 self._fail(e)
+
+    def _adopt_compiled(self) -> None:
+        """While idle, take up the compiled kernels as soon as the compiler child has made them (a run takes
+        them up at its next batch anyway), so that the status line says so."""
+        from rvi_tui.engine import hardware
+
+        before = hardware.status()
+        if before.compiling:
+            with self.lock:
+                hardware.run_accesses()
+            if hardware.status().compiled:
+                self._post("kernels")
 
     def _wait_time(self) -> float:
         if self.state != RUNNING:
@@ -364,15 +386,14 @@ class Runner:
             self.ops_rate = None
         if not self.warmed:
             self.state = WARMING
-            self.message = "loading simulator kernels (compiled on the first run only: up to a minute)…"
+            self.message = "loading the simulator…"
             self.warm_started = time.perf_counter()
             self._post("state")
-            from rvi_tui.engine.warmup import warm_up  # here, not at import: the first frame must not wait for numba
+            # here, not at import: the first frame must not wait for numba. On a cold cache this starts the
+            # compiler in a child process and runs the kernels' own source interpreted until it is done
+            from rvi_tui.engine import hardware
 
-            warm_up()
-            # numba's compiled-code object graph is large and permanent: keep it out of the cyclic GC's
-            # full collections, which otherwise pause both threads for ~0.2 s every few seconds
-            gc.freeze()
+            hardware.run_accesses()
             self.warm_s = time.perf_counter() - self.warm_started
             self.warm_started = None
             self.warmed = True

@@ -29,6 +29,7 @@ class Status:
     pid: int | None = None
     warmup_ops: int = 0  # the workload's warm-up length; the counters restart at its end
     warmup_done: bool = False
+    kernels: str = ""  # "compiled", or "interpreted, compiling 12 s" until the compiled kernels are ready
 
 
 STATE_GLYPH = {"running": "▶ RUNNING", "paused": "‖ PAUSED", "finished": "■ FINISHED", "error": "! ERROR",
@@ -60,7 +61,8 @@ class StatusBar(Widget):
     def render(self) -> Text:
         """The whole line if it fits; else, cheapest first, the preset, the percentage, the speed, the
         pid and the rate left out, then the workload label cut to 24 characters, the page sizes left
-        out, the label cut to 12, and the warm-up phase left out last: a long label never pushes the op
+        out, the label cut to 12, the kernels' state (interpreted while compiling), and the warm-up phase
+        left out last: a long label never pushes the op
         count off a narrow terminal."""
         for cut in range(len(DROP_ORDER) + 1):
             dropped = DROP_ORDER[:cut]
@@ -98,6 +100,8 @@ class StatusBar(Widget):
         if s.warmup_ops:
             parts.append(("warmup", [(f" · counted from op {s.warmup_ops:,}", st("status--dim")) if s.warmup_done
                                      else (f" · warm-up to op {s.warmup_ops:,}", st("status--busy"))]))
+        if s.kernels and s.kernels != "compiled":
+            parts.append(("kernels", [sep, (s.kernels, st("status--busy"))]))
         parts.append(("speed", [sep, (f"speed {s.speed}", "")]))
         pages = f"pages {fmt.page_label(s.guest_page)}/{fmt.page_label(s.host_page)} · {s.levels}-level"
         parts.append(("pages", [sep, (pages, "")]))
@@ -109,7 +113,7 @@ class StatusBar(Widget):
 
 
 # What a narrow status line gives up, first to last; a LABEL_CUTS step cuts the workload label instead.
-DROP_ORDER = ("preset", "percent", "speed", "pid", "rate", "label-24", "pages", "label-12", "warmup")
+DROP_ORDER = ("preset", "percent", "speed", "pid", "rate", "label-24", "pages", "label-12", "kernels", "warmup")
 LABEL_CUTS = {"label-24": 24, "label-12": 12}
 
 

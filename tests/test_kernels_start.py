@@ -1,0 +1,173 @@
+"""Never wait for the compiler: the interpreted start, the switch to compiled code, and the kernel cache.
+
+* the interpreted kernels are the same source files, loaded again with numba's JIT off;
+* interpreted, compiled, and a run that switches between them at any call give identical counters;
+* the cache folder is keyed by every kernel source (numba keys on the entry point's file alone), falls
+  back when a root is not writable, and with none writable the engine still runs, interpreted;
+* two compilers started at once on one empty folder: one compiles, the other waits and finds it complete,
+  and a third process loads the result without compiling anything.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from rvi_tui.engine import config as C
+from rvi_tui.engine import hardware
+from rvi_tui.engine.errors import EngineError
+from rvi_tui.engine.session import Session
+from rvi_tui.tui import cli
+from rvi_tui.workloads.registry import make_workload
+
+CASES = [
+    ("kcompile", {"jobs": 4}, {}),
+    ("random", {"footprint": 1 << 24, "accesses": 3000}, {"guest.page": "2m", "host.page": "4k"}),
+    ("multi", {"accesses": 3000, "procs": 3}, {"guest.levels": 5, "host.levels": 5}),
+]
+
+
+def counters_after(workload, params, overrides, steps: int = 40) -> dict:
+    """Step `steps` ops, then run the rest in batches of 97 ops (the `kernels` fixture picks each call's kernel)."""
+    session = Session(make_workload(workload, seed=3, **params).chunks(), C.load(overrides=overrides))
+    for _ in range(steps):
+        session.step()
+    while session.run(97):
+        pass
+    return session.counters()
+
+
+@pytest.fixture
+def kernels(monkeypatch):
+    """Pick the implementation for every Machine.run: a function of the call's number."""
+    compiled = hardware.require_compiled()
+    interpreted = hardware.interpreted_module().run_accesses
+
+    def use(pick):
+        calls = itertools.count()
+        monkeypatch.setattr(hardware, "run_accesses", lambda: compiled if pick(next(calls)) else interpreted)
+
+    return use
+
+
+def test_the_interpreted_kernels_are_the_same_source_run_as_python():
+    module = hardware.interpreted_module()
+    assert Path(module.__file__) == hardware.ENGINE_DIR / "kernel.py"
+    walk = sys.modules[f"{hardware.INTERPRETED_PACKAGE}.walk"]
+    assert Path(walk.__file__) == hardware.ENGINE_DIR / "walk.py"
+    for fn in (module.run_accesses, module.access, walk.walk_2d):
+        assert type(fn).__name__ == "function", f"{fn} is not plain Python"
+    compiled = hardware.require_compiled()
+    assert type(compiled).__name__ != "function"
+
+
+@pytest.mark.parametrize("workload,params,overrides", CASES)
+def test_interpreted_compiled_and_switching_give_the_same_counters(kernels, workload, params, overrides):
+    kernels(lambda call: True)
+    compiled = counters_after(workload, params, overrides)
+    kernels(lambda call: False)
+    assert counters_after(workload, params, overrides) == compiled
+    kernels(lambda call: call >= 60)  # interpreted first, then compiled from a call on: the app's switch
+    assert counters_after(workload, params, overrides) == compiled
+    kernels(lambda call: call % 3 == 1)  # back and forth on every call
+    assert counters_after(workload, params, overrides) == compiled
+
+
+def test_the_cache_folder_is_keyed_by_every_kernel_source(monkeypatch, tmp_path):
+    names = {p.name for p in hardware.kernel_sources()}
+    assert {"kernel.py", "walk.py", "setassoc.py", "layout.py"} <= names
+    copies = []
+    for path in hardware.kernel_sources():
+        copy = tmp_path / path.name
+        copy.write_bytes(path.read_bytes())
+        copies.append(copy)
+    monkeypatch.setattr(hardware, "kernel_sources", lambda: copies)
+    before = hardware.cache_key()
+    walk = tmp_path / "walk.py"
+    walk.write_text(walk.read_text() + "\n# an edit to an inlined module\n")
+    assert hardware.cache_key() != before
+
+
+def _fresh_cache_state(monkeypatch):
+    for name, value in (("_cache_dir", None), ("_cache_error", None), ("_compiled", None), ("_child", None),
+                        ("_child_error", None), ("_last_poll", 0.0)):
+        monkeypatch.setattr(hardware, name, value)
+
+
+def test_an_unwritable_cache_root_falls_back_to_the_next(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("RVI_TUI_CACHE_DIR", str(blocker / "cache"))  # under a regular file: cannot be made
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    _fresh_cache_state(monkeypatch)
+    folder = hardware.cache_dir()
+    assert folder is not None and folder.parent == tmp_path / "xdg" / "rvi-tui"
+    assert folder.name == f"kernels-{hardware.cache_key()}"
+
+
+def test_with_no_writable_cache_the_engine_runs_interpreted_and_says_why(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(hardware, "cache_roots", lambda: [blocker / "a", blocker / "b"])
+    monkeypatch.setenv("RVI_TUI_KERNELS", "auto")
+    _fresh_cache_state(monkeypatch)
+    assert hardware.cache_dir() is None
+    assert hardware.run_accesses() is hardware.interpreted_module().run_accesses
+    assert "RVI_TUI_CACHE_DIR" in hardware.status().describe()
+    with pytest.raises(EngineError, match="cannot compile"):
+        hardware.require_compiled()
+
+
+def test_a_bad_kernel_choice_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("RVI_TUI_KERNELS", "fast")
+    with pytest.raises(EngineError, match="RVI_TUI_KERNELS='fast': must be one of auto, compiled, interpreted"):
+        hardware.choice()
+
+
+def test_two_compilers_at_once_compile_once_and_leave_a_cache_that_loads_without_compiling(tmp_path):
+    """The costliest test here (one cold compile): two children race on one empty folder."""
+    folder = tmp_path / "kernels"
+    env = {k: v for k, v in os.environ.items() if k != "RVI_TUI_KERNELS"}
+    cmd = [sys.executable, "-m", "rvi_tui.engine.compile_kernels", str(folder)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    said = sorted("compiled into" in out for out in outputs)
+    assert said == [False, True], f"exactly one child compiles: {outputs}"
+    assert any("complete already" in out for out in outputs)
+    record = json.loads((folder / hardware.COMPLETE).read_text())
+    assert record["seconds"] > 0 and record["peak_rss_kb"] > 0
+    probe = ("import sys; from pathlib import Path; from rvi_tui.engine import hardware;"
+             "hardware.use_cache_dir(Path(sys.argv[1]));"
+             "from rvi_tui.engine.warmup import warm_up; warm_up();"
+             "s = hardware.run_accesses().stats; print(sum(s.cache_hits.values()), sum(s.cache_misses.values()))")
+    done = subprocess.run([sys.executable, "-c", probe, str(folder)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    hits, misses = map(int, done.stdout.split())
+    assert hits >= 1 and misses == 0, "the cache a compiler left must load without compiling"
+
+
+def test_bench_compile_reports_seconds_and_peak_rss(monkeypatch, capsys):
+    """The measurement's plumbing (the child itself is exercised by the test above)."""
+    from rvi_tui.engine import compile_kernels
+
+    seen = []
+
+    def fake_child(folder):
+        seen.append(folder)
+        threading.Event().wait(0.01)
+        return 0, 512 * 1024
+
+    monkeypatch.setattr(compile_kernels, "compile_in_child", fake_child)
+    assert cli.main(["bench", "--compile", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["compile_peak_rss_mb"] == 512.0 and result["compile_seconds"] > 0
+    assert seen and not Path(seen[0]).exists(), "the throwaway cache is removed"
