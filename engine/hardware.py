@@ -149,6 +149,7 @@ def cache_dir() -> Path | None:
 def use_cache_dir(folder: Path) -> None:
     """Use exactly this folder (the compiler child, a benchmark's throwaway cache)."""
     global _cache_dir
+    folder.mkdir(parents=True, exist_ok=True)
     _cache_dir = folder
     configure()
 
@@ -244,7 +245,7 @@ def _compiled_ready() -> bool:
 
 def start_compiling() -> None:
     """Start the compiler child unless the cache is complete, one already runs, or compiling is off."""
-    global _child, _child_started
+    global _child, _child_started, _child_error
     with _lock:
         if _compiled is not None or _child is not None or _child_error or choice() == "interpreted":
             return
@@ -252,12 +253,13 @@ def start_compiling() -> None:
             return
         configure()
         folder = cache_dir()
-        log = open(folder / LOG, "ab")  # noqa: SIM115 - the child owns it from here
         try:
-            _child = subprocess.Popen([sys.executable, "-m", f"{__package__}.compile_kernels", str(folder)],
-                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=dict(os.environ))
-        finally:
-            log.close()
+            with open(folder / LOG, "ab") as log:  # the child keeps its own copy of the descriptor
+                _child = subprocess.Popen([sys.executable, "-m", f"{__package__}.compile_kernels", str(folder)],
+                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=dict(os.environ))
+        except OSError as e:  # the engine runs on, interpreted
+            _child_error = f"cannot start the kernel compiler: {e}"
+            return
         _child_started = time.monotonic()
 
 
