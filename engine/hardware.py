@@ -50,8 +50,6 @@ from .errors import EngineError
 
 ENGINE_DIR = Path(__file__).resolve().parent
 ENTRY_MODULE = "kernel"  # engine/kernel.py: run_accesses, and through its imports every compiled routine
-INTERPRETED_PACKAGE = f"{__package__}._interpreted"
-COMPLETE = "complete.json"  # written by the compiler child once every kernel is in the cache
 LOCK = "compile.lock"
 LOG = "compile.log"
 POLL_S = 0.25  # how often a waiting caller looks at the compiler child
@@ -60,16 +58,19 @@ CHOICES = ("auto", "compiled", "interpreted")
 
 @dataclass(frozen=True)
 class Status:
-    """What runs now, for status lines: compiled or interpreted, and the compiler child's progress."""
+    """What runs now, for status lines: interpreted, a first compiled build, or every build; and the compiler."""
 
-    compiled: bool
+    compiled: bool  # some compiled build serves every path
+    full: bool = False  # the batch path runs its own fully inlined builds
     compiling: bool = False
     elapsed: float = 0.0  # seconds since the compiler child started
-    error: str | None = None  # why there will be no compiled kernels this run
+    error: str | None = None  # why there will be no (more) compiled kernels this run
 
     def describe(self) -> str:
-        if self.compiled:
+        if self.full:
             return "compiled"
+        if self.compiled:
+            return f"compiled, optimising {self.elapsed:.0f} s" if self.compiling else "compiled (step build)"
         if self.compiling:
             return f"interpreted, compiling {self.elapsed:.0f} s"
         return "interpreted" + (f" ({self.error})" if self.error else "")
@@ -165,15 +166,25 @@ def configure() -> None:
         numba.config.CACHE_DIR = str(folder)
 
 
-def cache_complete(folder: Path | None = None) -> dict | None:
-    """The compiler child's record (seconds, peak RSS) if the cache in `folder` is complete, else None."""
+def stage_marker(folder: Path, stage: str) -> Path:
+    return folder / f"{stage}.json"
+
+
+def stage_record(stage: str, folder: Path | None = None) -> dict | None:
+    """The compiler's record of one stage (seconds, peak RSS) once its kernels are in the cache, else None."""
     folder = folder or cache_dir()
     if folder is None:
         return None
     try:
-        return json.loads((folder / COMPLETE).read_text())
+        return json.loads(stage_marker(folder, stage).read_text())
     except (OSError, ValueError):
         return None
+
+
+def cache_complete(folder: Path | None = None) -> dict | None:
+    """Every stage's record if the cache in `folder` holds every build, else None."""
+    records = {stage: stage_record(stage, folder) for stage in STAGES}
+    return records if all(records.values()) else None
 
 
 def choice() -> str:
@@ -187,9 +198,31 @@ def jit_disabled() -> bool:
     return os.environ.get("NUMBA_DISABLE_JIT", "0").strip() not in ("", "0")
 
 
-# --- the two implementations ----------------------------------------------------------------------------
+# --- the implementations ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Variant:
+    """One build of engine/kernel.py and what it imports (build.py says what each setting does)."""
+
+    package: str  # the sub-package it is loaded under ("" = the engine package itself: build.py's defaults)
+    jit: bool = True
+    record_events: bool = True
+    inline: str = "always"
+    walk_1d: bool = True
+    walk_2d: bool = True
+
+
+STEP = Variant("_stepping", inline="never")  # one op at a time, with events: compiles fast
+BATCH_1D = Variant("_batch1d", record_events=False, walk_2d=False)  # native and shadow: every access counts
+BATCH_2D = Variant("_batch2d", record_events=False, walk_1d=False)  # nested
+INTERPRETED = Variant("_interpreted", jit=False, inline="never")  # everything, until compiled
+STAGE_VARIANTS = {"step": STEP, "batch1d": BATCH_1D, "batch2d": BATCH_2D}
+STAGES = tuple(STAGE_VARIANTS)  # the compiler's order: the quick build first, it serves every path meanwhile
+KEYS = tuple((record, nested) for record in (False, True) for nested in (False, True))
+
 _lock = threading.RLock()
-_compiled: Callable | None = None  # compiled run_accesses, once loaded
+_compiled: dict[tuple[bool, bool], Callable] | None = None  # (record, nested) -> compiled run_accesses
+_adopted: frozenset = frozenset()  # the stages _compiled is made of
+_full = False  # every stage adopted: nothing left to look for
 _interpreted: Callable | None = None
 _child: subprocess.Popen | None = None
 _child_started = 0.0
@@ -197,57 +230,83 @@ _child_error: str | None = None
 _last_poll = 0.0
 
 
-def interpreted_module() -> types.ModuleType:
-    """engine/kernel.py and what it imports, loaded again as plain Python under another package name."""
+def load_variant(variant: Variant) -> types.ModuleType:
+    """engine/kernel.py as built by `variant`: the source files loaded again under another package name, with
+    their own build module, numba's JIT on or off, and (compiled) a cache folder of their own: numba names a
+    cache entry by file and function, which every variant shares."""
     with _lock:
-        name = f"{INTERPRETED_PACKAGE}.{ENTRY_MODULE}"
+        package_name = f"{__package__}.{variant.package}"
+        name = f"{package_name}.{ENTRY_MODULE}"
         if name in sys.modules:
             return sys.modules[name]
         import numba
 
-        package = types.ModuleType(INTERPRETED_PACKAGE)
+        package = types.ModuleType(package_name)
         package.__path__ = [str(ENGINE_DIR)]
-        package.__package__ = INTERPRETED_PACKAGE
-        sys.modules[INTERPRETED_PACKAGE] = package
-        saved = numba.config.DISABLE_JIT
-        numba.config.DISABLE_JIT = True  # read by numba's decorators as each module is executed
+        package.__package__ = package_name
+        build = types.ModuleType(f"{package_name}.build")
+        build.RECORD_EVENTS = variant.record_events
+        build.INLINE = variant.inline
+        build.WALK_1D = variant.walk_1d
+        build.WALK_2D = variant.walk_2d
+        sys.modules[package_name] = package
+        sys.modules[build.__name__] = build
+        saved = numba.config.DISABLE_JIT, numba.config.CACHE_DIR
+        numba.config.DISABLE_JIT = not variant.jit  # numba's decorators read both as each module executes
+        folder = cache_dir()
+        if variant.jit and folder is not None:
+            numba.config.CACHE_DIR = str(folder / variant.package)
         try:
             return importlib.import_module(name)
         finally:
-            numba.config.DISABLE_JIT = saved
+            numba.config.DISABLE_JIT, numba.config.CACHE_DIR = saved
 
 
-def _load_compiled() -> Callable:
-    global _compiled
-    configure()
-    module = importlib.import_module(f"{__package__}.{ENTRY_MODULE}")
-    _compiled = module.run_accesses
-    return _compiled
+def interpreted_module() -> types.ModuleType:
+    return load_variant(INTERPRETED)
 
 
-def _compiled_ready() -> bool:
-    """Has the compiler child finished (successfully)? Polled at most every POLL_S."""
+def _adopt(stages: frozenset) -> None:
+    """Serve every path from the compiled builds of `stages`: the step build serves them all until the batch
+    builds are in (a build that is not there yet is never imported, so nothing compiles in this process)."""
+    global _compiled, _adopted, _full
+    if not stages or stages == _adopted or "step" not in stages:
+        return
+    step = load_variant(STEP).run_accesses
+    kernels = {key: step for key in KEYS}
+    if "batch1d" in stages:
+        kernels[False, False] = load_variant(BATCH_1D).run_accesses
+    if "batch2d" in stages:
+        kernels[False, True] = load_variant(BATCH_2D).run_accesses
+    _compiled, _adopted, _full = kernels, stages, stages == frozenset(STAGES)
+    gc.freeze()  # numba's code objects are large and permanent: keep them out of full collections
+
+
+def serve_only(kernel: Callable) -> None:
+    """Run every path on this one function (the compiler child, compiling the build it runs)."""
+    global _compiled, _full
+    _compiled, _full = {key: kernel for key in KEYS}, True
+
+
+def _poll() -> None:
+    """Adopt the stages the compiler has finished (at most every POLL_S); note a compiler that failed."""
     global _child, _child_error, _last_poll
     now = time.monotonic()
     if now - _last_poll < POLL_S:
-        return False
+        return
     _last_poll = now
-    if _child is not None:
-        code = _child.poll()
-        if code is None:
-            return False
+    if _child is not None and (code := _child.poll()) is not None:
         _child = None
         if code != 0:
             _child_error = f"kernel compile failed (exit {code}; see {cache_dir() / LOG})"
-            return False
-    return cache_complete() is not None
+    _adopt(frozenset(stage for stage in STAGES if stage_record(stage) is not None))
 
 
 def start_compiling() -> None:
     """Start the compiler child unless the cache is complete, one already runs, or compiling is off."""
     global _child, _child_started, _child_error
     with _lock:
-        if _compiled is not None or _child is not None or _child_error or choice() == "interpreted":
+        if _full or _child is not None or _child_error or choice() == "interpreted":
             return
         if jit_disabled() or cache_dir() is None or cache_complete() is not None:
             return
@@ -263,60 +322,73 @@ def start_compiling() -> None:
         _child_started = time.monotonic()
 
 
-def run_accesses() -> Callable:
-    """The implementation of ``kernel.run_accesses`` to call now: compiled when it is ready, else interpreted."""
-    if _compiled is not None:
-        return _compiled
+def _interpreted_kernel() -> Callable:
+    global _interpreted
+    if _interpreted is None:
+        _interpreted = interpreted_module().run_accesses
+    return _interpreted
+
+
+def run_accesses(record: bool, nested: bool) -> Callable:
+    """The ``kernel.run_accesses`` to call now, for the step path (`record`: with events) or the batch path, of
+    a nested machine or not: the best compiled build ready, else the same source interpreted."""
+    if _full:
+        return _compiled[record, nested]
     with _lock:
-        if _compiled is not None:
-            return _compiled
         if jit_disabled():
-            return _load_compiled()  # numba's own switch: the decorators return plain functions
+            return _interpreted_kernel()  # numba's own switch: everything plain Python
         mode = choice()
         if mode == "compiled":
-            return require_compiled()
-        if mode == "auto":
-            complete = _compiled_ready() if _child is not None else (not _child_error and cache_complete() is not None)
-            if complete:
-                fn = _load_compiled()
-                gc.freeze()  # numba's code objects are large and permanent: keep them out of full collections
-                return fn
-            start_compiling()
-        global _interpreted
-        if _interpreted is None:
-            _interpreted = interpreted_module().run_accesses
-        return _interpreted
+            require_compiled()
+        elif mode == "auto":
+            _poll()
+            if not _full:
+                start_compiling()
+        if _compiled is not None:
+            return _compiled[record, nested]
+        return _interpreted_kernel()
 
 
-def require_compiled(progress: Callable[[float], None] | None = None) -> Callable:
-    """Wait for the compiled kernels (compiling them in the child if needed); progress(seconds) while waiting."""
+def start() -> Status:
+    """Get ready to run: the compiled kernels if the cache has them, else the interpreted ones with the compiler
+    started (in auto mode). Cheap once done; a caller polls it to take up the compiled kernels when idle."""
+    run_accesses(False, False)
+    return status()
+
+
+def compiled_kernel(record: bool, nested: bool) -> Callable:
+    """The compiled run_accesses of every build (waiting for the compiler if needed): benchmarks and tests."""
+    require_compiled()
+    return _compiled[record, nested]
+
+
+def require_compiled(progress: Callable[[float], None] | None = None) -> None:
+    """Wait for every compiled build (compiling them in the child if needed); progress(seconds) while waiting."""
     global _last_poll
     with _lock:
-        if _compiled is not None:
-            return _compiled
+        if _full:
+            return
         if jit_disabled():
-            return _load_compiled()
+            raise EngineError("NUMBA_DISABLE_JIT is set: there are no compiled kernels")
         if cache_dir() is None:
             raise EngineError(f"cannot compile the kernels: {_cache_error}")
-        if cache_complete() is None:
-            start_compiling()
-            while _child is not None:
-                if progress is not None:
-                    progress(time.monotonic() - _child_started)
-                time.sleep(POLL_S)
-                _last_poll = 0.0
-                _compiled_ready()
-            if _child_error:
-                raise EngineError(_child_error)
-        fn = _load_compiled()
-        gc.freeze()
-        return fn
+        start_compiling()
+        while _child is not None:
+            if progress is not None:
+                progress(time.monotonic() - _child_started)
+            time.sleep(POLL_S)
+            _last_poll = 0.0
+            _poll()
+        if _child_error:
+            raise EngineError(_child_error)
+        _last_poll = 0.0
+        _poll()
+        if not _full:
+            raise EngineError(f"the kernel compiler ended without compiling every build (see {cache_dir() / LOG})")
 
 
 def status() -> Status:
-    if _compiled is not None:
-        return Status(compiled=True)
-    if _child is not None:
-        return Status(compiled=False, compiling=True, elapsed=time.monotonic() - _child_started)
+    compiling = _child is not None
+    elapsed = time.monotonic() - _child_started if compiling else 0.0
     error = _child_error or _cache_error or ("NUMBA_DISABLE_JIT" if jit_disabled() else None)
-    return Status(compiled=False, error=error)
+    return Status(compiled=_compiled is not None, full=_full, compiling=compiling, elapsed=elapsed, error=error)

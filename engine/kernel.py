@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .build import INLINE, WALK_1D, WALK_2D
 from .counters import (
     K_ACCESSES,
     K_ASSIST_REFS,
@@ -71,6 +72,7 @@ from .layout import (
     ST_PID,
     ST_ROOT,
     ST_SIZES,
+    STOP_BUILD,
     STOP_DONE,
     STOP_GUEST_FAULT,
     STOP_NPF,
@@ -89,7 +91,7 @@ WRITE = 1
 FETCH = 2
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def translate(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev):
     """Walk for va in the current mode.
 
@@ -98,26 +100,29 @@ def translate(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, 
     """
     mode = st[ST_MODE]
     asid = st[ST_ASID]
-    if mode == MODE_NESTED:
-        status, frame, size, flags, grefs, nrefs, faddr, flevel, fpresent, frow = walk_2d(
-            va, write, st[ST_ROOT], st[ST_GLEVELS], asid, g_tables, g_rows, h_tables, h_rows,
-            geom, c, st, cost, cnt, ev)
+    if WALK_2D:  # a build without it (build.py) holds the 1D walk alone, and the reverse
+        if mode == MODE_NESTED:
+            status, frame, size, flags, grefs, nrefs, faddr, flevel, fpresent, frow = walk_2d(
+                va, write, st[ST_ROOT], st[ST_GLEVELS], asid, g_tables, g_rows, h_tables, h_rows,
+                geom, c, st, cost, cnt, ev)
+            if status == WALK_OK:
+                return STOP_DONE, frame, size, flags, grefs, nrefs, 0, 0, 0, 0
+            code = STOP_NPF if status == WALK_NPF else STOP_GUEST_FAULT
+            return code, 0, 0, 0, grefs, nrefs, faddr, flevel, fpresent, frow
+    if WALK_1D:
+        # native walks the process table in guest memory; shadow walks the shadow table in host memory
+        native = mode == MODE_NATIVE
+        status, frame, size, flags, refs, flevel, fpresent = walk_1d(
+            va, write, st[ST_ROOT], st[ST_GLEVELS], asid, DIM_GUEST if native else DIM_SHADOW,
+            g_tables if native else h_tables, g_rows if native else h_rows,
+            st[ST_G_BASE] if native else st[ST_H_BASE], geom, c, st, cost, cnt, ev)
         if status == WALK_OK:
-            return STOP_DONE, frame, size, flags, grefs, nrefs, 0, 0, 0, 0
-        code = STOP_NPF if status == WALK_NPF else STOP_GUEST_FAULT
-        return code, 0, 0, 0, grefs, nrefs, faddr, flevel, fpresent, frow
-    # native walks the process table in guest memory; shadow walks the shadow table in host memory
-    native = mode == MODE_NATIVE
-    status, frame, size, flags, refs, flevel, fpresent = walk_1d(
-        va, write, st[ST_ROOT], st[ST_GLEVELS], asid, DIM_GUEST if native else DIM_SHADOW,
-        g_tables if native else h_tables, g_rows if native else h_rows, st[ST_G_BASE] if native else st[ST_H_BASE],
-        geom, c, st, cost, cnt, ev)
-    if status == WALK_OK:
-        return STOP_DONE, frame, size, flags, refs, 0, 0, 0, 0, 0
-    return STOP_GUEST_FAULT if native else STOP_SHADOW_FAULT, 0, 0, 0, refs, 0, va, flevel, fpresent, 0
+            return STOP_DONE, frame, size, flags, refs, 0, 0, 0, 0, 0
+        return STOP_GUEST_FAULT if native else STOP_SHADOW_FAULT, 0, 0, 0, refs, 0, va, flevel, fpresent, 0
+    return STOP_BUILD, 0, 0, 0, 0, 0, 0, 0, 0, 0  # a mode this build has no walk for (hardware.py never asks)
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def tlb_fill(va, frame, size, flags, into_l2, assist, geom, c, st, ev):
     """Install a translation in the L1 for its page size, and in L2 when `into_l2`.
 
@@ -147,7 +152,7 @@ def tlb_fill(va, frame, size, flags, into_l2, assist, geom, c, st, ev):
         emit(ev, st, EV_TLB_FILL, s, slot - geom[s, 0], lvpn, lsize, evicted >> 2 if evicted >= 0 else -1, 0)
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def tlb_put(geom, c, st, s, index, key, asid, val, flags, assist):
     """A fill into the LRU way; after an assist, an update of the entry where it is."""
     if assist:
@@ -155,7 +160,7 @@ def tlb_put(geom, c, st, s, index, key, asid, val, flags, assist):
     return sa_fill(geom, c, st, s, index, key, asid, val, flags)
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def l1_probe(va, geom, c, st, ev):
     """Probe the L1 arrays of every page size; a hit becomes most recent. Returns (slot or -1, structure).
 
@@ -171,7 +176,7 @@ def l1_probe(va, geom, c, st, ev):
     return -1, S_L1_4K
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def tlb_lookup(va, geom, c, st, cost, cnt, ev):
     """Probe the L1 arrays, then the L2. Returns (slot or -1, level 0/1, structure)."""
     va = va & VA_MASK
@@ -193,7 +198,7 @@ def tlb_lookup(va, geom, c, st, cost, cnt, ev):
     return -1, -1, S_L2
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def probe(geom, c, st, s, va, size, asid, sizes, ev):
     """Look va up as a page of `size` in TLB structure s; a hit becomes most recent. Returns the slot or -1."""
     if geom[s, 1] == 0 or (sizes >> size) & 1 == 0:
@@ -206,7 +211,7 @@ def probe(geom, c, st, s, va, size, asid, sizes, ev):
     return slot
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop):
     """One access: TLB lookup, a walk on a miss, fill.
 
@@ -252,7 +257,7 @@ def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt
     return STOP_DONE
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def data_access(pa, geom, c, st, cost, cnt):
     """The access itself, after translation: through the caches (competing with walks) or at a flat cost."""
     if st[ST_DATA_CACHE]:

@@ -84,7 +84,8 @@ STOP_PID = 2  # an access by a process that is not current
 STOP_GUEST_FAULT = 3  # the first-dimension walk found no/insufficient entry (native, nested)
 STOP_NPF = 4  # nested page fault: gPA not backed (nested)
 STOP_SHADOW_FAULT = 5  # shadow entry absent or too weak (shadow)
-STOP_NAMES = ("done", "os-op", "pid", "guest-fault", "npf", "shadow-fault")
+STOP_BUILD = 6  # a kernel build without the walk this mode needs (build.py): a bug, never a workload
+STOP_NAMES = ("done", "os-op", "pid", "guest-fault", "npf", "shadow-fault", "no-walk-in-build")
 # stop info slots
 SI_CODE = 0
 SI_INDEX = 1

@@ -152,7 +152,8 @@ class Machine:
         i = 0
         retries = 0
         last_fault = -1
-        run_accesses = hardware.run_accesses()  # compiled once it is ready; the same code interpreted until then
+        # compiled once it is ready (the build for this path and walk); the same source interpreted until then
+        run_accesses = hardware.run_accesses(record, self.name == "nested")
         try:
             while i < n:
                 self.st[ST_EV_N] = 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from numba import njit
 
+from .build import INLINE, RECORD_EVENTS
 from .counters import (
     K_CYC_WALK,
     K_NTLB_HITS,
@@ -80,24 +81,25 @@ WALK_FAULT = 1  # first-dimension entry absent or too weak
 WALK_NPF = 2  # nested entry absent: guest-physical page not backed
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def emit(ev, st, kind, a, b, c, d, e, f):
-    """Record one event when the step path asked for them (a no-op in batch runs)."""
-    if st[ST_EV_ON] == 0:
-        return
-    n = st[ST_EV_N]
-    if n < MAX_EVENTS:
-        ev[n, 0] = kind
-        ev[n, 1] = a
-        ev[n, 2] = b
-        ev[n, 3] = c
-        ev[n, 4] = d
-        ev[n, 5] = e
-        ev[n, 6] = f
-    st[ST_EV_N] = n + 1
+    """Record one event when the step path asked for them. The batch kernels are built without it
+    (build.RECORD_EVENTS: the branch is pruned before inlining)."""
+    if RECORD_EVENTS:
+        if st[ST_EV_ON] != 0:
+            n = st[ST_EV_N]
+            if n < MAX_EVENTS:
+                ev[n, 0] = kind
+                ev[n, 1] = a
+                ev[n, 2] = b
+                ev[n, 3] = c
+                ev[n, 4] = d
+                ev[n, 5] = e
+                ev[n, 6] = f
+            st[ST_EV_N] = n + 1
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def cache_access(pa, geom, c, st, cost):
     """One access to physical address pa through the data caches; returns (where served, cycles).
 
@@ -116,7 +118,7 @@ def cache_access(pa, geom, c, st, cost):
     return served, cost[C_L1D + served]
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def reference(pa, geom, c, st, cost, cnt):
     """Charge one walk memory reference; returns where it was served (SERVED_*)."""
     if st[ST_CACHE_ON] == 0:
@@ -129,7 +131,7 @@ def reference(pa, geom, c, st, cost, cnt):
     return served
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def leaf_flags(rights, entry, size, page):
     """TLB flags for a leaf: entry size, accumulated W/U, D, G, NX, and the size of the page it came from."""
     f = size | (page << TF_PAGE_SHIFT)
@@ -146,7 +148,7 @@ def leaf_flags(rights, entry, size, page):
     return f
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def skip_cached_levels(addr, levels, asid, first, dim, row, geom, c, st, cost, cnt, ev, hits):
     """Look the walk caches up, deepest level first (Intel SDM Vol. 3A §4.10.3.2).
 
@@ -170,7 +172,7 @@ def skip_cached_levels(addr, levels, asid, first, dim, row, geom, c, st, cost, c
     return -1, RW | US, levels
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def read_entry(addr, level, table, tables, rows, base, dim, erow, ecol, geom, c, st, cost, cnt, ev):
     """One reference of a walk whose tables live where they are read: charge it, read the entry,
     record it as grid cell (erow, ecol). Returns (entry, table row, index)."""
@@ -183,7 +185,7 @@ def read_entry(addr, level, table, tables, rows, base, dim, erow, ecol, geom, c,
     return e, trow, idx
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def mark_used(tables, trow, idx, e, leaf, write):
     """The walker sets A on every entry it uses and D on the leaf of a write; returns the entry now."""
     ne = e | A
@@ -194,7 +196,7 @@ def mark_used(tables, trow, idx, e, leaf, write):
     return ne
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
             geom, c, st, cost, cnt, ev):
     """Walk one radix table from `root` for va.
@@ -227,7 +229,7 @@ def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
         level -= 1
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, ev):
     """gPA frame -> hPA frame for row `row` of a 2D walk (guest level, 0 = the data page).
 
@@ -272,7 +274,7 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
         level -= 1
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
+@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
 def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
             geom, c, st, cost, cnt, ev):
     """The nested (2D) walk of gVA va from guest CR3 frame `groot`.

@@ -45,13 +45,14 @@ def counters_after(workload, params, overrides, steps: int = 40) -> dict:
 
 @pytest.fixture
 def kernels(monkeypatch):
-    """Pick the implementation for every Machine.run: a function of the call's number."""
-    compiled = hardware.require_compiled()
+    """Pick the implementation for every Machine.run: compiled (the build for its path) or interpreted, as a
+    function of the call's number."""
     interpreted = hardware.interpreted_module().run_accesses
 
     def use(pick):
         calls = itertools.count()
-        monkeypatch.setattr(hardware, "run_accesses", lambda: compiled if pick(next(calls)) else interpreted)
+        monkeypatch.setattr(hardware, "run_accesses", lambda record, nested: hardware.compiled_kernel(
+            record, nested) if pick(next(calls)) else interpreted)
 
     return use
 
@@ -59,12 +60,23 @@ def kernels(monkeypatch):
 def test_the_interpreted_kernels_are_the_same_source_run_as_python():
     module = hardware.interpreted_module()
     assert Path(module.__file__) == hardware.ENGINE_DIR / "kernel.py"
-    walk = sys.modules[f"{hardware.INTERPRETED_PACKAGE}.walk"]
+    walk = sys.modules[f"{module.__package__}.walk"]
     assert Path(walk.__file__) == hardware.ENGINE_DIR / "walk.py"
     for fn in (module.run_accesses, module.access, walk.walk_2d):
         assert type(fn).__name__ == "function", f"{fn} is not plain Python"
-    compiled = hardware.require_compiled()
-    assert type(compiled).__name__ != "function"
+    for key in hardware.KEYS:
+        assert type(hardware.compiled_kernel(*key)).__name__ != "function"
+
+
+def test_each_build_holds_what_its_path_needs():
+    """The step build records events; the batch builds are one per walk dimension and record none."""
+    step = hardware.load_variant(hardware.STEP)
+    assert sys.modules[f"{step.__package__}.build"].RECORD_EVENTS
+    for variant, two_d in ((hardware.BATCH_1D, False), (hardware.BATCH_2D, True)):
+        build = sys.modules[f"{hardware.load_variant(variant).__package__}.build"]
+        assert (build.RECORD_EVENTS, build.WALK_1D, build.WALK_2D) == (False, not two_d, two_d)
+    assert hardware.compiled_kernel(False, True) is not hardware.compiled_kernel(False, False)
+    assert hardware.compiled_kernel(True, True) is hardware.compiled_kernel(True, False)
 
 
 @pytest.mark.parametrize("workload,params,overrides", CASES)
@@ -96,7 +108,7 @@ def test_the_cache_folder_is_keyed_by_every_kernel_source(monkeypatch, tmp_path)
 
 def _fresh_cache_state(monkeypatch):
     for name, value in (("_cache_dir", None), ("_cache_error", None), ("_compiled", None), ("_child", None),
-                        ("_child_error", None), ("_last_poll", 0.0)):
+                        ("_child_error", None), ("_last_poll", 0.0), ("_full", False), ("_adopted", frozenset())):
         monkeypatch.setattr(hardware, name, value)
 
 
@@ -118,7 +130,7 @@ def test_with_no_writable_cache_the_engine_runs_interpreted_and_says_why(monkeyp
     monkeypatch.setenv("RVI_TUI_KERNELS", "auto")
     _fresh_cache_state(monkeypatch)
     assert hardware.cache_dir() is None
-    assert hardware.run_accesses() is hardware.interpreted_module().run_accesses
+    assert hardware.run_accesses(False, True) is hardware.interpreted_module().run_accesses
     assert "RVI_TUI_CACHE_DIR" in hardware.status().describe()
     with pytest.raises(EngineError, match="cannot compile"):
         hardware.require_compiled()
@@ -139,15 +151,17 @@ def test_two_compilers_at_once_compile_once_and_leave_a_cache_that_loads_without
              for _ in range(2)]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    said = sorted("compiled into" in out for out in outputs)
+    said = sorted("compiled into" in out for out in outputs)  # the other: "complete already"
     assert said == [False, True], f"exactly one child compiles: {outputs}"
     assert any("complete already" in out for out in outputs)
-    record = json.loads((folder / hardware.COMPLETE).read_text())
-    assert record["seconds"] > 0 and record["peak_rss_kb"] > 0
+    records = hardware.cache_complete(folder)
+    assert records is not None and set(records) == set(hardware.STAGES)
+    assert all(r["seconds"] > 0 and r["peak_rss_kb"] > 0 for r in records.values())
     probe = ("import sys; from pathlib import Path; from rvi_tui.engine import hardware;"
              "hardware.use_cache_dir(Path(sys.argv[1]));"
              "from rvi_tui.engine.warmup import warm_up; warm_up();"
-             "s = hardware.run_accesses().stats; print(sum(s.cache_hits.values()), sum(s.cache_misses.values()))")
+             "stats = [hardware.compiled_kernel(*key).stats for key in hardware.KEYS];"
+             "print(sum(sum(s.cache_hits.values()) for s in stats), sum(sum(s.cache_misses.values()) for s in stats))")
     done = subprocess.run([sys.executable, "-c", probe, str(folder)], capture_output=True, text=True, env=env,
                           timeout=120)
     assert done.returncode == 0, done.stderr
@@ -156,18 +170,24 @@ def test_two_compilers_at_once_compile_once_and_leave_a_cache_that_loads_without
 
 
 def test_bench_compile_reports_seconds_and_peak_rss(monkeypatch, capsys):
-    """The measurement's plumbing (the child itself is exercised by the test above)."""
+    """The measurement's plumbing (the compiler itself is exercised by the test above)."""
     from rvi_tui.engine import compile_kernels
 
     seen = []
 
     def fake_child(folder):
         seen.append(folder)
+        Path(folder).mkdir(parents=True)
+        for i, stage in enumerate(hardware.STAGES):
+            compile_kernels.write_atomically(hardware.stage_marker(Path(folder), stage),
+                                             json.dumps({"seconds": 1.5 + i, "peak_rss_kb": (256 << i) * 1024}))
         threading.Event().wait(0.01)
-        return 0, 512 * 1024
+        return 0, 1024 * 1024
 
     monkeypatch.setattr(compile_kernels, "compile_in_child", fake_child)
     assert cli.main(["bench", "--compile", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["compile_peak_rss_mb"] == 512.0 and result["compile_seconds"] > 0
+    assert result["compile_peak_rss_mb"] == 1024.0 and result["compile_seconds"] > 0
+    assert result["stages"]["step"] == {"seconds": 1.5, "peak_rss_mb": 256.0}
+    assert result["stages"]["batch2d"] == {"seconds": 3.5, "peak_rss_mb": 1024.0}
     assert seen and not Path(seen[0]).exists(), "the throwaway cache is removed"

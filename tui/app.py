@@ -163,7 +163,7 @@ class RviApp(App):
         self.request_refresh()
 
     def _busy_refresh(self) -> None:
-        if self.runner.busy or self._kernels_seen.startswith("interpreted, compiling"):  # a live elapsed time
+        if self.runner.busy or self._kernels_seen.startswith(("interpreted, compiling", "compiled, optimising")):
             self.request_refresh()
 
     # --- drawing ------------------------------------------------------------------------------------
@@ -226,8 +226,9 @@ class RviApp(App):
             self.history.reset()  # the counters restarted: rates over a window that spans the restart mean nothing
             self.notify(f"warm-up done at op {f.warmup_ops:,}: the counters restart here and count the steady "
                         "state, as `rvi-tui report` does", title="warm-up", timeout=8)
-        if f.kernels == "compiled" and self._kernels_seen.startswith("interpreted, compiling"):
-            self.notify("the compiled kernels are ready: the engine runs at full speed from here, on the same ops",
+        if f.kernels.startswith("compiled") and self._kernels_seen.startswith("interpreted, compiling"):
+            self.notify("compiled kernels are ready: the engine runs them from here on, on the same ops"
+                        + ("" if f.kernels == "compiled" else "; the fully optimised batch builds follow"),
                         title="compiled", timeout=6)
         self._kernels_seen = f.kernels
         self.frame = f

@@ -317,15 +317,15 @@ class Runner:
                 self._fail(e)
 
     def _adopt_compiled(self) -> None:
-        """While idle, take up the compiled kernels as soon as the compiler child has made them (a run takes
-        them up at its next batch anyway), so that the status line says so."""
+        """While idle, take up compiled kernels as soon as the compiler child has made them (a run takes them up
+        at its next batch anyway), so that the status line says so."""
         from rvi_tui.engine import hardware
 
         before = hardware.status()
         if before.compiling:
             with self.lock:
-                hardware.run_accesses()
-            if hardware.status().compiled:
+                hardware.start()
+            if hardware.status().describe().split(",")[0] != before.describe().split(",")[0]:
                 self._post("kernels")
 
     def _wait_time(self) -> float:
@@ -393,7 +393,7 @@ class Runner:
             # compiler in a child process and runs the kernels' own source interpreted until it is done
             from rvi_tui.engine import hardware
 
-            hardware.run_accesses()
+            hardware.start()
             self.warm_s = time.perf_counter() - self.warm_started
             self.warm_started = None
             self.warmed = True
