@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import threading
 
 from ..engine import config as C
 from ..engine.errors import ConfigError, EngineError

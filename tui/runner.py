@@ -15,7 +15,6 @@ exit; a daemon thread is not).
 from __future__ import annotations
 
 import contextlib
-import gc
 import itertools
 import queue
 import threading
