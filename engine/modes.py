@@ -54,8 +54,13 @@ class Mode:
     def table_freed(self, table: int) -> None:
         pass
 
-    def load_cr3(self, proc: Process) -> None:
+    def load_cr3(self, proc: Process, flush: bool = False) -> None:
+        """mov cr3; with flush (a new address space's first load, Linux's switch_mm_irqs_off choosing a fresh
+        ASID), the load also drops the PCID's TLB entries."""
         self.enter(proc, proc.root)
+        if flush:
+            self.m.mmu.flush_asid(self.asid(proc), keep_global=True)
+            self.m.note(ev.Flush("asid", self.asid(proc)))
 
     def enter(self, proc: Process, root: int) -> None:
         """Point the hardware at `root` for proc; without PCID the CR3 load flushes non-global entries."""

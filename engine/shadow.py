@@ -185,13 +185,18 @@ class Shadow(Mode):
         for sp in list(self.by_gfn.get(table, ())):
             self._zap(sp, "zap")
 
-    def load_cr3(self, proc: Process) -> None:
-        """mov cr3 exits: switch to (or build) the shadow root and resync unsync pages."""
+    def load_cr3(self, proc: Process, flush: bool = False) -> None:
+        """mov cr3 exits: switch to (or build) the shadow root and resync unsync pages. A load that flushes
+        (no PCID, or a fresh address space) is also a TLB flush (kvm_vcpu_flush_tlb_current, tlb_flush++)."""
         m = self.m
         root = self._root_for(proc.root)
         m.exit("cr3_write", self.cost["cr3"], f"gCR3 {proc.root << 12:#x}")
         self._sync_all()
         self.enter(proc, root.frame)
+        if flush:
+            m.count("tlb_flush")
+            m.mmu.flush_asid(self.asid(proc), keep_global=True)
+            m.note(ev.Flush("asid", self.asid(proc)))
 
     def _root_for(self, gcr3: int) -> ShadowPage:
         root = self.roots.get(gcr3)

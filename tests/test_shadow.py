@@ -36,8 +36,9 @@ def test_demand_fault_is_an_injected_fault_then_a_hidden_fault():
 
 
 def test_first_write_to_a_clean_page_exits_once_for_dirty_tracking():
-    m = shadow()
-    m.run(O.mmap(1, BASE, 1 << 20, huge=False))
+    # a 4 KiB read fault maps the zero page now (do_anonymous_page); a 2 MiB one maps a clean writable page
+    m = shadow(**{"guest.page": "2m"})
+    m.run(O.mmap(1, BASE, 1 << 21, huge=True))
     m.run(O.accesses([BASE], rw=O.READ))  # mapped clean
     assert exits(m.step(O.accesses([BASE + 8], rw=O.WRITE))) == ["dirty_track"]
     assert exits(m.step(O.accesses([BASE + 16], rw=O.WRITE))) == []
