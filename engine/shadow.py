@@ -16,6 +16,9 @@ page is resynced at the guest's next TLB flush, CR3 load or INVLPG) and *write
 flooding* (a non-leaf shadow page written ``flood_threshold`` times without
 being used by a fill in between is zapped: ``mmu_flooded``).
 
+The host page behind a guest frame is allocated inside the first fault that
+needs it, as under nested paging (``Mode.back_host_page``).
+
 Simplification: when the guest frees a table page, its shadow pages are
 zapped at once (KVM gets there later, through flooding or zap-on-reuse).
 """
@@ -278,6 +281,7 @@ class Shadow(Mode):
         if not leaf.leaf or (write and not rights & E.RW):
             m.exit("guest_pf_inject", self.cost["inject"], f"#PF {va:#x}")
             m.count("pf_guest")
+            self._back_tables(path)
             m.guest_page_fault(stop)  # the guest kernel handles it as it would natively
             return
         if write and not leaf.value & E.D:
@@ -288,8 +292,16 @@ class Shadow(Mode):
             m.exit("shadow_fault", self.cost["shadow_fill"], f"{va:#x}")
             m.count("pf_fixed")
             leaf = leaf._replace(value=leaf.value | E.A)
+        self._back_tables(path)
         m.gmem.write(leaf.table, leaf.index, leaf.value)  # the hypervisor's own store: not trapped
         self._fill(proc, va, path[:-1] + [leaf])
+
+    def _back_tables(self, path) -> None:
+        """The software walk reads each guest table page through the host's mapping of guest memory, which
+        faults the host page in on first use (kvm_vcpu_read_guest -> a host page fault): the same allocation
+        a nested walk's NPF on that table page pays for."""
+        for p in path:
+            self.back_host_page(p.table)
 
     def _fill(self, proc: Process, va: int, path) -> None:
         """Build the shadow path for va from the guest path (a hidden fault's fix-up, FNAME(fetch))."""
@@ -319,6 +331,7 @@ class Shadow(Mode):
             sp, level = child, level - 1
         sp.flood = 0
         gfn = gbase + ((va >> 12) & ((1 << (9 * gsize)) - 1) & ~((1 << (9 * tsize)) - 1))
+        self.back_host_page(gfn)  # kvm_faultin_pfn: the host page is allocated inside this fault
         flags = E.P | E.A | rights | (leaf.value & (E.G | E.NX))
         if tsize:
             flags |= E.PS
