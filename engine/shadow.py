@@ -258,14 +258,17 @@ class Shadow(Mode):
 
     def load_cr3(self, proc: Process, flush: bool = False) -> None:
         """mov cr3 exits: switch to (or build) the shadow root and resync unsync pages. A load that flushes
-        (no PCID, or a fresh address space) is also a TLB flush (kvm_vcpu_flush_tlb_current, tlb_flush++)."""
+        (no PCID, or a fresh address space) is also a TLB flush: kvm_set_cr3 -> kvm_mmu_new_pgd raises
+        KVM_REQ_TLB_FLUSH_CURRENT unless the guest set CR3's no-flush bit (kvm_vcpu_flush_tlb_current,
+        tlb_flush++)."""
         m = self.m
         root = self._root_for(proc.root)
         self._exit("cr3_write", self.cost["cr3"], f"gCR3 {proc.root << 12:#x}")
         self._sync_all()
         self.enter(proc, root.frame)
-        if flush:
+        if flush or not m.os.pcid_enabled:
             m.count("tlb_flush")
+        if flush:
             m.mmu.flush_asid(self.asid(proc), keep_global=True)
             m.note(ev.Flush("asid", self.asid(proc)))
 

@@ -172,6 +172,17 @@ def test_exec_counts_its_cr3_flush_and_kvms_flush_after_zapping_the_old_tables()
     assert d["tlb_flush"] == 2  # kvm_vcpu_flush_tlb_current for the load + KVM_REQ_TLB_FLUSH after the zaps
 
 
+def test_without_pcid_every_cr3_load_is_a_tlb_flush():
+    m = machine("shadow", **{"guest.pcid": False})
+    m.run(O.concat([O.mmap(1, BASE, 1 << 20, huge=False), O.op(O.FORK, pid=1, arg=2)]))
+    d = delta(m, O.concat([O.op(O.SWITCH, pid=2), O.op(O.SWITCH, pid=1)]))
+    assert d["exit_cr3_write"] == 2 and d["tlb_flush"] == 2  # kvm_vcpu_flush_tlb_current each time
+    m = machine("shadow")  # with PCID the switch keeps the TLB (CR3's no-flush bit)
+    m.run(O.concat([O.mmap(1, BASE, 1 << 20, huge=False), O.op(O.FORK, pid=1, arg=2)]))
+    d = delta(m, O.concat([O.op(O.SWITCH, pid=2), O.op(O.SWITCH, pid=1)]))
+    assert d["exit_cr3_write"] == 2 and d["tlb_flush"] == 0
+
+
 def test_mmu_unsync_is_a_gauge_that_survives_a_counter_reset():
     m = written_pages(3)
     assert m.counters()["mmu_unsync"] == 1
