@@ -147,3 +147,6 @@ def validate(values: Mapping) -> None:
             _check(isinstance(value, int) and value >= 0, key, "must be a whole number of cycles >= 0", values)
     _check(values["shadow.flood_threshold"] >= 1, "shadow.flood_threshold", "must be >= 1", values)
     _check(values["shadow.max_pages"] >= 0, "shadow.max_pages", "must be >= 0", values)
+    prefetch = values["shadow.prefetch"]
+    _check(isinstance(prefetch, int) and 1 <= prefetch <= 512 and prefetch & (prefetch - 1) == 0,
+           "shadow.prefetch", "must be a power of two from 1 to 512", values)

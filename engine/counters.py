@@ -1,10 +1,12 @@
 """Counter names and their slots in a machine's int64 counter array.
 
-Names follow KVM's own statistics where KVM has one (``exits``, ``pf_fixed``,
-``pf_guest``, ``mmu_pte_write``, ``mmu_shadow_zapped``, ``mmu_flooded``,
-``mmu_unsync``, ``mmu_cache_miss``, ``tlb_flush``, ``invlpg``: see
-Documentation/virt/kvm/x86/mmu.rst and x86.c's stats descriptors, notes §4.8),
-so a KVM user reads them without a glossary.
+Names follow KVM's own statistics where KVM has one (``exits``, ``pf_taken``,
+``pf_fixed``, ``pf_emulate``, ``pf_guest``, ``mmu_pte_write``, ``mmu_pde_zapped``,
+``mmu_shadow_zapped``, ``mmu_flooded``, ``mmu_unsync``, ``mmu_cache_miss``,
+``mmu_recycled``, ``tlb_flush``, ``invlpg``: see Documentation/virt/kvm/x86/mmu.rst
+and x86.c's stats descriptors, notes §4.8), and each is incremented where KVM
+increments it (``KVM_MEANINGS`` below says where), so a KVM user reads them
+without a glossary.
 
 Counting rules, so every figure means one thing:
 * each access is counted once in the TLB counters, with the outcome of the
@@ -39,15 +41,41 @@ NAMES = (
     "proc_exits", "mmaps", "munmaps", "guest_tlb_flushes", "guest_invlpgs",
     # where the program's own data accesses were served (cache.data_accesses)
     "data_l1d", "data_l2", "data_l3", "data_dram",
+    # appended after the kernel's slots so that none of them moves
+    "pf_taken", "pf_emulate", "mmu_pde_zapped", "host_page_allocs", "zero_page_maps",
 )
 INDEX = {name: i for i, name in enumerate(NAMES)}
 N_COUNTERS = len(NAMES)
 
 EXIT_REASONS = ("npf", "cr3_write", "invlpg", "pt_write", "shadow_fault", "guest_pf_inject", "dirty_track")
 KVM_NAMES = (
-    "exits", "pf_fixed", "pf_guest", "mmu_pte_write", "mmu_shadow_zapped", "mmu_flooded",
-    "mmu_unsync", "mmu_cache_miss", "mmu_recycled", "tlb_flush", "invlpg",
+    "exits", "pf_taken", "pf_fixed", "pf_emulate", "pf_guest", "mmu_pte_write", "mmu_pde_zapped",
+    "mmu_shadow_zapped", "mmu_flooded", "mmu_unsync", "mmu_cache_miss", "mmu_recycled", "tlb_flush", "invlpg",
 )
+# What increments each KVM-named counter, in KVM (arch/x86/kvm: x86.c, mmu/mmu.c, mmu/mmu_internal.h,
+# mmu/paging_tmpl.h) and so in the model. ``mmu_unsync`` is a gauge, not a count.
+KVM_MEANINGS = {
+    "exits": "every VM exit, whatever its reason (exit_* split them)",
+    "pf_taken": "every page fault the MMU's fault handler takes (kvm_mmu_page_fault): shadow paging's "
+                "intercepted #PFs (hidden, dirty-tracking, table-write and injected ones) and nested page faults",
+    "pf_fixed": "faults that installed an SPTE (RET_PF_FIXED): hidden faults, dirty tracking, a write that "
+                "unsyncs a leaf table, nested page faults",
+    "pf_emulate": "faults KVM emulates (RET_PF_EMULATE): a guest write to a write-protected guest table",
+    "pf_guest": "#PFs injected into the guest (kvm_inject_page_fault)",
+    "mmu_pte_write": "emulated guest page-table writes (kvm_mmu_pte_write)",
+    "mmu_pde_zapped": "emulated writes of a present entry into a non-leaf shadowed table (kvm_mmu_pte_write: "
+                      "gentry && level > 4K)",
+    "mmu_shadow_zapped": "shadow pages zapped (kvm_mmu_prepare_zap_page), for any reason",
+    "mmu_flooded": "shadow pages zapped for write flooding (detect_write_flooding)",
+    "mmu_unsync": "gauge: shadow pages unsync now (kvm_unsync_page adds one, kvm_unlink_unsync_page on a "
+                  "sync or a zap takes it away)",
+    "mmu_cache_miss": "shadow-page lookups that made a new page (kvm_mmu_get_shadow_page)",
+    "mmu_recycled": "shadow pages zapped to stay under the cap (kvm_mmu_zap_oldest_mmu_pages)",
+    "tlb_flush": "TLB flushes KVM performs for the vCPU: the guest's (kvm_vcpu_flush_tlb_guest), a CR3 load "
+                 "that flushes (kvm_vcpu_flush_tlb_current) and KVM's own after zapping SPTEs "
+                 "(KVM_REQ_TLB_FLUSH -> kvm_vcpu_flush_tlb_all, one per exit however many zaps asked)",
+    "invlpg": "guest INVLPGs KVM handles (kvm_mmu_invlpg)",
+}
 CYCLE_PARTS = ("cyc_base", "cyc_tlb", "cyc_walk", "cyc_exit", "cyc_hypervisor", "cyc_guest_os")
 
 # slots the compiled kernel writes (checked against NAMES by the tests)

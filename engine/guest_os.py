@@ -6,6 +6,12 @@ each of them. The platform is the mode: natively a table write is a store;
 under shadow paging it traps to the hypervisor; under nested paging it is a
 store again. The guest's own work (its fault handler, its per-op kernel work)
 costs the same in every mode.
+
+Linux rules the model follows, each cited where it is applied: a read fault on
+anonymous memory maps the shared zero page (``do_anonymous_page``), a write
+to it or to a shared page copies (``wp_page_copy``, which flushes the old
+translation), a write to a copy-on-write page nobody else maps reuses it
+without a flush (``wp_page_reuse``), and exec loads its new CR3 once.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ class Platform(Protocol):
 
     def pte_write(self, table: int, index: int, old: int, new: int) -> None: ...
     def table_freed(self, table: int) -> None: ...
-    def load_cr3(self, proc: Process) -> None: ...
+    def load_cr3(self, proc: Process, flush: bool = False) -> None: ...
     def invlpg(self, proc: Process, va: int) -> None: ...
     def flush_tlb(self, proc: Process) -> None: ...
 
@@ -75,6 +81,9 @@ class GuestOS:
         self.cost_pte = config["cost.guest_pte_write"]
         self.cost_op = config["cost.guest_os_op"]
         self.pages = PageRefs(mem)  # who maps which data pages (COW sharing, split large pages)
+        # Linux's shared zero page (ZERO_PAGE, empty_zero_page): one frame, allocated on first use and never
+        # freed; no process owns it, so PageRefs does not count it and no unmap releases it
+        self.zero_frame: int | None = None
         self.procs: dict[int, Process] = {}
         self.current = self.spawn(1)
 
@@ -154,14 +163,36 @@ class GuestOS:
         return E.PAGE_4K
 
     def _demand_map(self, proc: Process, vma: Vma, va: int, write: bool, deepest: int) -> None:
-        """Map a fresh page; a write fault maps it accessed and dirty, as Linux's do_anonymous_page does."""
+        """Map a fresh page; a write fault maps it accessed and dirty, as Linux's do_anonymous_page does.
+
+        A read fault that would map a 4 KiB page maps the shared zero page instead, read-only and
+        copy-on-write when the VMA is writable (do_anonymous_page: ``!(vmf->flags & FAULT_FLAG_WRITE)``
+        -> my_zero_pfn, pte_mkspecial; no allocation). The first write then faults and copies it
+        (wp_page_copy), which counts as a copy-on-write fault. Large pages are allocated as before (Linux's
+        huge zero page is not modelled)."""
         size = self._page_size_for(vma, va, deepest)
+        if not write and size == E.PAGE_4K:
+            if self.zero_frame is None:
+                self.zero_frame = self.mem.alloc(E.PAGE_4K)
+            self._count("zero_page_maps")
+            proc.table.map(va, self.zero_frame, size, E.US | E.A | (COW if vma.writable else 0))
+            return
         frame = self.pages.alloc(size)
         flags = E.US | E.A | (E.RW if vma.writable else 0) | (E.D if write and vma.writable else 0)
         proc.table.map(va, frame, size, flags)
 
+    def _release(self, frame: int, size: int) -> None:
+        """One mapping of a data page gone; the zero page is nobody's and stays."""
+        if frame != self.zero_frame:
+            self.pages.release(frame, size)
+
     def _cow(self, proc: Process, va: int, last) -> None:
-        """A write to a copy-on-write page: copy it if it is shared, else make it writable again.
+        """A write to a copy-on-write page: copy it if it is shared (or the zero page), else make it writable.
+
+        Copy (wp_page_copy): a fresh page, mapped dirty; ptep_clear_flush drops the old translation, so the
+        guest INVLPGs va. Reuse (wp_page_reuse, the page is exclusively this process's): the entry is made
+        writable and dirty in place through ptep_set_access_flags, which on x86 does not flush: a stale
+        read-only TLB entry only makes the CPU re-walk (or take a spurious fault) and find the new entry.
 
         A shared 2 MiB page is split first and only the 4 KiB page written is copied, as Linux has
         done since 5.8 ("thp: change CoW semantics for anon-THP"); a 1 GiB page is a hugetlbfs page
@@ -173,13 +204,15 @@ class GuestOS:
             last = proc.table.walk(va)[-1]
             frame, size = E.frame_of(last.value), last.level - 1
         leaf = last.value
-        if self.pages.shared(frame, size):
-            self.pages.release(frame, size)
-            frame = self.pages.alloc(size)  # copy the page
-        flags = (leaf & ~E.ADDR_MASK & ~COW) | E.RW | E.A | E.D  # wp_page_copy maps the copy dirty
+        copy = frame == self.zero_frame or self.pages.shared(frame, size)
+        if copy:
+            self._release(frame, size)
+            frame = self.pages.alloc(size)  # copy the page (a zeroed one for the zero page)
+        flags = (leaf & ~E.ADDR_MASK & ~COW) | E.RW | E.A | E.D  # both map the page dirty
         proc.table.set_leaf(va, E.make(frame, flags))
-        self.platform.invlpg(proc, va)
-        self._count("guest_invlpgs")
+        if copy:
+            self.platform.invlpg(proc, va)
+            self._count("guest_invlpgs")
 
     # --- OS ops --------------------------------------------------------------------------------
     def switch(self, pid: int) -> None:
@@ -234,7 +267,7 @@ class GuestOS:
             if va + E.page_bytes(size) <= start or va >= end:
                 continue
             proc.table.write_entry(leaf.table, leaf.index, 0)
-            self.pages.release(E.frame_of(leaf.value), size)
+            self._release(E.frame_of(leaf.value), size)
             cleared.append(va)
         self._free_empty_tables(proc)
         if not cleared:
@@ -287,7 +320,8 @@ class GuestOS:
                 value |= COW
                 parent.table.write_entry(leaf.table, leaf.index, value)
             frame = E.frame_of(value)
-            self.pages.share(frame, leaf.level - 1)
+            if frame != self.zero_frame:  # copy_present_pte: the zero page is special, not refcounted
+                self.pages.share(frame, leaf.level - 1)
             child.table.map(va, frame, leaf.level - 1, value & ~E.ADDR_MASK & ~E.P & ~E.PS & ~E.A & ~E.D)
         self.platform.flush_tlb(parent)  # the parent's writable translations are stale now
         self._count("guest_tlb_flushes")
@@ -300,22 +334,27 @@ class GuestOS:
         """Unmap everything and free every table page, the root too (exit_mmap + free_pgtables)."""
         for va, leaf in list(proc.table.leaves()):
             proc.table.write_entry(leaf.table, leaf.index, 0)
-            self.pages.release(E.frame_of(leaf.value), leaf.level - 1)
+            self._release(E.frame_of(leaf.value), leaf.level - 1)
         for table, _level, _parent in list(proc.table.tables()):
             self.platform.table_freed(table)
             self.mem.free_table(table)
         proc.vmas = []
 
     def exec(self, pid: int) -> None:
-        """Replace the address space with an empty one (a new root, so a new CR3)."""
+        """Replace the address space with an empty one (a new root, so a new CR3).
+
+        Linux writes CR3 once: exec_mmap -> switch_mm_irqs_off loads the new mm's root under a fresh ASID,
+        which flushes that PCID's old entries in the same CR3 write. A process that is not running gets its
+        flush without a load (at its next switch in Linux; here at once, as a TLB flush)."""
         self._count("execs")
         self._charge(self.cost_op)
         proc = self.proc(pid)
         self._destroy_space(proc)
         proc.table = RadixTable(self.mem, self.levels, self._on_write)
-        self.platform.flush_tlb(proc)
         if proc is self.current:
-            self.platform.load_cr3(proc)
+            self.platform.load_cr3(proc, flush=True)
+        else:
+            self.platform.flush_tlb(proc)
 
     def exit(self, pid: int) -> None:
         self._count("proc_exits")

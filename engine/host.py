@@ -48,7 +48,24 @@ class Host:
         # table pages live above guest RAM; give them as much room as guest RAM itself
         self.mem = PhysicalMemory("host", frames=guest_frames, base=guest_frames)
         self.nested = RadixTable(self.mem, nested_levels) if with_nested_table else None
+        self.backed: set[int] = set()  # host pages (in units of the host page size) backing guest memory
         self.backed_pages = 0
+
+    def is_backed(self, gfn: int) -> bool:
+        return gfn >> (9 * self.host_size) in self.backed
+
+    def touch(self, gfn: int) -> bool:
+        """Back the host page holding guest frame gfn if it is not yet; returns whether it was newly backed.
+
+        The same in every virtualized mode: KVM allocates the host page inside whichever fault first needs
+        the frame (kvm_faultin_pfn -> __gfn_to_pfn_memslot -> hva_to_pfn, which faults the page into the
+        VMM's address space), be it a nested page fault or a shadow page fault."""
+        unit = gfn >> (9 * self.host_size)
+        if unit in self.backed:
+            return False
+        self.backed.add(unit)
+        self.backed_pages += 1
+        return True
 
     def back(self, gfn: int) -> tuple[int, int]:
         """Map the host page holding guest frame gfn in the nested table; returns (gPA page, hPA page) frames."""
@@ -56,5 +73,5 @@ class Host:
         gpage = gfn & ~(unit_frames - 1)
         hpage = self.placement(gpage)
         self.nested.map(gpage << E.PAGE_SHIFT, hpage, self.host_size, E.RW | E.US)
-        self.backed_pages += 1
+        self.touch(gfn)
         return gpage, hpage

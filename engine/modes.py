@@ -10,6 +10,11 @@ the handler for the faults its hardware raises:
   notes §4.2); the hypervisor runs only on a nested page fault, to back a
   guest page on first touch.
 * shadow — see ``shadow.py``.
+
+In both virtualized modes the host page behind a guest frame is allocated,
+and charged ``cost.host_page_alloc``, inside the first fault that needs it
+(``Mode.back_host_page``): the allocation is the same work in either; only the
+fault it happens in differs.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from . import entry as E
 from . import events as ev
+from .counters import INDEX
 from .layout import (
     MODE_NATIVE,
     MODE_NESTED,
@@ -54,8 +60,25 @@ class Mode:
     def table_freed(self, table: int) -> None:
         pass
 
-    def load_cr3(self, proc: Process) -> None:
+    def load_cr3(self, proc: Process, flush: bool = False) -> None:
+        """mov cr3; with flush (a new address space's first load, Linux's switch_mm_irqs_off choosing a fresh
+        ASID), the load also drops the PCID's TLB entries."""
         self.enter(proc, proc.root)
+        if flush:
+            self.m.mmu.flush_asid(self.asid(proc), keep_global=True)
+            self.m.note(ev.Flush("asid", self.asid(proc)))
+
+    def back_host_page(self, gfn: int) -> bool:
+        """Allocate the host page behind guest frame gfn if it is not yet: KVM's kvm_faultin_pfn ->
+        hva_to_pfn faults it into the VMM's address space inside whichever fault first needs the frame
+        (a nested page fault, a shadow page fault or the shadow MMU's read of a guest table). Counted
+        (host_page_allocs) and charged (cost.host_page_alloc, hypervisor cycles) the same in every mode."""
+        m = self.m
+        if not m.host.touch(gfn):
+            return False
+        m.count("host_page_allocs")
+        m.cnt[INDEX["cyc_hypervisor"]] += m.config["cost.host_page_alloc"]
+        return True
 
     def enter(self, proc: Process, root: int) -> None:
         """Point the hardware at `root` for proc; without PCID the CR3 load flushes non-global entries."""
@@ -114,9 +137,15 @@ class Nested(Mode):
         return tuple(paths)
 
     def handle(self, code: int, stop) -> None:
+        """A nested page fault (kvm_mmu_page_fault -> kvm_tdp_page_fault: pf_taken, and pf_fixed for the
+        nested entry it installs): allocate the host page and map it in the nested table."""
         if code == STOP_NPF:
+            m = self.m
             gfn = int(stop[SI_ADDR]) >> 12
-            gpage, hpage = self.m.host.back(gfn)
-            self.m.exit("npf", self.m.config["cost.npf_handler"], f"gPA {gpage << 12:#x} -> hPA {hpage << 12:#x}")
+            self.back_host_page(gfn)
+            gpage, hpage = m.host.back(gfn)
+            m.exit("npf", m.config["cost.npf_handler"], f"gPA {gpage << 12:#x} -> hPA {hpage << 12:#x}")
+            m.count("pf_taken")
+            m.count("pf_fixed")
             return
         super().handle(code, stop)

@@ -12,9 +12,17 @@ page exits once (``dirty_track``).
 
 KVM's two refinements are switches: *unsync* 4 KiB leaf shadow pages (the
 first write exits once and unprotects the page; later writes do not exit; the
-page is resynced at the guest's next TLB flush, CR3 load or INVLPG) and *write
+page is resynced at the guest's next TLB flush or CR3 load, and an INVLPG
+refreshes the one entry it names, leaving the page unsync) and *write
 flooding* (a non-leaf shadow page written ``flood_threshold`` times without
 being used by a fill in between is zapped: ``mmu_flooded``).
+
+A hidden fault on a 4 KiB shadow page also fills up to 7 neighbours of the
+faulting entry (FNAME(pte_prefetch)). The host page behind a guest frame is
+allocated inside the first fault that needs it, as under nested paging
+(``Mode.back_host_page``).
+
+Counters are incremented where KVM increments them (``counters.KVM_MEANINGS``).
 
 Simplification: when the guest frees a table page, its shadow pages are
 zapped at once (KVM gets there later, through flooding or zap-on-reuse).
@@ -27,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from . import entry as E
 from . import events as ev
+from .counters import INDEX
 from .layout import MODE_SHADOW, SI_ADDR, SI_WRITE, STOP_SHADOW_FAULT
 from .modes import Mode
 from .snapshot import PathRow
@@ -49,6 +58,10 @@ class ShadowPage:
     # large page must not reach the parent's writable entries.
     access: int = E.RW | E.US
     unsync: bool = False
+    # entries of an unsync page the guest wrote since it went unsync: their shadow entry may lag the guest's
+    # until a sync, an INVLPG of their address or a fault on them refreshes it (KVM: the unsync page's SPTEs
+    # are whatever they were when the guest's stores stopped trapping)
+    stale: set = field(default_factory=set)
     flood: int = 0  # emulated writes since the hypervisor last used the page
     parents: set = field(default_factory=set)  # {(parent ShadowPage, index)}
     children: dict = field(default_factory=dict)  # index -> child ShadowPage
@@ -67,6 +80,7 @@ class Shadow(Mode):
         self.unsync_enabled = cfg["shadow.unsync"]
         self.flooding = cfg["shadow.flooding"]
         self.flood_threshold = cfg["shadow.flood_threshold"]
+        self.prefetch_num = cfg["shadow.prefetch"]  # PTE_PREFETCH_NUM
         guest_pages = cfg["guest.mem_gib"] << 18
         self.max_pages = cfg["shadow.max_pages"] or max(64, guest_pages // 50)  # KVM: 2 % of memslot pages
         self.host_size = E.size_code(cfg["host.page"])
@@ -75,11 +89,43 @@ class Shadow(Mode):
         self.by_gfn: dict[int, list[ShadowPage]] = {}  # guest table frame -> its (non-direct) shadow pages
         self.roots: dict[int, ShadowPage] = {}  # guest CR3 frame -> root shadow page
         self.current_root: ShadowPage | None = None
+        self.n_unsync = 0  # the mmu_unsync gauge's live value
+        self.seq = 0  # exits so far: KVM's flush requests made during one exit are served once, at the entry
+        self._flushed_seq = -1
 
-    # --- shadow pages --------------------------------------------------------------------------
+    # --- accounting ----------------------------------------------------------------------------
     @property
     def hmem(self):
         return self.m.host.mem
+
+    def _exit(self, reason: str, cycles: int, detail: str = "") -> None:
+        self.seq += 1
+        self.m.exit(reason, cycles, detail)
+        self._gauge()
+
+    def _fault_exit(self, reason: str, cycles: int, detail: str, outcome: str | None) -> None:
+        """An intercepted #PF: kvm_mmu_page_fault counts pf_taken, then pf_fixed (RET_PF_FIXED) or pf_emulate
+        (RET_PF_EMULATE) by what the fault handler returned; an injected fault is neither."""
+        self._exit(reason, cycles, detail)
+        self.m.count("pf_taken")
+        if outcome is not None:
+            self.m.count(outcome)
+
+    def _gauge(self) -> None:
+        """mmu_unsync is a gauge (kvm_unsync_page ++, kvm_unlink_unsync_page --): the slot holds the live
+        count, rewritten whenever the hypervisor runs, so that a counter reset keeps it right."""
+        self.m.cnt[INDEX["mmu_unsync"]] = self.n_unsync
+
+    def _set_unsync(self, sp: ShadowPage, unsync: bool) -> None:
+        if sp.unsync == unsync:
+            return
+        sp.unsync = unsync
+        self.n_unsync += 1 if unsync else -1
+        if not unsync:
+            sp.stale.clear()
+        self._gauge()
+
+    # --- shadow pages --------------------------------------------------------------------------
 
     def _get_page(self, gfn: int, level: int, direct: bool, access: int) -> ShadowPage:
         """The shadow page of this guest frame and role, made on a miss (kvm_mmu_get_shadow_page)."""
@@ -129,6 +175,7 @@ class Shadow(Mode):
     def _zap(self, sp: ShadowPage, why: str) -> None:
         """Remove a shadow page: unlink it from its parents and children, free its frame, flush."""
         self.m.count("mmu_shadow_zapped")
+        self._set_unsync(sp, False)  # kvm_mmu_prepare_zap_page -> kvm_unlink_unsync_page
         for parent, index in list(sp.parents):
             self._set(parent, index, 0)
         for index in list(sp.children):
@@ -149,49 +196,81 @@ class Shadow(Mode):
         self.m.note(ev.ShadowSync(why, 0, sp.gfn, sp.level))
 
     def _flush_hw(self) -> None:
-        """KVM flushes the vCPU's TLB after zapping present SPTEs (kvm_flush_remote_tlbs)."""
+        """KVM flushes the vCPU's TLB after zapping present SPTEs: kvm_mmu_commit_zap_page and
+        kvm_mmu_remote_flush_or_zap call kvm_flush_remote_tlbs, which raises KVM_REQ_TLB_FLUSH; the vCPU serves
+        it before it re-enters the guest (kvm_vcpu_flush_tlb_all, tlb_flush++), once however many zaps asked."""
         self.m.mmu.flush_vpid(self.vpid)
+        if self._flushed_seq != self.seq:
+            self._flushed_seq = self.seq
+            self.m.count("tlb_flush")
 
     # --- the guest's privileged actions ------------------------------------------------------------
     def pte_write(self, table: int, index: int, old: int, new: int) -> None:
+        """A guest store to one of its table pages.
+
+        Not shadowed: a plain store. Shadowed by unsync pages only: a plain store too, and the entry may lag
+        until the next sync. Write-protected (a synced shadow page): the store faults. If every shadow page of
+        the table is a 4 KiB leaf and unsync is on, KVM fixes the fault by unsyncing them
+        (mmu_try_to_unsync_pages -> kvm_unsync_page; RET_PF_FIXED) and the guest's store then goes through.
+        Otherwise the table is write-tracked (account_shadowed), the fault is emulated (RET_PF_EMULATE) and
+        kvm_mmu_pte_write zaps the written SPTE in every shadow page of the table, counting mmu_pde_zapped
+        for a present new entry in a non-leaf one, and flushes once if a zapped SPTE was present."""
         pages = self.by_gfn.get(table)
-        if not pages or not self.write_protected(table):
-            return  # not shadowed, or unsync: a plain store
-        leaf_pages = [sp for sp in pages if sp.level == 1]
-        if self.unsync_enabled and leaf_pages and len(leaf_pages) == len(pages):
-            # KVM mmu_try_to_unsync_pages: one exit, then the page is writable until the next resync
-            self.m.exit("pt_write", self.cost["pt_write"], f"unsync gPT {table << 12:#x}")
-            for sp in pages:
-                sp.unsync = True
-                self.m.count("mmu_unsync")
-                self.m.note(ev.ShadowSync("unsync", 0, table, sp.level))
+        if not pages:
             return
-        self.m.exit("pt_write", self.cost["pt_write"], f"gPT {table << 12:#x}[{index}]")
+        if not self.write_protected(table):
+            for sp in pages:
+                sp.stale.add(index)
+            return
+        leaf_pages = [sp for sp in pages if sp.level == 1]
+        if self.unsync_enabled and len(leaf_pages) == len(pages):
+            self._fault_exit("pt_write", self.cost["pt_write"], f"unsync gPT {table << 12:#x}", "pf_fixed")
+            for sp in pages:
+                if not sp.unsync:
+                    self._set_unsync(sp, True)
+                    self.m.note(ev.ShadowSync("unsync", 0, table, sp.level))
+                sp.stale.add(index)
+            return
+        self._fault_exit("pt_write", self.cost["pt_write"], f"gPT {table << 12:#x}[{index}]", "pf_emulate")
         self.m.count("mmu_pte_write")
+        flush = False
         for sp in list(pages):
-            if self.flooding and sp.level > 1:
+            if self.flooding and sp.level > 1:  # detect_write_flooding skips 4 KiB pages
                 sp.flood += 1
                 if sp.flood >= self.flood_threshold:
                     self.m.count("mmu_flooded")
                     self._zap(sp, "flood-zap")
                     continue
             was = self.hmem.read(sp.frame, index)
+            if new and sp.level > 1:
+                self.m.count("mmu_pde_zapped")
             if was & E.P:
                 self._set(sp, index, 0)  # current KVM zaps the SPTE rather than prefetching the new one
-                self._flush_hw()
+                flush = True
+            sp.stale.discard(index)
             self.m.note(ev.ShadowSync("emulate", 0, table, sp.level))
+        if flush:
+            self._flush_hw()
 
     def table_freed(self, table: int) -> None:
         for sp in list(self.by_gfn.get(table, ())):
             self._zap(sp, "zap")
 
-    def load_cr3(self, proc: Process) -> None:
-        """mov cr3 exits: switch to (or build) the shadow root and resync unsync pages."""
+    def load_cr3(self, proc: Process, flush: bool = False) -> None:
+        """mov cr3 exits: switch to (or build) the shadow root and resync unsync pages. A load that flushes
+        (no PCID, or a fresh address space) is also a TLB flush: kvm_set_cr3 -> kvm_mmu_new_pgd raises
+        KVM_REQ_TLB_FLUSH_CURRENT unless the guest set CR3's no-flush bit (kvm_vcpu_flush_tlb_current,
+        tlb_flush++)."""
         m = self.m
         root = self._root_for(proc.root)
-        m.exit("cr3_write", self.cost["cr3"], f"gCR3 {proc.root << 12:#x}")
+        self._exit("cr3_write", self.cost["cr3"], f"gCR3 {proc.root << 12:#x}")
         self._sync_all()
         self.enter(proc, root.frame)
+        if flush or not m.os.pcid_enabled:
+            m.count("tlb_flush")
+        if flush:
+            m.mmu.flush_asid(self.asid(proc), keep_global=True)
+            m.note(ev.Flush("asid", self.asid(proc)))
 
     def _root_for(self, gcr3: int) -> ShadowPage:
         root = self.roots.get(gcr3)
@@ -203,28 +282,31 @@ class Shadow(Mode):
         return root
 
     def invlpg(self, proc: Process, va: int) -> None:
-        """INVLPG exits: drop the shadow translation of va (syncing an unsync leaf page) and the TLB's."""
-        self.m.exit("invlpg", self.cost["invlpg"], f"{va:#x}")
+        """INVLPG exits (kvm_mmu_invlpg, invlpg++). KVM walks the shadow path of va (FNAME(invlpg) up to
+        Linux 6.4, __kvm_mmu_invalidate_addr since): an in-sync page is left alone, since its entries already
+        follow the guest's; in an unsync leaf page only the entry for va is brought up to date
+        (FNAME(sync_spte): dropped if the guest entry is gone, not accessed or maps another frame, else its
+        rights narrowed to the guest's; a non-present entry is left for the next fault) and the page stays
+        unsync. KVM flushes after dropping or narrowing a present SPTE; the hardware INVLPG of va is always
+        done on the guest's behalf (kvm_x86_ops.flush_tlb_gva)."""
+        self._exit("invlpg", self.cost["invlpg"], f"{va:#x}")
         self.m.count("invlpg")
-        root = self.roots.get(proc.root)
-        if root is not None:
-            sp, level = root, self.levels
-            while True:
-                index = E.index_at(va, level)
-                child = sp.children.get(index)
-                if child is None:
-                    if self.hmem.read(sp.frame, index) & E.P:
-                        self._set(sp, index, 0)
-                    if sp.unsync:
-                        self._sync(sp)
-                    break
-                sp, level = child, level - 1
+        sp, level = self.roots.get(proc.root), self.levels
+        while sp is not None:
+            index = E.index_at(va, level)
+            child = sp.children.get(index)
+            if child is None:
+                if sp.unsync:  # only 4 KiB leaf pages are ever unsync
+                    self._sync_spte(sp, index)
+                break
+            sp, level = child, level - 1
         self.m.mmu.invlpg(va, self.asid(proc))
         self.m.note(ev.Flush("invlpg", va))
 
     def flush_tlb(self, proc: Process) -> None:
-        """A guest TLB flush is a CR3 reload: it exits and resyncs every unsync page (kvm_mmu_sync_roots)."""
-        self.m.exit("cr3_write", self.cost["cr3"], "TLB flush")
+        """A guest TLB flush is a CR3 reload: it exits and resyncs every unsync page (kvm_vcpu_flush_tlb_guest:
+        tlb_flush++, kvm_mmu_sync_roots)."""
+        self._exit("cr3_write", self.cost["cr3"], "TLB flush")
         self.m.count("tlb_flush")
         self._sync_all()
         self.m.mmu.flush_asid(self.asid(proc), keep_global=True)
@@ -235,28 +317,60 @@ class Shadow(Mode):
             if sp.unsync:
                 self._sync(sp)
 
+    def _synced_value(self, sp: ShadowPage, s: int, g: int) -> int:
+        """What FNAME(sync_spte) leaves in a present SPTE s for guest entry g: 0 if g is not present, not
+        accessed (FNAME(prefetch_invalid_gpte)) or maps another frame; else s with its rights narrowed to the
+        guest's (sp's role access, the guest's RW/US, RW only once dirty: FNAME(protect_clean_gpte)). Syncing
+        never widens a SPTE: the next write fault does."""
+        if not (g & E.P and g & E.A) or E.frame_of(s) != self.m.host.placement(E.frame_of(g)):
+            return 0
+        rights = sp.access & g & (E.RW | E.US)
+        if not g & E.D:
+            rights &= ~E.RW
+        keep = rights | ~(E.RW | E.US)
+        return s & keep
+
+    def _sync_spte(self, sp: ShadowPage, index: int) -> bool:
+        """Bring one entry of an unsync page up to date (kvm_sync_spte); returns whether KVM flushes."""
+        s = self.hmem.read(sp.frame, index)
+        flush = False
+        if s & E.P:
+            value = self._synced_value(sp, s, self.m.gmem.read(sp.gfn, index))
+            if value != s:
+                self._set(sp, index, value)
+                flush = True
+            sp.stale.discard(index)
+            self.m.note(ev.ShadowSync("sync-spte", 0, sp.gfn, sp.level))
+        if flush:
+            self._flush_hw()
+        return flush
+
     def _sync(self, sp: ShadowPage) -> None:
-        """Resync an unsync leaf page: drop every shadow entry its guest entry no longer backs."""
-        gmem = self.m.gmem
+        """Resync an unsync leaf page (kvm_sync_page: FNAME(sync_spte) on every present SPTE), write-protect
+        it again (kvm_unlink_unsync_page: mmu_unsync falls) and flush if any SPTE was dropped or narrowed."""
         changed = False
-        if gmem.is_table(sp.gfn):
-            guest = gmem.table(sp.gfn)
+        if self.m.gmem.is_table(sp.gfn):
+            guest = self.m.gmem.table(sp.gfn)
             for index in self.hmem.table(sp.frame).nonzero()[0]:
                 index = int(index)
                 s = self.hmem.read(sp.frame, index)
-                g = int(guest[index])
-                ok = g & E.P and E.frame_of(s) == self.m.host.placement(E.frame_of(g)) and (
-                    not s & E.RW or (g & E.RW and g & E.D))
-                if not ok:
-                    self._set(sp, index, 0)
+                if not s & E.P:
+                    continue
+                value = self._synced_value(sp, s, int(guest[index]))
+                if value != s:
+                    self._set(sp, index, value)
                     changed = True
-        sp.unsync = False
+        self._set_unsync(sp, False)
         if changed:
             self._flush_hw()
         self.m.note(ev.ShadowSync("resync", 0, sp.gfn, sp.level))
 
     # --- faults -------------------------------------------------------------------------------------
     def handle(self, code: int, stop) -> None:
+        """An intercepted #PF (kvm_mmu_page_fault, pf_taken++): FNAME(page_fault) walks the guest table in
+        software (FNAME(walk_addr)); a fault the guest's own table does not allow is injected (pf_guest);
+        otherwise FNAME(fetch) installs the SPTE (pf_fixed), setting the guest's A, and D on a write
+        (FNAME(update_accessed_dirty_bits)), which is the dirty-tracking exit."""
         if code != STOP_SHADOW_FAULT:
             super().handle(code, stop)
             return
@@ -271,23 +385,32 @@ class Shadow(Mode):
         for p in path:
             rights &= p.value
         if not leaf.leaf or (write and not rights & E.RW):
-            m.exit("guest_pf_inject", self.cost["inject"], f"#PF {va:#x}")
+            self._fault_exit("guest_pf_inject", self.cost["inject"], f"#PF {va:#x}", None)
             m.count("pf_guest")
+            self._back_tables(path)
             m.guest_page_fault(stop)  # the guest kernel handles it as it would natively
             return
         if write and not leaf.value & E.D:
             # A/D emulation: the guest's D bit is set by the hypervisor, the shadow leaf made writable
-            m.exit("dirty_track", self.cost["dirty"], f"{va:#x}")
+            self._fault_exit("dirty_track", self.cost["dirty"], f"{va:#x}", "pf_fixed")
             leaf = leaf._replace(value=leaf.value | E.D | E.A)
         else:
-            m.exit("shadow_fault", self.cost["shadow_fill"], f"{va:#x}")
-            m.count("pf_fixed")
+            self._fault_exit("shadow_fault", self.cost["shadow_fill"], f"{va:#x}", "pf_fixed")
             leaf = leaf._replace(value=leaf.value | E.A)
+        self._back_tables(path)
         m.gmem.write(leaf.table, leaf.index, leaf.value)  # the hypervisor's own store: not trapped
         self._fill(proc, va, path[:-1] + [leaf])
 
+    def _back_tables(self, path) -> None:
+        """The software walk reads each guest table page through the host's mapping of guest memory, which
+        faults the host page in on first use (kvm_vcpu_read_guest -> a host page fault): the same allocation
+        a nested walk's NPF on that table page pays for."""
+        for p in path:
+            self.back_host_page(p.table)
+
     def _fill(self, proc: Process, va: int, path) -> None:
-        """Build the shadow path for va from the guest path (a hidden fault's fix-up, FNAME(fetch))."""
+        """Build the shadow path for va from the guest path (a hidden fault's fix-up, FNAME(fetch)), then
+        prefetch the neighbours of a 4 KiB leaf (FNAME(pte_prefetch))."""
         sp = self._root_for(proc.root)
         rights = E.RW | E.US
         for p in path[:-1]:
@@ -314,11 +437,53 @@ class Shadow(Mode):
             sp, level = child, level - 1
         sp.flood = 0
         gfn = gbase + ((va >> 12) & ((1 << (9 * gsize)) - 1) & ~((1 << (9 * tsize)) - 1))
-        flags = E.P | E.A | rights | (leaf.value & (E.G | E.NX))
+        self.back_host_page(gfn)  # kvm_faultin_pfn: the host page is allocated inside this fault
+        extra = leaf.value & (E.G | E.NX)
+        flags = E.P | E.A | rights | extra
         if tsize:
             flags |= E.PS
-        self._set(sp, E.index_at(va, level), E.make(self.m.host.placement(gfn), flags))
+        index = E.index_at(va, level)
+        self._set(sp, index, E.make(self.m.host.placement(gfn), flags))
+        sp.stale.discard(index)
         self.m.note(ev.ShadowSync("fill", va, path[-1].table, level))
+        if level == 1:
+            self._prefetch(sp, index, extra)
+
+    def _prefetch(self, sp: ShadowPage, index: int, extra: int) -> None:
+        """FNAME(pte_prefetch): after a fault on a 4 KiB SPTE, fill the other entries of its aligned group of
+        PTE_PREFETCH_NUM (8) that are not present, in order. For a guest table page: from the guest entries,
+        stopping at the first one not present or not accessed (FNAME(prefetch_invalid_gpte)) or whose host
+        page is not backed yet (gfn_to_pfn_memslot_atomic cannot fault it in); rights as a fill gives them.
+        For a direct page (a guest large page over 4 KiB host pages): the next frames of that page, with the
+        page's role access (__direct_pte_prefetch), up to the first not backed. Prefetching is not a fault:
+        no exit, no counter."""
+        if self.prefetch_num <= 1:
+            return
+        placement, host = self.m.host.placement, self.m.host
+        base = index & ~(self.prefetch_num - 1)
+        filled = 0
+        for i in range(base, base + self.prefetch_num):
+            if i == index or self.hmem.read(sp.frame, i) & E.P:
+                continue
+            if sp.direct:
+                gfn = sp.gfn + i
+                flags = E.P | E.A | sp.access | extra
+            else:
+                g = self.m.gmem.read(sp.gfn, i)
+                if not (g & E.P and g & E.A):
+                    break
+                gfn = E.frame_of(g)
+                rights = sp.access & g & (E.RW | E.US)
+                if not g & E.D:
+                    rights &= ~E.RW
+                flags = E.P | E.A | rights | (g & (E.G | E.NX))
+            if not host.is_backed(gfn):
+                break
+            self._set(sp, i, E.make(placement(gfn), flags))
+            sp.stale.discard(i)
+            filled += 1
+        if filled:
+            self.m.note(ev.ShadowSync("prefetch", 0, sp.gfn, sp.level))
 
     # --- for the UI and the checker ---------------------------------------------------------------
     def page_state(self, gfn: int) -> str:

@@ -6,18 +6,26 @@ from rvi_tui.engine import entry as E
 
 
 def check_shadow(machine) -> None:
-    """Every present entry of a synced shadow page matches the guest entry it shadows, composed with the
-    hypervisor's placement; every write-protected guest page is a shadowed guest table page."""
+    """Every present entry of a shadow page matches the guest entry it shadows, composed with the
+    hypervisor's placement, except, in an unsync page, the entries the guest wrote since it went unsync
+    and that no sync, INVLPG or fault has refreshed since (KVM lets those lag until the guest flushes);
+    a synced page has no such entries; every write-protected guest page is a shadowed guest table page;
+    the mmu_unsync gauge is the number of unsync pages."""
     mode = machine.mode
     gmem, hmem, place = machine.gmem, machine.host.mem, machine.host.placement
+    assert mode.n_unsync == sum(sp.unsync for sp in mode.pages.values())
     for sp in mode.pages.values():
         assert hmem.is_table(sp.frame)
-        if sp.direct or sp.unsync:
+        if sp.direct:
             continue
+        assert sp.unsync or not sp.stale, "a synced shadow page with entries that may lag the guest"
+        assert not sp.unsync or sp.level == 1, "a non-leaf shadow page went unsync"
         assert gmem.is_table(sp.gfn), f"shadow page of gfn {sp.gfn:#x}, which is not a guest table"
         guest = gmem.table(sp.gfn)
         shadow = hmem.table(sp.frame)
         for index in shadow.nonzero()[0]:
+            if int(index) in sp.stale:
+                continue
             s, g = int(shadow[index]), int(guest[index])
             if not s & E.P:
                 continue

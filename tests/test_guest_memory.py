@@ -17,13 +17,20 @@ M2 = 2 << 20
 
 
 def mapped_frames(machine) -> set[int]:
-    """Every 4 KiB guest frame some process's table maps, large leaves expanded."""
+    """Every 4 KiB guest frame some process's table maps, large leaves expanded; not the shared zero
+    page, which is the kernel's, not a process's."""
     frames = set()
     for proc in machine.os.procs.values():
         for _va, leaf in proc.table.leaves():
             first = E.frame_of(leaf.value)
             frames.update(range(first, first + (1 << (9 * (leaf.level - 1)))))
+    frames.discard(machine.os.zero_frame)
     return frames
+
+
+def kernel_frames(machine) -> int:
+    """Frames the guest kernel holds for itself: the zero page once some read fault has mapped it."""
+    return 0 if machine.os.zero_frame is None else 1
 
 
 def check_accounting(machine) -> None:
@@ -36,7 +43,11 @@ def check_accounting(machine) -> None:
     assert all(any(first <= f < first + n for first, n in spans.items()) for f in mapped)
     assert all(any(f in mapped for f in range(first, first + n)) for first, n in spans.items()), \
         "a block no process maps is still allocated"
-    assert mem.frames_in_use == mem.table_pages + sum(spans.values())
+    assert machine.os.zero_frame is None or not mem.is_free(machine.os.zero_frame), "the zero page was freed"
+    assert mem.frames_in_use == mem.table_pages + sum(spans.values()) + kernel_frames(machine)
+    zero = machine.os.zero_frame
+    assert zero is None or all(not first <= zero < first + n for first, n in spans.items()), \
+        "the zero page is counted as a process's memory"
 
 
 def tear_down(machine) -> None:
@@ -100,5 +111,5 @@ def test_guest_memory_follows_the_tables_and_comes_back_whole(ops, guest_page):
         check_accounting(m)
     tear_down(m)
     check_accounting(m)
-    assert m.gmem.frames_in_use == m.gmem.table_pages == 1
+    assert m.gmem.frames_in_use - kernel_frames(m) == m.gmem.table_pages == 1
     assert not m.os.pages.units and not m.os.pages.blocks

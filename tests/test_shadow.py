@@ -36,8 +36,9 @@ def test_demand_fault_is_an_injected_fault_then_a_hidden_fault():
 
 
 def test_first_write_to_a_clean_page_exits_once_for_dirty_tracking():
-    m = shadow()
-    m.run(O.mmap(1, BASE, 1 << 20, huge=False))
+    # a 4 KiB read fault maps the zero page now (do_anonymous_page); a 2 MiB one maps a clean writable page
+    m = shadow(**{"guest.page": "2m"})
+    m.run(O.mmap(1, BASE, 1 << 21, huge=True))
     m.run(O.accesses([BASE], rw=O.READ))  # mapped clean
     assert exits(m.step(O.accesses([BASE + 8], rw=O.WRITE))) == ["dirty_track"]
     assert exits(m.step(O.accesses([BASE + 16], rw=O.WRITE))) == []
@@ -86,8 +87,14 @@ def test_unsync_leaf_table_exits_once_then_resyncs_at_the_next_flush():
     assert any(isinstance(e, ShadowSync) and e.action == "unsync" for e in events)
     events = m.step(O.op(O.MUNMAP, pid=1, addr=BASE + 4096, arg=2 * 4096))  # the guest INVLPGs each page
     assert exits(events) == ["invlpg", "invlpg"]
+    # FNAME(invlpg) / FNAME(sync_spte): each INVLPG brings its own entry up to date; the page stays unsync
+    assert not any(isinstance(e, ShadowSync) and e.action == "resync" for e in events)
+    sp = m.mode.by_gfn[m.os.current.table.walk(BASE)[-1].table][0]
+    assert sp.unsync and m.counters()["mmu_unsync"] == 1
+    check_shadow(m)
+    events = m.step(O.op(O.FORK, pid=1, arg=2))  # fork flushes the parent's TLB: kvm_mmu_sync_roots
     assert any(isinstance(e, ShadowSync) and e.action == "resync" for e in events)
-    assert not m.mode.by_gfn[m.os.current.table.walk(BASE)[-1].table][0].unsync
+    assert not sp.unsync and m.counters()["mmu_unsync"] == 0  # a gauge: it falls when the page is synced
     check_shadow(m)
 
 

@@ -79,8 +79,9 @@ def test_walk_order_is_the_2d_grid():
 
 
 def test_walk_sets_accessed_and_dirty():
-    machine = Machine("native", cfg_from({}))
-    machine.run(O.mmap(1, BASE, 1 << 20, huge=False))
+    # a 2 MiB read fault maps a clean writable page (a 4 KiB one maps the read-only zero page)
+    machine = Machine("native", cfg_from({"guest.page": "2m"}))
+    machine.run(O.mmap(1, BASE, 1 << 21, huge=True))
     machine.run(O.accesses([BASE], rw=O.READ))
     leaf = machine.os.current.table.walk(BASE)[-1]
     assert leaf.value & E.A and not leaf.value & E.D

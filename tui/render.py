@@ -65,7 +65,8 @@ def report(meta: dict, summary: dict, out) -> None:
     for reason in next(iter(summary.values()))["exits"]["by_reason"]:
         if any(summary[m]["exits"]["by_reason"][reason] for m in modes):
             row(f"  {reason}", lambda s, r=reason: f"{s['exits']['by_reason'][r]:,}")
-    for key in ("pf_fixed", "pf_guest", "mmu_pte_write", "mmu_unsync", "mmu_shadow_zapped", "mmu_flooded"):
+    for key in ("pf_taken", "pf_fixed", "pf_emulate", "pf_guest", "mmu_pte_write", "mmu_pde_zapped", "mmu_unsync",
+                "mmu_shadow_zapped", "mmu_flooded", "tlb_flush", "invlpg"):
         if any(summary[m]["kvm"][key] for m in modes):
             row(f"kvm {key}", lambda s, k=key: f"{s['kvm'][k]:,}")
     row("guest page faults", lambda s: f"{s['guest']['guest_pf']:,}")

@@ -18,8 +18,10 @@ from .. import fmt
 from ._border import set_subtitle, set_title
 
 MODES = ("native", "shadow", "nested")
-KVM_ROWS = ("pf_fixed", "pf_guest", "mmu_pte_write", "mmu_shadow_zapped", "mmu_flooded", "mmu_unsync",
-            "mmu_cache_miss", "mmu_recycled", "tlb_flush", "invlpg")
+KVM_ROWS = ("pf_taken", "pf_fixed", "pf_emulate", "pf_guest", "mmu_pte_write", "mmu_pde_zapped",
+            "mmu_shadow_zapped", "mmu_flooded", "mmu_unsync", "mmu_cache_miss", "mmu_recycled", "tlb_flush",
+            "invlpg")
+GAUGES = {"mmu_unsync"}  # a level, not a count: no rate
 LABEL_W = 14
 TOTAL_W = 7  # totals are at most 6 characters: one space always separates the columns
 NOW_W = 6
@@ -33,7 +35,8 @@ def _get(summary: dict, path: str):
     return v
 
 
-# (label, path into a summary, kind): kind 'count' (now = per second), 'ratio', 'pct', 'overhead'
+# (label, path into a summary, kind): kind 'count' (now = per second), 'gauge' (a level: no rate), 'ratio',
+# 'pct', 'overhead'
 MAIN_ROWS = (
     ("accesses", "accesses", "count"),
     ("cycles/access", "cycles_per_access", "ratio"),
@@ -126,7 +129,8 @@ class CountersBody(Widget):
         if kvm:
             out.append("kvm_stat (mmu_* names without mmu_)\n", style=self.st("ctr--section"))
             for k in kvm:
-                self._row(out, f" {k.removeprefix('mmu_')}", f"kvm.{k}", "count", show_now)
+                self._row(out, f" {k.removeprefix('mmu_')}", f"kvm.{k}", "gauge" if k in GAUGES else "count",
+                          show_now)
         if any(self.total[m]["guest"]["guest_pf"] for m in self.total):
             self._row(out, "guest #PF", "guest.guest_pf", "count", show_now)
         out.rstrip()
@@ -168,7 +172,9 @@ class CountersBody(Widget):
                 now = ""
                 if self.now is not None and m in self.now:
                     v = _get(self.now[m], path)
-                    if kind == "count":
+                    if kind == "gauge":
+                        now = ""  # a level has no rate
+                    elif kind == "count":
                         now = fmt.rate(v / self.dt) if self.dt > 0 else ""
                     else:
                         now = self._fmt(kind, v, self.now[m], short=True) if self.now[m]["accesses"] else ""
@@ -178,7 +184,7 @@ class CountersBody(Widget):
     @staticmethod
     def _fmt(kind: str, v, summary: dict, short: bool = False) -> str:
         """At most 6 characters (5 with short)."""
-        if kind == "count":
+        if kind in ("count", "gauge"):
             return fmt.count(v)
         if kind == "ratio":
             return fmt.ratio(v, 0 if short and v >= 100 else 1)
