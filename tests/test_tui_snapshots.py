@@ -40,7 +40,8 @@ def drive(key: str, steps: int = STEPS):
         await pilot.press(key)
         await pilot.pause(0.2)
         app.refresh_panes()
-        await pilot.pause(0.1)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()  # until the app is idle: under load the event log's scroll to its end came late
 
     return run_before
 
