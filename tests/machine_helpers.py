@@ -27,6 +27,20 @@ def mmap_ops(length: int = 1 << 24, pid: int = 1, start: int = BASE, huge: bool 
     return O.mmap(pid, start, length, writable=True, huge=huge)
 
 
+def machine(mode: str = "shadow", **overrides):
+    """A machine on the modern preset with 1 GiB of guest memory and these config overrides."""
+    from rvi_tui.engine.machine import Machine
+
+    return Machine(mode, cfg_from({"guest.mem_gib": 1, **overrides}))
+
+
+def delta(m, ops) -> dict[str, int]:
+    """What running `ops` adds to each of m's counters."""
+    before = m.counters()
+    m.run(ops)
+    return {k: v - before[k] for k, v in m.counters().items()}
+
+
 def assert_no_entry_twice(machine) -> None:
     """No TLB, walk cache or data cache holds one key under one tag in two ways of a set:
     a fill after a miss takes the LRU way without searching the set for the entry."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from machine_helpers import BASE, SMALL_TLB, assert_no_entry_twice, cfg_from
+from op_streams import Processes
 from rvi_tui.engine import entry as E
 from rvi_tui.engine.events import Translated
 from rvi_tui.engine.machine import Machine
@@ -36,10 +37,9 @@ def remap_streams(draw, page: int, max_ops: int = 40):
     unmapped and mapped again (MAP_FIXED), accesses spread over every 4 KiB page of the region,
     forks (copy-on-write), exits and switches."""
     region = LARGE * page
-    live, current, next_pid = [1], 1, 2
+    procs = Processes(max_live=3)
     parts = [O.mmap(1, BASE, region, huge=True)]
     small_pages = page // 4096
-
     # a few 4 KiB pieces of each large page come back often, so that a piece cached before an
     # unmap is touched again after it
     pieces = st.sampled_from([0, 1, 2, small_pages // 2, small_pages - 1]) | st.integers(0, small_pages - 1)
@@ -49,22 +49,13 @@ def remap_streams(draw, page: int, max_ops: int = 40):
 
     for _ in range(draw(st.integers(1, max_ops))):
         kind = draw(st.sampled_from(["access"] * 10 + ["fork", "switch", "exit", "unmap", "remap", "cut"]))
+        current = procs.current
         if kind == "access":
             rw = draw(st.sampled_from([O.READ, O.WRITE]))
             addrs = [BASE + somewhere() for _ in range(draw(st.integers(1, 4)))]
             parts.append(O.accesses(addrs, rw=rw, pid=current))
-        elif kind == "fork" and len(live) < 3:
-            parts.append(O.op(O.FORK, pid=current, arg=next_pid))
-            live.append(next_pid)
-            next_pid += 1
-        elif kind == "switch" and len(live) > 1:
-            current = draw(st.sampled_from(live))
-            parts.append(O.op(O.SWITCH, pid=current))
-        elif kind == "exit" and len(live) > 1 and current != 1:
-            parts.append(O.op(O.EXIT, pid=current))
-            live.remove(current)
-            current = 1
-            parts.append(O.op(O.SWITCH, pid=1))
+        elif kind in ("fork", "switch", "exit"):
+            parts.extend(procs.op(draw, kind))
         elif kind == "unmap":  # whole large pages
             first = draw(st.integers(0, LARGE - 1))
             parts.append(O.op(O.MUNMAP, pid=current, addr=BASE + first * page,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from machine_helpers import BASE, cfg_from
+from machine_helpers import BASE, delta, machine
 from rvi_tui.engine import entry as E
 from rvi_tui.engine.counters import KVM_NAMES
 from rvi_tui.engine.machine import Machine
@@ -19,16 +19,6 @@ from rvi_tui.workloads import ops as O
 from shadow_checker import check_shadow
 
 PAGE = 4096
-
-
-def machine(mode: str = "shadow", **overrides) -> Machine:
-    return Machine(mode, cfg_from({"guest.mem_gib": 1, **overrides}))
-
-
-def delta(m: Machine, ops) -> dict[str, int]:
-    before = m.counters()
-    m.run(ops)
-    return {k: v - before[k] for k, v in m.counters().items()}
 
 
 def leaf_page(m: Machine, va: int):

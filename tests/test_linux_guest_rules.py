@@ -8,23 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from machine_helpers import BASE, cfg_from
+from machine_helpers import BASE, delta, machine
 from rvi_tui.engine import entry as E
-from rvi_tui.engine.machine import Machine
 from rvi_tui.workloads import ops as O
 
 PAGE = 4096
 MODES = ("native", "shadow", "nested")
-
-
-def machine(mode: str = "shadow", **overrides) -> Machine:
-    return Machine(mode, cfg_from({"guest.mem_gib": 1, **overrides}))
-
-
-def delta(m: Machine, ops) -> dict[str, int]:
-    before = m.counters()
-    m.run(ops)
-    return {k: v - before[k] for k, v in m.counters().items()}
 
 
 # --- copy-on-write: wp_page_reuse / wp_page_copy ---------------------------------------------------------

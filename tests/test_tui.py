@@ -531,3 +531,45 @@ async def test_a_workload_warm_up_ends_with_counters_restarted_as_report_counts(
     reference.run_to_end()
     assert shown == reference.counters()
     assert shown["native"]["accesses"] == 2000
+
+
+@pytest.mark.parametrize("width,line", [
+    (120, " NESTED  ▶ RUNNING │ kcompile seed 1 │ op 5,765/786,503 │ interpreted, compiling 12 s │ pages 4K/4K · "
+          "4-level │ pid 1"),
+    (80, " NESTED  ▶ RUNNING │ kcompile seed 1 │ op 5,765/786,503 │ compiling 12 s"),
+    (60, " NESTED  ▶ RUNNING │ kcompile se… │ op 5,765/786,503"),
+])
+async def test_the_status_line_says_the_kernels_run_interpreted_while_compiling(width, line):
+    """On a cold cache the status line says what runs, shortened before the label is cut; the mode, state
+    and op count still win."""
+    class StatusOnly(App):
+        def compose(self):
+            yield StatusBar()
+
+    app = StatusOnly()
+    async with app.run_test(size=(width, 3)) as pilot:
+        bar = app.query_one(StatusBar)
+        bar.show(Status(mode="nested", workload="kcompile seed 1", state="running", ops_done=5765,
+                        total_ops=786_503, speed="max", pid=1, preset="modern", kernels="interpreted, compiling 12 s"))
+        await pilot.pause()
+        assert bar.render().plain == line
+
+
+async def test_the_app_shows_interpreted_then_compiled_kernels(monkeypatch):
+    """A cold start as the runner sees it: the status line says the kernels run interpreted while the
+    compiler works, and a toast says when compiled code takes over."""
+    from rvi_tui.engine import hardware
+
+    state = {"status": hardware.Status(compiled=False, compiling=True, elapsed=3.0)}
+    monkeypatch.setattr(hardware, "status", lambda: state["status"])
+    app = RviApp(workload_name="seq", workload_params={"accesses": 200})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, app)
+        app.refresh_panes()
+        await pilot.pause()
+        assert "interpreted, compiling 3 s" in q(app, StatusBar).render().plain
+        state["status"] = hardware.Status(compiled=True, full=True)
+        app.refresh_panes()
+        await pilot.pause()
+        assert "compiling" not in q(app, StatusBar).render().plain
+        assert any("compiled kernels are ready" in str(n.message) for n in app._notifications)

@@ -61,14 +61,14 @@ class StatusBar(Widget):
     def render(self) -> Text:
         """The whole line if it fits; else, cheapest first, the preset, the percentage, the speed, the
         pid and the rate left out, then the workload label cut to 24 characters, the page sizes left
-        out, the label cut to 12, the kernels' state (interpreted while compiling), and the warm-up phase
-        left out last: a long label never pushes the op
+        out, the kernels' state shortened ("compiling 12 s"), the label cut to 12, the kernels' state left
+        out, and the warm-up phase left out last: a long label never pushes the op
         count off a narrow terminal."""
         for cut in range(len(DROP_ORDER) + 1):
             dropped = DROP_ORDER[:cut]
             text = Text(no_wrap=True, overflow="ellipsis")
             width = min([LABEL_CUTS[step] for step in dropped if step in LABEL_CUTS], default=None)
-            for name, segments in self._parts(width):
+            for name, segments in self._parts(width, short_kernels="kernels-short" in dropped):
                 if name not in dropped:
                     for segment in segments:
                         text.append(*segment)
@@ -76,9 +76,10 @@ class StatusBar(Widget):
                 break
         return text
 
-    def _parts(self, label_width: int | None) -> list[tuple[str, list[tuple[str, object]]]]:
+    def _parts(self, label_width: int | None, short_kernels: bool = False) -> list[tuple[str, list[tuple[str, object]]]]:
         """The line as named parts, each a list of (text, style) segments, in display order; the workload
-        label cut to label_width characters when one is given."""
+        label cut to label_width characters when one is given, the kernels' state without its first word
+        ("compiling 12 s" for "interpreted, compiling 12 s") when short_kernels."""
         s = self.status
         st = self.get_component_rich_style
         sep = (" │ ", st("status--dim"))
@@ -101,7 +102,8 @@ class StatusBar(Widget):
             parts.append(("warmup", [(f" · counted from op {s.warmup_ops:,}", st("status--dim")) if s.warmup_done
                                      else (f" · warm-up to op {s.warmup_ops:,}", st("status--busy"))]))
         if s.kernels and s.kernels != "compiled":
-            parts.append(("kernels", [sep, (s.kernels, st("status--busy"))]))
+            kernels = s.kernels.split(", ", 1)[-1] if short_kernels else s.kernels
+            parts.append(("kernels", [sep, (kernels, st("status--busy"))]))
         parts.append(("speed", [sep, (f"speed {s.speed}", "")]))
         pages = f"pages {fmt.page_label(s.guest_page)}/{fmt.page_label(s.host_page)} · {s.levels}-level"
         parts.append(("pages", [sep, (pages, "")]))
@@ -113,7 +115,8 @@ class StatusBar(Widget):
 
 
 # What a narrow status line gives up, first to last; a LABEL_CUTS step cuts the workload label instead.
-DROP_ORDER = ("preset", "percent", "speed", "pid", "rate", "label-24", "pages", "label-12", "kernels", "warmup")
+DROP_ORDER = ("preset", "percent", "speed", "pid", "rate", "label-24", "pages", "kernels-short", "label-12", "kernels",
+              "warmup")
 LABEL_CUTS = {"label-24": 24, "label-12": 12}
 
 
