@@ -3,11 +3,13 @@
 Compiled code is a speed-up, never a gate (DESIGN.md, "Never wait for the
 compiler"). On a cold numba cache the engine starts at once on the kernels'
 source run as plain Python — the same files loaded a second time with numba's
-JIT off, so there is one source of truth — while a child process compiles them
-into the on-disk cache. The first ``Machine.run`` after the child is done loads
-the compiled code and carries on from the same op: every kernel keeps all of
-its state in numpy arrays its caller owns, so a switch between two calls loses,
-repeats or reorders nothing, and both give the same counters (tested).
+JIT off, so there is one source of truth — while a child process compiles the
+compiled builds (``Variant`` below, ``build.py``) into the on-disk cache, in
+stages: the quick step build first, which serves every path until the fully
+inlined batch builds are in. The first ``Machine.run`` after a stage is done
+loads it and carries on from the same op: every kernel keeps all of its state
+in numpy arrays its caller owns, so a switch between two calls loses, repeats
+or reorders nothing, and every build gives the same counters (tested).
 Compiling in another process keeps the UI's process free: it never holds the
 GIL for the seconds LLVM takes.
 
@@ -203,7 +205,7 @@ def jit_disabled() -> bool:
 class Variant:
     """One build of engine/kernel.py and what it imports (build.py says what each setting does)."""
 
-    package: str  # the sub-package it is loaded under ("" = the engine package itself: build.py's defaults)
+    package: str  # the sub-package name it is loaded under, beside the engine package
     jit: bool = True
     record_events: bool = True
     inline: str = "always"

@@ -516,8 +516,9 @@ def run_app(*, mouse: bool = True, **kwargs) -> int:
     app.run(mouse=mouse)
     code = app.return_code or 0
     if app.runner.busy:
-        # quit during a cold-cache kernel compile: the compiler thread would hold up interpreter exit
-        # for as long as it has left (the terminal is already restored; numba writes its cache atomically)
+        # quit during a load (a large trace being parsed, say): the engine thread would hold up interpreter
+        # exit for as long as it has left (the terminal is already restored; a kernel compile runs in a child
+        # process of its own and finishes by itself)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -6,10 +6,11 @@ session, by the thread or by a pull, holds ``lock``; a running slice holds it
 for ≲ 30 ms, so a pull (and so a keypress that needs fresh state) never waits
 longer than that.
 
-The thread is a plain daemon thread rather than a Textual thread worker: the
-first load may compile the numba kernels for about a minute on a cold cache,
-and quitting must not wait for that (a worker's executor thread is joined at
-exit; a daemon thread is not).
+The thread is a plain daemon thread rather than a Textual thread worker: a
+load may parse a large trace, and quitting must not wait for that (a worker's
+executor thread is joined at exit; a daemon thread is not). On a cold kernel
+cache the engine runs interpreted at once and a child process compiles
+(``engine/hardware.py``): nothing here waits for numba.
 """
 
 from __future__ import annotations
