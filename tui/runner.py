@@ -549,8 +549,8 @@ class Runner:
                         if not self._step_one(gap):
                             break
                         gap = 0
-                        if has_walk(self.records[-1].events.get(self.view, ())):
-                            break
+                        if has_walk(self.records[-1].events.get(self.view, ())) or self._ui_waiting.is_set():
+                            break  # a sample is a nicety: a waiting key or redraw comes first
                 self._spark_sample()
                 done = s.ops_done - before
             dt = time.perf_counter() - t0
