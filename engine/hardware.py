@@ -14,8 +14,8 @@ Compiling in another process keeps the UI's process free: it never holds the
 GIL for the seconds LLVM takes.
 
 The cache lives in the user's cache directory (``$RVI_TUI_CACHE_DIR``, else
-``$XDG_CACHE_HOME/rvi-tui``, else ``~/.cache/rvi-tui``; a temporary directory
-if none is writable), in a folder named by a hash of the kernels' source and
+``$NUMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME/rvi-tui``, else ``~/.cache/rvi-tui``;
+a temporary directory if none is writable), in a folder named by a hash of the kernels' source and
 the versions of Python, numba, llvmlite and numpy. So a system install's
 read-only site-packages is never written, an edited kernel never loads stale
 machine code (numba keys its cache on the entry point's file alone), and two
@@ -31,6 +31,7 @@ does.
 from __future__ import annotations
 
 import ast
+import functools
 import gc
 import hashlib
 import importlib
@@ -95,6 +96,7 @@ def kernel_sources() -> list[Path]:
     return [seen[k] for k in sorted(seen)]
 
 
+@functools.cache
 def cache_key() -> str:
     digest = hashlib.sha256()
     for path in kernel_sources():
@@ -122,8 +124,10 @@ def _writable(path: Path) -> bool:
 def cache_roots() -> list[Path]:
     """Candidate cache roots, best first."""
     roots = []
-    if os.environ.get("RVI_TUI_CACHE_DIR"):
-        roots.append(Path(os.environ["RVI_TUI_CACHE_DIR"]).expanduser())
+    for variable in ("RVI_TUI_CACHE_DIR", "NUMBA_CACHE_DIR"):  # a user's numba cache setting is honoured too
+        if os.environ.get(variable):
+            root = Path(os.environ[variable]).expanduser()
+            roots.append(root.parent if root.name == f"kernels-{cache_key()}" else root)  # configure() set it
     xdg = os.environ.get("XDG_CACHE_HOME")
     roots.append(Path(xdg).expanduser() / "rvi-tui" if xdg else Path.home() / ".cache" / "rvi-tui")
     uid = os.getuid() if hasattr(os, "getuid") else "user"
@@ -162,6 +166,8 @@ def configure() -> None:
     folder = cache_dir()
     if folder is None:
         return
+    if folder.name == f"kernels-{cache_key()}":  # processes this one starts find the same folder
+        os.environ["RVI_TUI_CACHE_DIR"] = str(folder.parent)
     os.environ["NUMBA_CACHE_DIR"] = str(folder)
     numba = sys.modules.get("numba")
     if numba is not None:

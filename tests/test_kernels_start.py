@@ -91,6 +91,22 @@ def test_interpreted_compiled_and_switching_give_the_same_counters(kernels, work
     assert counters_after(workload, params, overrides) == compiled
 
 
+def test_a_users_numba_cache_dir_is_the_root_and_started_processes_find_the_same_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("RVI_TUI_CACHE_DIR", raising=False)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    import numba
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)  # restored after the test
+    _fresh_cache_state(monkeypatch)
+    hardware.configure()
+    folder = tmp_path / "numba" / f"kernels-{hardware.cache_key()}"
+    assert hardware.cache_dir() == folder
+    assert os.environ["NUMBA_CACHE_DIR"] == str(folder)  # what numba reads
+    assert os.environ["RVI_TUI_CACHE_DIR"] == str(folder.parent)  # what a started process reads first
+    _fresh_cache_state(monkeypatch)
+    assert hardware.cache_dir() == folder
+
+
 def test_the_cache_folder_is_keyed_by_every_kernel_source(monkeypatch, tmp_path):
     names = {p.name for p in hardware.kernel_sources()}
     assert {"kernel.py", "walk.py", "setassoc.py", "layout.py"} <= names
@@ -100,6 +116,7 @@ def test_the_cache_folder_is_keyed_by_every_kernel_source(monkeypatch, tmp_path)
         copy.write_bytes(path.read_bytes())
         copies.append(copy)
     monkeypatch.setattr(hardware, "kernel_sources", lambda: copies)
+    monkeypatch.setattr(hardware, "cache_key", hardware.cache_key.__wrapped__)  # not the cached answer
     before = hardware.cache_key()
     walk = tmp_path / "walk.py"
     walk.write_text(walk.read_text() + "\n# an edit to an inlined module\n")
@@ -116,6 +133,7 @@ def test_an_unwritable_cache_root_falls_back_to_the_next(monkeypatch, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("RVI_TUI_CACHE_DIR", str(blocker / "cache"))  # under a regular file: cannot be made
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     _fresh_cache_state(monkeypatch)
     folder = hardware.cache_dir()
