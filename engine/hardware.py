@@ -15,8 +15,8 @@ GIL for the seconds LLVM takes.
 
 The cache lives in the user's cache directory (``$RVI_TUI_CACHE_DIR``, else
 ``$NUMBA_CACHE_DIR``, else ``$XDG_CACHE_HOME/rvi-tui``, else ``~/.cache/rvi-tui``;
-a temporary directory if none is writable), in a folder named by a hash of the kernels' source and
-the versions of Python, numba, llvmlite and numpy. So a system install's
+a temporary directory if none is writable), in a folder named by a hash of the kernels' source, their
+location and the versions of Python, numba, llvmlite and numpy. So a system install's
 read-only site-packages is never written, an edited kernel never loads stale
 machine code (numba keys its cache on the entry point's file alone), and two
 processes that compile at once take turns on a lock: the second finds the
@@ -101,7 +101,8 @@ def cache_key() -> str:
     digest = hashlib.sha256()
     for path in kernel_sources():
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    versions = [sys.version, platform.machine()]
+    # numba files its cache under the source file's path, so a folder serves one install location only
+    versions = [str(ENGINE_DIR), sys.version, platform.machine()]
     for dist in ("numba", "llvmlite", "numpy"):
         try:
             versions.append(importlib.metadata.version(dist))

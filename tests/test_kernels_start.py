@@ -107,7 +107,7 @@ def test_a_users_numba_cache_dir_is_the_root_and_started_processes_find_the_same
     assert hardware.cache_dir() == folder
 
 
-def test_the_cache_folder_is_keyed_by_every_kernel_source(monkeypatch, tmp_path):
+def test_the_cache_folder_is_keyed_by_every_kernel_source_and_where_it_is(monkeypatch, tmp_path):
     names = {p.name for p in hardware.kernel_sources()}
     assert {"kernel.py", "walk.py", "setassoc.py", "layout.py"} <= names
     copies = []
@@ -121,6 +121,9 @@ def test_the_cache_folder_is_keyed_by_every_kernel_source(monkeypatch, tmp_path)
     walk = tmp_path / "walk.py"
     walk.write_text(walk.read_text() + "\n# an edit to an inlined module\n")
     assert hardware.cache_key() != before
+    edited = hardware.cache_key()
+    monkeypatch.setattr(hardware, "ENGINE_DIR", tmp_path)  # the same files installed elsewhere
+    assert hardware.cache_key() != edited, "numba files its cache by source path: one folder per install"
 
 
 def _fresh_cache_state(monkeypatch):
