@@ -76,6 +76,7 @@ KVM_MEANINGS = {
                  "(KVM_REQ_TLB_FLUSH -> kvm_vcpu_flush_tlb_all, one per exit however many zaps asked)",
     "invlpg": "guest INVLPGs KVM handles (kvm_mmu_invlpg)",
 }
+GAUGES = ("mmu_unsync",)  # live values, not counts: a reset of the counts keeps them
 CYCLE_PARTS = ("cyc_base", "cyc_tlb", "cyc_walk", "cyc_exit", "cyc_hypervisor", "cyc_guest_os")
 
 # slots the compiled kernel writes (checked against NAMES by the tests)

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..workloads import ops as O
 from .config import Config
+from .counters import GAUGES, INDEX
 from .machine import Machine
 from .snapshot import MachineSnapshot
 
@@ -86,9 +87,12 @@ class Session:
             total += n
 
     def reset_counters(self) -> None:
-        """Forget the counts so far, keeping every machine's state: the end of a warm-up."""
+        """Forget the counts so far, keeping every machine's state (gauges too): the end of a warm-up."""
         for m in self.machines.values():
+            kept = {name: m.cnt[INDEX[name]] for name in GAUGES}
             m.cnt[:] = 0
+            for name, value in kept.items():
+                m.cnt[INDEX[name]] = value
 
     def counters(self) -> dict[str, dict[str, int]]:
         return {name: m.counters() for name, m in self.machines.items()}

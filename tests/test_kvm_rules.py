@@ -193,3 +193,19 @@ def test_report_and_counters_pane_show_every_kvm_counter_with_its_meaning():
     m.run(O.concat([O.mmap(1, BASE, 1 << 20, huge=False), O.accesses([BASE], rw=O.WRITE)]))
     kvm = summarize({"shadow": m.counters()})["shadow"]["kvm"]
     assert all(kvm[k] == m.counters()[k] for k in KVM_NAMES)
+
+
+def test_a_reset_of_the_counts_keeps_the_unsync_gauge():
+    """The end of a warm-up forgets counts, not state: shadow pages still unsync are still counted."""
+    from rvi_tui.engine import config as C
+    from rvi_tui.engine.session import Session
+
+    ops = O.concat([O.mmap(1, BASE, 1 << 21, huge=False), O.accesses([BASE + i * PAGE for i in range(4)]),
+                    O.op(O.MUNMAP, pid=1, addr=BASE + PAGE, arg=PAGE)])  # a write to a shadowed leaf table
+    session = Session([ops], C.load(overrides={"guest.mem_gib": 1}), modes=("shadow",))
+    session.run(len(ops))
+    live = session.machines["shadow"].mode.n_unsync
+    assert live > 0 and session.counters()["shadow"]["mmu_unsync"] == live
+    session.reset_counters()
+    after = session.counters()["shadow"]
+    assert after["mmu_unsync"] == live and after["accesses"] == 0
