@@ -479,6 +479,20 @@ async def test_a_long_workload_label_never_pushes_the_op_count_off_the_status_ba
         assert "│ speed max │ pages 4K/4K · 4-level │ pid 1" in line
 
 
+async def status_line(width: int, status: Status) -> str:
+    """The status bar's text for `status` at `width` columns, on a bare status bar."""
+    class StatusOnly(App):
+        def compose(self):
+            yield StatusBar()
+
+    app = StatusOnly()
+    async with app.run_test(size=(width, 3)) as pilot:
+        bar = app.query_one(StatusBar)
+        bar.show(status)
+        await pilot.pause()
+        return bar.render().plain
+
+
 @pytest.mark.parametrize("width,line", [
     (160, " NESTED  ‖ PAUSED │ tlbstress footprint=16m accesses=200k seed 1 │ op 0/204,097 (0.0%) · warm-up to op 4,097"
           " │ speed max │ pages 4K/4K · 4-level │ pid 1"),
@@ -490,17 +504,9 @@ async def test_a_long_workload_label_never_pushes_the_op_count_off_the_status_ba
 async def test_the_status_line_gives_up_its_parts_in_order_as_it_narrows(width, line):
     """The preset, percentage, speed, pid and rate go first; then the label is cut to 24 characters, the
     pages go, the label is cut to 12, and the warm-up phase goes last. Mode, state and op count stay."""
-    class StatusOnly(App):
-        def compose(self):
-            yield StatusBar()
-
-    app = StatusOnly()
-    async with app.run_test(size=(width, 3)) as pilot:
-        bar = app.query_one(StatusBar)
-        bar.show(Status(mode="nested", workload="tlbstress footprint=16m accesses=200k seed 1", state="paused",
-                        ops_done=0, total_ops=204_097, speed="max", pid=1, preset="modern", warmup_ops=4097))
-        await pilot.pause()
-        assert bar.render().plain == line
+    status = Status(mode="nested", workload="tlbstress footprint=16m accesses=200k seed 1", state="paused",
+                    ops_done=0, total_ops=204_097, speed="max", pid=1, preset="modern", warmup_ops=4097)
+    assert await status_line(width, status) == line
 
 
 async def test_a_workload_warm_up_ends_with_counters_restarted_as_report_counts():
@@ -542,17 +548,9 @@ async def test_a_workload_warm_up_ends_with_counters_restarted_as_report_counts(
 async def test_the_status_line_says_the_kernels_run_interpreted_while_compiling(width, line):
     """On a cold cache the status line says what runs, shortened before the label is cut; the mode, state
     and op count still win."""
-    class StatusOnly(App):
-        def compose(self):
-            yield StatusBar()
-
-    app = StatusOnly()
-    async with app.run_test(size=(width, 3)) as pilot:
-        bar = app.query_one(StatusBar)
-        bar.show(Status(mode="nested", workload="kcompile seed 1", state="running", ops_done=5765,
-                        total_ops=786_503, speed="max", pid=1, preset="modern", kernels="interpreted, compiling 12 s"))
-        await pilot.pause()
-        assert bar.render().plain == line
+    status = Status(mode="nested", workload="kcompile seed 1", state="running", ops_done=5765, total_ops=786_503,
+                    speed="max", pid=1, preset="modern", kernels="interpreted, compiling 12 s")
+    assert await status_line(width, status) == line
 
 
 async def test_the_app_shows_interpreted_then_compiled_kernels(monkeypatch):
