@@ -25,6 +25,7 @@ from textual.widgets import Footer, Static
 from rvi_tui.engine import config as C
 from rvi_tui.engine.errors import ConfigError
 from rvi_tui.engine.report import summarize
+from rvi_tui.workloads.bytestream import replay_problem
 from rvi_tui.workloads.errors import WorkloadError
 
 from .eventlog import LogLine, op_lines
@@ -321,8 +322,8 @@ class RviApp(App):
 
     # --- actions ------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if isinstance(self.screen, ModalScreen):
-            return False  # a dialog's own keys only (ctrl+q still quits)
+        if isinstance(self.screen, ModalScreen) and action in APP_KEY_ACTIONS:
+            return False  # under a dialog, the app's own keys are inert; Tab, Shift+Tab and ctrl+q still work
         state = self.runner.state
         if action == "step":  # while loading, the step waits in the runner's queue
             return True if state in (PAUSED, WARMING, LOADING) else None
@@ -466,6 +467,10 @@ class RviApp(App):
         self.push_screen(EventFilterScreen(log.kinds), apply)
 
 
+# The actions of the app's own keys (view, step, …), without their arguments: inert while a dialog is open.
+APP_KEY_ACTIONS = frozenset(b.action.split("(")[0] for b in RviApp.BINDINGS) - {"quit"}
+
+
 def make_spec(workload_name=DEFAULT_WORKLOAD, workload_params=None, trace=None, preset=C.DEFAULT_PRESET, sets=(),
               seed=1, guest_page=None, host_page=None, levels=None, trace_format=None, ifetch=False,
               skip_bad_lines=False) -> RunSpec:
@@ -489,13 +494,10 @@ def check_args(workload_name: str | None = DEFAULT_WORKLOAD, workload_params: di
     try:
         spec.config()
         if trace:
-            if not os.path.isfile(os.path.expanduser(trace)):
-                return f"no such trace file: {trace}"
-        elif "rvi_tui.workloads.registry" in sys.modules:
-            # only if already loaded (the CLI loads it): importing it here costs the first frame ~0.4 s,
-            # and the app reports a bad workload or parameter on screen anyway
-            sys.modules["rvi_tui.workloads.registry"].make_workload(spec.workload, seed=spec.seed,
-                                                                    **dict(spec.params))
+            return replay_problem(trace) or None
+        from rvi_tui.workloads.registry import make_workload  # ~0.1 s: the trace parsers (numba) stay unloaded
+
+        make_workload(spec.workload, seed=spec.seed, **dict(spec.params))
     except (ConfigError, WorkloadError) as e:
         return str(e)
     return None

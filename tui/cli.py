@@ -46,8 +46,9 @@ def _add_workload_options(p: argparse.ArgumentParser, default: str) -> None:
     src = g.add_mutually_exclusive_group()
     src.add_argument("--workload", "-w", default=None, help=f"built-in workload (default {default}; --list-workloads)")
     src.add_argument("--trace", "-t", action="append",
-                     help="a trace file: Valgrind lackey, plain text addresses or .npy ops (.gz ok); "
-                          "repeat it to run several traces as processes of one guest, round-robin")
+                     help="a trace: Valgrind lackey, plain text addresses or .npy ops (.gz ok), from a file, a "
+                          "pipe or - (stdin); repeat it to run several traces as processes of one guest, "
+                          "round-robin")
     g.add_argument("--format", dest="fmt", choices=("lackey", "text", "npy"), help="trace format (default: detected)")
     g.add_argument("--ifetch", action="store_true", help="replay instruction fetches of a lackey trace too")
     g.add_argument("--skip-bad-lines", action="store_true", help="skip malformed trace lines and count them")
@@ -128,27 +129,34 @@ def load_config(args) -> C.Config:
     return C.load(args.preset, args.sets, overrides)
 
 
-def workload_from(args, default: str):
-    """The workload the options name: a trace file or a built-in with its parameters."""
+def workload_from(args, default: str, levels: int):
+    """The workload the options name: traces (files, pipes or `-` for stdin) or a built-in with its parameters;
+    ``levels`` is the guest's paging depth, which says which trace addresses are user addresses."""
     from ..workloads.registry import make_workload, open_trace, round_robin
 
     if args.trace:
-        for path in args.trace:
-            if not os.path.exists(path):
-                raise UsageError(f"{path}: no such file")
-        traces = [open_trace(p, args.fmt, ifetch=args.ifetch, skip_bad_lines=args.skip_bad_lines) for p in args.trace]
+        if args.trace.count("-") > 1:
+            raise UsageError("--trace -: stdin can be read once, so name it once")
+        traces = [open_trace(p, args.fmt, ifetch=args.ifetch, skip_bad_lines=args.skip_bad_lines, levels=levels)
+                  for p in args.trace]
         return traces[0] if len(traces) == 1 else round_robin(traces, parse_count(args.slice))
-    params = {}
-    for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--param expects key=value, got {item!r}")
-        params[key.strip()] = value
+    params = param_pairs(args.param)
     if args.footprint is not None:
         params["footprint"] = args.footprint
     if args.accesses is not None:
         params["accesses"] = args.accesses
     return make_workload(args.workload or default, seed=args.seed, **params)
+
+
+def param_pairs(items) -> dict:
+    """--param key=value options as a dict."""
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param expects key=value, got {item!r}")
+        params[key.strip()] = value
+    return params
 
 
 def start_kernels(err) -> None:
@@ -190,7 +198,7 @@ def cmd_report(args, out, err) -> int:
     if args.show_config:
         render.config_table(config, out)
         return 0
-    workload = workload_from(args, "random")
+    workload = workload_from(args, "random", config["guest.levels"])
     shown = MODES if args.mode == "all" else (args.mode,)
     modes = tuple(m for m in MODES if m in shown or m == "native")  # native always runs: it is the baseline
     start_kernels(err)
@@ -272,7 +280,7 @@ def cmd_bench(args, out, err) -> int:
     streams["real-ls"] = (np.tile(ops["addr"].astype(np.int64), reps), np.tile(ops["rw"], reps),
                           f"shipped lackey trace of ls, replayed {reps}x ({reps * len(ops):,} accesses)")
     if args.trace:
-        trace = open_trace(args.trace, args.fmt)
+        trace = open_trace(args.trace, args.fmt, levels=config["guest.levels"])
         parts = [c[c["kind"] == 0] for c in trace.chunks()]
         if not parts or not sum(len(p) for p in parts):
             raise UsageError(f"{args.trace}: no accesses to time")
@@ -375,21 +383,20 @@ def cmd_app(args, out, err) -> int:
     load_config(args)  # a bad option is an error before the screen opens
     if args.trace and len(args.trace) > 1:
         raise UsageError("the app replays one trace; `rvi-tui report` takes several")
-    trace = args.trace[0] if args.trace else None
-    if trace and not os.path.exists(trace):
-        raise UsageError(f"{trace}: no such file")
-    if not out.isatty():
-        raise UsageError("the app needs a terminal; for headless use see `rvi-tui report --help`")
-    from .app import run_app
+    from .app import check_args, run_app
 
     params = {k: v for k, v in (("footprint", args.footprint), ("accesses", args.accesses)) if v is not None}
-    for item in args.param:
-        key, _, value = item.partition("=")
-        params[key.strip()] = value
-    return run_app(workload_name=args.workload, workload_params=params, trace=trace, mode=args.mode,
-                   preset=args.preset, sets=tuple(args.sets), seed=args.seed, guest_page=args.guest_page,
-                   host_page=args.host_page, levels=args.levels, trace_format=args.fmt, ifetch=args.ifetch,
-                   skip_bad_lines=args.skip_bad_lines, mouse=not args.no_mouse)
+    params.update(param_pairs(args.param))
+    options = dict(workload_name=args.workload, workload_params=params, trace=args.trace[0] if args.trace else None,
+                   mode=args.mode, preset=args.preset, sets=tuple(args.sets), seed=args.seed,
+                   guest_page=args.guest_page, host_page=args.host_page, levels=args.levels, trace_format=args.fmt,
+                   ifetch=args.ifetch, skip_bad_lines=args.skip_bad_lines)
+    problem = check_args(**options)  # a bad workload, parameter or trace too
+    if problem:
+        raise UsageError(problem)
+    if not out.isatty():
+        raise UsageError("the app needs a terminal; for headless use see `rvi-tui report --help`")
+    return run_app(**options, mouse=not args.no_mouse)
 
 
 COMMANDS = {"report": cmd_report, "study": cmd_study, "bench": cmd_bench, "record": cmd_record, None: cmd_app}

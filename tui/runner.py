@@ -103,11 +103,13 @@ class RunSpec:
     def config(self) -> C.Config:
         return C.load(preset=self.preset, sets=list(self.sets), overrides=self.overrides())
 
-    def make_workload(self):
+    def make_workload(self, levels: int = 4):
+        """The workload; ``levels`` (the config's guest.levels) says which trace addresses are user addresses."""
         from rvi_tui.workloads.registry import make_workload, open_trace
 
         if self.trace:
-            return open_trace(self.trace, self.trace_format, ifetch=self.ifetch, skip_bad_lines=self.skip_bad_lines)
+            return open_trace(self.trace, self.trace_format, ifetch=self.ifetch, skip_bad_lines=self.skip_bad_lines,
+                              levels=levels)
         return make_workload(self.workload, seed=self.seed, **dict(self.params))
 
     def with_pages(self, guest: str, host: str) -> RunSpec:
@@ -401,7 +403,7 @@ class Runner:
         self.message = f"loading {spec.label}…"
         self._post("state")
         config = spec.config()
-        workload = spec.make_workload()
+        workload = spec.make_workload(config["guest.levels"])
         chunks = iter(workload.chunks())
         first = next(chunks, None)  # parses/generates the first chunk here, not on the first step
         stream = itertools.chain([first], chunks) if first is not None else iter(())

@@ -13,6 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
 
+from rvi_tui.workloads.bytestream import replay_problem
+
 from .eventlog import KIND_LABELS, KINDS
 
 HELP = """\
@@ -234,10 +236,9 @@ class WorkloadPicker(ModalScreen[dict | None]):
     @on(Input.Submitted, "#trace")
     def _trace_submitted(self, event: Input.Submitted) -> None:
         path = os.path.expanduser(event.value.strip())
-        if not path:
-            self._error("type the path of a trace file")
-        elif not os.path.isfile(path):
-            self._error(f"no such file: {path}")
+        problem = replay_problem(path) if path else "type the path of a trace file"
+        if problem:
+            self._error(problem)
         else:
             self.dismiss({"trace": path})
 

@@ -18,7 +18,6 @@ from .multiproc import multi, round_robin
 from .npyfile import save_ops
 from .os_activity import KCompile, MmapChurn, TlbStress, WebServer
 from .synthetic import Chase, Phases, Random, Seq, Stride, Zipf
-from .traces import open_trace
 from .units import parse_count, parse_size
 
 __all__ = [
@@ -32,8 +31,20 @@ REAL_LS_DESCRIPTION = ("real trace: `ls -l /etc/default` (x86-64 Linux, glibc) r
 _SIZE_PARAMS = {"footprint", "stride", "node"}
 
 
+def __getattr__(name: str):
+    """``open_trace``, imported when first asked for: the trace parsers import numba (~0.2 s), which checking
+    a workload's name and parameters before the app starts need not wait for."""
+    if name == "open_trace":
+        from .traces import open_trace
+
+        return open_trace
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def real_ls(*, accesses: int | None = None, ifetch: bool = False) -> Workload:
     """The shipped lackey trace of a real program; ``accesses`` replays only its first accesses."""
+    from .traces import open_trace
+
     path = resources.files(__package__).joinpath("data", REAL_LS_FILE)
     trace = open_trace(str(path), "lackey", ifetch=ifetch)
     trace.name, trace.description = "real-ls", REAL_LS_DESCRIPTION
@@ -58,8 +69,11 @@ def _coerce(name: str, key: str, value, default):
     """A command-line string converted like the parameter's default; other values as they are."""
     if not isinstance(value, str):
         return value
-    if key in _SIZE_PARAMS:
-        return parse_size(value)
+    if key in _SIZE_PARAMS or isinstance(default, int) and not isinstance(default, bool) or key == "accesses":
+        try:
+            return parse_size(value) if key in _SIZE_PARAMS else parse_count(value)
+        except WorkloadError as e:
+            raise WorkloadError(f"{name}: {key}: {e}") from None
     if isinstance(default, bool):
         lowered = value.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
@@ -67,8 +81,6 @@ def _coerce(name: str, key: str, value, default):
         if lowered in ("0", "false", "no", "off"):
             return False
         raise WorkloadError(f"{name}: {key} must be true or false, not {value!r}")
-    if isinstance(default, int) or key == "accesses":
-        return parse_count(value)
     if isinstance(default, float):
         try:
             return float(value)

@@ -1,0 +1,84 @@
+"""Input as users feed it: pipes, FIFOs and stdin, bad values, one clear line (exit 2) for every mistake."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import sys
+import threading
+
+import pytest
+
+from test_cli import run
+
+TRACE = "".join(f"{'W' if i % 3 == 0 else 'R'} {0x10000 + 64 * i:#x}\n" for i in range(3000)).encode()
+
+
+def report_json(*argv) -> dict:
+    code, out, err = run("report", *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def reference(tmp_path) -> dict:
+    """The report of TRACE read from a regular file."""
+    path = tmp_path / "t.txt"
+    path.write_bytes(TRACE)
+    return report_json("--trace", str(path))["modes"]
+
+
+def test_a_gzip_trace_through_a_fifo_is_read_once_and_reported(tmp_path, reference):
+    """`mkfifo f; zcat t.gz > f & rvi-tui report --trace f` hung for ever: the FIFO was opened once to
+    detect the format and again to parse it, and the second open waited for a writer that had gone."""
+    fifo = tmp_path / "f"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(gzip.compress(TRACE)), daemon=True)
+    writer.start()
+    result = {}
+    reader = threading.Thread(target=lambda: result.update(report=report_json("--trace", str(fifo))), daemon=True)
+    reader.start()
+    reader.join(120)
+    assert not reader.is_alive(), "report hung on a FIFO"
+    assert result["report"]["modes"] == reference
+    assert result["report"]["workload"] == "f"
+
+
+def test_dash_reads_the_trace_from_stdin(monkeypatch, reference):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(TRACE)))
+    report = report_json("--trace", "-")
+    assert report["modes"] == reference and report["workload"] == "stdin"
+
+
+def test_stdin_named_twice_is_one_clear_error():
+    code, _, err = run("report", "--trace", "-", "--trace", "-")
+    assert code == 2 and err == "rvi-tui: error: --trace -: stdin can be read once, so name it once\n"
+
+
+@pytest.mark.parametrize("argv", [("--trace", "DIR"), ("report", "--trace", "DIR"), ("bench", "--trace", "DIR")])
+def test_a_directory_as_trace_gets_the_same_message_everywhere(tmp_path, argv):
+    code, _, err = run(*(str(tmp_path) if a == "DIR" else a for a in argv))
+    assert code == 2 and err == f"rvi-tui: error: {tmp_path}: is a directory, not a trace file\n"
+
+
+@pytest.mark.parametrize("argv", [("--trace", "-"), ("--trace", "FIFO")])
+def test_the_app_refuses_a_trace_it_could_not_replay(tmp_path, argv):
+    """The app restarts a trace from its start (r, l, w): a pipe or stdin is refused before it starts."""
+    fifo = tmp_path / "f"
+    os.mkfifo(fifo)
+    code, _, err = run(*(str(fifo) if a == "FIFO" else a for a in argv))
+    assert code == 2 and "a pipe or stdin can be read only once" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (("-w", "nosuch"), "unknown workload 'nosuch'"),
+    (("-w", "kcompile", "--param", "nosuch=1"), "workload 'kcompile' has no parameter 'nosuch'"),
+    (("-w", "kcompile", "--param", "jobs=abc"), "jobs"),
+    (("--set", "foo=1"), "unknown config key 'foo'"),
+])
+def test_the_app_checks_its_workload_before_it_starts(argv, needle):
+    """`rvi-tui -w nosuch` opened the app in ERROR, while `--set foo=1` exited 2 before starting: both exit 2."""
+    code, _, err = run(*argv)
+    assert code == 2 and needle in err and err.count("\n") == 1 and "terminal" not in err

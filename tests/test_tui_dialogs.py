@@ -1,0 +1,31 @@
+"""The app's dialogs driven from the keyboard alone, as a user without a mouse drives them."""
+
+from __future__ import annotations
+
+from rvi_tui.tui.app import RviApp
+from rvi_tui.tui.screens import WorkloadPicker
+from textual.widgets import Input
+
+from test_tui import SIZE, SMALL, ready, wait_for
+
+
+async def test_tab_reaches_every_field_of_the_workload_picker_and_typed_text_lands_there(tmp_path):
+    """Tab moves from the list to the parameters, the seed and the trace path; what is typed goes into the
+    focused field, and Enter in a field submits what the fields say (not the highlighted built-in alone)."""
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, WorkloadPicker), what="the picker")
+        picker = app.screen
+        await pilot.press("tab")
+        assert picker.focused is picker.query_one("#params", Input)
+        await pilot.press("ctrl+u", *"jobs=7")  # ctrl+u clears the field (the current run's parameters)
+        await pilot.press("tab")
+        assert picker.focused is picker.query_one("#seed", Input)
+        await pilot.press("backspace", "3")
+        await pilot.press("tab")
+        assert picker.focused is picker.query_one("#trace", Input)
+        await pilot.press("shift+tab", "enter")  # back to the seed; Enter runs the built-in with these fields
+        await wait_for(pilot, lambda: app.spec.seed == 3, what="the new run")
+        assert app.spec.workload == "kcompile" and app.spec.params == (("jobs", "7"),)
