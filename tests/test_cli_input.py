@@ -82,3 +82,39 @@ def test_the_app_checks_its_workload_before_it_starts(argv, needle):
     """`rvi-tui -w nosuch` opened the app in ERROR, while `--set foo=1` exited 2 before starting: both exit 2."""
     code, _, err = run(*argv)
     assert code == 2 and needle in err and err.count("\n") == 1 and "terminal" not in err
+
+
+def test_a_warm_up_as_long_as_the_run_is_an_error_not_a_table_of_zeros():
+    code, out, err = run("report", "-w", "seq", "--accesses", "10k", "--warmup", "20k")
+    assert code == 2 and out == ""
+    assert err == ("rvi-tui: error: --warmup 20k: the workload ends after 10,001 ops, within its warm-up of 20,000 "
+                   "ops, so nothing is left to count; warm up for fewer ops\n")
+    code, out, _ = run("report", "-w", "seq", "--accesses", "10k", "--warmup", "9k", "--json")
+    assert code == 0 and json.loads(out)["modes"]["native"]["accesses"] == 1001  # seq's mmap, then 10k accesses
+
+
+@pytest.mark.parametrize("setting,needle", [
+    ("shadow.max_pages=1", "from 64 (KVM_MIN_ALLOC_MMU_PAGES"),
+    ("shadow.max_pages=63", "from 64"),
+    ("cost.vm_exit=99999999999999999999", "cost.vm_exit = 99999999999999999999: must be a whole number of cycles"),
+    ("cost.vm_exit=9223372036854775807", "from 0 to 1,000,000"),
+    ("cost.guest_pf=-1", "from 0 to 1,000,000"),
+    ("tlb.l2.entries=99999999999999", "from 0 to 1,048,576"),
+    ("cache.l3_kib=99999999999", "from 1 to 262,144"),
+    ("shadow.flood_threshold=99999999999999999999", "from 1 to 1,000,000"),
+])
+def test_settings_the_model_cannot_run_are_refused_at_load_time(setting, needle):
+    """`shadow.max_pages=1` was accepted and then stopped with "this is a simulator bug"; a huge cost gave a
+    traceback (OverflowError) or overflowed silently into a nonsense cycles/access."""
+    code, out, err = run("report", "-w", "seq", "--accesses", "2k", "--set", setting)
+    assert code == 2 and out == "" and err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_the_least_shadow_page_cap_runs():
+    code, out, err = run("report", "-w", "seq", "--accesses", "2k", "--set", "shadow.max_pages=64", "--json")
+    assert code == 0, err
+
+
+def test_bench_with_no_accesses_says_so_not_a_temporary_file():
+    code, _, err = run("bench", "--accesses", "0")
+    assert code == 2 and err == "rvi-tui: error: --accesses 0: a benchmark needs at least one access\n"

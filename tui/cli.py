@@ -207,12 +207,17 @@ def cmd_report(args, out, err) -> int:
 
     session = Session(workload.chunks(), config, modes)
     warmup = workload.warmup_ops if args.warmup == "auto" else parse_count(args.warmup)
+    counted = 0
     with render.progress(err, workload.name) as tick:
         if warmup:
             tick(session.run(warmup))
             session.reset_counters()
         while n := session.run(1 << 16):
             tick(n)
+            counted += n
+    if warmup and not counted:
+        raise UsageError(f"--warmup {args.warmup}: the workload ends after {session.ops_done:,} ops, within its "
+                         f"warm-up of {warmup:,} ops, so nothing is left to count; warm up for fewer ops")
     summary = summarize(session.counters(), shown)
     meta = {"workload": workload.name, "description": workload.description, "ops": session.ops_done,
             "warmup_ops": warmup,
@@ -262,6 +267,8 @@ def cmd_bench(args, out, err) -> int:
         if m not in MODES:
             raise UsageError(f"--modes: unknown mode {m!r}")
     n = parse_count(args.accesses)
+    if n < 1:
+        raise UsageError(f"--accesses {args.accesses}: a benchmark needs at least one access")
     footprint = parse_size(args.footprint)
     if footprint < 4096:
         raise UsageError(f"--footprint {args.footprint}: must be at least one page (4k)")
