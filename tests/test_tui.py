@@ -260,7 +260,7 @@ async def test_w_picks_a_builtin_workload_and_a_trace(tmp_path):
         await pilot.pause(0.1)
         picker = app.screen
         assert isinstance(picker, WorkloadPicker)
-        names = [n for n, _ in picker.workloads]
+        names = [n for n, *_ in picker.workloads]
         assert "tlbstress" in names and "real-ls" in names
         # move the highlight to tlbstress and take it
         from textual.widgets import OptionList

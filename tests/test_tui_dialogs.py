@@ -29,3 +29,27 @@ async def test_tab_reaches_every_field_of_the_workload_picker_and_typed_text_lan
         await pilot.press("shift+tab", "enter")  # back to the seed; Enter runs the built-in with these fields
         await wait_for(pilot, lambda: app.spec.seed == 3, what="the new run")
         assert app.spec.workload == "kcompile" and app.spec.params == (("jobs", "7"),)
+
+
+async def test_the_picker_checks_parameters_in_the_dialog_and_keeps_the_current_run():
+    """`nosuch=1` or `jobs=abc` closed the dialog, dropped the run and left the app in ERROR: the dialog now
+    says what is wrong and stays open, and the run goes on; the list shows each workload's parameters."""
+    app = RviApp(**SMALL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot, app)
+        generation = app.runner.generation
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, WorkloadPicker), what="the picker")
+        picker = app.screen
+        assert "parameters (defaults): jobs=200" in str(picker.query_one("#description").render())
+        for typed, needle in (("nosuch=1", "has no parameter 'nosuch'"), ("jobs=abc", "jobs: bad count 'abc'")):
+            picker.query_one("#params", Input).value = typed
+            picker.query_one("#params", Input).focus()
+            await pilot.press("enter")
+            await pilot.pause(0.1)
+            assert app.screen is picker and needle in str(picker.query_one("#picker-error").render())
+        error = picker.query_one("#picker-error")
+        trace = picker.query_one("#trace")
+        assert error.region.bottom <= 24 and trace.region.bottom <= 24  # both on screen at 80x24
+        assert app.runner.generation == generation and app.runner.state == "paused"
+        await pilot.press("escape")

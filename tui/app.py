@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.events import Resize
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from rvi_tui.engine import config as C
 from rvi_tui.engine.errors import ConfigError
@@ -39,6 +39,7 @@ from .walks import tlb_summary
 from .widgets import (CountersPane, ErrorBar, EventLog, GuestTablePane, SecondTablePane, StatusBar, TlbPane,
                       WalkGrid)
 from .widgets.counters import CountersBody
+from .widgets.footer import KeyFooter
 from .widgets.status import Status
 from .widgets.tlb import TlbRows
 
@@ -47,6 +48,9 @@ DEFAULT_WORKLOAD = "kcompile"
 # arrives at start-up may find a pane without them.
 MOUNTED_LAST = (EventLog, TlbRows, CountersBody)
 MIN_SIZE = (80, 24)
+# The terminal rows from which the page-table panes are shown (below them the walk grid and the event log
+# keep their room): the guest page table, then the second dimension. app.tcss hides them below.
+PANES_HEIGHT = {"guest": 28, "second": 36}
 MAX_HZ = 20  # never redraw faster than this
 RUN_HZ = 10  # pull rate while the engine runs
 SNAPSHOT_EVERY = 0.25  # while running, TLB contents and table paths refresh at most 4 times a second
@@ -55,7 +59,8 @@ LOG_REBUILD_OPS = 150  # ops of history shown after a mode or filter change
 
 
 class MainScreen(Screen):
-    """The panes. Too small a terminal shows a message instead."""
+    """The panes. Too small a terminal shows a message instead; a short one leaves panes out (app.tcss)."""
+
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -70,7 +75,7 @@ class MainScreen(Screen):
                 yield SecondTablePane(id="second")
                 yield EventLog(id="events")
         yield Static("", id="too-small")
-        yield Footer(show_command_palette=False, compact=True)
+        yield KeyFooter(show_command_palette=False, compact=True)
 
     def on_resize(self, event: Resize) -> None:
         w, h = event.size
@@ -87,15 +92,20 @@ class RviApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "rvi-tui"
+    # every screen gets -short, -medium or -tall by the terminal's height (app.tcss, the dialogs' CSS)
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (PANES_HEIGHT["guest"], "-medium"), (PANES_HEIGHT["second"], "-tall")]
     ENABLE_COMMAND_PALETTE = True
+    # The footer must fit 80 columns: keys that belong together share one word (Binding.Group).
+    VIEW_KEYS = Binding.Group("view", compact=True)
+    SPEED_KEYS = Binding.Group("speed", compact=True)
     BINDINGS = [
-        Binding("1", "view('native')", "native"),
-        Binding("2", "view('shadow')", "shadow"),
-        Binding("3", "view('nested')", "nested"),
+        Binding("1", "view('native')", "native", group=VIEW_KEYS),
+        Binding("2", "view('shadow')", "shadow", group=VIEW_KEYS),
+        Binding("3", "view('nested')", "nested", group=VIEW_KEYS),
         Binding("space", "step", "step", key_display="␣"),
-        Binding("p", "toggle_run", "run/pause"),
-        Binding("plus,equals_sign", "faster", "faster", key_display="+"),
-        Binding("minus,underscore", "slower", "slower", key_display="-"),
+        Binding("p", "toggle_run", "run"),
+        Binding("plus,equals_sign", "faster", "faster", key_display="+", group=SPEED_KEYS),
+        Binding("minus,underscore", "slower", "slower", key_display="-", group=SPEED_KEYS),
         Binding("l", "large_pages", "large pg"),
         Binding("w", "pick_workload", "workload"),
         Binding("r", "reset", "reset"),
@@ -302,11 +312,14 @@ class RviApp(App):
     def _update_log(self, log: EventLog, f: Frame) -> None:
         mode = self.view_mode
         records = f.records
+        nested_walk = 0
+        if mode == "nested":  # the references of one nested walk (a 2 MiB host page ends it a level early)
+            nested_walk = f.config.get("hlevels", 4) - (f.config.get("host_page") == "2m")
         if self._rebuild_log:
             records = records[-LOG_REBUILD_OPS:]
             lines = []
             for r in records:
-                lines.extend(op_lines(r.op_index, r.op_text, r.events.get(mode, ()), r.gap))
+                lines.extend(op_lines(r.op_index, r.op_text, r.events.get(mode, ()), r.gap, nested_walk))
             log.reset(lines)
             self._rebuild_log = False
         elif records:
@@ -316,7 +329,7 @@ class RviApp(App):
                 records = records[-LOG_OPS_PER_TICK:]
                 lines.append(LogLine("op", f"⋯ {skipped:,} stepped ops not shown (too fast to log; slow down with -)"))
             for r in records:
-                lines.extend(op_lines(r.op_index, r.op_text, r.events.get(mode, ()), r.gap))
+                lines.extend(op_lines(r.op_index, r.op_text, r.events.get(mode, ()), r.gap, nested_walk))
             log.add_lines(lines)
         self._seq_seen = f.last_seq
 
@@ -421,9 +434,18 @@ class RviApp(App):
                               seed=result["seed"])
             self.load(new)
 
-        from rvi_tui.workloads.registry import list_workloads  # loaded by the engine thread by now
+        from rvi_tui.workloads.registry import make_workload, workload_rows  # loaded by the engine thread by now
 
-        self.push_screen(WorkloadPicker(list_workloads(), spec.workload, spec.params, spec.seed, spec.trace), chosen)
+        def problem(name: str, params: tuple, seed: int) -> str | None:
+            """Checked in the dialog: a bad name, parameter or value keeps it open, and the current run."""
+            try:
+                make_workload(name, seed=seed, **dict(params))
+            except WorkloadError as e:
+                return str(e)
+            return None
+
+        self.push_screen(WorkloadPicker(workload_rows(), spec.workload, spec.params, spec.seed, spec.trace,
+                                        check=problem), chosen)
 
     def action_export(self) -> None:
         self.refresh_panes()

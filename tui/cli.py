@@ -189,10 +189,10 @@ def require_kernels(err) -> None:
 
 # --- commands ----------------------------------------------------------------------------------
 def cmd_report(args, out, err) -> int:
-    from ..workloads.registry import list_workloads
-
     if args.list_workloads:
-        render.workload_list(list_workloads(), out)
+        from ..workloads.registry import workload_rows
+
+        render.workload_list(workload_rows(), out)
         return 0
     config = load_config(args)
     if args.show_config:
@@ -383,9 +383,9 @@ def cmd_record(args, out, err) -> int:
 
 def cmd_app(args, out, err) -> int:
     if args.list_workloads:
-        from ..workloads.registry import list_workloads
+        from ..workloads.registry import workload_rows
 
-        render.workload_list(list_workloads(), out)
+        render.workload_list(workload_rows(), out)
         return 0
     load_config(args)  # a bad option is an error before the screen opens
     if args.trace and len(args.trace) > 1:

@@ -22,9 +22,10 @@ def _pct(x) -> str:
 
 
 def workload_list(items, out) -> None:
-    table = Table("workload", "what it does", box=None, pad_edge=False)
-    for name, description in items:
-        table.add_row(name, description)
+    """(name, description, 'key=default …') rows: every built-in workload with its parameters' defaults."""
+    table = Table("workload", "what it does", "parameters (defaults; --param key=value)", box=None, pad_edge=False)
+    for name, description, params in items:
+        table.add_row(name, description, params)
     _console(out).print(table)
 
 

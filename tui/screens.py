@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +16,7 @@ from textual.widgets.option_list import Option
 
 from rvi_tui.workloads.bytestream import replay_problem
 
+from . import fmt
 from .eventlog import KIND_LABELS, KINDS
 
 HELP = """\
@@ -140,49 +142,61 @@ def parse_params(text: str) -> tuple:
     return tuple(out)
 
 
+OPTION_TEXT = 64  # a workload's description in the list: one line at 80 columns (the whole one shows below)
+DESCRIPTION_TEXT = 74
+
+
 class WorkloadPicker(ModalScreen[dict | None]):
-    """Built-in workloads with parameters and seed, or a trace file."""
+    """Built-in workloads with parameters and seed, or a trace file; every field reachable with Tab.
+
+    ``workloads`` are (name, description, parameters with their defaults); ``check(name, params, seed)``
+    says what is wrong with a choice (None if nothing): a bad choice keeps the dialog open with the reason,
+    and the current run goes on.
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
     WorkloadPicker { align: center middle; }
-    WorkloadPicker > Vertical { width: 100; max-width: 98%; height: auto; max-height: 95%;
+    WorkloadPicker > Vertical { width: 100; max-width: 100%; height: auto; max-height: 100%;
                                 border: round $accent; background: $surface; padding: 0 1; }
     WorkloadPicker OptionList { height: auto; max-height: 14; }
     WorkloadPicker Label { margin-top: 1; color: $text-muted; }
-    WorkloadPicker #picker-error { color: $text-error; height: auto; }
-    WorkloadPicker #description { color: $text-muted; height: 2; padding: 0 1; }
+    WorkloadPicker #picker-error { color: $text-error; height: auto; min-height: 1; }
+    WorkloadPicker #description { color: $text-muted; height: 3; padding: 0 1; }
     WorkloadPicker Horizontal { height: auto; }
     WorkloadPicker #params { width: 3fr; }
     WorkloadPicker #seed { width: 1fr; }
+    WorkloadPicker.-short Label { margin-top: 0; }
+    WorkloadPicker.-short OptionList { max-height: 12; }
     """
 
-    def __init__(self, workloads: list[tuple[str, str]], current: str | None, params: tuple = (),
-                 seed: int = 1, trace: str | None = None) -> None:
+    def __init__(self, workloads: list[tuple[str, str, str]], current: str | None, params: tuple = (),
+                 seed: int = 1, trace: str | None = None, check=None) -> None:
         super().__init__()
         self.workloads = workloads
         self.current = current
         self.params = params
         self.seed = seed
         self.trace = trace
+        self.check = check or (lambda name, params, seed: None)
 
     def compose(self) -> ComposeResult:
         with Vertical() as v:
-            v.border_title = "Pick a workload · enter runs it · esc cancels"
-            yield OptionList(*[Option(f"{name:<10} {self._short(desc)}", id=name) for name, desc in self.workloads],
-                             id="workloads")
+            v.border_title = "Pick a workload · tab moves · enter runs · esc cancels"
+            yield OptionList(*[Option(f"{name:<10} {fmt.fit(desc, OPTION_TEXT)}", id=name)
+                               for name, desc, _ in self.workloads], id="workloads", compact=True)
             yield Static("", id="description")
-            yield Label("parameters (key=value …, e.g. jobs=50 or footprint=64m accesses=200k) · seed")
+            yield Label("parameters (key=value …; the defaults are above) · seed")
             with Horizontal():
-                yield Input(self._params_text(), placeholder="defaults", id="params")
-                yield Input(str(self.seed), placeholder="1", id="seed", type="integer")
+                yield Input(self._params_text(), placeholder="defaults", id="params", compact=True)
+                yield Input(str(self.seed), placeholder="1", id="seed", type="integer", compact=True)
             yield Label("…or a trace file (Valgrind lackey, text addresses, or .npy ops); enter opens it")
-            yield Input(self.trace or "", placeholder="path/to/trace", id="trace")
+            yield Input(self.trace or "", placeholder="path/to/trace", id="trace", compact=True)
             yield Static("", id="picker-error")
 
     def on_mount(self) -> None:
         ol = self.query_one(OptionList)
-        names = [n for n, _ in self.workloads]
+        names = [n for n, _, _ in self.workloads]
         if self.current in names:
             ol.highlighted = names.index(self.current)
         ol.focus()
@@ -207,6 +221,10 @@ class WorkloadPicker(ModalScreen[dict | None]):
         except ValueError:
             self._error(f"seed must be an integer, not {seed_text!r}")
             return
+        problem = self.check(name, params, seed)
+        if problem:
+            self._error(problem)
+            return
         self.dismiss({"workload": name, "params": params, "seed": seed})
 
     @on(OptionList.OptionSelected)
@@ -217,14 +235,11 @@ class WorkloadPicker(ModalScreen[dict | None]):
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         """Parameters belong to one workload: show the current ones only on the current workload."""
         self._error("")
-        desc = dict(self.workloads).get(event.option.id, "")
-        self.query_one("#description", Static).update(desc)
+        _, desc, defaults = self.workloads[event.option_index]
+        self.query_one("#description", Static).update(
+            Text(fmt.fit(desc, DESCRIPTION_TEXT)).append(f"\nparameters (defaults): {defaults or 'none'}"))
         params = self.query_one("#params", Input)
         params.value = self._params_text() if event.option.id == self.current else ""
-
-    @staticmethod
-    def _short(text: str, width: int = 80) -> str:
-        return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
     def _params_text(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.params)

@@ -18,11 +18,11 @@ from .multiproc import multi, round_robin
 from .npyfile import save_ops
 from .os_activity import KCompile, MmapChurn, TlbStress, WebServer
 from .synthetic import Chase, Phases, Random, Seq, Stride, Zipf
-from .units import parse_count, parse_size
+from .units import count_text, parse_count, parse_size, size_text
 
 __all__ = [
     "DEFAULT_CHUNK", "RecordError", "TraceError", "Workload", "WorkloadError", "list_workloads", "make_workload",
-    "open_trace", "parse_size", "round_robin", "save_ops",
+    "open_trace", "parse_size", "round_robin", "save_ops", "workload_parameters", "workload_rows",
 ]
 
 REAL_LS_FILE = "real-ls.lackey.gz"
@@ -63,6 +63,33 @@ _BUILTINS["real-ls"] = (real_ls, REAL_LS_DESCRIPTION)
 def list_workloads() -> list[tuple[str, str]]:
     """(name, one-line description) of every built-in workload."""
     return [(name, description) for name, (_, description) in _BUILTINS.items()]
+
+
+def workload_parameters(name: str) -> list[tuple[str, str]]:
+    """(parameter, its default as typed on a command line) of a built-in workload, the seed left out (it has
+    an option of its own); 'auto' for a default the workload works out itself."""
+    if name not in _BUILTINS:
+        raise WorkloadError(f"unknown workload {name!r} (known: {', '.join(_BUILTINS)})")
+    out = []
+    for key, p in inspect.signature(_BUILTINS[name][0]).parameters.items():
+        if key == "seed":
+            continue
+        default = p.default
+        if default is None:
+            text = "auto"
+        elif key in _SIZE_PARAMS:
+            text = size_text(default)
+        elif isinstance(default, int) and not isinstance(default, bool):
+            text = count_text(default)
+        else:
+            text = str(default).lower() if isinstance(default, bool) else str(default)
+        out.append((key, text))
+    return out
+
+
+def workload_rows() -> list[tuple[str, str, str]]:
+    """(name, description, 'key=default …') of every built-in workload."""
+    return [(name, desc, " ".join(f"{k}={v}" for k, v in workload_parameters(name))) for name, desc in list_workloads()]
 
 
 def _coerce(name: str, key: str, value, default):
