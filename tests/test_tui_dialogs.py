@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rvi_tui.tui.app import RviApp
 from rvi_tui.tui.screens import WorkloadPicker
 from textual.widgets import Input
@@ -53,3 +55,17 @@ async def test_the_picker_checks_parameters_in_the_dialog_and_keeps_the_current_
         assert error.region.bottom <= 24 and trace.region.bottom <= 24  # both on screen at 80x24
         assert app.runner.generation == generation and app.runner.state == "paused"
         await pilot.press("escape")
+
+
+async def test_an_export_that_cannot_be_written_says_where_and_what_to_do(tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    app = RviApp(**SMALL, export_dir=str(not_a_dir))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("e")
+        await pilot.pause(0.2)
+        messages = [str(n.message) for n in app._notifications]
+        assert any(m.startswith(f"export failed: {not_a_dir}: no such directory") and "--export-dir" in m
+                   for m in messages), messages
+        assert app.last_export is None and sorted(os.listdir(tmp_path)) == ["file"]

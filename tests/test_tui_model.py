@@ -179,6 +179,34 @@ def test_export_writes_parsable_counters_and_unique_names(tmp_path):
     assert os.path.basename(j) == "rvi-tui-trace_x_y_z-op5-S.json" and s.endswith(".svg")
 
 
+def test_exports_follow_the_umask_and_say_what_op_0_and_the_warm_up_mean(tmp_path):
+    """Exports were written 0600 (record writes 0644); at op 0 overhead_vs_native was 0.0, not null; the JSON
+    lacked the warm-up."""
+    counters = Session(iter(()), C.load()).counters()
+    doc = counters_document(counters, workload="tlbstress", spec={}, config={}, ops_done=0, total_ops=None,
+                            finished=False, viewed="nested", warmup_ops=257, warmup_done=False)
+    old = os.umask(0o022)
+    try:
+        paths = write_export(str(tmp_path), doc, "<svg></svg>", "tlbstress")
+    finally:
+        os.umask(old)
+    assert all(os.stat(p).st_mode & 0o777 == 0o644 for p in paths)
+    data = json.loads(open(paths[0]).read())
+    assert (data["warmup_ops"], data["counted_from"]) == (257, 0)
+    assert all(data["summary"][m]["overhead_vs_native"] is None for m in MODES)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in a read-only directory")
+def test_an_export_to_a_read_only_directory_names_the_directory(tmp_path):
+    os.chmod(tmp_path, 0o555)
+    try:
+        with pytest.raises(OSError) as info:
+            write_export(str(tmp_path), {"ops_done": 0}, "<svg/>", "seq")
+    finally:
+        os.chmod(tmp_path, 0o755)
+    assert info.value.filename == str(tmp_path) and os.listdir(tmp_path) == []
+
+
 # --- counters window ----------------------------------------------------------------------------------
 
 def test_counter_history_rates_only_while_running():

@@ -460,14 +460,16 @@ class RviApp(App):
                   "preset": spec.preset, "sets": list(spec.sets), "guest_page": spec.guest_page,
                   "host_page": spec.host_page, "levels": spec.levels},
             config=dict(f.config), ops_done=f.ops_done, total_ops=f.total_ops, finished=f.state == FINISHED,
-            viewed=self.view_mode)
+            viewed=self.view_mode, warmup_ops=f.warmup_ops, warmup_done=f.warmup_done)
         directory = self.export_dir or os.getcwd()
         try:
             svg = self.export_screenshot(title=f"rvi-tui · {spec.label} · op {f.ops_done:,}")
             paths = write_export(directory, document, svg, spec.trace and os.path.basename(spec.trace)
                                  or spec.workload or "run")
         except OSError as e:
-            self.notify(f"export failed: {e}", severity="error", timeout=8)
+            where = e.filename or directory
+            self.notify(f"export failed: {where}: {e.strerror or e}. Start rvi-tui with --export-dir DIR to "
+                        "write elsewhere", severity="error", timeout=10)
             return
         self.last_export = paths
         self.notify(f"counters: {paths[0]}\nscreenshot: {paths[1]}", title="exported", timeout=10)

@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog="Run `rvi-tui COMMAND --help` for a command's options.")
     parser.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
     parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
+    parser.add_argument("--export-dir", metavar="DIR", help="where `e` writes its exports (default: the current "
+                                                            "directory)")
     _add_machine_options(parser)
     _add_workload_options(parser, "kcompile")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -376,9 +378,13 @@ def cmd_record(args, out, err) -> int:
     result = record_trace(cmd, args.output, on_progress=progress)
     if err.isatty():
         print(file=err)
-    print(f"wrote {result.records:,} records in {result.seconds:.1f} s to {result.out_path}", file=out)
+    if result.interrupted:
+        print(f"rvi-tui: interrupted: kept the {result.records:,} records made in {result.seconds:.1f} s in "
+              f"{result.out_path} (its last line says it was cut short)", file=err)
+    else:
+        print(f"wrote {result.records:,} records in {result.seconds:.1f} s to {result.out_path}", file=out)
     print(f"replay it: rvi-tui report --trace {result.out_path}", file=out)
-    return 0
+    return 130 if result.interrupted else 0
 
 
 def cmd_app(args, out, err) -> int:
@@ -401,9 +407,11 @@ def cmd_app(args, out, err) -> int:
     problem = check_args(**options)  # a bad workload, parameter or trace too
     if problem:
         raise UsageError(problem)
+    if args.export_dir is not None and not os.path.isdir(args.export_dir):
+        raise UsageError(f"--export-dir {args.export_dir}: no such directory")
     if not out.isatty():
         raise UsageError("the app needs a terminal; for headless use see `rvi-tui report --help`")
-    return run_app(**options, mouse=not args.no_mouse)
+    return run_app(**options, export_dir=args.export_dir, mouse=not args.no_mouse)
 
 
 COMMANDS = {"report": cmd_report, "study": cmd_study, "bench": cmd_bench, "record": cmd_record, None: cmd_app}
