@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from rvi_tui.tui.cli import main
 from test_cli import run
 
 TRACE = "".join(f"{'W' if i % 3 == 0 else 'R'} {0x10000 + 64 * i:#x}\n" for i in range(3000)).encode()
@@ -118,3 +119,58 @@ def test_the_least_shadow_page_cap_runs():
 def test_bench_with_no_accesses_says_so_not_a_temporary_file():
     code, _, err = run("bench", "--accesses", "0")
     assert code == 2 and err == "rvi-tui: error: --accesses 0: a benchmark needs at least one access\n"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_long_report_shows_progress_on_a_terminal_and_stays_quiet_when_piped():
+    out, err = io.StringIO(), Terminal()
+    assert main(["report", "-w", "seq", "--accesses", "20k"], out=out, err=err) == 0
+    assert "of 20,001 ops" in err.getvalue()  # the end is known: a bar and the time left
+    code, _, piped = run("report", "-w", "seq", "--accesses", "20k")
+    assert code == 0 and piped == ""
+
+
+def test_percentages_never_read_minus_zero():
+    from rvi_tui.tui import fmt, render
+
+    assert render._pct(-1e-6) == "+0.0%" and fmt.signed_percent(-1e-6) == "+0.0%"
+    assert render._pct(-0.0012) == "-0.1%" and fmt.signed_percent(-2.5) == "-250%"
+
+
+@pytest.fixture
+def tiny_study(monkeypatch):
+    from rvi_tui.engine import study
+
+    monkeypatch.setattr(study, "WORKLOADS", (("seq", {"accesses": 3000}, "tiny"), ("random", {"accesses": 3000},
+                                                                                     "tiny")))
+    return study
+
+
+def test_nested_vs_shadow_has_the_sign_of_the_overheads_beside_it(tiny_study):
+    """It was shadow/nested - 1, so + meant nested wins: the opposite of the overhead columns."""
+    code, out, _ = run("study", "--json")
+    assert code == 0
+    for row in json.loads(out)["rows"]:
+        m = row["modes"]
+        assert row["nested_vs_shadow"] == pytest.approx(m["nested"]["cycles"] / m["shadow"]["cycles"] - 1)
+    code, out, _ = run("study")
+    assert "nested vs shadow = nested/shadow − 1" in out and "+ = more cycles" in out
+
+
+def test_ctrl_c_during_a_study_keeps_the_rows_done(tiny_study, monkeypatch):
+    real = tiny_study.make_workload
+
+    def interrupted(name, **kw):
+        if name == "random":
+            raise KeyboardInterrupt
+        return real(name, **kw)
+
+    monkeypatch.setattr(tiny_study, "make_workload", interrupted)
+    code, out, err = run("study", "--json")
+    assert code == 130 and "interrupted: 2 of the study's 4 cells were done" in err
+    data = json.loads(out)
+    assert data["complete"] is False and [r["workload"] for r in data["rows"]] == ["seq", "seq"]

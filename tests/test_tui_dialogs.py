@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 
 from rvi_tui.tui.app import RviApp
-from rvi_tui.tui.screens import WorkloadPicker
+from rvi_tui.tui.screens import ConfirmScreen, WorkloadPicker
+from rvi_tui.tui.widgets.counters import CountersBody
 from textual.widgets import Input
 
 from test_tui import SIZE, SMALL, ready, wait_for
@@ -69,3 +71,56 @@ async def test_an_export_that_cannot_be_written_says_where_and_what_to_do(tmp_pa
         assert any(m.startswith(f"export failed: {not_a_dir}: no such directory") and "--export-dir" in m
                    for m in messages), messages
         assert app.last_export is None and sorted(os.listdir(tmp_path)) == ["file"]
+
+
+async def test_toasts_come_one_at_a_time_and_leave_dialogs_and_restarts_alone():
+    """Toasts stacked over the panes and over dialogs; 'warm-up done' outlived `r`; +/- said nothing once the
+    status line had dropped the speed (always at 80 columns)."""
+    app = RviApp(workload_name="tlbstress", workload_params={"footprint": 1 << 20, "accesses": 2000})
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("minus", "minus")
+        await pilot.pause(0.1)
+        assert [str(n.message) for n in app._notifications] == ["speed 10k/s"]
+        await pilot.press("plus", "plus", "plus")
+        await pilot.pause(0.1)
+        assert [str(n.message) for n in app._notifications] == ["speed max (already the fastest)"]
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.state == "finished", what="the end of the run")
+        await pilot.pause(0.2)
+        assert len(app._notifications) == 1, [str(n.message) for n in app._notifications]  # finished replaced warm-up
+        await pilot.press("r")
+        await ready(pilot, app)
+        assert [str(n.message) for n in app._notifications] == ["restarted tlbstress footprint=1048576 "
+                                                               "accesses=2000 seed 1 from op 0"]
+        await pilot.press("question_mark")
+        await pilot.pause(0.1)
+        assert not app._notifications  # nothing on top of the dialog
+
+
+async def test_the_large_pages_question_counts_the_ops_run_until_the_key():
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.session.ops_done > 5000, what="a running start")
+        before = app.runner.session.ops_done
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        question = str(app.screen.query_one("#question").render())
+        asked = int(re.search(r"the ([\d,]+) ops run so far", question).group(1).replace(",", ""))
+        assert asked >= before
+        await pilot.press("n")
+
+
+async def test_at_op_0_no_mode_has_an_overhead_yet():
+    """At op 0 shadow showed `vs native +0.0%` while native showed `—`."""
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.pause(0.2)
+        app.refresh_panes()
+        body = app.main_screen.query_one(CountersBody).render().plain.splitlines()
+        row = next(line for line in body if line.startswith("vs native"))
+        assert row.split()[2:] == ["—", "—", "—"] or row.split()[2::2] == ["—", "—", "—"]
+        assert "%" not in row

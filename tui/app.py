@@ -31,8 +31,8 @@ from rvi_tui.workloads.errors import WorkloadError
 from .eventlog import LogLine, op_lines
 from .export import counters_document, write_export
 from .messages import EngineUpdate
-from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SPEEDS, WARMING, Frame, Runner, RunSpec,
-                     speed_label)
+from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SPEEDS, STEP_LIMIT, WARMING, Frame, Runner,
+                     RunSpec, speed_label)
 from .screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
 from .stats import CounterHistory
 from .walks import tlb_summary
@@ -333,6 +333,15 @@ class RviApp(App):
             log.add_lines(lines)
         self._seq_seen = f.last_seq
 
+    def _on_notify(self, event) -> None:
+        """One toast at a time: a new one replaces the last (they stacked up over the panes). Textual calls
+        this, then App's own handler, which adds the new toast (notify only posts a message)."""
+        self._notifications.clear()
+
+    def push_screen(self, screen, *args, **kwargs):
+        self.clear_notifications()  # a toast would sit on top of the dialog
+        return super().push_screen(screen, *args, **kwargs)
+
     # --- actions ------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if isinstance(self.screen, ModalScreen) and action in APP_KEY_ACTIONS:
@@ -379,11 +388,21 @@ class RviApp(App):
             self.notify("still loading the simulator…")
 
     def action_faster(self) -> None:
-        self.runner.set_speed(self.runner.speed + 1)
-        self.request_refresh()
+        self._change_speed(+1)
 
     def action_slower(self) -> None:
-        self.runner.set_speed(self.runner.speed - 1)
+        self._change_speed(-1)
+
+    def _change_speed(self, step: int) -> None:
+        """Say the new speed: a narrow status line has dropped it."""
+        before = self.runner.speed
+        self.runner.set_speed(before + step)
+        label = speed_label(self.runner.speed)
+        if self.runner.speed == before:
+            label += " (already the fastest)" if step > 0 else " (already the slowest)"
+        note = "" if SPEEDS[self.runner.speed] is None or SPEEDS[self.runner.speed] > STEP_LIMIT else \
+            ": every op stepped, with its events"
+        self.notify(f"speed {label}{note}", timeout=2)
         self.request_refresh()
 
     def load(self, spec: RunSpec) -> None:
@@ -405,6 +424,7 @@ class RviApp(App):
         return cfg.get("guest_page", "4k") != "4k" or cfg.get("host_page", "4k") != "4k"
 
     def action_large_pages(self) -> None:
+        self.refresh_panes()  # the question counts the ops run until now, not until the last redraw
         on = not self.large_pages_on()
         spec = self.spec.with_pages("2m", "2m") if on else self.spec.with_pages("4k", "4k")
         ops = self.frame.ops_done if self.frame is not None else 0

@@ -16,6 +16,8 @@ import argparse
 import json
 import os
 import sys
+import threading
+from collections.abc import Callable
 
 from ..engine import config as C
 from ..engine.errors import ConfigError, EngineError
@@ -161,6 +163,21 @@ def param_pairs(items) -> dict:
     return params
 
 
+def ops_count(workload) -> Callable[[], int | None]:
+    """The workload's length once known, for a progress bar: counted in a thread of its own (an OS workload
+    generates its stream to count it; a trace's is known only once read)."""
+    known: dict = {}
+
+    def count() -> None:
+        try:
+            known["n"] = workload.n_ops
+        except Exception:  # the run itself reports a bad stream; a count is only a nicety
+            pass
+
+    threading.Thread(target=count, name="rvi-count", daemon=True).start()
+    return lambda: known.get("n")
+
+
 def start_kernels(err) -> None:
     """The simulator kernels: compiled if the cache has them; else interpreted at once while a child process
     compiles them (the run takes them up as soon as they are ready), saying so once."""
@@ -210,11 +227,11 @@ def cmd_report(args, out, err) -> int:
     session = Session(workload.chunks(), config, modes)
     warmup = workload.warmup_ops if args.warmup == "auto" else parse_count(args.warmup)
     counted = 0
-    with render.progress(err, workload.name) as tick:
+    with render.progress(err, workload.name, total=ops_count(workload)) as tick:
         if warmup:
             tick(session.run(warmup))
             session.reset_counters()
-        while n := session.run(1 << 16):
+        while n := session.run(1 << 12):  # small steps: the progress line moves even on slow OS workloads
             tick(n)
             counted += n
     if warmup and not counted:
@@ -238,7 +255,7 @@ def cmd_report(args, out, err) -> int:
 
 
 def cmd_study(args, out, err) -> int:
-    from ..engine.study import WORKLOADS, run_study
+    from ..engine.study import PAGE_CONFIGS, WORKLOADS, study_rows
 
     known = [w[0] for w in WORKLOADS]
     chosen = None
@@ -249,14 +266,26 @@ def cmd_study(args, out, err) -> int:
             raise UsageError(f"--workloads: unknown {', '.join(unknown)} (the study's: {', '.join(known)})")
     C.load(args.preset, args.sets)  # validate before the long run
     start_kernels(err)
-    rows = run_study(args.preset, args.sets, chosen, args.seed,
-                     progress=lambda what: print(f"rvi-tui study: {what}", file=err, flush=True) if err.isatty() else None)
+    cells = len(chosen or known) * len(PAGE_CONFIGS)
+    rows: list[dict] = []
+    interrupted = False
+    with render.progress(err, "study", total=lambda: cells, unit="cells") as tick:
+        try:
+            for row in study_rows(args.preset, args.sets, chosen, args.seed,
+                                  progress=lambda what: tick(0, f"study: {what}")):
+                rows.append(row)
+                tick(1)
+        except KeyboardInterrupt:  # keep the rows done: a study takes minutes
+            interrupted = True
+    if interrupted:
+        print(f"rvi-tui: interrupted: {len(rows)} of the study's {cells} cells were done; here they are",
+              file=err)
     if args.json:
-        json.dump({"preset": args.preset, "rows": rows}, out, indent=2)
+        json.dump({"preset": args.preset, "rows": rows, "complete": not interrupted}, out, indent=2)
         out.write("\n")
-    else:
+    elif rows:
         render.study(rows, out)
-    return 0
+    return 130 if interrupted else 0
 
 
 def cmd_bench(args, out, err) -> int:

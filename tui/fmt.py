@@ -62,8 +62,8 @@ def signed_percent(x: float | None, short: bool = False) -> str:
         return "—"
     v = 100.0 * x
     if abs(v) >= 99.95 or (short and abs(v) >= 9.95):
-        return f"{v:+.0f}%"
-    return f"{v:+.1f}%"
+        return f"{round(v) + 0:+d}%"
+    return f"{round(v, 1) + 0.0:+.1f}%"  # a value that rounds to zero is +0.0%, never -0.0%
 
 
 def hexa(n: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -18,7 +18,11 @@ def _console(out, width: int = 100) -> Console:
 
 
 def _pct(x) -> str:
-    return "—" if x is None else f"{x * 100:+.1f}%"
+    """+3.1%, −12.0%; a value that rounds to zero is +0.0%, never -0.0%."""
+    if x is None:
+        return "—"
+    v = round(x * 100, 1)
+    return f"{v + 0.0:+.1f}%"  # + 0.0 turns -0.0 into 0.0
 
 
 def workload_list(items, out) -> None:
@@ -51,7 +55,7 @@ def report(meta: dict, summary: dict, out) -> None:
 
     row("accesses", lambda s: f"{s['accesses']:,}")
     row("cycles / access", lambda s: f"{s['cycles_per_access']:.1f}")
-    row("overhead vs native", lambda s: _pct(s["overhead_vs_native"]))
+    row("vs native (+ = slower)", lambda s: _pct(s["overhead_vs_native"]))
     row("TLB L1 hits", lambda s: f"{s['tlb']['l1_hits']:,}")
     row("TLB L2 hits", lambda s: f"{s['tlb']['l2_hits']:,}")
     row("TLB misses", lambda s: f"{s['tlb']['misses']:,} ({s['tlb']['miss_rate'] * 100:.1f}%)")
@@ -78,7 +82,8 @@ def report(meta: dict, summary: dict, out) -> None:
 
 
 def study(rows: list[dict], out) -> None:
-    table = Table(title="cycles per access by mode (overhead vs native) · nested vs shadow = shadow/nested − 1",
+    table = Table(title="cycles per access by mode (overhead vs native) · nested vs shadow = nested/shadow − 1 · "
+                        "every percentage: + = more cycles than the mode compared with (slower)",
                   caption="to compare with VMware's RVI study: nested paging wins MMU-intensive work, loses "
                           "TLB-intensive work with small pages, and large pages recover that loss")
     for col in ("workload", "pages g/h", "native", "shadow", "nested", "nested vs shadow"):
@@ -128,22 +133,31 @@ def bench(results: dict, modes, out) -> None:
 
 
 @contextlib.contextmanager
-def progress(err, label: str):
-    """A one-line progress counter on a terminal's stderr; silent otherwise."""
-    if not err.isatty():
-        yield lambda n: None
-        return
-    done = [0]
-    start = time.monotonic()
+def progress(err, label: str, total: Callable[[], int | None] = lambda: None, unit: str = "ops"):
+    """A Rich progress line on a terminal's stderr, gone when done: what runs, how far (a bar and the time
+    left once ``total()`` knows the end), the time so far; nothing when stderr is piped or redirected.
 
-    def tick(n: int) -> None:
-        done[0] += n
+    Yields ``tick(n, what=None)``: n more done, and ``what`` (if given) the new description.
+    """
+    if not err.isatty():
+        yield lambda n, what=None: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20),
+                   TextColumn("{task.completed:,.0f}{task.fields[of]} " + unit), TimeElapsedColumn(),
+                   TextColumn("· left"), TimeRemainingColumn(), console=Console(file=err), transient=True,
+                   refresh_per_second=4)
+    task = bar.add_task(label, total=None, of="")
+    shown = [label]
+
+    def tick(n: int, what: str | None = None) -> None:
+        if what:
+            shown[0] = what
         kernels = hardware.status()
         note = "" if kernels.compiled else f" ({kernels.describe()})"
-        print(f"\r{label}: {done[0]:,} ops, {time.monotonic() - start:.1f} s{note}\x1b[K", end="", file=err,
-              flush=True)
+        end = total()
+        bar.update(task, advance=n, total=end, of=f" of {end:,}" if end else "", description=shown[0] + note)
 
-    try:
+    with bar:
         yield tick
-    finally:
-        print("\r" + " " * 60 + "\r", end="", file=err, flush=True)

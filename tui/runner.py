@@ -386,6 +386,8 @@ class Runner:
             self._spark_base = None
             self.total_ops = None
             self.ops_rate = None
+            self.warmup_ops = 0  # the old run's warm-up, and its end, are not the new run's
+            self.warmup_done = False
         if not self.warmed:
             self.state = WARMING
             self.message = "loading the simulator…"
