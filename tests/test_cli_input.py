@@ -174,3 +174,15 @@ def test_ctrl_c_during_a_study_keeps_the_rows_done(tiny_study, monkeypatch):
     assert code == 130 and "interrupted: 2 of the study's 4 cells were done" in err
     data = json.loads(out)
     assert data["complete"] is False and [r["workload"] for r in data["rows"]] == ["seq", "seq"]
+
+
+def test_show_config_gives_each_value_its_source_and_json_when_asked():
+    code, out, _ = run("report", "--show-config", "--set", "cost.guest_pf=100")
+    assert code == 0
+    vm_exit = next(line for line in out.splitlines() if line.split()[:1] == ["cost.vm_exit"])
+    assert "1360" in vm_exit and "lkml 2012.2/00527]" in out and "set by --set" in out
+    code, out, _ = run("report", "--show-config", "--json", "--guest-page", "2m")
+    data = json.loads(out)  # it printed a table
+    assert data["values"]["guest.page"] == "2m" and data["sources"]["guest.page"] == "set by --guest-page"
+    assert data["sources"]["cost.vm_exit"].endswith("[V: lkml 2012.2/00527]")
+    assert set(data["sources"]) == set(data["values"])

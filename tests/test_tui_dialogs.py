@@ -124,3 +124,21 @@ async def test_at_op_0_no_mode_has_an_overhead_yet():
         row = next(line for line in body if line.startswith("vs native"))
         assert row.split()[2:] == ["—", "—", "—"] or row.split()[2::2] == ["—", "—", "—"]
         assert "%" not in row
+
+
+async def test_help_explains_every_counter_row_and_each_cost_with_its_source():
+    from rvi_tui.tui.explain import ROWS
+    from rvi_tui.tui.screens import HelpScreen
+    from rvi_tui.tui.widgets.counters import MAIN_ROWS
+
+    assert {label for label, _, _ in MAIN_ROWS} <= {label for label, _ in ROWS}
+    app = RviApp(**SMALL, sets=("cost.vm_exit=2000",))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        text = app.screen.numbers
+        assert "* **cycles/access**: (base + TLB + walk + guest OS + VM exits + hypervisor cycles) / accesses" in text
+        assert "* `cost.vm_exit` = **2,000** cycles (set by an option): set by --set" in text
+        assert "* `cost.ref_l1d` = **5** cycles (verified): [V: ChampSim L1D]" in text
+        assert "**saved**" in text and "pf_fixed" in text

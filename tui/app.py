@@ -29,6 +29,7 @@ from rvi_tui.workloads.bytestream import replay_problem
 from rvi_tui.workloads.errors import WorkloadError
 
 from .eventlog import LogLine, op_lines
+from .explain import counter_help
 from .export import counters_document, write_export
 from .messages import EngineUpdate
 from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SPEEDS, STEP_LIMIT, WARMING, Frame, Runner,
@@ -495,7 +496,16 @@ class RviApp(App):
         self.notify(f"counters: {paths[0]}\nscreenshot: {paths[1]}", title="exported", timeout=10)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        config = self.runner.config  # None until the first run has loaded
+        sources = None
+        if config is not None:
+            from rvi_tui.engine.sources import config_sources
+
+            spec = self.frame.spec if self.frame is not None and self.frame.spec else self.spec
+            overridden = {item.partition("=")[0].strip(): "--set" for item in spec.sets}
+            overridden.update({key: "an option or the l key" for key in spec.overrides()})
+            sources = config_sources(config, overridden)
+        self.push_screen(HelpScreen(counter_help(config, sources)))
 
     def action_filter_events(self) -> None:
         log = self.main_screen.query_one(EventLog)

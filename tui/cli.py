@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--warmup", default="auto", metavar="OPS",
                      help="ops run before counting starts (state kept, counters reset); 'auto' = the "
                           "workload's own initialisation phase, if it declares one (tlbstress)")
-    rep.add_argument("--show-config", action="store_true", help="print the effective config and exit")
+    rep.add_argument("--show-config", action="store_true",
+                     help="print the effective config, each value with its source, and exit (--json: as JSON)")
     _add_machine_options(rep)
     _add_workload_options(rep, "random")
 
@@ -122,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- shared option handling ------------------------------------------------------------------
-def load_config(args) -> C.Config:
+def option_overrides(args) -> dict:
+    """The config values the page-size and level options set."""
     overrides = {}
     if getattr(args, "guest_page", None):
         overrides["guest.page"] = args.guest_page
@@ -130,7 +132,20 @@ def load_config(args) -> C.Config:
         overrides["host.page"] = args.host_page
     if getattr(args, "levels", None):
         overrides["guest.levels"] = overrides["host.levels"] = args.levels
-    return C.load(args.preset, args.sets, overrides)
+    return overrides
+
+
+def load_config(args) -> C.Config:
+    return C.load(args.preset, args.sets, option_overrides(args))
+
+
+def overridden_by(args) -> dict[str, str]:
+    """Each config key an option set -> that option ('--set', '--guest-page', ...), later options winning."""
+    out = {item.partition("=")[0].strip(): "--set" for item in args.sets}
+    names = {"guest.page": "--guest-page", "host.page": "--host-page", "guest.levels": "--levels",
+             "host.levels": "--levels"}
+    out.update({key: names[key] for key in option_overrides(args)})
+    return out
 
 
 def workload_from(args, default: str, levels: int):
@@ -215,7 +230,14 @@ def cmd_report(args, out, err) -> int:
         return 0
     config = load_config(args)
     if args.show_config:
-        render.config_table(config, out)
+        from ..engine.sources import config_sources
+
+        sources = config_sources(config, overridden_by(args))
+        if args.json:
+            json.dump({"preset": config.preset, "values": dict(config), "sources": sources}, out, indent=2)
+            out.write("\n")
+        else:
+            render.config_table(config, sources, out)
         return 0
     workload = workload_from(args, "random", config["guest.levels"])
     shown = MODES if args.mode == "all" else (args.mode,)

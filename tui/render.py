@@ -33,11 +33,17 @@ def workload_list(items, out) -> None:
     _console(out).print(table)
 
 
-def config_table(config, out) -> None:
-    table = Table("key", "value", title=f"preset {config.preset}", box=None)
+def config_table(config, sources: dict, out) -> None:
+    """Every key, its value and where that comes from (the preset's citation, tagged [V]erified, [S]econdary,
+    [U]nverified or [D]erived, or the option that set it)."""
+    table = Table("key", "value", "source", title=f"preset {config.preset}", box=None,
+                  caption="tags: [V] verified at the source, [S] secondary, [U] unverified, [D] derived or modelled")
+    previous = None
     for key in config:
-        table.add_row(key, repr(config[key]))
-    _console(out).print(table)
+        source = sources.get(key) or "(no source given in the preset)"
+        table.add_row(key, repr(config[key]), "〃 (as above)" if source == previous else source)
+        previous = source
+    _console(out, 140).print(table)
 
 
 def report(meta: dict, summary: dict, out) -> None:

@@ -35,14 +35,20 @@ Switching mode changes what you look at, never the history.
 | `1` `2` `3` | view native / shadow / nested |
 | `space` | step exactly one op (while paused) |
 | `p` | run / pause |
-| `+` `-` | faster / slower (1 op/s … max); up to 200 ops/s every op is shown |
+| `+` `-` | faster / slower (1 op/s … max); up to 200 ops/s every op is shown; a toast says the speed |
 | `l` | large pages on/off (guest and host 2 MiB pages; restarts the workload) |
 | `w` | pick a workload (built-ins, or a trace file) |
 | `r` | restart the workload from op 0 |
 | `e` | export counters (JSON) and a screenshot (SVG) |
 | `f` | filter the event log by kind |
-| `tab` | move between panes; arrows / PgUp / PgDn scroll the focused pane |
+| `tab` | move between panes, and between the fields of a dialog; arrows / PgUp / PgDn scroll the focused pane |
 | `?` | this help · `q` quits |
+
+On a narrow terminal the footer leaves out the least essential keys first;
+they all still work. On a short one (below 36 rows, then 28) the second
+dimension and then the guest page table pane are left out, so that the walk
+grid and the event log keep their room; every pane shows its essential
+columns whole at 80×24, and text cut short ends in `…`, never inside a number.
 
 ## Panes
 
@@ -53,11 +59,12 @@ Switching mode changes what you look at, never the history.
   translate: each guest table page from gCR3 down (gL4 … gL1), then the data
   page; columns are the nested levels nL4 … nL1 and then the read of the guest
   entry (gPTE). Up to (n+1)(m+1)-1 = 24 references (35 with 5 levels), each
-  numbered in walk order and labelled with where it was served:
-  `L1D` `L2$` `L3$` (data caches) or `DRAM`. Cells a walk cache saved show
-  its name: `PWC` (guest levels), `NWC` (nested levels), `NTLB` (a whole nested
-  walk); `─` marks a row a PWC hit made unnecessary; `·` a cell not needed (a
-  large page ends the walk early). Native and shadow show their 1-D walk.
+  numbered in walk order (a narrow pane leaves the numbers out) and labelled
+  with where it was served: `L1D` `L2$` `L3$` (data caches) or `DRAM`. Cells a
+  walk cache saved show its name: `PWC` (guest levels), `NWC` (nested levels),
+  `NTLB` (a whole nested walk); `─` marks a row a PWC hit made unnecessary; `·`
+  a cell not needed (a large page ends the walk early). Native and shadow show
+  their 1-D walk. "N saved" counts references, as the event log does (below).
   A walk that faults is retried after the handler: the grid shows the last
   completed walk, the event log every attempt.
 * **Guest page table**: the path from CR3 to the last access's leaf. `●` marks
@@ -71,8 +78,11 @@ Switching mode changes what you look at, never the history.
   events (the counters count every op).
 * **Counters**: all three modes side by side, kvm_stat style: totals and
   current rates (*now*: per second for counts, over the last second for ratios);
-  rows that are zero everywhere are hidden. Sparklines: cycles per access,
-  one shared log scale. Best mode green, worst red.
+  rows that are zero everywhere are hidden. Cycles per access, then its six
+  parts per access (base, TLB, walk, guest OS, VM exits, hypervisor), which add
+  up to it. Sparklines (on a tall enough pane): cycles per access, one shared
+  log scale. Best mode green, worst red; the viewed mode is marked `▸`, or in
+  capitals on a narrow pane. Every row is explained below.
 
 Set `NO_COLOR=1` for a monochrome display: every mark also has a glyph or word.
 """
@@ -86,12 +96,17 @@ class HelpScreen(ModalScreen[None]):
                                   background: $surface; padding: 0 1; }
     """
 
+    def __init__(self, numbers: str = "") -> None:
+        """``numbers``: the sections that explain every counter and cost of the run (explain.counter_help)."""
+        super().__init__()
+        self.numbers = numbers
+
     def compose(self) -> ComposeResult:
         from textual.widgets import Markdown  # markdown-it loads only when help is first shown
 
         with VerticalScroll() as v:
             v.border_title = "Help · esc closes"
-            yield Markdown(HELP, id="help-text")
+            yield Markdown(HELP + "\n" + self.numbers, id="help-text")
 
     def action_close(self) -> None:
         self.dismiss(None)
