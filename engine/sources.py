@@ -63,6 +63,14 @@ def tag_of(source: str) -> str:
     return m.group(1) if m else ""
 
 
+def set_by(sets, options: Mapping[str, str]) -> dict[str, str]:
+    """Each key set on the command line -> the option that set it: '--set' for each ``key=value`` of
+    ``sets``, then ``options`` (key -> option), which win."""
+    out = {item.partition("=")[0].strip(): "--set" for item in sets}
+    out.update(options)
+    return out
+
+
 def config_sources(config, overridden: Mapping[str, str]) -> dict[str, str]:
     """Each key of ``config`` -> where its value comes from: ``overridden[key]`` (the option that set it,
     e.g. '--set') if given, else the preset's comment."""

@@ -62,7 +62,6 @@ LOG_REBUILD_OPS = 150  # ops of history shown after a mode or filter change
 class MainScreen(Screen):
     """The panes. Too small a terminal shows a message instead; a short one leaves panes out (app.tcss)."""
 
-
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         yield ErrorBar(id="error")
@@ -499,12 +498,10 @@ class RviApp(App):
         config = self.runner.config  # None until the first run has loaded
         sources = None
         if config is not None:
-            from rvi_tui.engine.sources import config_sources
+            from rvi_tui.engine.sources import config_sources, set_by
 
             spec = self.frame.spec if self.frame is not None and self.frame.spec else self.spec
-            overridden = {item.partition("=")[0].strip(): "--set" for item in spec.sets}
-            overridden.update({key: "an option or the l key" for key in spec.overrides()})
-            sources = config_sources(config, overridden)
+            sources = config_sources(config, set_by(spec.sets, dict.fromkeys(spec.overrides(), "an option or the l key")))
         self.push_screen(HelpScreen(counter_help(config, sources)))
 
     def action_filter_events(self) -> None:

@@ -139,13 +139,8 @@ def load_config(args) -> C.Config:
     return C.load(args.preset, args.sets, option_overrides(args))
 
 
-def overridden_by(args) -> dict[str, str]:
-    """Each config key an option set -> that option ('--set', '--guest-page', ...), later options winning."""
-    out = {item.partition("=")[0].strip(): "--set" for item in args.sets}
-    names = {"guest.page": "--guest-page", "host.page": "--host-page", "guest.levels": "--levels",
+OPTION_OF = {"guest.page": "--guest-page", "host.page": "--host-page", "guest.levels": "--levels",
              "host.levels": "--levels"}
-    out.update({key: names[key] for key in option_overrides(args)})
-    return out
 
 
 def workload_from(args, default: str, levels: int):
@@ -230,9 +225,9 @@ def cmd_report(args, out, err) -> int:
         return 0
     config = load_config(args)
     if args.show_config:
-        from ..engine.sources import config_sources
+        from ..engine.sources import config_sources, set_by
 
-        sources = config_sources(config, overridden_by(args))
+        sources = config_sources(config, set_by(args.sets, {key: OPTION_OF[key] for key in option_overrides(args)}))
         if args.json:
             json.dump({"preset": config.preset, "values": dict(config), "sources": sources}, out, indent=2)
             out.write("\n")
