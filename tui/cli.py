@@ -87,12 +87,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_machine_options(rep)
     _add_workload_options(rep, "random")
 
-    st = sub.add_parser("study", help="workloads x modes x page sizes, as in VMware's RVI study")
-    st.add_argument("--workloads", help="comma-separated subset of the study's workloads")
-    st.add_argument("--json", action="store_true")
+    st = sub.add_parser("study", help="a grid of cells: workloads x swept settings x seeds, all modes in each "
+                                      "(default: the VMware study's table)")
+    st.add_argument("--workloads", help="comma-separated built-ins, each with its parameters as "
+                                        "name:key=value,key=value (default: the study's four)")
+    st.add_argument("--trace", "-t", action="append", default=[],
+                    help="a trace file, or a directory of them, as more workloads (repeatable)")
+    st.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="an axis: any config key, guest.page, host.page, guest.levels, or preset (repeatable; "
+                         "default: guest/host pages 4k/4k and 2m/2m)")
+    st.add_argument("--modes", default="native,shadow,nested", help="modes to report (native always runs)")
+    st.add_argument("--seeds", type=int, default=1, help="repeat every cell with this many seeds from --seed")
+    st.add_argument("--seed", type=int, default=1)
+    st.add_argument("--warmup", default="auto", metavar="OPS", help="as for report (default auto)")
+    st.add_argument("--jobs", "-j", type=int, help="worker processes (default: every core)")
+    st.add_argument("--scheduler", metavar="tcp://HOST:8786", help="run the cells on this Dask cluster")
+    st.add_argument("-o", "--output", help="write the results: .csv (one row per cell and mode) or .json")
+    st.add_argument("--resume", action="store_true", help="skip the cells --output already holds")
+    st.add_argument("--plot", metavar="FILE", help="draw the results as a chart: .svg or .png")
+    st.add_argument("--json", action="store_true", help="the results as JSON on stdout")
     st.add_argument("--preset", default=C.DEFAULT_PRESET)
     st.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    st.add_argument("--seed", type=int, default=1)
 
     be = sub.add_parser("bench", help="engine throughput per mode (accesses/s), against pycachesim")
     be.add_argument("--trace", help="also time this trace (parsed before timing)")
@@ -222,26 +237,95 @@ def cmd_report(args, out, err) -> int:
     return 0
 
 
-def cmd_study(args, out, err) -> int:
-    from ..engine.study import WORKLOADS, run_study
+def _trace_files(items) -> list[str]:
+    """--trace paths, a directory standing for the trace files in it (sorted)."""
+    files = []
+    for item in items:
+        if os.path.isdir(item):
+            inside = sorted(os.path.join(item, f) for f in os.listdir(item)
+                            if not f.startswith(".") and os.path.isfile(os.path.join(item, f)))
+            if not inside:
+                raise UsageError(f"--trace {item}: a directory with no files in it")
+            files += inside
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            raise UsageError(f"--trace {item}: no such file or directory")
+    return files
 
-    known = [w[0] for w in WORKLOADS]
-    chosen = None
-    if args.workloads:
-        chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
-        unknown = [w for w in chosen if w not in known]
-        if unknown:
-            raise UsageError(f"--workloads: unknown {', '.join(unknown)} (the study's: {', '.join(known)})")
-    C.load(args.preset, args.sets)  # validate before the long run
-    start_kernels(err)
-    rows = run_study(args.preset, args.sets, chosen, args.seed,
-                     progress=lambda what: print(f"rvi-tui study: {what}", file=err, flush=True) if err.isatty() else None)
+
+def cmd_study(args, out, err) -> int:
+    from ..engine import executors, sweep
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for m in modes:
+        if m not in MODES:
+            raise UsageError(f"--modes: unknown mode {m!r} (native, shadow, nested)")
+    if args.seeds < 1:
+        raise UsageError(f"--seeds {args.seeds}: must be at least 1")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: must be at least 1")
+    if args.resume and not args.output:
+        raise UsageError("--resume needs -o/--output: the file whose cells to keep")
+    for path in (args.output, args.plot):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise UsageError(f"{path}: no such directory")
+    if args.output and not args.output.endswith((".csv", ".json")):
+        raise UsageError(f"-o {args.output}: give a .csv or .json file")
+    if args.plot:
+        from . import charts
+
+        charts.check_target(args.plot)
+    workloads = sweep.parse_workloads(args.workloads) if args.workloads else None
+    grid = sweep.build_grid(workloads, _trace_files(args.trace), sweep.parse_sweep(args.sweep), args.preset,
+                            tuple(args.sets), args.seeds, args.seed, tuple(modes), args.warmup)
+    done: dict[str, dict] = {}
+    if args.resume and os.path.exists(args.output):
+        done = {r["key"]: r for r in sweep.load_results(args.output) if not r["error"]}
+    todo = [c for c in grid.cells if c.key not in done]
+    if not args.scheduler:
+        require_kernels(err)  # compile once here, before the workers look for the kernels
+    jobs = args.jobs or executors.default_jobs()
+    interrupted = False
+    with render.sweep_progress(err, len(grid.cells), len(done)) as bar:
+        if args.scheduler:
+            runner = executors.run_dask(todo, args.scheduler, bar.started)
+        else:
+            runner = executors.run_local(todo, jobs, bar.started)
+        try:
+            for result in runner:
+                done[result["key"]] = result
+                bar.finished(result)
+                if args.output:
+                    sweep.save_results(args.output, _in_grid_order(grid, done))
+        except KeyboardInterrupt:
+            interrupted = True
+            runner.close()
+    results = _in_grid_order(grid, done)
+    if interrupted:
+        kept = f"; kept in {args.output}" if args.output else ""
+        print(f"rvi-tui study: interrupted: {len(results)} of {len(grid.cells)} cells finished{kept}", file=err)
     if args.json:
-        json.dump({"preset": args.preset, "rows": rows}, out, indent=2)
+        json.dump({"preset": args.preset, "swept": list(grid.swept), "cells": results}, out, indent=1, default=str)
         out.write("\n")
-    else:
-        render.study(rows, out)
-    return 0
+    elif results:
+        seeds = f" · seed {args.seed}" if args.seeds == 1 else f" · seeds {args.seed}–{args.seed + args.seeds - 1}"
+        render.study(results, grid.swept, out, f" · preset {args.preset}{seeds}")
+    if args.plot and results:
+        from . import charts
+
+        charts.save(args.plot, results, grid.swept, f"preset {args.preset}, seed{'s' if args.seeds > 1 else ''} "
+                    f"{args.seed}" + (f"–{args.seed + args.seeds - 1}" if args.seeds > 1 else ""))
+        print(f"rvi-tui study: chart written to {args.plot}", file=err)
+    failed = sum(1 for r in results if r["error"])
+    if failed:
+        print(f"rvi-tui study: {failed} cell{'s' if failed > 1 else ''} failed (their errors are above"
+              f"{' and in ' + args.output if args.output else ''})", file=err)
+    return 130 if interrupted else (1 if failed else 0)
+
+
+def _in_grid_order(grid, done: dict) -> list[dict]:
+    return [done[c.key] for c in grid.cells if c.key in done]
 
 
 def cmd_bench(args, out, err) -> int:
