@@ -221,11 +221,22 @@ def test_session_file_errors_are_one_line(tmp_path):
 def test_shipped_tours_open(tmp_path):
     from rvi_tui.tui.sessionfile import tour_paths
 
+    from rvi_tui.engine.session import Session
+    from rvi_tui.tui.walks import split_walks
+
     paths = tour_paths()
-    assert len(paths) == 3
+    assert [os.path.basename(p) for p in paths] == ["1-cold-2d-walk.rvi.json", "2-shadow-sync-after-fork.rvi.json",
+                                                    "3-large-page-walk.rvi.json"]
+    shown = []
     for p in paths:
         sf = load(p)
-        assert sf.view.op > 0 and sf.view.note
+        s = Session(sf.spec.make_workload().chunks(), sf.spec.config())
+        s.run(sf.view.op - 1)
+        events = s.step()[sf.view.mode]
+        walks = [a.refs for a in split_walks(events) if a.fault is None]
+        syncs = sum(type(e).__name__ == "ShadowSync" for e in events)
+        shown.append((walks, syncs))
+    assert shown[0][0] == [24] and shown[1][1] == 11 and shown[2][0] == [19]
 
 
 def test_timeline_strip_cells():
