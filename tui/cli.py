@@ -43,7 +43,7 @@ def _add_machine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set tlb.l2.entries=1536 (repeatable; see --show-config)")
     g.add_argument("--guest-page", choices=("4k", "2m", "1g"), help="largest guest page for large mappings")
-    g.add_argument("--host-page", choices=("4k", "2m"), help="host pages backing guest memory")
+    g.add_argument("--host-page", choices=("4k", "2m", "1g"), help="host pages backing guest memory")
     g.add_argument("--levels", type=int, choices=(4, 5), help="paging levels, guest and host (5 = LA57)")
 
 
