@@ -142,10 +142,6 @@ class EventIndex:
         """The most references one completed walk took, in each complete bucket."""
         return self._longest[: self.n_rows - 1, self.modes.index(mode)]
 
-    @property
-    def indexed_ops(self) -> int:
-        return (self.n_rows - 1) * BUCKET
-
     def deltas(self, mode: str, column: str) -> np.ndarray:
         """How much the column grew in each complete bucket."""
         col = self._rows[: self.n_rows, self.modes.index(mode), COLUMN[column]]

@@ -225,6 +225,10 @@ def cmd_report(args, out, err) -> int:
     if skipped:
         meta["skipped_lines"] = skipped
         print(f"rvi-tui: skipped {skipped} malformed trace lines", file=err)
+    return print_report(args, meta, summary, out)
+
+
+def print_report(args, meta: dict, summary: dict, out) -> int:
     if args.json:
         json.dump({**meta, "modes": summary}, out, indent=2)
         out.write("\n")
@@ -257,12 +261,7 @@ def report_session(args, out, err) -> int:
             "warmup_done": session.warmup_done, "preset": config.preset, "guest_page": config["guest.page"],
             "host_page": config["host.page"], "levels": config["guest.levels"]}
     summary = summarize(session.counters(), shown)
-    if args.json:
-        json.dump({**meta, "modes": summary}, out, indent=2)
-        out.write("\n")
-    else:
-        render.report(meta, summary, out)
-    return 0
+    return print_report(args, meta, summary, out)
 
 
 def cmd_study(args, out, err) -> int:
