@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 from ..engine import config as C
@@ -24,6 +25,12 @@ from ..workloads.units import parse_count, parse_size
 from . import render
 
 USER_ERRORS = (ConfigError, EngineError, WorkloadError, TraceError, RecordError, OSError)
+
+
+def _session_error():
+    from .sessionfile import SessionError
+
+    return SessionError
 MODES = ("native", "shadow", "nested")
 
 
@@ -73,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog="Run `rvi-tui COMMAND --help` for a command's options.")
     parser.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
     parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
+    parser.add_argument("--session", metavar="FILE", help="reopen a saved session (*.rvi.json) at its op and view")
     _add_machine_options(parser)
     _add_workload_options(parser, "kcompile")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -84,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ops run before counting starts (state kept, counters reset); 'auto' = the "
                           "workload's own initialisation phase, if it declares one (tlbstress)")
     rep.add_argument("--show-config", action="store_true", help="print the effective config and exit")
+    rep.add_argument("--session", metavar="FILE",
+                     help="the counters of a saved session (*.rvi.json) at its op; its run replaces the run options")
     _add_machine_options(rep)
     _add_workload_options(rep, "random")
 
@@ -198,6 +208,8 @@ def require_kernels(err) -> None:
 def cmd_report(args, out, err) -> int:
     from ..workloads.registry import list_workloads
 
+    if args.session:
+        return report_session(args, out, err)
     if args.list_workloads:
         render.workload_list(list_workloads(), out)
         return 0
@@ -229,6 +241,10 @@ def cmd_report(args, out, err) -> int:
     if skipped:
         meta["skipped_lines"] = skipped
         print(f"rvi-tui: skipped {skipped} malformed trace lines", file=err)
+    return print_report(args, meta, summary, out)
+
+
+def print_report(args, meta: dict, summary: dict, out) -> int:
     if args.json:
         json.dump({**meta, "modes": summary}, out, indent=2)
         out.write("\n")
@@ -252,6 +268,33 @@ def _trace_files(items) -> list[str]:
         else:
             raise UsageError(f"--trace {item}: no such file or directory")
     return files
+
+
+def report_session(args, out, err) -> int:
+    """`report --session FILE`: the run a session file specifies, headless, to its op: the counters the app
+    shows there (the warm-up counted as the app counts it)."""
+    from ..engine.report import summarize
+    from ..engine.session import Session
+    from .sessionfile import load
+
+    sf = load(args.session)
+    spec, op = sf.spec, sf.view.op
+    config = spec.config()
+    workload = spec.make_workload()
+    shown = MODES if args.mode == "all" else (args.mode,)
+    start_kernels(err)
+    session = Session(workload.chunks(), config, MODES, warmup_ops=workload.warmup_ops)
+    with render.progress(err, workload.name) as tick:
+        while session.ops_done < op and (n := session.run(min(1 << 16, op - session.ops_done))):
+            tick(n)
+    if session.ops_done < op:
+        raise UsageError(f"{args.session}: op {op:,} is past the end of its run ({session.ops_done:,} ops)")
+    meta = {"session": args.session, "workload": workload.name, "description": workload.description,
+            "op": session.ops_done, "ops": session.ops_done, "warmup_ops": workload.warmup_ops,
+            "warmup_done": session.warmup_done, "preset": config.preset, "guest_page": config["guest.page"],
+            "host_page": config["host.page"], "levels": config["guest.levels"]}
+    summary = summarize(session.counters(), shown)
+    return print_report(args, meta, summary, out)
 
 
 def cmd_study(args, out, err) -> int:
@@ -287,6 +330,8 @@ def cmd_study(args, out, err) -> int:
         require_kernels(err)  # compile once here, before the workers look for the kernels
     jobs = args.jobs or executors.default_jobs()
     interrupted = False
+    # a kill (SIGTERM) stops the workers and keeps the finished cells, as Ctrl-C does
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     with render.sweep_progress(err, len(grid.cells), len(done)) as bar:
         if args.scheduler:
             runner = executors.run_dask(todo, args.scheduler, bar.started)
@@ -301,6 +346,8 @@ def cmd_study(args, out, err) -> int:
         except KeyboardInterrupt:
             interrupted = True
             runner.close()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     results = _in_grid_order(grid, done)
     if interrupted:
         kept = f"; kept in {args.output}" if args.output else ""
@@ -451,6 +498,15 @@ def cmd_record(args, out, err) -> int:
 
 
 def cmd_app(args, out, err) -> int:
+    if args.session:
+        from .sessionfile import load
+
+        session_file = load(args.session)  # a damaged file, an unknown version, a changed trace: one line, exit 2
+        if not out.isatty():
+            raise UsageError("the app needs a terminal; for headless use: rvi-tui report --session FILE --json")
+        from .app import run_app
+
+        return run_app(session_file=session_file, mouse=not args.no_mouse)
     if args.list_workloads:
         from ..workloads.registry import list_workloads
 
@@ -491,7 +547,7 @@ def main(argv=None, out=None, err=None) -> int:
     except BrokenPipeError:  # `rvi-tui report | head`: the reader left; nothing more to say
         sys.stdout = open(os.devnull, "w")
         return 0
-    except (UsageError, *USER_ERRORS) as e:
+    except (UsageError, _session_error(), *USER_ERRORS) as e:
         message = str(e) or type(e).__name__
         if isinstance(e, OSError) and e.filename:
             message = f"{e.filename}: {e.strerror}"
