@@ -92,10 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ops run before counting starts (state kept, counters reset); 'auto' = the "
                           "workload's own initialisation phase, if it declares one (tlbstress)")
     rep.add_argument("--show-config", action="store_true", help="print the effective config and exit")
+    rep.add_argument("--compare", action="append", metavar="KEY=VALUE",
+                     help="run again with this setting changed (a config key, guest.page, host.page or preset; "
+                          "repeatable: all apply to the second run) and show both with the differences")
     rep.add_argument("--session", metavar="FILE",
                      help="the counters of a saved session (*.rvi.json) at its op; its run replaces the run options")
     _add_machine_options(rep)
-    _add_workload_options(rep, "random")
+    _add_workload_options(rep, "kcompile")
 
     st = sub.add_parser("study", help="a grid of cells: workloads x swept settings x seeds, all modes in each "
                                       "(default: the VMware study's table)")
@@ -142,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- shared option handling ------------------------------------------------------------------
-def load_config(args) -> C.Config:
+def _page_overrides(args) -> dict:
     overrides = {}
     if getattr(args, "guest_page", None):
         overrides["guest.page"] = args.guest_page
@@ -150,7 +153,11 @@ def load_config(args) -> C.Config:
         overrides["host.page"] = args.host_page
     if getattr(args, "levels", None):
         overrides["guest.levels"] = overrides["host.levels"] = args.levels
-    return C.load(args.preset, args.sets, overrides)
+    return overrides
+
+
+def load_config(args) -> C.Config:
+    return C.load(args.preset, args.sets, _page_overrides(args))
 
 
 def workload_from(args, default: str):
@@ -217,13 +224,45 @@ def cmd_report(args, out, err) -> int:
     if args.show_config:
         render.config_table(config, out)
         return 0
-    workload = workload_from(args, "random")
+    compare = _compare_sets(args.compare)
+    if compare:  # checked before the first run, not after it
+        C.load(compare.get("preset", args.preset), args.sets + [f"{k}={v}" for k, v in compare.items() if k != "preset"],
+               {k: v for k, v in _page_overrides(args).items() if k not in compare})
     shown = MODES if args.mode == "all" else (args.mode,)
-    modes = tuple(m for m in MODES if m in shown or m == "native")  # native always runs: it is the baseline
     start_kernels(err)
+    meta, summary = _run_report(args, config, shown, err)
+    if not compare:
+        return print_report(args, meta, summary, out)
+    config2 = C.load(compare.get("preset", args.preset), args.sets + [f"{k}={v}" for k, v in compare.items() if k != "preset"],
+                     {k: v for k, v in _page_overrides(args).items() if k not in compare})
+    meta2, summary2 = _run_report(args, config2, shown, err)
+    label = " ".join(f"{k}={v}" for k, v in compare.items())
+    if args.json:
+        json.dump({**meta, "modes": summary, "compare": {"with": compare, **meta2, "modes": summary2}}, out, indent=2)
+        out.write("\n")
+    else:
+        render.report(meta, summary, out)
+        render.comparison(summary, summary2, label, out)
+    return 0
+
+
+def _compare_sets(items) -> dict[str, str]:
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--compare expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _run_report(args, config, shown, err) -> tuple[dict, dict]:
+    """One run of the workload the options name, on `config`: (meta, per-mode summary)."""
     from ..engine.report import summarize
     from ..engine.session import Session
 
+    workload = workload_from(args, "kcompile")
+    modes = tuple(m for m in MODES if m in shown or m == "native")  # native always runs: it is the baseline
     session = Session(workload.chunks(), config, modes)
     warmup = workload.warmup_ops if args.warmup == "auto" else parse_count(args.warmup)
     with render.progress(err, workload.name) as tick:
@@ -241,7 +280,7 @@ def cmd_report(args, out, err) -> int:
     if skipped:
         meta["skipped_lines"] = skipped
         print(f"rvi-tui: skipped {skipped} malformed trace lines", file=err)
-    return print_report(args, meta, summary, out)
+    return meta, summary
 
 
 def print_report(args, meta: dict, summary: dict, out) -> int:

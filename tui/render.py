@@ -232,3 +232,27 @@ def sweep_progress(err, total: int, done: int = 0):
                TimeRemainingColumn())
     with Progress(*columns, console=Console(file=err), transient=True) as progress:
         yield _SweepBar(progress, total, done)
+
+
+def comparison(base: dict, other: dict, label: str, out) -> None:
+    """The same workload run twice: per mode, the first run, the second and the change."""
+    table = Table(title=f"with {label}: the second run beside the first (change = second / first − 1)")
+    table.add_column("")
+    for m in base:
+        table.add_column(m, justify="right")
+
+    def row(name, fn, fmt):
+        cells = []
+        for m in base:
+            a, b = fn(base[m]), fn(other[m])
+            change = _pct(b / a - 1) if a else "—"
+            cells.append(f"{fmt(a)} → {fmt(b)} ({change})")
+        table.add_row(name, *cells)
+
+    row("cycles / access", lambda s: s["cycles_per_access"], lambda v: f"{v:.1f}")
+    row("TLB misses", lambda s: s["tlb"]["misses"], lambda v: f"{v:,}")
+    row("refs / walk", lambda s: s["walk_refs_per_walk"], lambda v: f"{v:.2f}")
+    row("VM exits", lambda s: s["exits"]["total"], lambda v: f"{v:,}")
+    table.add_row("overhead vs native", *(f"{_pct(base[m]['overhead_vs_native'])} → {_pct(other[m]['overhead_vs_native'])}"
+                                          for m in base))
+    _console(out).print(table)
