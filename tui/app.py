@@ -110,6 +110,7 @@ class RviApp(App):
         Binding("w", "pick_workload", "workload"),
         Binding("r", "reset", "reset"),
         Binding("e", "export", "export"),
+        Binding("t", "study", "study"),
         Binding("f", "filter_events", "filter", show=False),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
@@ -123,6 +124,7 @@ class RviApp(App):
                  run_hz: float = RUN_HZ, session_file=None) -> None:
         """session_file: a sessionfile.SessionFile to reopen (its run and view replace the run arguments)."""
         super().__init__()
+        self.study_results: tuple[str, list[dict]] | None = None  # the Study screen's last results
         self.session_file = session_file
         if session_file is not None:
             spec, view = session_file.spec, session_file.view
@@ -585,6 +587,11 @@ class RviApp(App):
         self.last_session_path = path
         self.notify(f"{path}\nreopen it: rvi-tui --session {os.path.basename(path)}", title="session saved",
                     timeout=10)
+
+    def action_study(self) -> None:
+        from .study_screen import StudyScreen
+
+        self.push_screen(StudyScreen(self.spec.preset))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

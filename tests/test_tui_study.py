@@ -1,0 +1,56 @@
+"""The app's study tools as a user meets them: the Study screen (`t`), the settings screen (`c`) and a
+pinned baseline (`m`) shown beside the current run."""
+
+from __future__ import annotations
+
+import pytest
+
+from rvi_tui.engine import sweep
+from rvi_tui.tui.app import RviApp
+from rvi_tui.tui.study_screen import StudyScreen
+
+from test_tui import SIZE, SMALL, ready, wait_for
+
+SMALL_GRID = [("kcompile", (("jobs", "3"),)), ("random", (("footprint", "2m"), ("accesses", "3000")))]
+
+
+async def test_the_study_screen_runs_the_study_and_shows_table_and_bars(monkeypatch):
+    grid = sweep.build_grid(SMALL_GRID)  # 2 workloads x 2 page pairs
+    monkeypatch.setattr("rvi_tui.tui.study_screen.sweep.build_grid", lambda **kw: grid)
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), what="the study screen")
+        screen = app.screen
+        await wait_for(pilot, lambda: app.study_results is not None, timeout=300, what="the study to finish")
+        from rich.console import Console
+
+        console = Console(width=160, record=True)
+        console.print(screen.table)
+        text = console.export_text()
+        assert "kcompile" in text and "random" in text and "4k/4k" in text and "2m/2m" in text
+        chart = screen.chart.plain
+        assert "overhead vs native" in chart and "nested" in chart and "█" in chart
+        assert "4 cells" in screen.status
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, StudyScreen), what="back to the app")
+        # the results stay: opening again shows them without running
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), what="the study screen again")
+        assert "4 cells" in app.screen.status
+
+
+async def test_leaving_the_study_screen_while_it_runs_stops_it(monkeypatch):
+    grid = sweep.build_grid([("kcompile", (("jobs", "40"),))], seeds=6)
+    monkeypatch.setattr("rvi_tui.tui.study_screen.sweep.build_grid", lambda **kw: grid)
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), what="the study screen")
+        await pilot.pause(1.0)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: all(w.is_finished for w in app.workers if w.group == "study"), timeout=60,
+                       what="the study to stop")
+        assert app.study_results is None  # stopped before the end
