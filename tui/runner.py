@@ -131,6 +131,13 @@ class RunSpec:
     def with_pages(self, guest: str, host: str) -> RunSpec:
         return replace(self, guest_page=guest, host_page=host)
 
+    def describe(self) -> str:
+        """The machine settings in one line: preset, page sizes, levels, config overrides."""
+        cfg = self.config()
+        sets = " ".join(self.sets)
+        return (f"preset {self.preset} · guest {cfg['guest.page']} / host {cfg['host.page']} pages · "
+                f"{cfg['guest.levels']}-level" + (f" · {sets}" if sets else ""))
+
 
 @dataclass(frozen=True)
 class OpRecord:
