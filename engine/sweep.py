@@ -20,10 +20,10 @@ from . import config as C
 from .errors import ConfigError
 from .report import summarize
 from .session import ALL_MODES, Session
+from .study import PAGE_CONFIGS, WORKLOADS
 
 # Axes a sweep may vary besides config keys: the preset, and the seed (--seeds)
 SPECIAL_AXES = ("preset",)
-PAGE_PAIRS = (("4k", "4k"), ("2m", "2m"))
 
 
 @dataclass(frozen=True)
@@ -139,8 +139,6 @@ def parse_workloads(text: str) -> list[tuple[str, tuple[tuple[str, object], ...]
 
 
 def default_workloads() -> list[tuple[str, tuple]]:
-    from .study import WORKLOADS
-
     return [(name, tuple(params.items())) for name, params, _ in WORKLOADS]
 
 
@@ -155,7 +153,7 @@ def build_grid(workloads=None, traces=(), sweeps=(), preset: str = C.DEFAULT_PRE
         sources.append(Cell(workload=os.path.basename(path), trace=os.path.abspath(path),
                             trace_sha256=file_sha256(path)))
     C.load(preset, sets)  # the fixed overrides, checked once
-    axes = list(sweeps) if sweeps else [("pages", [f"{g}/{h}" for g, h in PAGE_PAIRS])]
+    axes = list(sweeps) if sweeps else [("pages", [f"{g}/{h}" for g, h in PAGE_CONFIGS])]
     grid = Grid(swept=tuple(k for k, _ in axes))
     for source in sources:
         for combo in itertools.product(*(vals for _, vals in axes)):
