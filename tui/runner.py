@@ -538,9 +538,9 @@ class Runner:
         workload = spec.make_workload()
         sha = None
         if spec.trace:
-            from .sessionfile import trace_sha256
+            from rvi_tui.workloads.traces import file_sha256
 
-            sha = trace_sha256(spec.trace)
+            sha = file_sha256(spec.trace)
         chunks = iter(workload.chunks())
         first = next(chunks, None)  # parses/generates the first chunk here, not on the first step
         stream = itertools.chain([first], chunks) if first is not None else iter(())
