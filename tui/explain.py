@@ -21,12 +21,14 @@ ROWS = (
     (" walk", "every walk reference at the latency of the level that served it (`cost.ref_*`; `cost.ref_flat` with "
               "`cache.enabled` off) + `cost.pwc_hit` per PWC or NWC hit + `cost.ntlb_hit` per NTLB hit; walks "
               "that fault and D-bit re-walks included"),
-    (" guest OS", "`cost.guest_pf` per guest page fault + `cost.guest_pte_write` per page-table write + "
-                  "`cost.guest_os_op` per fork, exec, exit, mmap, munmap and context switch: the same in every mode"),
+    (" guest OS", "`cost.guest_pf` per guest page fault (its first 4 KiB clear included) + clearing the rest of a "
+                  "new large page (`cost.clear_4k` per 4 KiB) or copying a page on copy-on-write (`cost.copy_4k` "
+                  "per 4 KiB) + `cost.guest_pte_write` per page-table write + `cost.guest_os_op` per fork, exec, "
+                  "exit, mmap, munmap and context switch: the same in every mode"),
     (" VM exits", "`cost.vm_exit` per VM exit: the round trip into the hypervisor and back"),
     (" hypervisor", "each exit's handler (`cost.npf_handler`, `shadow_fill_handler`, `pt_write_handler`, "
                     "`cr3_handler`, `invlpg_handler`, `inject_handler`, `dirty_handler`) + `cost.host_page_alloc` "
-                    "per host page newly backing guest memory"),
+                    "per host page newly backing guest memory, and `cost.clear_4k` per 4 KiB of it beyond the first"),
     ("vs native", "cycles / native cycles − 1: + is slower than native, − faster; — until native has cycles"),
     ("TLB miss rate", "TLB misses / accesses; a miss is an access that hit neither the L1 nor the L2 TLB"),
     ("walks", "page walks that completed a translation (a walk that ends in a fault is counted apart)"),
@@ -39,7 +41,8 @@ SAVED = ("**saved** (walk grid and event log): the references a walk did not mak
          "table; an NWC hit one nested reference; an NTLB hit a whole nested walk. A walk's references plus the "
          "ones saved are the references of the same walk made cold (24 for 4-level guest and host tables).")
 COST_KEYS = ("cost.access", "cost.tlb_l1", "cost.tlb_l2", "cost.pwc_hit", "cost.ntlb_hit", "cost.ref_l1d",
-             "cost.ref_l2", "cost.ref_l3", "cost.ref_dram", "cost.ref_flat", "cost.guest_pf", "cost.guest_pte_write",
+             "cost.ref_l2", "cost.ref_l3", "cost.ref_dram", "cost.ref_flat", "cost.guest_pf", "cost.clear_4k",
+             "cost.copy_4k", "cost.guest_pte_write",
              "cost.guest_os_op", "cost.vm_exit", "cost.npf_handler", "cost.shadow_fill_handler",
              "cost.pt_write_handler", "cost.cr3_handler", "cost.invlpg_handler", "cost.inject_handler",
              "cost.dirty_handler", "cost.host_page_alloc")

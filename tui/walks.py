@@ -26,6 +26,8 @@ def kind(e) -> str:
 
 
 SERVED_ORDER = ("L1D", "L2$", "L3$", "DRAM", "mem")
+# The nested level that maps a host page: a nested walk ends there (no nL1 with 2 MiB host pages, no nL2 with 1 GiB)
+HOST_LEAF_LEVEL = {"4k": 1, "2m": 2, "1g": 3}
 SERVED_COST_KEYS = {"L1D": "cost.ref_l1d", "L2$": "cost.ref_l2", "L3$": "cost.ref_l3", "DRAM": "cost.ref_dram",
                     "mem": "cost.ref_flat"}
 

@@ -10,6 +10,7 @@ seen on demand.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 
@@ -61,6 +62,15 @@ def _trial(kernel, buf: np.ndarray, final: bool, skip_bad: bool, va_bits: int):
             return total, skipped, line_no, buf[bad_start:bad_end].tobytes(), err
         if status != FULL:
             return total, skipped, None, b"", 0
+
+
+def file_sha256(path: str) -> str:
+    """A trace's identity by content: session files and sweeps use it to know a trace is the same one."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def detect_format(source: ByteStream, va_bits: int = 48) -> str:

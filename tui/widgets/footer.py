@@ -11,8 +11,8 @@ from textual.widgets import Footer
 from textual.widgets._footer import FooterKey, FooterLabel, KeyGroup
 
 # actions, most essential first
-ESSENTIAL = ("quit", "help", "view", "step", "toggle_run", "pick_workload", "faster", "slower", "large_pages",
-             "reset", "export")
+ESSENTIAL = ("quit", "help", "view", "step", "toggle_run", "pick_workload", "settings", "faster", "slower",
+             "large_pages", "study", "reset", "export")
 
 
 class KeyFooter(Footer):
