@@ -382,6 +382,7 @@ async def test_terminal_smaller_than_80x24_shows_a_message():
         assert note.display and app.main_screen.has_class("-too-small")
         assert "terminal too small (need 80x24" in str(note.render())
         assert not app.main_screen.query_one("#panes").display
+        assert not app.main_screen.query_one("#timeline").display  # only the message, no stray timeline strip
         await pilot.resize_terminal(120, 40)
         await pilot.pause(0.2)
         assert not note.display and app.main_screen.query_one("#panes").display

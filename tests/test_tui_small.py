@@ -51,6 +51,9 @@ async def test_every_pane_is_whole_at_80x24():
         # the 2-D walk keeps its gPTE column
         grid = assert_whole(q(app, WalkGrid))
         assert "gPTE" in grid[0] and all(f"nL{i}" in grid[0] for i in (4, 3, 2, 1))
+        walk = q(app, WalkGrid)
+        assert walk.size.height >= len(grid)  # every line of the grid and its summary, the result included
+        assert any("→ hPA 0x" in line for line in grid)
         # the TLB keeps frame, size and flags
         tlb_head = str(screen.query_one("#tlb-columns").render())
         assert tlb_head.split() == ["VPN", "frame", "sz", "WDG"]
@@ -88,3 +91,19 @@ async def test_a_resize_while_paused_lays_the_counters_out_again():
         await pilot.pause(0.3)
         assert "now" not in q(app, CountersBody).render().plain.split("\n")[0]
         assert_whole(q(app, CountersBody))
+
+
+async def test_the_settings_dialog_is_whole_at_80x24():
+    from rvi_tui.tui.settings_screen import SettingsScreen
+    from textual.widgets import Button, Input
+
+    app = RviApp(**SMALL)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("c")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, SettingsScreen)
+        for widget in (app.screen.query_one("#settings-sets", Input), app.screen.query_one("#settings-apply", Button),
+                       app.screen.query_one("#settings-error")):
+            assert widget.region.height and widget.region.bottom <= 24, widget
+        await pilot.press("escape")
