@@ -316,7 +316,8 @@ def cmd_bench(args, out, err) -> int:
 
 def bench_compile(args, out, err) -> int:
     """`bench --compile`: the compiler child on an empty cache folder, timed from here (wall seconds; peak RSS
-    of it and its stage processes, from wait4), as a new install meets it; each stage's own record too."""
+    of it and its stage processes together, compile_in_child), as a new install meets it; each stage's own
+    record too."""
     import tempfile
     import time
     from pathlib import Path
@@ -341,7 +342,7 @@ def bench_compile(args, out, err) -> int:
         out.write("\n")
         return 0
     print(f"cold compile of every kernel: {seconds:.1f} s wall, {peak_kb / 1024:,.0f} MB peak RSS "
-          "(the largest of its stage processes)", file=out)
+          "(its processes together: the compiler's peak plus those of the stages that run at once)", file=out)
     for stage, r in result["stages"].items():
         print(f"  {stage:8} {r['seconds']:6.1f} s  {r['peak_rss_mb']:7,.0f} MB", file=out)
     return 0
