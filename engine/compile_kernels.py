@@ -39,8 +39,8 @@ except ImportError:  # not POSIX: no lock; numba writes each cache file atomical
 
 
 def compile_stage(stage: str) -> None:
-    """Compile one build by running it: the engine's machines of its modes on its path, and with the step
-    build, the trace parsers (lackey and plain text)."""
+    """Compile one build by running it: the engine's machines of its modes on its path, and with the 1D batch
+    build (the shorter of the two that compile at once), the trace parsers (lackey and plain text)."""
     from ..workloads.registry import make_workload, open_trace
     from . import hardware
     from .warmup import warm_up
@@ -49,6 +49,9 @@ def compile_stage(stage: str) -> None:
     hardware.serve_only(hardware.load_variant(variant).run_accesses)  # this process compiles in place
     if stage == "step":
         warm_up(batch=False)
+        return
+    warm_up(("nested",) if variant.walk_2d else ("native", "shadow"), step=False)
+    if not variant.walk_2d:
         for _ in make_workload("real-ls", accesses=100).chunks():  # the lackey parser
             pass
         with tempfile.TemporaryDirectory() as tmp:
@@ -56,8 +59,6 @@ def compile_stage(stage: str) -> None:
             path.write_text("0x1000\nW 0x2000\nR 3000\n")
             for _ in open_trace(str(path), "text").chunks():
                 pass
-    else:
-        warm_up(("nested",) if variant.walk_2d else ("native", "shadow"), step=False)
 
 
 def write_atomically(path: Path, text: str) -> None:
