@@ -22,12 +22,13 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
 
 
-def _flatten(table: Mapping, prefix: str = "") -> dict:
+def flatten(table: Mapping, prefix: str = "") -> dict:
+    """Nested tables -> dotted keys (a preset's TOML, a summary's figures)."""
     flat = {}
     for key, value in table.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(_flatten(value, name + "."))
+            flat.update(flatten(value, name + "."))
         else:
             flat[name] = value
     return flat
@@ -97,7 +98,7 @@ def load(preset: str = DEFAULT_PRESET, sets: Iterable[str] = (), overrides: Mapp
     if preset not in preset_names():
         raise ConfigError(f"unknown preset '{preset}' (known: {', '.join(preset_names())})")
     text = resources.files(__package__).joinpath("presets", f"{preset}.toml").read_text()
-    config = Config(_flatten(tomllib.loads(text)), preset)
+    config = Config(flatten(tomllib.loads(text)), preset)
     pairs = {}
     for item in sets:
         key, sep, value = item.partition("=")
@@ -128,7 +129,9 @@ def validate(values: Mapping) -> None:
     for key in ("guest.levels", "host.levels"):
         _check(values[key] in (4, 5), key, "must be 4 or 5", values)
     _check(values["guest.page"] in ("4k", "2m", "1g"), "guest.page", "must be 4k, 2m or 1g", values)
-    _check(values["host.page"] in ("4k", "2m"), "host.page", "must be 4k or 2m", values)
+    _check(values["host.page"] in ("4k", "2m", "1g"), "host.page", "must be 4k, 2m or 1g", values)
+    for key in ("cost.guest_pf", "cost.host_page_alloc"):  # each measurement includes one 4 KiB clear
+        _check(values[key] >= values["cost.clear_4k"], key, f"must be at least cost.clear_4k ({values['cost.clear_4k']})", values)
     mem = values["guest.mem_gib"]
     _check(isinstance(mem, int) and 1 <= mem <= 1 << 16 and mem & (mem - 1) == 0, "guest.mem_gib", "must be a power of two from 1 to 65536", values)
     for name in ("l1_4k", "l1_2m", "l1_1g", "l2"):

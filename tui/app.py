@@ -30,13 +30,14 @@ from rvi_tui.workloads.errors import WorkloadError
 from .eventlog import LogLine, op_lines
 from .export import counters_document, write_export
 from .messages import EngineUpdate
-from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SPEEDS, WARMING, Frame, Runner, RunSpec,
-                     speed_label)
+from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SEEKING, SPEEDS, WARMING, Frame, Runner,
+                     RunSpec, speed_label)
 from .screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
 from .stats import CounterHistory
 from .walks import tlb_summary
-from .widgets import (CountersPane, ErrorBar, EventLog, GuestTablePane, SecondTablePane, StatusBar, TlbPane,
-                      WalkGrid)
+from .travel import JumpScreen, SearchKindScreen
+from .widgets import (CountersPane, ErrorBar, EventLog, GuestTablePane, SecondTablePane, StatusBar, TimelineStrip,
+                      TlbPane, WalkGrid)
 from .widgets.counters import CountersBody
 from .widgets.status import Status
 from .widgets.tlb import TlbRows
@@ -58,6 +59,7 @@ class MainScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
+        yield TimelineStrip(id="timeline")
         yield ErrorBar(id="error")
         with Horizontal(id="panes"):
             with Vertical(id="left"):
@@ -92,6 +94,15 @@ class RviApp(App):
         Binding("2", "view('shadow')", "shadow"),
         Binding("3", "view('nested')", "nested"),
         Binding("space", "step", "step", key_display="␣"),
+        Binding("b", "back", "back", show=False),
+        Binding("left", "back", "back", show=False, priority=True),  # before a pane's own scrolling
+        Binding("g", "jump", "go to", show=False),
+        Binding("home", "seek_start", "start", show=False, priority=True),
+        Binding("n", "find(True)", "next", show=False),
+        Binding("N", "find(False)", "prev", show=False),
+        Binding("k", "pick_search", "kind", show=False),
+        Binding("s", "save_session", "save", show=False),
+        Binding("escape", "cancel_seek", "cancel", show=False),
         Binding("p", "toggle_run", "run/pause"),
         Binding("plus,equals_sign", "faster", "faster", key_display="+"),
         Binding("minus,underscore", "slower", "slower", key_display="-"),
@@ -99,6 +110,9 @@ class RviApp(App):
         Binding("w", "pick_workload", "workload"),
         Binding("r", "reset", "reset"),
         Binding("e", "export", "export"),
+        Binding("t", "study", "study"),
+        Binding("c", "settings", "settings"),
+        Binding("m", "pin", "pin", show=False),
         Binding("f", "filter_events", "filter", show=False),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
@@ -109,8 +123,18 @@ class RviApp(App):
                  sets=(), seed: int = 1, guest_page: str | None = None, host_page: str | None = None,
                  levels: int | None = None, *, trace_format: str | None = None, ifetch: bool = False,
                  skip_bad_lines: bool = False, export_dir: str | None = None, speed: int | None = None,
-                 run_hz: float = RUN_HZ) -> None:
+                 run_hz: float = RUN_HZ, session_file=None) -> None:
+        """session_file: a sessionfile.SessionFile to reopen (its run and view replace the run arguments)."""
         super().__init__()
+        self.study_results: tuple[str, list[dict]] | None = None  # the Study screen's last results
+        self.pinned: tuple[str, dict] | None = None  # a run's counters kept as a baseline (m)
+        self.session_file = session_file
+        if session_file is not None:
+            spec, view = session_file.spec, session_file.view
+            workload_name, workload_params, trace, mode = spec.workload, dict(spec.params), spec.trace, view.mode
+            preset, sets, seed, guest_page, host_page, levels = (spec.preset, spec.sets, spec.seed, spec.guest_page,
+                                                                 spec.host_page, spec.levels)
+            trace_format, ifetch, skip_bad_lines = spec.trace_format, spec.ifetch, spec.skip_bad_lines
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
         self.spec = make_spec(workload_name, workload_params, trace, preset, sets, seed, guest_page, host_page,
@@ -138,6 +162,8 @@ class RviApp(App):
         self._queued_run = False  # p pressed while loading
         self._kernels_seen = ""  # the last Frame.kernels: a toast when the compiled kernels take over
         self._tlb_inputs: tuple | None = None
+        self._epoch_seen = -1  # Frame.history_epoch of the log on screen
+        self.last_session_path: str | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
@@ -151,6 +177,21 @@ class RviApp(App):
         self.runner.start()
         self.runner.view = self.view_mode
         self.runner.load(self.spec)
+        if self.session_file is not None:
+            self._open_view(self.session_file.view)
+
+    def _open_view(self, view) -> None:
+        """A session file's view: its filter and search kind, then the op (queued behind the load)."""
+        from .sessionfile import event_kind
+
+        if view.event_filter is not None:
+            self.main_screen.query_one(EventLog).kinds = set(view.event_filter)
+        if view.search is not None:
+            self.runner.set_search(event_kind(view.search))
+        if view.op:
+            self.runner.seek(view.op)
+        if view.note:
+            self.notify(view.note, title="session", timeout=20)
 
     def on_unmount(self) -> None:
         self.runner.stop(timeout=0.5)
@@ -206,6 +247,22 @@ class RviApp(App):
             self._snap_key = None
             self._seq_seen = 0
             self._rebuild_log = True
+        if f.history_epoch != self._epoch_seen:  # going back, a jump or a search made the log's ops anew
+            self._epoch_seen = f.history_epoch
+            self._rebuild_log = True
+            self.history.reset()
+        if f.notice:
+            self.notify(f.notice, title="go to", timeout=6)
+        if f.state == SEEKING:  # the engine is between ops: keep the panes, say how far the task got
+            if f.state != self._state_seen:
+                self._state_seen = f.state
+                self._tick.pause()
+                self.refresh_bindings()
+            status = Status(mode=mode, workload=(f.spec or self.spec).label, state=f.state, message=f.task,
+                            ops_done=f.ops_done)
+            q(StatusBar).show(status)
+            self._show_timeline(f)
+            return
         if f.snapshot is not None:
             self.snapshot = f.snapshot
             self._snap_key = (f.generation, f.ops_done, mode)
@@ -249,6 +306,7 @@ class RviApp(App):
                 status.ops_rate = window[0]["native"]["accesses"] / window[1]
                 status.rate_unit = "acc/s"
         q(StatusBar).show(status)
+        self._show_timeline(f)
         q(ErrorBar).show_error(f.error)
         if f.error and f.error != self._error_seen:
             self.notify(f.error, title="the engine stopped", severity="error", timeout=10)
@@ -288,8 +346,15 @@ class RviApp(App):
         if f.state != RUNNING:
             self.history.add(f.counters, False)
         window = self.history.window() if f.state == RUNNING else None
-        q(CountersPane).show(summarize(f.counters), window, f.sparks, mode)
+        q(CountersPane).show(summarize(f.counters), window, f.sparks, mode, pinned=self.pinned)
         self._update_log(log, f)
+
+    def _show_timeline(self, f: Frame) -> None:
+        from rvi_tui.engine.timeline import BUCKET  # numpy only
+
+        label = f.search.label() if f.search is not None else ""
+        self.main_screen.query_one(TimelineStrip).show(f.ops_done, f.frontier, f.total_ops, f.event_buckets, label,
+                                                       BUCKET)
 
     def _busy_message(self, f: Frame) -> str:
         if f.state == WARMING:
@@ -324,6 +389,12 @@ class RviApp(App):
         if isinstance(self.screen, ModalScreen):
             return False  # a dialog's own keys only (ctrl+q still quits)
         state = self.runner.state
+        if state == SEEKING:
+            return True if action in ("cancel_seek", "view", "help", "quit", "pick_search") else None
+        if action == "cancel_seek":
+            return False
+        if action in ("back", "jump", "seek_start", "find", "save_session"):
+            return True if state in (PAUSED, RUNNING, FINISHED) else None
         if action == "step":  # while loading, the step waits in the runner's queue
             return True if state in (PAUSED, WARMING, LOADING) else None
         if action in ("export", "large_pages"):
@@ -449,6 +520,107 @@ class RviApp(App):
         self.last_export = paths
         self.notify(f"counters: {paths[0]}\nscreenshot: {paths[1]}", title="exported", timeout=10)
 
+    # --- travelling in time -------------------------------------------------------------------------
+    def _seek(self, op: int, relative: bool = False) -> None:
+        self.runner.seek(op, relative)
+        self._last_render = 0.0
+        self.request_refresh()
+
+    def action_back(self) -> None:
+        self._seek(-1, relative=True)
+
+    def action_seek_start(self) -> None:
+        self._seek(0)
+
+    def action_jump(self) -> None:
+        f = self.frame
+        now = f.ops_done if f is not None else 0
+
+        def go(op: int | None) -> None:
+            if op is not None:
+                self._seek(op)
+
+        self.push_screen(JumpScreen(now, f.total_ops if f is not None else None), go)
+
+    def action_pick_search(self, then_forward: bool | None = None) -> None:
+        def picked(kind) -> None:
+            if kind is None:
+                return
+            self.runner.set_search(kind)
+            self.request_refresh()
+            if then_forward is not None:
+                self.action_find(then_forward)
+
+        self.push_screen(SearchKindScreen(self.runner.search), picked)
+
+    def action_find(self, forward: bool) -> None:
+        if self.runner.search is None:  # picked once, then n / N reuse it
+            self.action_pick_search(then_forward=forward)
+            return
+        self.runner.find(self.runner.search, forward)
+        self._last_render = 0.0
+        self.request_refresh()
+
+    def action_cancel_seek(self) -> None:
+        self.runner.cancel()
+
+    def action_save_session(self) -> None:
+        from .export import export_names
+        from .sessionfile import SUFFIX, SessionView, save, search_dict
+
+        f = self.frame
+        if f is None or f.counters is None:
+            self.notify("nothing to save yet", severity="warning")
+            return
+        spec = f.spec or self.spec
+        log = self.main_screen.query_one(EventLog)
+        from .eventlog import KINDS
+
+        view = SessionView(op=f.ops_done, mode=self.view_mode,
+                           event_filter=None if set(log.kinds) == set(KINDS) else tuple(k for k in KINDS if k in log.kinds),
+                           search=search_dict(self.runner.search))
+        base = export_names(self.export_dir or os.getcwd(), spec.trace and os.path.basename(spec.trace)
+                            or spec.workload or "run", f.ops_done)[0]
+        path = base[: -len(".json")] + SUFFIX
+        try:
+            path = save(path, spec, view, self.runner.trace_sha256, f.warmup_ops)
+        except OSError as e:
+            self.notify(f"saving the session failed: {e}", severity="error", timeout=8)
+            return
+        self.last_session_path = path
+        self.notify(f"{path}\nreopen it: rvi-tui --session {os.path.basename(path)}", title="session saved",
+                    timeout=10)
+
+    def action_pin(self) -> None:
+        """Keep the counters of the run on screen as a baseline, or drop it: the counters pane then shows the
+        current run's change against it, across restarts with other settings."""
+        f = self.frame
+        if self.pinned is not None:
+            self.pinned = None
+            self.notify("baseline unpinned", timeout=3)
+        elif f is not None and f.counters is not None:
+            cfg = f.config or {}
+            label = (f"{self.spec.label} · {cfg.get('guest_page', '4k')}/{cfg.get('host_page', '4k')} · "
+                     f"{self.spec.preset}{' ' + ' '.join(self.spec.sets) if self.spec.sets else ''} @ op {f.ops_done:,}")
+            self.pinned = (label, summarize(f.counters))
+            self.notify(f"pinned {label}: change settings (c) or the workload (w) to compare", timeout=5)
+        self.request_refresh()
+
+    def action_settings(self) -> None:
+        from .settings_screen import SettingsScreen
+
+        def chosen(spec) -> None:
+            if spec is not None and spec != self.spec:
+                self.load(spec)
+                self.notify(f"restarted with the new settings: {spec.describe()}", timeout=4)
+
+        self.push_screen(SettingsScreen(self.spec), chosen)
+
+    def action_study(self) -> None:
+        from .study_screen import StudyScreen
+
+        self.push_screen(StudyScreen(self.spec.preset))
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
@@ -506,9 +678,15 @@ def run_app(*, mouse: bool = True, **kwargs) -> int:
 
     kwargs are RviApp's: workload_name, workload_params, trace, mode, preset, sets, seed, guest_page,
     host_page, levels, trace_format, ifetch, skip_bad_lines, export_dir, speed (an index into
-    runner.SPEEDS; default flat out), run_hz.
+    runner.SPEEDS; default flat out), run_hz, session_file (a sessionfile.SessionFile: its run replaces the others).
     """
-    problem = check_args(**kwargs)
+    sf = kwargs.get("session_file")
+    if sf is not None:
+        spec = sf.spec
+        problem = check_args(spec.workload, dict(spec.params), spec.trace, sf.view.mode, spec.preset, spec.sets,
+                             spec.seed, spec.guest_page, spec.host_page, spec.levels, spec.trace_format)
+    else:
+        problem = check_args(**kwargs)
     if problem:
         print(f"rvi-tui: {problem}", file=sys.stderr)
         return 2

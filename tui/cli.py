@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 from ..engine import config as C
@@ -24,6 +25,12 @@ from ..workloads.units import parse_count, parse_size
 from . import render
 
 USER_ERRORS = (ConfigError, EngineError, WorkloadError, TraceError, RecordError, OSError)
+
+
+def _session_error():
+    from .sessionfile import SessionError
+
+    return SessionError
 MODES = ("native", "shadow", "nested")
 
 
@@ -37,7 +44,7 @@ def _add_machine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set tlb.l2.entries=1536 (repeatable; see --show-config)")
     g.add_argument("--guest-page", choices=("4k", "2m", "1g"), help="largest guest page for large mappings")
-    g.add_argument("--host-page", choices=("4k", "2m"), help="host pages backing guest memory")
+    g.add_argument("--host-page", choices=("4k", "2m", "1g"), help="host pages backing guest memory")
     g.add_argument("--levels", type=int, choices=(4, 5), help="paging levels, guest and host (5 = LA57)")
 
 
@@ -73,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog="Run `rvi-tui COMMAND --help` for a command's options.")
     parser.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
     parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
+    parser.add_argument("--session", metavar="FILE", help="reopen a saved session (*.rvi.json) at its op and view")
     _add_machine_options(parser)
     _add_workload_options(parser, "kcompile")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -84,15 +92,35 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ops run before counting starts (state kept, counters reset); 'auto' = the "
                           "workload's own initialisation phase, if it declares one (tlbstress)")
     rep.add_argument("--show-config", action="store_true", help="print the effective config and exit")
+    rep.add_argument("--compare", action="append", metavar="KEY=VALUE",
+                     help="run again with this setting changed (a config key, guest.page, host.page or preset; "
+                          "repeatable: all apply to the second run) and show both with the differences")
+    rep.add_argument("--session", metavar="FILE",
+                     help="the counters of a saved session (*.rvi.json) at its op; its run replaces the run options")
     _add_machine_options(rep)
-    _add_workload_options(rep, "random")
+    _add_workload_options(rep, "kcompile")
 
-    st = sub.add_parser("study", help="workloads x modes x page sizes, as in VMware's RVI study")
-    st.add_argument("--workloads", help="comma-separated subset of the study's workloads")
-    st.add_argument("--json", action="store_true")
+    st = sub.add_parser("study", help="a grid of cells: workloads x swept settings x seeds, all modes in each "
+                                      "(default: the VMware study's table)")
+    st.add_argument("--workloads", help="comma-separated built-ins, each with its parameters as "
+                                        "name:key=value,key=value (default: the study's four)")
+    st.add_argument("--trace", "-t", action="append", default=[],
+                    help="a trace file, or a directory of them, as more workloads (repeatable)")
+    st.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="an axis: any config key, guest.page, host.page, guest.levels, or preset (repeatable; "
+                         "default: guest/host pages 4k/4k and 2m/2m)")
+    st.add_argument("--modes", default="native,shadow,nested", help="modes to report (native always runs)")
+    st.add_argument("--seeds", type=int, default=1, help="repeat every cell with this many seeds from --seed")
+    st.add_argument("--seed", type=int, default=1)
+    st.add_argument("--warmup", default="auto", metavar="OPS", help="as for report (default auto)")
+    st.add_argument("--jobs", "-j", type=int, help="worker processes (default: every core)")
+    st.add_argument("--scheduler", metavar="tcp://HOST:8786", help="run the cells on this Dask cluster")
+    st.add_argument("-o", "--output", help="write the results: .csv (one row per cell and mode) or .json")
+    st.add_argument("--resume", action="store_true", help="skip the cells --output already holds")
+    st.add_argument("--plot", metavar="FILE", help="draw the results as a chart: .svg or .png")
+    st.add_argument("--json", action="store_true", help="the results as JSON on stdout")
     st.add_argument("--preset", default=C.DEFAULT_PRESET)
     st.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    st.add_argument("--seed", type=int, default=1)
 
     be = sub.add_parser("bench", help="engine throughput per mode (accesses/s), against pycachesim")
     be.add_argument("--trace", help="also time this trace (parsed before timing)")
@@ -107,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="config overrides on top of the bench's TLB geometry and model")
     be.add_argument("--json", action="store_true")
+    be.add_argument("--sweep", action="store_true",
+                    help="time a 48-cell sweep serially, in 2 worker processes and on a 2-worker Dask LocalCluster")
     be.add_argument("--compile", action="store_true",
                     help="time a cold compile of the simulator kernels in a throwaway cache: seconds and peak RSS")
 
@@ -117,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- shared option handling ------------------------------------------------------------------
-def load_config(args) -> C.Config:
+def _page_overrides(args) -> dict:
     overrides = {}
     if getattr(args, "guest_page", None):
         overrides["guest.page"] = args.guest_page
@@ -125,7 +155,11 @@ def load_config(args) -> C.Config:
         overrides["host.page"] = args.host_page
     if getattr(args, "levels", None):
         overrides["guest.levels"] = overrides["host.levels"] = args.levels
-    return C.load(args.preset, args.sets, overrides)
+    return overrides
+
+
+def load_config(args) -> C.Config:
+    return C.load(args.preset, args.sets, _page_overrides(args))
 
 
 def workload_from(args, default: str):
@@ -183,6 +217,8 @@ def require_kernels(err) -> None:
 def cmd_report(args, out, err) -> int:
     from ..workloads.registry import list_workloads
 
+    if args.session:
+        return report_session(args, out, err)
     if args.list_workloads:
         render.workload_list(list_workloads(), out)
         return 0
@@ -190,13 +226,45 @@ def cmd_report(args, out, err) -> int:
     if args.show_config:
         render.config_table(config, out)
         return 0
-    workload = workload_from(args, "random")
+    compare = _compare_sets(args.compare)
+    if compare:  # checked before the first run, not after it
+        C.load(compare.get("preset", args.preset), args.sets + [f"{k}={v}" for k, v in compare.items() if k != "preset"],
+               {k: v for k, v in _page_overrides(args).items() if k not in compare})
     shown = MODES if args.mode == "all" else (args.mode,)
-    modes = tuple(m for m in MODES if m in shown or m == "native")  # native always runs: it is the baseline
     start_kernels(err)
+    meta, summary = _run_report(args, config, shown, err)
+    if not compare:
+        return print_report(args, meta, summary, out)
+    config2 = C.load(compare.get("preset", args.preset), args.sets + [f"{k}={v}" for k, v in compare.items() if k != "preset"],
+                     {k: v for k, v in _page_overrides(args).items() if k not in compare})
+    meta2, summary2 = _run_report(args, config2, shown, err)
+    label = " ".join(f"{k}={v}" for k, v in compare.items())
+    if args.json:
+        json.dump({**meta, "modes": summary, "compare": {"with": compare, **meta2, "modes": summary2}}, out, indent=2)
+        out.write("\n")
+    else:
+        render.report(meta, summary, out)
+        render.comparison(summary, summary2, label, out)
+    return 0
+
+
+def _compare_sets(items) -> dict[str, str]:
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--compare expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _run_report(args, config, shown, err) -> tuple[dict, dict]:
+    """One run of the workload the options name, on `config`: (meta, per-mode summary)."""
     from ..engine.report import summarize
     from ..engine.session import Session
 
+    workload = workload_from(args, "kcompile")
+    modes = tuple(m for m in MODES if m in shown or m == "native")  # native always runs: it is the baseline
     session = Session(workload.chunks(), config, modes)
     warmup = workload.warmup_ops if args.warmup == "auto" else parse_count(args.warmup)
     with render.progress(err, workload.name) as tick:
@@ -214,6 +282,10 @@ def cmd_report(args, out, err) -> int:
     if skipped:
         meta["skipped_lines"] = skipped
         print(f"rvi-tui: skipped {skipped} malformed trace lines", file=err)
+    return meta, summary
+
+
+def print_report(args, meta: dict, summary: dict, out) -> int:
     if args.json:
         json.dump({**meta, "modes": summary}, out, indent=2)
         out.write("\n")
@@ -222,26 +294,148 @@ def cmd_report(args, out, err) -> int:
     return 0
 
 
-def cmd_study(args, out, err) -> int:
-    from ..engine.study import WORKLOADS, run_study
+def _trace_files(items) -> list[str]:
+    """--trace paths, a directory standing for the trace files in it (sorted)."""
+    files = []
+    for item in items:
+        if os.path.isdir(item):
+            inside = sorted(os.path.join(item, f) for f in os.listdir(item)
+                            if not f.startswith(".") and os.path.isfile(os.path.join(item, f)))
+            if not inside:
+                raise UsageError(f"--trace {item}: a directory with no files in it")
+            files += inside
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            raise UsageError(f"--trace {item}: no such file or directory")
+    return files
 
-    known = [w[0] for w in WORKLOADS]
-    chosen = None
-    if args.workloads:
-        chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
-        unknown = [w for w in chosen if w not in known]
-        if unknown:
-            raise UsageError(f"--workloads: unknown {', '.join(unknown)} (the study's: {', '.join(known)})")
-    C.load(args.preset, args.sets)  # validate before the long run
+
+def report_session(args, out, err) -> int:
+    """`report --session FILE`: the run a session file specifies, headless, to its op: the counters the app
+    shows there (the warm-up counted as the app counts it)."""
+    from ..engine.report import summarize
+    from ..engine.session import Session
+    from .sessionfile import load
+
+    sf = load(args.session)
+    spec, op = sf.spec, sf.view.op
+    config = spec.config()
+    workload = spec.make_workload()
+    shown = MODES if args.mode == "all" else (args.mode,)
     start_kernels(err)
-    rows = run_study(args.preset, args.sets, chosen, args.seed,
-                     progress=lambda what: print(f"rvi-tui study: {what}", file=err, flush=True) if err.isatty() else None)
+    session = Session(workload.chunks(), config, MODES, warmup_ops=workload.warmup_ops)
+    with render.progress(err, workload.name) as tick:
+        while session.ops_done < op and (n := session.run(min(1 << 16, op - session.ops_done))):
+            tick(n)
+    if session.ops_done < op:
+        raise UsageError(f"{args.session}: op {op:,} is past the end of its run ({session.ops_done:,} ops)")
+    meta = {"session": args.session, "workload": workload.name, "description": workload.description,
+            "op": session.ops_done, "ops": session.ops_done, "warmup_ops": workload.warmup_ops,
+            "warmup_done": session.warmup_done, "preset": config.preset, "guest_page": config["guest.page"],
+            "host_page": config["host.page"], "levels": config["guest.levels"]}
+    summary = summarize(session.counters(), shown)
+    return print_report(args, meta, summary, out)
+
+
+def cmd_study(args, out, err) -> int:
+    from ..engine import executors, sweep
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for m in modes:
+        if m not in MODES:
+            raise UsageError(f"--modes: unknown mode {m!r} (native, shadow, nested)")
+    if args.seeds < 1:
+        raise UsageError(f"--seeds {args.seeds}: must be at least 1")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: must be at least 1")
+    if args.resume and not args.output:
+        raise UsageError("--resume needs -o/--output: the file whose cells to keep")
+    for path in (args.output, args.plot):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise UsageError(f"{path}: no such directory")
+    if args.output and not args.output.endswith((".csv", ".json")):
+        raise UsageError(f"-o {args.output}: give a .csv or .json file")
+    if args.plot:
+        from . import charts
+
+        charts.check_target(args.plot)
+    workloads = sweep.parse_workloads(args.workloads) if args.workloads else None
+    grid = sweep.build_grid(workloads, _trace_files(args.trace), sweep.parse_sweep(args.sweep), args.preset,
+                            tuple(args.sets), args.seeds, args.seed, tuple(modes), args.warmup)
+    done: dict[str, dict] = {}
+    if args.resume and os.path.exists(args.output):
+        done = {r["key"]: r for r in sweep.load_results(args.output) if not r["error"]}
+    todo = [c for c in grid.cells if c.key not in done]
+    if not args.scheduler:
+        require_kernels(err)  # compile once here, before the workers look for the kernels
+    jobs = args.jobs or executors.default_jobs()
+    interrupted = False
+    # a kill (SIGTERM) stops the workers and keeps the finished cells, as Ctrl-C does
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with render.sweep_progress(err, len(grid.cells), len(done)) as bar:
+        if args.scheduler:
+            runner = executors.run_dask(todo, args.scheduler, bar.started)
+        else:
+            runner = executors.run_local(todo, jobs, bar.started)
+        try:
+            for result in runner:
+                done[result["key"]] = result
+                bar.finished(result)
+                if args.output:
+                    sweep.save_results(args.output, _in_grid_order(grid, done))
+        except KeyboardInterrupt:
+            interrupted = True
+            runner.close()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    results = _in_grid_order(grid, done)
+    if interrupted:
+        kept = f"; kept in {args.output}" if args.output else ""
+        print(f"rvi-tui study: interrupted: {len(results)} of {len(grid.cells)} cells finished{kept}", file=err)
     if args.json:
-        json.dump({"preset": args.preset, "rows": rows}, out, indent=2)
+        json.dump({"preset": args.preset, "swept": list(grid.swept), "cells": results}, out, indent=1, default=str)
         out.write("\n")
-    else:
-        render.study(rows, out)
-    return 0
+    elif results:
+        seeds = f" · seed {args.seed}" if args.seeds == 1 else f" · seeds {args.seed}–{args.seed + args.seeds - 1}"
+        render.study(results, grid.swept, out, f" · preset {args.preset}{seeds}")
+    if args.plot and results:
+        from . import charts
+
+        charts.save(args.plot, results, grid.swept, f"preset {args.preset}, seed{'s' if args.seeds > 1 else ''} "
+                    f"{args.seed}" + (f"–{args.seed + args.seeds - 1}" if args.seeds > 1 else ""))
+        print(f"rvi-tui study: chart written to {args.plot}", file=err)
+    failed = sum(1 for r in results if r["error"])
+    if failed:
+        print(f"rvi-tui study: {failed} cell{'s' if failed > 1 else ''} failed (their errors are above"
+              f"{' and in ' + args.output if args.output else ''})", file=err)
+    return 130 if interrupted else (1 if failed else 0)
+
+
+def _in_grid_order(grid, done: dict) -> list[dict]:
+    return [done[c.key] for c in grid.cells if c.key in done]
+
+
+def bench_sweep(args, out, err) -> int:
+    """48 small cells (2 workloads x 2 page pairs x 12 seeds): serial, local workers, a LocalCluster."""
+    from ..engine import executors, sweep
+
+    grid = sweep.build_grid([("kcompile", (("jobs", "20"),)), ("tlbstress", (("footprint", "64m"), ("accesses", "200k")))],
+                            seeds=12)
+    print(f"rvi-tui bench --sweep: {len(grid.cells)} cells, serially, then in 2 workers, then on a LocalCluster…",
+          file=err, flush=True)
+    r = executors.sweep_speedup(grid.cells, 2)
+    if args.json:
+        json.dump(r, out, indent=2)
+        out.write("\n")
+        return 0
+    out.write(f"{r['cells']} cells: serial {r['serial_s']:.1f} s · 2 local workers {r['local_s']:.1f} s "
+              f"({r['serial_s'] / r['local_s']:.2f}x, rows {'equal' if r['local_same'] else 'DIFFERENT'})")
+    if "dask_s" in r:
+        out.write(f" · 2-worker LocalCluster {r['dask_s']:.1f} s ({r['serial_s'] / r['dask_s']:.2f}x, rows "
+                  f"{'equal' if r['dask_same'] else 'DIFFERENT'})")
+    out.write(f" · {os.cpu_count()} CPUs\n")
+    return 0 if r["local_same"] and r.get("dask_same", True) else 1
 
 
 def cmd_bench(args, out, err) -> int:
@@ -261,6 +455,8 @@ def cmd_bench(args, out, err) -> int:
     if args.compile:
         return bench_compile(args, out, err)
     require_kernels(err)
+    if args.sweep:
+        return bench_sweep(args, out, err)
     streams = {
         "random": (bench.random_stream(n, footprint), None, f"{n:,} uniform random reads over {args.footprint}"),
         "seq": (bench.sequential_stream(n), None, f"{n:,} sequential reads, 8-byte stride"),
@@ -368,6 +564,15 @@ def cmd_record(args, out, err) -> int:
 
 
 def cmd_app(args, out, err) -> int:
+    if args.session:
+        from .sessionfile import load
+
+        session_file = load(args.session)  # a damaged file, an unknown version, a changed trace: one line, exit 2
+        if not out.isatty():
+            raise UsageError("the app needs a terminal; for headless use: rvi-tui report --session FILE --json")
+        from .app import run_app
+
+        return run_app(session_file=session_file, mouse=not args.no_mouse)
     if args.list_workloads:
         from ..workloads.registry import list_workloads
 
@@ -408,7 +613,7 @@ def main(argv=None, out=None, err=None) -> int:
     except BrokenPipeError:  # `rvi-tui report | head`: the reader left; nothing more to say
         sys.stdout = open(os.devnull, "w")
         return 0
-    except (UsageError, *USER_ERRORS) as e:
+    except (UsageError, _session_error(), *USER_ERRORS) as e:
         message = str(e) or type(e).__name__
         if isinstance(e, OSError) and e.filename:
             message = f"{e.filename}: {e.strerror}"
