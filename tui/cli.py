@@ -193,7 +193,7 @@ def start_kernels(err) -> None:
     hardware.start()
     if hardware.status().compiling:
         print("rvi-tui: compiling the simulator kernels in the background (once after an install: a first "
-              "build in about 15 s, all of them in about 75 s); running them interpreted until then",
+              "build in about 6 s, all of them in about 20 s); running them interpreted until then",
               file=err, flush=True)
 
 
@@ -207,7 +207,7 @@ def require_kernels(err) -> None:
                   end="", file=err, flush=True)
 
     if not hardware.status().compiled and hardware.cache_complete() is None:
-        print("rvi-tui: compiling the simulator kernels (once after an install, about 75 s)", file=err, flush=True)
+        print("rvi-tui: compiling the simulator kernels (once after an install, about 20 s)", file=err, flush=True)
     hardware.require_compiled(progress)
     if err.isatty():
         print("\r" + " " * 72 + "\r", end="", file=err, flush=True)
