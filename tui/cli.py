@@ -226,7 +226,7 @@ def start_kernels(err) -> None:
     hardware.start()
     if hardware.status().compiling:
         print("rvi-tui: compiling the simulator kernels in the background (once after an install: a first "
-              "build in about 15 s, all of them in about 75 s); running them interpreted until then",
+              "build in about 6 s, all of them in about 20 s); running them interpreted until then",
               file=err, flush=True)
 
 
@@ -240,7 +240,7 @@ def require_kernels(err) -> None:
                   end="", file=err, flush=True)
 
     if not hardware.status().compiled and hardware.cache_complete() is None:
-        print("rvi-tui: compiling the simulator kernels (once after an install, about 75 s)", file=err, flush=True)
+        print("rvi-tui: compiling the simulator kernels (once after an install, about 20 s)", file=err, flush=True)
     hardware.require_compiled(progress)
     if err.isatty():
         print("\r" + " " * 72 + "\r", end="", file=err, flush=True)
@@ -559,7 +559,8 @@ def cmd_bench(args, out, err) -> int:
 
 def bench_compile(args, out, err) -> int:
     """`bench --compile`: the compiler child on an empty cache folder, timed from here (wall seconds; peak RSS
-    of it and its stage processes, from wait4), as a new install meets it; each stage's own record too."""
+    of it and its stage processes together, compile_in_child), as a new install meets it; each stage's own
+    record too."""
     import tempfile
     import time
     from pathlib import Path
@@ -584,7 +585,7 @@ def bench_compile(args, out, err) -> int:
         out.write("\n")
         return 0
     print(f"cold compile of every kernel: {seconds:.1f} s wall, {peak_kb / 1024:,.0f} MB peak RSS "
-          "(the largest of its stage processes)", file=out)
+          "(its processes together: the compiler's peak plus those of the stages that run at once)", file=out)
     for stage, r in result["stages"].items():
         print(f"  {stage:8} {r['seconds']:6.1f} s  {r['peak_rss_mb']:7,.0f} MB", file=out)
     return 0
