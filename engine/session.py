@@ -23,7 +23,7 @@ from .config import Config
 from .layout import ST_MAX_WALK
 from .machine import Machine
 from .snapshot import MachineSnapshot
-from .timeline import BUCKET, EventKind, Timeline, machine_totals
+from .timeline import BUCKET, NEAR, EventKind, Timeline, machine_totals
 
 ALL_MODES = ("native", "shadow", "nested")
 
@@ -108,8 +108,12 @@ class Session:
         stops = []
         if self.warmup_ops > self.ops_done and not self.warmup_done:
             stops.append(self.warmup_ops - self.ops_done)
-        if self.timeline is not None:
+        t = self.timeline
+        if t is not None:
             stops.append(BUCKET - self.ops_done % BUCKET)
+            near = (self.ops_done // NEAR + 1) * NEAR
+            if t.in_near_span(near):
+                stops.append(near - self.ops_done)
         return min(stops, default=1 << 62)
 
     # --- running --------------------------------------------------------------------------------
@@ -170,10 +174,17 @@ class Session:
             pass
         return self.ops_done
 
-    def seeking(self, op: int, chunk: int = 2048):
+    def seeking(self, op: int, chunk: int = 2048, aim: int | None = None):
         """``seek`` as a generator that yields the op reached after each `chunk` ops replayed (a caller can
-        let others at the session in between, or stop: the session is then at the op last yielded)."""
+        let others at the session in between, or stop: the session is then at the op last yielded). It leaves
+        checkpoints close below op `aim` (default `op`; see timeline.NEAR) as it runs past them, so that going
+        back from there one op at a time is quick."""
         op = max(0, int(op))
+        self.timeline.aim = op if aim is None else aim
+        yield from self._going(op, chunk)
+
+    def _going(self, op: int, chunk: int = 2048):
+        """Restore the nearest checkpoint at or below `op` if that is closer than running on, then run to `op`."""
         if op != self.ops_done:
             cp = self.timeline.nearest(op)
             if op < self.ops_done or (cp is not None and cp.op > self.ops_done):
@@ -184,6 +195,11 @@ class Session:
             while self.ops_done < op and self.run(min(chunk, op - self.ops_done)):
                 yield self.ops_done
         self.timeline.move_anchor(self.ops_done)
+
+    def _go(self, op: int) -> None:
+        """Go to `op` on the way of a search: no near checkpoints left behind."""
+        for _ in self._going(op):
+            pass
 
     def find(self, kind: EventKind, mode: str, forward: bool = True):
         """Search for the next (or previous) op with an event of `kind` in `mode`'s machine, from the op the
@@ -245,10 +261,10 @@ class Session:
             if b < len(candidates):  # indexed: jump to the next bucket that may hold one
                 later = np.flatnonzero(candidates[b:])
                 if not len(later):
-                    self.seek(len(candidates) * BUCKET)
+                    self._go(len(candidates) * BUCKET)
                     yield self.ops_done
                     continue
-                self.seek((b + later[0]) * BUCKET)
+                self._go((b + later[0]) * BUCKET)
             else:  # past the index: run a bucket in batch, then scan it if it held one
                 start = self.ops_done
                 self.run(BUCKET - start % BUCKET)
@@ -257,7 +273,7 @@ class Session:
                 if not partial and (b >= len(candidates) or not candidates[b]):
                     yield self.ops_done
                     continue
-                self.seek(start)
+                self._go(start)
             found = self._scan(kind, mode, (self.ops_done // BUCKET + 1) * BUCKET, last=False)
             if found is not None:
                 return found
@@ -268,7 +284,7 @@ class Session:
         if start == 0:
             return None
         bucket = (start - 1) // BUCKET
-        self.seek(bucket * BUCKET)
+        self._go(bucket * BUCKET)
         found = self._scan(kind, mode, start - 1, last=True)  # ops before the current one
         while found is None:
             yield bucket * BUCKET
@@ -276,6 +292,6 @@ class Session:
             if not len(earlier):
                 return None
             bucket = int(earlier[-1])
-            self.seek(bucket * BUCKET)
+            self._go(bucket * BUCKET)
             found = self._scan(kind, mode, (bucket + 1) * BUCKET, last=True)
         return found

@@ -10,14 +10,17 @@ checkpoint at or below the op and replays the ops from there, in batch.
   kcompile against 24 raw), so replay never asks the workload again.
 * **Checkpoints**: the whole state of every machine (``Machine`` pickled; the
   MMU's cache array stored as its difference from an empty one, see
-  ``mmu.MMU.__getstate__``) plus the session's own cursor. One is taken at
-  every multiple of ``FINE`` ops the session passes; those at multiples of
-  ``COARSE`` are compressed and kept for the whole run, the others are kept
-  only while they are among the ``FINE_KEPT`` nearest below the op last
-  sought or run to (so going back one op replays at most ``FINE`` ops).
-  Past ``max_bytes`` the coarse ones are thinned, every other one dropped,
-  so the memory stays bounded on any run and a jump on a very long one
-  replays further.
+  ``mmu.MMU.__getstate__``) plus the session's own cursor. Three spacings:
+  those at multiples of ``COARSE`` ops are compressed and kept for the whole
+  run (a jump replays at most ``COARSE`` ops); one at every multiple of
+  ``FINE`` the session passes is kept while it is among the ``FINE_KEPT``
+  nearest the op last sought or run to (the anchor); and a seek to op t
+  leaves one at every multiple of ``NEAR`` in the ``NEAR_SPAN`` ops below t,
+  kept while below the anchor and within ``NEAR_SPAN`` of it, so going back
+  one op after another replays fewer than ``NEAR`` ops (one seek in
+  ``NEAR_SPAN`` ops gone back replays up to ``FINE``). Past ``max_bytes``
+  the coarse ones are thinned, every other one dropped, so the memory stays
+  bounded on any run and a jump on a very long one replays further.
 * **Event index**: at every multiple of ``BUCKET`` ops, each machine's
   running totals of the counters a search looks for (never reset by a
   warm-up). A search reads which buckets hold an event of its kind, and
@@ -25,11 +28,13 @@ checkpoint at or below the op and replays the ops from there, in batch.
 
 Memory bound (documented in the README): tape ≈ 5-24 bytes an op, index
 ``BUCKET``-th of ``8 * len(INDEX_COLUMNS) * modes`` bytes an op, checkpoints at
-most ``max_bytes`` (default 64 MiB) plus ``FINE_KEPT`` uncompressed ones.
+most ``max_bytes`` (default 96 MiB) plus ``FINE_KEPT + NEAR_SPAN // NEAR``
+uncompressed ones.
 """
 
 from __future__ import annotations
 
+import gc
 import pickle
 import zlib
 from dataclasses import dataclass
@@ -40,11 +45,13 @@ from ..workloads import ops as O
 from .counters import EXIT_REASONS, INDEX
 
 TAPE_BLOCK = 1 << 14
+COARSE = 1 << 14
 FINE = 4096
-COARSE = 1 << 15
+FINE_KEPT = 2
+NEAR = 256
+NEAR_SPAN = 1024
 BUCKET = 1024
-FINE_KEPT = 4
-MAX_BYTES = 64 << 20
+MAX_BYTES = 96 << 20
 
 # What the event index keeps per machine: counters, and the software events the machine noted.
 COUNTER_COLUMNS = ("tlb_misses", "walks", "assist_walks", "guest_pf", "exits") + tuple("exit_" + r for r in EXIT_REASONS)
@@ -98,7 +105,9 @@ class Tape:
             part = block[offset : offset + stop - start]
             parts.append(part)
             start += len(part)
-        return np.concatenate(parts) if len(parts) != 1 else parts[0].copy()
+        if len(parts) == 1:
+            return parts[0].copy()
+        return np.concatenate(parts) if parts else O.empty(0)
 
     def accesses_before(self, op: int) -> int:
         """How many of the first `op` ops are ACCESS ops."""
@@ -117,7 +126,12 @@ class Checkpoint:
     compressed: bool
 
     def state(self) -> dict:
-        return pickle.loads(zlib.decompress(self.blob) if self.compressed else self.blob)
+        blob = zlib.decompress(self.blob) if self.compressed else self.blob
+        gc.disable()  # loads makes ~10^5 objects: no collections of the whole heap on the way (tens of ms each)
+        try:
+            return pickle.loads(blob)
+        finally:
+            gc.enable()
 
 
 class EventIndex:
@@ -223,11 +237,16 @@ class Timeline:
         self.checkpoints: dict[int, Checkpoint] = {}
         self.max_bytes = max_bytes
         self.coarse = COARSE  # doubles when thinning
-        self.anchor = 0  # the op the fine checkpoints are kept around
+        self.anchor = 0  # the op the fine and near checkpoints are kept around
+        self.aim = 0  # the op last sought: near checkpoints are taken in the NEAR_SPAN ops below it
 
     # --- checkpoints --------------------------------------------------------------------------
+    def in_near_span(self, op: int) -> bool:
+        return self.aim - NEAR_SPAN < op <= self.aim
+
     def wants_checkpoint(self, op: int) -> bool:
-        return op % FINE == 0 and op not in self.checkpoints
+        wanted = op % FINE == 0 or (op % NEAR == 0 and self.in_near_span(op))
+        return wanted and op not in self.checkpoints
 
     def take(self, op: int, state: dict) -> None:
         blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
@@ -250,9 +269,10 @@ class Timeline:
         self._prune()
 
     def _prune(self) -> None:
-        fine = sorted((k for k, c in self.checkpoints.items() if not c.compressed),
+        fine = sorted((k for k, c in self.checkpoints.items() if not c.compressed and k % FINE == 0),
                       key=lambda k: (k > self.anchor, abs(self.anchor - k)))
-        for k in fine[FINE_KEPT:]:
+        near = [k for k, c in self.checkpoints.items() if not c.compressed and k % FINE]
+        for k in fine[FINE_KEPT:] + [k for k in near if not self.anchor - NEAR_SPAN < k <= self.anchor]:
             del self.checkpoints[k]
         while self.coarse_bytes() > self.max_bytes and self.coarse < (1 << 40):
             self.coarse *= 2  # thin: keep every other coarse checkpoint (op 0 always stays)

@@ -33,6 +33,7 @@ from rvi_tui.engine.errors import ConfigError, EngineError
 from rvi_tui.engine.report import summarize
 from rvi_tui.workloads.errors import TraceError, WorkloadError
 
+from .viewcache import UNKNOWN, StepRecord, ViewCache
 from .walks import HOST_LEAF_LEVEL, WalkView, build_view, costs_of, has_walk, tlb_marks
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ SPARK_LEN = 160  # cycles/access samples kept per mode
 SPARK_STEP_ACCESSES = 16  # stepping: one sample per 16 accesses (a single access is all noise); batch: per slice
 
 VIEW_OPS = 40  # after going back or jumping, the ops before the one shown are stepped again for the event log
+VIEW_EXTRA = 88  # ... and this many more below them, kept for the ops gone back to next (view cache)
+SPARK_EXTRA = 64  # the sparklines' samples are worked out this many further back, for the same reason
 TASK_SLICE_S = 0.03  # a seek or search holds the session this long at most, then lets a pull in
 
 WARMING, LOADING, PAUSED, RUNNING, FINISHED, ERROR = "warming", "loading", "paused", "running", "finished", "error"
@@ -237,6 +240,7 @@ class Runner:
         self._strip_cache: tuple | None = None
         # `walks` holds each mode's last walk up to this op (stepping keeps it so; a batch run does not: None)
         self._walks_exact_to: int | None = 0
+        self.view_cache = ViewCache()  # the pieces of the views of ops shown after going back or a jump
 
     # --- UI side ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -516,6 +520,7 @@ class Runner:
             self.records.clear()
             self.walks.clear()
             self._walks_exact_to = 0
+            self.view_cache = ViewCache()
             self.sparks = {}
             self._spark_base = None
             self.total_ops = None
@@ -771,76 +776,93 @@ class Runner:
         """Go to op `target` with the screen a run stepped there from its start shows: the engine's state, the
         last VIEW_OPS ops stepped again for the event log and the TLB marks, each mode's last walk grid, and the
         sparklines' samples (one per 16 accesses while stepping: SPARK_STEP_ACCESSES) counted from the run's
-        start or the warm-up's end, as a stepped run counts them."""
-        s = self.session
-        yield from s.seeking(target)
-        k = s.ops_done
+        start or the warm-up's end, as a stepped run counts them. What is not in the view cache yet is worked out
+        by stepping and running the session again from below it, with VIEW_EXTRA ops and SPARK_EXTRA samples
+        more than needed: going back one op after another then finds the next ops' pieces held."""
+        s, cache = self.session, self.view_cache
+        if target > s.frontier:  # ahead of what has run: run there first, to learn where the stream ends
+            yield from s.seeking(target)
+        k = min(target, s.frontier)
         reset = self.warmup_ops if self.warmup_ops and k >= self.warmup_ops else 0
-        points, base_at = self._spark_points(reset, k)
+        points, base_at = self._spark_points(reset, k, SPARK_LEN)
+        wanted = [base_at, *points]
+        missing = set()
+        if any(p not in cache.counters for p in wanted):
+            more, more_base = self._spark_points(reset, k, SPARK_LEN + SPARK_EXTRA)
+            missing = {p for p in (more_base, *more) if p not in cache.counters}
         rec_from = max(0, k - VIEW_OPS)
-        first = min(base_at, rec_from)
-        yield from s.seeking(first)
-        sparks: dict = {}
-        base = s.counters() if s.ops_done == base_at else None
-        records: list[OpRecord] = []
-        walks: dict = {}
-        seq = self._seq
-        stops = sorted(p for p in points if p > s.ops_done)
-        due = set(points)
-        while s.ops_done < k:
-            if s.ops_done >= rec_from:
-                seq += 1
-                rec, views = self._record(s.step(), seq)
-                records.append(rec)
-                walks.update(views)
+        stretch = cache.to_step(rec_from, k, VIEW_EXTRA)
+        a, b = stretch if stretch is not None else (k, k)
+        yield from s.seeking(min([a, k, *missing]), aim=k)
+        stepped: list[StepRecord] = []
+        while True:
+            if s.ops_done in missing:
+                cache.counters[s.ops_done] = s.counters()
+            if s.ops_done >= max(k, b):
+                break
+            if a <= s.ops_done < b:
+                events = s.step()
+                rec, views = self._record(events, 0)
+                stepped.append(StepRecord(s.ops_done, rec.op_text, events, views))
             else:
-                nxt = min([p for p in stops if p > s.ops_done] + [rec_from, base_at if base_at > s.ops_done else k])
-                s.run(nxt - s.ops_done)
-            if s.ops_done == base_at:
-                base = s.counters()
-            elif s.ops_done in due:
-                cur = s.counters()
-                add_spark_sample(sparks, cur, base, SPARK_STEP_ACCESSES)
-                base = cur
+                s.run(min([p for p in missing if p > s.ops_done] + ([a] if s.ops_done < a else []) + [max(k, b)])
+                      - s.ops_done)
             yield None
-        for mode in s.modes:  # a mode that did not walk in these ops shows its last walk before them
-            if mode in walks or rec_from == 0:
-                continue
-            old = self.walks.get(mode)
-            if self._walks_exact_to is not None and self._walks_exact_to >= rec_from and (
-                    old is None or old.op_index <= rec_from):
-                view = old  # the last walk up to a later op, and none since: the last up to rec_from too
-            else:
-                view = yield from self._last_walk(mode, rec_from)
+        if stepped:
+            cache.add_steps(a, stepped)
+        cache.keep_counters(set(wanted))
+        walks = {}
+        for mode in s.modes:
+            view = cache.last_walk(mode, k) if k > cache.lo else UNKNOWN
+            if view is UNKNOWN and cache.lo == 0:
+                view = None
+            if view is UNKNOWN:  # no walk in the stretch held: the last one before it
+                old = self.walks.get(mode)
+                if self._walks_exact_to is not None and self._walks_exact_to >= cache.lo and (
+                        old is None or old.op_index <= cache.lo):
+                    view = old  # the last walk up to a later op, and none since: the last up to lo too
+                else:
+                    view = yield from self._last_walk(mode, cache.lo)
+                cache.walk_at_lo[mode] = view
             if view is not None:
                 walks[mode] = view
         if s.ops_done != k:
             yield from s.seeking(k)
+        sparks: dict = {}
+        base = cache.counters[base_at]
+        for p in points:
+            add_spark_sample(sparks, cache.counters[p], base, SPARK_STEP_ACCESSES)
+            base = cache.counters[p]
+        seq = self._seq
+        records = []
+        for r in cache.steps[rec_from - cache.lo : k - cache.lo]:
+            seq += 1
+            records.append(OpRecord(seq, r.op_index, r.op_text, r.events))
         self.records = deque(records, maxlen=HISTORY_OPS)
         self.walks = walks
         self.sparks = sparks
-        self._spark_base = base if base is not None else s.counters()
+        self._spark_base = base
         self._seq = seq
         self._walks_exact_to = k
         self.history_epoch += 1
         self.warmup_done = s.warmup_done
 
-    def _spark_points(self, reset: int, k: int) -> tuple[list[int], int]:
-        """The ops after which a run stepped from `reset` to op k took its last SPARK_LEN spark samples (every
+    def _spark_points(self, reset: int, k: int, n: int) -> tuple[list[int], int]:
+        """The ops after which a run stepped from `reset` to op k took its last `n` spark samples (every
         SPARK_STEP_ACCESSES-th access), and the op its first one counts from."""
         s, every = self.session, SPARK_STEP_ACCESSES
-        span = (SPARK_LEN + 1) * every * 2
+        span = (n + 1) * every * 2
         while True:
             lo = max(reset, k - span)
             before = s.timeline.tape.accesses_before(lo) - s.timeline.tape.accesses_before(reset)
             at = np.flatnonzero(s.ops(lo, k)["kind"] == 0)  # ACCESS ops, by position from lo
             numbers = before + 1 + np.arange(len(at))
             points = (lo + 1 + at[numbers % every == 0]).tolist()
-            if len(points) > SPARK_LEN or lo == reset:
+            if len(points) > n or lo == reset:
                 break
             span *= 2
-        if len(points) > SPARK_LEN:
-            return points[-SPARK_LEN:], points[-SPARK_LEN - 1]
+        if len(points) > n:
+            return points[-n:], points[-n - 1]
         return points, reset
 
     def _last_walk(self, mode: str, before: int):
