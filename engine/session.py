@@ -188,6 +188,8 @@ class Session:
         if op != self.ops_done:
             cp = self.timeline.nearest(op)
             if op < self.ops_done or (cp is not None and cp.op > self.ops_done):
+                for m in self.machines.values():
+                    m.mmu.recycle()
                 state = cp.state()
                 self.machines = state["machines"]
                 for key, value in state["cursor"].items():

@@ -10,17 +10,19 @@ checkpoint at or below the op and replays the ops from there, in batch.
   kcompile against 24 raw), so replay never asks the workload again.
 * **Checkpoints**: the whole state of every machine (``Machine`` pickled; the
   MMU's cache array stored as its difference from an empty one, see
-  ``mmu.MMU.__getstate__``) plus the session's own cursor. Three spacings:
-  those at multiples of ``COARSE`` ops are compressed and kept for the whole
-  run (a jump replays at most ``COARSE`` ops); one at every multiple of
-  ``FINE`` the session passes is kept while it is among the ``FINE_KEPT``
-  nearest the op last sought or run to (the anchor); and a seek to op t
-  leaves one at every multiple of ``NEAR`` in the ``NEAR_SPAN`` ops below t,
-  kept while below the anchor and within ``NEAR_SPAN`` of it, so going back
-  one op after another replays fewer than ``NEAR`` ops (one seek in
-  ``NEAR_SPAN`` ops gone back replays up to ``FINE``). Past ``max_bytes``
-  the coarse ones are thinned, every other one dropped, so the memory stays
-  bounded on any run and a jump on a very long one replays further.
+  ``mmu.MMU.__getstate__``) plus the session's own cursor. Three kinds:
+  *coarse*, at multiples of ``COARSE`` ops, compressed and kept for the
+  whole run (a jump replays at most ``COARSE`` ops); *fine*, at every other
+  multiple of ``FINE`` the session passes, uncompressed (taken while running
+  flat out: no time spent compressing), kept while among the ``FINE_KEPT``
+  nearest the op last sought or run to (the anchor); and *near*: a seek to
+  op t leaves one at every other multiple of ``NEAR`` in the ``NEAR_SPAN``
+  ops below t, compressed, kept while below the anchor and within
+  ``NEAR_SPAN`` of it, so going back one op after another replays fewer than
+  ``NEAR`` ops (once in ``NEAR_SPAN`` ops gone back, up to ``FINE``). Past
+  ``max_bytes`` the coarse ones are thinned, every other one dropped, so the
+  memory stays bounded on any run and a jump on a very long one replays
+  further.
 * **Event index**: at every multiple of ``BUCKET`` ops, each machine's
   running totals of the counters a search looks for (never reset by a
   warm-up). A search reads which buckets hold an event of its kind, and
@@ -28,8 +30,9 @@ checkpoint at or below the op and replays the ops from there, in batch.
 
 Memory bound (documented in the README): tape ≈ 5-24 bytes an op, index
 ``BUCKET``-th of ``8 * len(INDEX_COLUMNS) * modes`` bytes an op, checkpoints at
-most ``max_bytes`` (default 96 MiB) plus ``FINE_KEPT + NEAR_SPAN // NEAR``
-uncompressed ones.
+most ``max_bytes`` (default 32 MiB) for the coarse ones, plus ``FINE_KEPT``
+uncompressed and ``NEAR_SPAN // NEAR`` compressed ones (about 4.7 MB and
+1 MB each on a 1 M-op kcompile run).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ FINE_KEPT = 2
 NEAR = 256
 NEAR_SPAN = 1024
 BUCKET = 1024
-MAX_BYTES = 96 << 20
+MAX_BYTES = 32 << 20
 
 # What the event index keeps per machine: counters, and the software events the machine noted.
 COUNTER_COLUMNS = ("tlb_misses", "walks", "assist_walks", "guest_pf", "exits") + tuple("exit_" + r for r in EXIT_REASONS)
@@ -123,7 +126,11 @@ class Tape:
 class Checkpoint:
     op: int
     blob: bytes
-    compressed: bool
+    kind: str  # coarse | fine | near (see the module docstring); all but fine ones are compressed
+
+    @property
+    def compressed(self) -> bool:
+        return self.kind != "fine"
 
     def state(self) -> dict:
         blob = zlib.decompress(self.blob) if self.compressed else self.blob
@@ -250,10 +257,10 @@ class Timeline:
 
     def take(self, op: int, state: dict) -> None:
         blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-        coarse = op % self.coarse == 0
-        if coarse:
+        kind = "coarse" if op % self.coarse == 0 else "fine" if op % FINE == 0 else "near"
+        if kind != "fine":
             blob = zlib.compress(blob, 1)
-        self.checkpoints[op] = Checkpoint(op, blob, coarse)
+        self.checkpoints[op] = Checkpoint(op, blob, kind)
         self.move_anchor(op)
 
     def nearest(self, op: int) -> Checkpoint | None:
@@ -269,18 +276,18 @@ class Timeline:
         self._prune()
 
     def _prune(self) -> None:
-        fine = sorted((k for k, c in self.checkpoints.items() if not c.compressed and k % FINE == 0),
+        fine = sorted((k for k, c in self.checkpoints.items() if c.kind == "fine"),
                       key=lambda k: (k > self.anchor, abs(self.anchor - k)))
-        near = [k for k, c in self.checkpoints.items() if not c.compressed and k % FINE]
+        near = [k for k, c in self.checkpoints.items() if c.kind == "near"]
         for k in fine[FINE_KEPT:] + [k for k in near if not self.anchor - NEAR_SPAN < k <= self.anchor]:
             del self.checkpoints[k]
         while self.coarse_bytes() > self.max_bytes and self.coarse < (1 << 40):
             self.coarse *= 2  # thin: keep every other coarse checkpoint (op 0 always stays)
-            for k in [k for k, c in self.checkpoints.items() if c.compressed and k % self.coarse]:
+            for k in [k for k, c in self.checkpoints.items() if c.kind == "coarse" and k % self.coarse]:
                 del self.checkpoints[k]
 
     def coarse_bytes(self) -> int:
-        return sum(len(c.blob) for c in self.checkpoints.values() if c.compressed)
+        return sum(len(c.blob) for c in self.checkpoints.values() if c.kind == "coarse")
 
     @property
     def nbytes(self) -> int:

@@ -160,7 +160,7 @@ def test_memory_stays_under_the_cap_by_thinning_coarse_checkpoints():
     s.timeline.max_bytes = 1  # everything over the cap: only op 0 stays coarse
     s.timeline.coarse = BUCKET  # many coarse ones to thin
     s.run(len(ops))
-    coarse = [k for k, c in s.timeline.checkpoints.items() if c.compressed]
+    coarse = [k for k, c in s.timeline.checkpoints.items() if c.kind == "coarse"]
     assert coarse == [0]
     s.seek(FINE + 3)
     assert_same(s, fresh("kcompile", PAGES[0], FINE + 3))
