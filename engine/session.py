@@ -23,7 +23,7 @@ from .config import Config
 from .layout import ST_MAX_WALK
 from .machine import Machine
 from .snapshot import MachineSnapshot
-from .timeline import BUCKET, NEAR, EventKind, Timeline, machine_totals
+from .timeline import BUCKET, NEAR, NEAR_SPAN, EventKind, Timeline, machine_totals
 
 ALL_MODES = ("native", "shadow", "nested")
 
@@ -210,7 +210,7 @@ class Session:
         op found (the session at it, that op just run) or None (the session back where it started)."""
         start = self.ops_done
         found = yield from (self._find_forward(kind, mode) if forward else self._find_back(kind, mode, start))
-        self.seek(start if found is None else found)
+        self._go(start if found is None else found)
         return found
 
     def _op_has(self, kind: EventKind, mode: str, col: int) -> bool:
@@ -285,9 +285,27 @@ class Session:
     def _find_back(self, kind: EventKind, mode: str, start: int):
         if start == 0:
             return None
-        bucket = (start - 1) // BUCKET
+        hi = start - 1  # the ops still to look at: 1 .. hi
+        # close below, op by op from each checkpoint a seek left there, down to NEAR_SPAN ops back
+        while hi > max(0, start - NEAR_SPAN):
+            cp = self.timeline.nearest(hi - 1)
+            lo = cp.op if cp is not None else 0
+            if hi - lo > NEAR:
+                break
+            candidates = self.event_buckets(kind, mode)
+            first, last = lo // BUCKET, (hi - 1) // BUCKET
+            if last >= len(candidates) or candidates[first : last + 1].any():
+                self._go(lo)
+                found = self._scan(kind, mode, hi, last=True)
+                if found is not None:
+                    return found
+            hi = lo
+            yield hi
+        if hi == 0:
+            return None
+        bucket = hi // BUCKET
         self._go(bucket * BUCKET)
-        found = self._scan(kind, mode, start - 1, last=True)  # ops before the current one
+        found = self._scan(kind, mode, hi, last=True)
         while found is None:
             yield bucket * BUCKET
             earlier = np.flatnonzero(self.event_buckets(kind, mode)[:bucket])

@@ -17,8 +17,8 @@ checkpoint at or below the op and replays the ops from there, in batch.
   flat out: no time spent compressing), kept while among the ``FINE_KEPT``
   nearest the op last sought or run to (the anchor); and *near*: a seek to
   op t leaves one at every other multiple of ``NEAR`` in the ``NEAR_SPAN``
-  ops below t, compressed, kept while below the anchor and within
-  ``NEAR_SPAN`` of it, so going back one op after another replays fewer than
+  ops below t, compressed, kept while t is the op sought last (the aim: a
+  seek's own steps on the way keep it), so going back one op after another replays fewer than
   ``NEAR`` ops (once in ``NEAR_SPAN`` ops gone back, up to ``FINE``). Past
   ``max_bytes`` the coarse ones are thinned, every other one dropped, so the
   memory stays bounded on any run and a jump on a very long one replays
@@ -245,7 +245,7 @@ class Timeline:
         self.max_bytes = max_bytes
         self.coarse = COARSE  # doubles when thinning
         self.anchor = 0  # the op the fine and near checkpoints are kept around
-        self.aim = 0  # the op last sought: near checkpoints are taken in the NEAR_SPAN ops below it
+        self.aim = 0  # the op last sought: near checkpoints are taken and kept in the NEAR_SPAN ops below it
 
     # --- checkpoints --------------------------------------------------------------------------
     def in_near_span(self, op: int) -> bool:
@@ -279,7 +279,7 @@ class Timeline:
         fine = sorted((k for k, c in self.checkpoints.items() if c.kind == "fine"),
                       key=lambda k: (k > self.anchor, abs(self.anchor - k)))
         near = [k for k, c in self.checkpoints.items() if c.kind == "near"]
-        for k in fine[FINE_KEPT:] + [k for k in near if not self.anchor - NEAR_SPAN < k <= self.anchor]:
+        for k in fine[FINE_KEPT:] + [k for k in near if not self.in_near_span(k)]:
             del self.checkpoints[k]
         while self.coarse_bytes() > self.max_bytes and self.coarse < (1 << 40):
             self.coarse *= 2  # thin: keep every other coarse checkpoint (op 0 always stays)

@@ -822,7 +822,7 @@ class Runner:
                         old is None or old.op_index <= cache.lo):
                     view = old  # the last walk up to a later op, and none since: the last up to lo too
                 else:
-                    view = yield from self._last_walk(mode, cache.lo)
+                    view = yield from self._last_walk(mode, cache.lo, k)
                 cache.walk_at_lo[mode] = view
             if view is not None:
                 walks[mode] = view
@@ -865,16 +865,17 @@ class Runner:
             return points[-n:], points[-n - 1]
         return points, reset
 
-    def _last_walk(self, mode: str, before: int):
-        """The walk grid of mode's last op before op `before + 1` that completed a walk (None if there is none)."""
+    def _last_walk(self, mode: str, before: int, shown: int):
+        """The walk grid of mode's last op before op `before + 1` that completed a walk (None if there is none);
+        the checkpoints close below op `shown` stay."""
         from rvi_tui.engine.timeline import EventKind
 
         s = self.session
-        yield from s.seeking(before + 1)
+        yield from s.seeking(before + 1, aim=shown)
         found = yield from s.find(EventKind("walk", min_refs=0), mode, forward=False)
         if found is None:
             return None
-        yield from s.seeking(found - 1)
+        yield from s.seeking(found - 1, aim=shown)
         rec, views = self._record(s.step(), 0)
         return views.get(mode)
 
