@@ -180,14 +180,21 @@ class Session:
         checkpoints close below op `aim` (default `op`; see timeline.NEAR) as it runs past them, so that going
         back from there one op at a time is quick."""
         op = max(0, int(op))
-        self.timeline.aim = op if aim is None else aim
-        yield from self._going(op, chunk)
+        t = self.timeline
+        t.aim = op if aim is None else aim
+        # from below the lowest near checkpoint missing, so that going back from the aim finds them all
+        top = min(op, t.aim, self.frontier if self.finished else op)
+        missing = [m for m in range(max(0, (t.aim - NEAR_SPAN) // NEAR * NEAR + NEAR), top + 1, NEAR)
+                   if m not in t.checkpoints]
+        yield from self._going(op, chunk, start=min([op, *missing]))
 
-    def _going(self, op: int, chunk: int = 2048):
-        """Restore the nearest checkpoint at or below `op` if that is closer than running on, then run to `op`."""
+    def _going(self, op: int, chunk: int = 2048, start: int | None = None):
+        """Run to `op`, first restoring the nearest checkpoint at or below op `start` (default `op`) when the
+        session is past it or that checkpoint is ahead of the session."""
+        start = op if start is None else start
         if op != self.ops_done:
-            cp = self.timeline.nearest(op)
-            if op < self.ops_done or (cp is not None and cp.op > self.ops_done):
+            cp = self.timeline.nearest(start)
+            if start < self.ops_done or (cp is not None and cp.op > self.ops_done):
                 for m in self.machines.values():
                     m.mmu.recycle()
                 state = cp.state()
@@ -209,9 +216,38 @@ class Session:
         it there: the session is then left wherever the search was, and should seek back), and returns the
         op found (the session at it, that op just run) or None (the session back where it started)."""
         start = self.ops_done
-        found = yield from (self._find_forward(kind, mode) if forward else self._find_back(kind, mode, start))
+        if kind.name == "os":
+            found = yield from self._find_on_tape(kind, forward)
+        else:
+            found = yield from (self._find_forward(kind, mode) if forward else self._find_back(kind, mode, start))
         self._go(start if found is None else found)
         return found
+
+    def _find_on_tape(self, kind: EventKind, forward: bool, chunk: int = 1 << 16):
+        """An OS op is an op of the stream, whatever the machines do: read the tape (run on past its end)."""
+        if not forward:
+            hi = self.ops_done - 1  # ops 1 .. hi are before the current one
+            while hi > 0:
+                lo = max(0, hi - chunk)
+                hits = np.flatnonzero(kind.matching_ops(self.ops(lo, hi)["kind"]))
+                if len(hits):
+                    return lo + int(hits[-1]) + 1
+                hi = lo
+                yield hi
+            return None
+        pos = self.ops_done  # op pos + 1 is the next one
+        while True:
+            if pos >= self.frontier:
+                if self.finished:
+                    return None
+                self._go(self.frontier)
+                self.run(chunk)
+            ops = self.ops(pos, pos + chunk)
+            hits = np.flatnonzero(kind.matching_ops(ops["kind"]))
+            if len(hits):
+                return pos + int(hits[0]) + 1
+            pos += len(ops)
+            yield pos
 
     def _op_has(self, kind: EventKind, mode: str, col: int) -> bool:
         """Run one op; whether it was an event of `kind`."""
@@ -228,8 +264,6 @@ class Session:
         before = machine_totals(machine)[col]
         if self.run(1) != 1:
             return False
-        if kind.name == "os":
-            return kind.matches_op(self.last_op[0])
         return machine_totals(self.machines[mode])[col] - before > 0
 
     def event_buckets(self, kind: EventKind, mode: str) -> np.ndarray:

@@ -211,8 +211,11 @@ class EventKind:
 
     def matches_op(self, op_row) -> bool:
         """For OS kinds, whether the op itself is one (no machine needed)."""
-        kind = int(op_row["kind"])
-        return kind != O.ACCESS and (not self.os_op or OS_KINDS[self.os_op] == kind)
+        return bool(self.matching_ops(op_row["kind"]))
+
+    def matching_ops(self, kinds: np.ndarray) -> np.ndarray:
+        """For OS kinds: which of these ops (their ``kind`` field) are one."""
+        return kinds == OS_KINDS[self.os_op] if self.os_op else kinds != O.ACCESS
 
     def check(self) -> None:
         from .errors import EngineError
@@ -276,7 +279,7 @@ class Timeline:
         self._prune()
 
     def _prune(self) -> None:
-        fine = sorted((k for k, c in self.checkpoints.items() if c.kind == "fine"),
+        fine = sorted((k for k, c in self.checkpoints.items() if c.kind == "fine" and not self.in_near_span(k)),
                       key=lambda k: (k > self.anchor, abs(self.anchor - k)))
         near = [k for k, c in self.checkpoints.items() if c.kind == "near"]
         for k in fine[FINE_KEPT:] + [k for k in near if not self.in_near_span(k)]:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from machine_helpers import machine_state
 from rvi_tui.engine import config as C
 from rvi_tui.engine.session import Session
-from rvi_tui.engine.timeline import BUCKET, FINE, EventKind, Tape
+from rvi_tui.engine.timeline import BUCKET, FINE, NEAR, NEAR_SPAN, EventKind, Tape
 from rvi_tui.workloads import ops as O
 from rvi_tui.workloads.registry import make_workload
 
@@ -63,6 +63,24 @@ def test_back_and_jump_reach_the_state_of_a_fresh_run(workload, pages, data):
     if k:
         s.seek(k - 1)
         assert_same(s, fresh(workload, pages, k - 1))
+
+
+def test_going_back_op_after_op_replays_little_and_reaches_a_fresh_runs_state():
+    """A seek leaves checkpoints every NEAR ops below its target, so each op gone back restores one at most NEAR
+    ops below; across those checkpoints, and past the NEAR_SPAN they cover, each state is a fresh run's."""
+    ops, warmup = stream("kcompile")
+    s = Session([ops], config(PAGES[0]), warmup_ops=min(warmup, len(ops)), history=True)
+    s.run(len(ops))
+    k = len(ops) - 37
+    assert k > FINE + NEAR_SPAN + NEAR
+    assert s.seek(k) == k
+    ks = list(range(k - 1, k - 40, -1)) + list(range(k - 40, k - NEAR_SPAN - NEAR, -29))
+    checked = {k - 1, k - 2, ks[-1], k - NEAR_SPAN + 3, (k - 1) // NEAR * NEAR, (k - 1) // NEAR * NEAR - 1}
+    for op in sorted(set(ks) | checked, reverse=True):
+        assert op - s.timeline.nearest(op).op < NEAR or op < k - NEAR_SPAN
+        s.seek(op)
+        if op in checked:
+            assert_same(s, fresh("kcompile", PAGES[0], op))
 
 
 def test_stepping_after_going_back_replays_the_same_events():
@@ -128,6 +146,28 @@ def test_find_goes_to_the_next_and_previous_event_the_step_path_shows(workload, 
         assert found == ((want[0] if forward else want[-1]) if want else None)
         assert s.ops_done == (found if found is not None else start)
         s.seek(start)
+
+
+def test_os_op_searches_read_the_tape_and_run_on_past_it():
+    """Next / previous OS op of one sort, and of any sort, from ops behind, at and past what has run."""
+    ops, _ = stream("kcompile")
+    for kind in (EventKind("os", os_op="fork"), EventKind("os", os_op="exec"), EventKind("os")):
+        hits = [i + 1 for i, op in enumerate(ops) if kind.matches_op(op)]
+        s = Session([ops], config(PAGES[0]), modes=("native",), history=True)
+        s.run(FINE)
+        for start in (0, FINE // 2, FINE, len(ops) - 5):
+            s.seek(start)
+            for forward in (True, False):
+                g = s.find(kind, "native", forward)
+                try:
+                    while True:
+                        next(g)
+                except StopIteration as stop:
+                    found = stop.value
+                want = [h for h in hits if h > start] if forward else [h for h in hits if h < start]
+                assert found == ((want[0] if forward else want[-1]) if want else None)
+                assert s.ops_done == (found if found is not None else start)
+                s.seek(start)
 
 
 def test_a_search_that_finds_nothing_stays_put():
