@@ -568,8 +568,7 @@ class RviApp(App):
     # --- travelling in time -------------------------------------------------------------------------
     def _seek(self, op: int, relative: bool = False) -> None:
         self.runner.seek(op, relative)
-        self._last_render = 0.0
-        self.request_refresh()
+        self._last_render = 0.0  # the redraw at the seek's end (or of its progress, after TASK_QUIET_S) comes at once
 
     def action_back(self) -> None:
         self._seek(-1, relative=True)

@@ -62,6 +62,7 @@ VIEW_OPS = 40  # after going back or jumping, the ops before the one shown are s
 VIEW_EXTRA = 88  # ... and this many more below them, kept for the ops gone back to next (view cache)
 SPARK_EXTRA = 64  # the sparklines' samples are worked out this many further back, for the same reason
 TASK_SLICE_S = 0.03  # a seek or search holds the session this long at most, then lets a pull in
+TASK_QUIET_S = 0.1  # ... and shows its progress only once it has run this long
 
 WARMING, LOADING, PAUSED, RUNNING, FINISHED, ERROR = "warming", "loading", "paused", "running", "finished", "error"
 SEEKING = "seeking"  # going back, jumping or searching: a task runs in slices
@@ -233,6 +234,7 @@ class Runner:
         self.history_epoch = 0
         self._task = None  # a generator: a seek or search in progress, advanced a slice at a time
         self._task_origin = 0
+        self._task_started = 0.0
         self._task_label = ""
         self.task_progress = ""
         self._cancel = threading.Event()
@@ -723,11 +725,13 @@ class Runner:
 
     # --- going back, jumping, searching (tasks: generators advanced a slice at a time) ----------------
     def _start_task(self, task, label: str) -> None:
+        """A task that ends within TASK_QUIET_S is drawn once, at its end: a redraw of the progress before
+        it would only delay that one (the UI redraws at most MAX_HZ times a second) and compete with it."""
         self._task = task
         self._task_label = label
         self.task_progress = label + "…"
         self.ops_rate = None
-        self._post("state")
+        self._task_started = time.perf_counter()
 
     def _task_slice(self) -> None:
         """Advance the task for up to TASK_SLICE_S with the session held; on Esc, go back where it started."""
@@ -754,7 +758,10 @@ class Runner:
                     self.state = PAUSED
                     self.message = ""
                 self._task_origin = s.ops_done
-        self._post("state" if self._task is None else "task")
+        if self._task is None:
+            self._post("state")
+        elif time.perf_counter() - self._task_started > TASK_QUIET_S:
+            self._post("task")
 
     def _settle(self, op: int):
         """Put the engine back at op without touching the view's history (it is that op's already)."""
