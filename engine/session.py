@@ -23,7 +23,7 @@ from .config import Config
 from .layout import ST_MAX_WALK
 from .machine import Machine
 from .snapshot import MachineSnapshot
-from .timeline import BUCKET, NEAR, NEAR_SPAN, EventKind, Timeline, machine_totals
+from .timeline import BUCKET, HALVE_MIN, NEAR, NEAR_SPAN, EventKind, Timeline, machine_totals
 
 ALL_MODES = ("native", "shadow", "nested")
 
@@ -111,7 +111,7 @@ class Session:
         t = self.timeline
         if t is not None:
             stops.append(BUCKET - self.ops_done % BUCKET)
-            near = (self.ops_done // NEAR + 1) * NEAR
+            near = (max(self.ops_done, t.aim - NEAR_SPAN) // NEAR + 1) * NEAR  # the next op due a near checkpoint
             if t.in_near_span(near):
                 stops.append(near - self.ops_done)
         return min(stops, default=1 << 62)
@@ -181,19 +181,23 @@ class Session:
         back from there one op at a time is quick."""
         op = max(0, int(op))
         t = self.timeline
-        t.aim = op if aim is None else aim
-        # from below the lowest near checkpoint missing, so that going back from the aim finds them all
-        top = min(op, t.aim, self.frontier if self.finished else op)
-        missing = [m for m in range(max(0, (t.aim - NEAR_SPAN) // NEAR * NEAR + NEAR), top + 1, NEAR)
-                   if m not in t.checkpoints]
-        yield from self._going(op, chunk, start=min([op, *missing]))
+        aim = op if aim is None else aim
+        moved, t.aim = abs(aim - t.aim), aim
+        missing = []
+        if moved > NEAR:  # a jump: from below the lowest near checkpoint missing, so going back finds them all
+            top = min(op, aim, self.frontier if self.finished else op)
+            missing = [m for m in range(max(0, (aim - NEAR_SPAN) // NEAR * NEAR + NEAR), top + 1, NEAR)
+                       if m not in t.checkpoints]
+        yield from self._going(op, chunk, start=min([op, *missing]), halve=True)
 
-    def _going(self, op: int, chunk: int = 2048, start: int | None = None):
+    def _going(self, op: int, chunk: int = 2048, start: int | None = None, halve: bool = False):
         """Run to `op`, first restoring the nearest checkpoint at or below op `start` (default `op`) when the
-        session is past it or that checkpoint is ahead of the session."""
+        session is past it or that checkpoint is ahead of the session; with `halve`, leave a checkpoint
+        half-way to an op close to the aim (see timeline.HALVE_MIN)."""
         start = op if start is None else start
+        t = self.timeline
         if op != self.ops_done:
-            cp = self.timeline.nearest(start)
+            cp = t.nearest(start)
             if start < self.ops_done or (cp is not None and cp.op > self.ops_done):
                 for m in self.machines.values():
                     m.mmu.recycle()
@@ -201,6 +205,11 @@ class Session:
                 self.machines = state["machines"]
                 for key, value in state["cursor"].items():
                     setattr(self, key, value)
+                mid = (self.ops_done + op) // 2
+                if halve and op - self.ops_done > HALVE_MIN and t.aim - NEAR < mid <= t.aim:
+                    self.run(mid - self.ops_done)
+                    if self.ops_done == mid and mid not in t.checkpoints:
+                        self._checkpoint()
             while self.ops_done < op and self.run(min(chunk, op - self.ops_done)):
                 yield self.ops_done
         self.timeline.move_anchor(self.ops_done)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from machine_helpers import machine_state
 from rvi_tui.engine import config as C
 from rvi_tui.engine.session import Session
-from rvi_tui.engine.timeline import BUCKET, FINE, NEAR, NEAR_SPAN, EventKind, Tape
+from rvi_tui.engine.timeline import BUCKET, FINE, HALVE_MIN, NEAR, NEAR_SPAN, EventKind, Tape
 from rvi_tui.workloads import ops as O
 from rvi_tui.workloads.registry import make_workload
 
@@ -66,19 +66,25 @@ def test_back_and_jump_reach_the_state_of_a_fresh_run(workload, pages, data):
 
 
 def test_going_back_op_after_op_replays_little_and_reaches_a_fresh_runs_state():
-    """A seek leaves checkpoints every NEAR ops below its target, so each op gone back restores one at most NEAR
-    ops below; across those checkpoints, and past the NEAR_SPAN they cover, each state is a fresh run's."""
+    """A jump leaves checkpoints every NEAR ops in the NEAR_SPAN ops below its target, so each op gone back from
+    there restores one less than NEAR ops below; across those checkpoints, and past the ops they cover, each
+    state is a fresh run's."""
     ops, warmup = stream("kcompile")
     s = Session([ops], config(PAGES[0]), warmup_ops=min(warmup, len(ops)), history=True)
     s.run(len(ops))
     k = len(ops) - 37
     assert k > FINE + NEAR_SPAN + NEAR
     assert s.seek(k) == k
+    low = min(op for op in s.timeline.checkpoints if op > k - NEAR_SPAN)
+    assert low - (k - NEAR_SPAN) <= NEAR
     ks = list(range(k - 1, k - 40, -1)) + list(range(k - 40, k - NEAR_SPAN - NEAR, -29))
     checked = {k - 1, k - 2, ks[-1], k - NEAR_SPAN + 3, (k - 1) // NEAR * NEAR, (k - 1) // NEAR * NEAR - 1}
     for op in sorted(set(ks) | checked, reverse=True):
-        assert op - s.timeline.nearest(op).op < NEAR or op < k - NEAR_SPAN
+        assert op - s.timeline.nearest(op).op < NEAR or op < low
+        replayed = op - s.timeline.nearest(op).op
         s.seek(op)
+        if replayed > HALVE_MIN and op >= low:  # it left one half-way: going back again replays half as far
+            assert op - s.timeline.nearest(op).op <= (replayed + 1) // 2
         if op in checked:
             assert_same(s, fresh("kcompile", PAGES[0], op))
 

@@ -104,6 +104,30 @@ def test_the_view_after_back_or_a_jump_is_the_view_of_a_run_stepped_there():
             r.stop()
 
 
+def test_going_back_op_after_op_shows_each_ops_stepped_view(monkeypatch):
+    """Back one op at a time, past the ops and the spark samples the view cache held (made few here, so the
+    cache is worked out again several times): each view is that of a run stepped to that op."""
+    from rvi_tui.tui import runner as R
+    from rvi_tui.tui.app import make_spec
+
+    monkeypatch.setattr(R, "VIEW_EXTRA", 7)
+    monkeypatch.setattr(R, "SPARK_EXTRA", 2)
+    spec, k, n = make_spec("kcompile", {"jobs": 6}), 1300, 45
+    back = runner_at(spec, 0, then_seek=k)
+    views = {}
+    for op in range(k - 1, k - 1 - n, -1):
+        back.back()
+        wait_runner(back, lambda: back.state == "paused" and back.session.ops_done == op)
+        views[op] = frame_of(back)
+    back.stop()
+    stepped = runner_at(spec, k - n)
+    for op in range(k - n, k):
+        assert frame_of(stepped) == views[op], op
+        stepped.step(1)
+        wait_runner(stepped, lambda: stepped.session.ops_done == op + 1)
+    stepped.stop()
+
+
 async def pick(pilot, app, option: str, refs: str | None = None) -> None:
     assert isinstance(app.screen, SearchKindScreen)
     app.screen.query_one(OptionList).highlighted = [o for o, _ in KIND_OPTIONS].index(option)

@@ -164,13 +164,17 @@ async def measure_cold(keys: int = 30, size=(120, 40)) -> dict:
             "ops_per_s_compiled": (ops_after - ops_at_switch) / 2.0}
 
 
+BACKS_IN_A_ROW = 150  # at the last point: past the ops the view cache holds (runner.VIEW_EXTRA)
+
+
 async def measure_travel(ops: int = 1_000_000, jobs: int = 255, size=(120, 40)) -> dict:
     """Going back, jumping and searching on a long kcompile run: key → redrawn screen, and memory.
 
-    The run goes forward at full speed to `ops` (as a user running it would), pauses, then: `b` at the end
-    and at four other points reached by jumps, jumps (`g`) across the run, and next-event searches over the
-    whole run (one for a kind that never occurs in the view, so it reads every op, and one with a hit far
-    off). Memory: the history's own bytes (checkpoints, tape, index) and the process's peak RSS."""
+    The run goes forward at full speed to `ops` (as a user running it would), pauses, then: `b` five times at
+    the end and at six other ops reached by jumps (`g`) across the run, then BACKS_IN_A_ROW times from a last
+    one; searches (one for a kind that never occurs in the view, so it reads every op; the next long nested
+    walk from op 0; the previous exec from the end). Memory: the history's own bytes (checkpoints, tape,
+    index) and the process's peak RSS."""
     import resource
 
     from rvi_tui.engine.timeline import EventKind
@@ -225,16 +229,17 @@ async def measure_travel(ops: int = 1_000_000, jobs: int = 255, size=(120, 40)) 
         await wait(lambda: app.frame.state in ("paused", "finished") and app.frame.ops_done > 0, "ran forward")
         forward_s = time.perf_counter() - t0
         end = app.runner.session.ops_done
-        backs, jumps, searches = [], [], {}
-        for target in (end, end // 5, 2 * end // 5, 3 * end // 5, 4 * end // 5):
+        backs, in_a_row, jumps, searches = [], [], [], {}
+        points = (end, end // 5, 9 * end // 10, 2 * end // 5, end // 10, 3 * end // 5, end // 2, 4 * end // 5)
+        for i, target in enumerate(points):
             if app.frame.ops_done != target:
                 sent = time.perf_counter()
                 app.runner.seek(target)  # what g does
                 jumps.append(await until_shown(target, sent))
-            for _ in range(3):
+            for n in range(BACKS_IN_A_ROW if i == len(points) - 1 else 5):
                 here = app.frame.ops_done
-                backs.append(await until_shown(here - 1, key("b", "b")))
-                await asyncio.sleep(0.1)
+                (in_a_row if i == len(points) - 1 else backs).append(await until_shown(here - 1, key("b", "b")))
+                await asyncio.sleep(0.1)  # like a person holding b down: about 7 a second
         app.action_seek_start()
         await until_shown(0, time.perf_counter())
         await pilot.press("1")
@@ -254,19 +259,28 @@ async def measure_travel(ops: int = 1_000_000, jobs: int = 255, size=(120, 40)) 
         checkpoints = len(timeline.checkpoints)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ms = lambda xs: sorted(1000 * x for x in xs)  # noqa: E731
-    return {"ops": end, "forward_s": forward_s, "back_ms": ms(backs), "jump_ms": ms(jumps),
+    return {"ops": end, "forward_s": forward_s, "back_ms": ms(backs), "in_a_row_ms": ms(in_a_row),
+            "in_a_row_from": points[-1], "jump_ms": ms(jumps),
             "search_s": searches, "history_mb": history_mb, "checkpoints": checkpoints, "peak_rss_mb": peak_mb}
 
 
+def spread(ms: list[float]) -> str:
+    """p50 / p95 / max of sorted milliseconds."""
+    p95 = ms[max(0, int(round(0.95 * len(ms))) - 1)]
+    return f"p50 {ms[len(ms) // 2]:.0f} ms, p95 {p95:.0f} ms, max {ms[-1]:.0f} ms"
+
+
 def report_travel(r: dict) -> str:
-    back, jump = r["back_ms"], r["jump_ms"]
+    back, row, jump = r["back_ms"], r["in_a_row_ms"], r["jump_ms"]
+    own = r["peak_rss_mb"] - r["history_mb"]
     lines = [f"kcompile run of {r['ops']:,} ops, run forward in {r['forward_s']:.1f} s",
-             f"back one op (key → redrawn screen), {len(back)} presses at 5 points: p50 {back[len(back) // 2]:.0f} ms, "
-             f"max {back[-1]:.0f} ms",
-             f"jump (g) across the run, {len(jump)} jumps: p50 {jump[len(jump) // 2]:.0f} ms, max {jump[-1]:.0f} ms"]
+             f"back one op (key → redrawn screen), {len(back)} presses, 5 at each of 7 ops: {spread(back)}",
+             f"back one op, {len(row)} presses in a row from op {r['in_a_row_from']:,}: {spread(row)}",
+             f"jump (g) across the run, {len(jump)} jumps: {spread(jump)}"]
     lines += [f"search, {what}: {s:.2f} s" for what, s in r["search_s"].items()]
     lines.append(f"memory for going back: {r['history_mb']:.1f} MB ({r['checkpoints']} checkpoints, tape, index); "
-                 f"peak RSS of the process {r['peak_rss_mb']:.0f} MB")
+                 f"peak RSS of the process {r['peak_rss_mb']:.0f} MB, so {100 * r['history_mb'] / own:.0f}% on top "
+                 f"of the other {own:.0f} MB")
     return "\n".join(lines)
 
 
