@@ -23,7 +23,7 @@ from .config import Config
 from .layout import ST_MAX_WALK
 from .machine import Machine
 from .snapshot import MachineSnapshot
-from .timeline import BUCKET, HALVE_MIN, NEAR, NEAR_SPAN, EventKind, Timeline, machine_totals
+from .timeline import BUCKET, HALVE_MIN, LADDER, NEAR, NEAR_SPAN, EventKind, Timeline, machine_totals
 
 ALL_MODES = ("native", "shadow", "nested")
 
@@ -114,6 +114,7 @@ class Session:
             near = (max(self.ops_done, t.aim - NEAR_SPAN) // NEAR + 1) * NEAR  # the next op due a near checkpoint
             if t.in_near_span(near):
                 stops.append(near - self.ops_done)
+            stops += [op - self.ops_done for op in t.ladder if op > self.ops_done]
         return min(stops, default=1 << 62)
 
     # --- running --------------------------------------------------------------------------------
@@ -185,6 +186,7 @@ class Session:
         moved, t.aim = abs(aim - t.aim), aim
         missing = []
         if moved > NEAR:  # a jump: from below the lowest near checkpoint missing, so going back finds them all
+            t.ladder = {aim - d for d in LADDER if aim - d > 0}
             top = min(op, aim, self.frontier if self.finished else op)
             missing = [m for m in range(max(0, (aim - NEAR_SPAN) // NEAR * NEAR + NEAR), top + 1, NEAR)
                        if m not in t.checkpoints]

@@ -23,7 +23,9 @@ checkpoint at or below the op and replays the ops from there, in batch.
   *mid*: a seek that replays more than ``HALVE_MIN`` ops to its aim from a
   checkpoint less than ``NEAR`` below it leaves one half-way, kept while
   within ``NEAR`` below the aim, so the next op gone back replays half as
-  far (where every op faults, 256 ops take 0.1-0.2 s to replay). Past
+  far (where every op faults, 256 ops take 0.1-0.2 s to replay); a jump
+  leaves mid ones at ``LADDER`` ops below its target for the first ops
+  gone back. Past
   ``max_bytes`` the coarse ones are thinned, every other one dropped, so the
   memory stays bounded on any run and a jump on a very long one replays
   further.
@@ -58,6 +60,7 @@ FINE_KEPT = 2
 NEAR = 256
 NEAR_SPAN = 1024
 HALVE_MIN = 32
+LADDER = (16, 48, 112)  # a jump to op t leaves mid checkpoints at t - these too: the first ops gone back replay few
 BUCKET = 1024
 MAX_BYTES = 64 << 20
 
@@ -254,13 +257,14 @@ class Timeline:
         self.coarse = COARSE  # doubles when thinning
         self.anchor = 0  # the op the fine and near checkpoints are kept around
         self.aim = 0  # the op last sought: near checkpoints are taken and kept in the NEAR_SPAN ops below it
+        self.ladder: set[int] = set()  # ops a jump to the aim wants mid checkpoints at (LADDER)
 
     # --- checkpoints --------------------------------------------------------------------------
     def in_near_span(self, op: int) -> bool:
         return self.aim - NEAR_SPAN < op <= self.aim
 
     def wants_checkpoint(self, op: int) -> bool:
-        wanted = op % FINE == 0 or (op % NEAR == 0 and self.in_near_span(op))
+        wanted = op % FINE == 0 or (op % NEAR == 0 and self.in_near_span(op)) or op in self.ladder
         return wanted and op not in self.checkpoints
 
     def take(self, op: int, state: dict) -> None:
