@@ -214,10 +214,10 @@ class Session:
                         self._checkpoint()
             while self.ops_done < op and self.run(min(chunk, op - self.ops_done)):
                 yield self.ops_done
-        self.timeline.move_anchor(self.ops_done)
+        t.move_anchor(self.ops_done)
 
     def _go(self, op: int) -> None:
-        """Go to `op` on the way of a search: no near checkpoints left behind."""
+        """Go to `op` on the way of a search: the aim (where near checkpoints go) stays."""
         for _ in self._going(op):
             pass
 

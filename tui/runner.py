@@ -805,14 +805,14 @@ class Runner:
         while True:
             if s.ops_done in missing:
                 cache.counters[s.ops_done] = s.counters()
-            if s.ops_done >= max(k, b):
+            if s.ops_done >= k:
                 break
             if a <= s.ops_done < b:
                 events = s.step()
                 rec, views = self._record(events, 0)
                 stepped.append(StepRecord(s.ops_done, rec.op_text, events, views))
             else:
-                s.run(min([p for p in missing if p > s.ops_done] + ([a] if s.ops_done < a else []) + [max(k, b)])
+                s.run(min([p for p in missing if p > s.ops_done] + ([a] if s.ops_done < a else []) + [k])
                       - s.ops_done)
             yield None
         if stepped:
