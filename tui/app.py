@@ -9,6 +9,8 @@ queues commands to it and pulls ``Frame`` copies of its state, at most
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import sys
 import time
@@ -28,8 +30,9 @@ from rvi_tui.engine.report import summarize
 from rvi_tui.workloads.errors import WorkloadError
 
 from .eventlog import LogLine, op_lines
-from .export import counters_document, write_export
+from .export import counters_document, export_names, write_export
 from .messages import EngineUpdate
+from .offered import offered_files
 from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SPEEDS, WARMING, Frame, Runner, RunSpec,
                      speed_label)
 from .screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
@@ -109,7 +112,7 @@ class RviApp(App):
                  sets=(), seed: int = 1, guest_page: str | None = None, host_page: str | None = None,
                  levels: int | None = None, *, trace_format: str | None = None, ifetch: bool = False,
                  skip_bad_lines: bool = False, export_dir: str | None = None, speed: int | None = None,
-                 run_hz: float = RUN_HZ) -> None:
+                 run_hz: float = RUN_HZ, data_dirs: tuple[str, ...] = ()) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
@@ -117,6 +120,7 @@ class RviApp(App):
                               levels, trace_format, ifetch, skip_bad_lines)
         self.view_mode = mode
         self.export_dir = export_dir
+        self.data_dirs = tuple(data_dirs)  # the picker lists the traces in these (`--data`)
         self.run_hz = min(float(run_hz), MAX_HZ)
         self.runner = Runner(notify=self._engine_nudge)
         if speed is not None:
@@ -422,7 +426,10 @@ class RviApp(App):
 
         from rvi_tui.workloads.registry import list_workloads  # loaded by the engine thread by now
 
-        self.push_screen(WorkloadPicker(list_workloads(), spec.workload, spec.params, spec.seed, spec.trace), chosen)
+        offered = [(f.key, f.path) for f in offered_files(list(self.data_dirs), sessions=False).values()]
+        # in a browser, only what the server offers: no path field
+        self.push_screen(WorkloadPicker(list_workloads(), spec.workload, spec.params, spec.seed, spec.trace,
+                                        offered=offered, typed_path=not self.is_web), chosen)
 
     def action_export(self) -> None:
         self.refresh_panes()
@@ -441,6 +448,10 @@ class RviApp(App):
         directory = self.export_dir or os.getcwd()
         try:
             svg = self.export_screenshot(title=f"rvi-tui · {spec.label} · op {f.ops_done:,}")
+            if self.is_web:  # served: the files go to the browser, never into the server's folders
+                self._deliver_export(directory, document, svg, spec.trace and os.path.basename(spec.trace)
+                                     or spec.workload or "run")
+                return
             paths = write_export(directory, document, svg, spec.trace and os.path.basename(spec.trace)
                                  or spec.workload or "run")
         except OSError as e:
@@ -448,6 +459,14 @@ class RviApp(App):
             return
         self.last_export = paths
         self.notify(f"counters: {paths[0]}\nscreenshot: {paths[1]}", title="exported", timeout=10)
+
+    def _deliver_export(self, directory: str, document: dict, svg: str, workload: str) -> None:
+        names = [os.path.basename(p) for p in export_names(directory, workload, int(document["ops_done"]))]
+        self.deliver_text(io.StringIO(json.dumps(document, indent=2) + "\n"), save_filename=names[0],
+                          mime_type="application/json")
+        self.deliver_text(io.StringIO(svg), save_filename=names[1], mime_type="image/svg+xml")
+        self.last_export = tuple(names)
+        self.notify(f"counters: {names[0]}\nscreenshot: {names[1]}", title="exported as downloads", timeout=10)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -506,7 +525,7 @@ def run_app(*, mouse: bool = True, **kwargs) -> int:
 
     kwargs are RviApp's: workload_name, workload_params, trace, mode, preset, sets, seed, guest_page,
     host_page, levels, trace_format, ifetch, skip_bad_lines, export_dir, speed (an index into
-    runner.SPEEDS; default flat out), run_hz.
+    runner.SPEEDS; default flat out), run_hz, data_dirs.
     """
     problem = check_args(**kwargs)
     if problem:

@@ -5,6 +5,7 @@
     rvi-tui study [options]            workloads x modes x page sizes (the VMware study's table)
     rvi-tui bench [--trace FILE]       engine throughput (accesses/s), against pycachesim
     rvi-tui record [-o FILE] -- CMD    a real program's memory trace through Valgrind lackey
+    rvi-tui serve [options]            the app in web browsers, one app per tab (the `web` extra)
 
 A user mistake (a bad option value, a malformed trace, a missing file or
 program) is one line on stderr and exit status 2, never a traceback.
@@ -60,6 +61,13 @@ def _add_workload_options(p: argparse.ArgumentParser, default: str) -> None:
     g.add_argument("--list-workloads", action="store_true", help="list the built-in workloads and exit")
 
 
+def _add_app_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
+    p.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
+    p.add_argument("--data", action="append", metavar="DIR",
+                   help="a directory whose traces and session files the workload picker lists (repeatable)")
+
+
 class OneLineParser(argparse.ArgumentParser):
     """A bad option is one line, like every other user mistake; --help shows the usage."""
 
@@ -71,8 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="rvi-tui", description=__doc__.split("\n\n")[0],
                            formatter_class=argparse.RawDescriptionHelpFormatter,
                            epilog="Run `rvi-tui COMMAND --help` for a command's options.")
-    parser.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
-    parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
+    _add_app_options(parser)
     _add_machine_options(parser)
     _add_workload_options(parser, "kcompile")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -113,7 +120,63 @@ def build_parser() -> argparse.ArgumentParser:
     rc = sub.add_parser("record", help="record a program's memory trace with Valgrind lackey")
     rc.add_argument("-o", "--output", default="trace.lackey.gz", help="output file (default trace.lackey.gz)")
     rc.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+
+    sv = sub.add_parser("serve", help="serve the app to web browsers, one app per tab (needs the web extra)",
+                        description="Serve the app to web browsers: each tab runs its own app, started with the "
+                                    "options below. Links: /?workload=NAME, /?trace=KEY, /?session=KEY; "
+                                    "/links lists them.")
+    g = sv.add_argument_group("serving")
+    g.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    g.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    g.add_argument("--max-sessions", type=int, metavar="N",
+                   help="apps running at once; a tab beyond them gets a busy page (default: what this machine's "
+                        "memory holds)")
+    g.add_argument("--idle-timeout", type=float, default=30.0, metavar="MINUTES",
+                   help="end a tab's app after this many minutes without a key (default 30; 0 = never)")
+    _add_app_options(sv)
+    _add_machine_options(sv)
+    _add_workload_options(sv, "kcompile")
     return parser
+
+
+# What picks the run: a link to another workload or file replaces these options of `rvi-tui serve`.
+SOURCE_OPTIONS = ("workload", "trace", "fmt", "param", "footprint", "accesses", "session")
+NOT_PASSED_ON = ("help", "command", "list_workloads")
+
+
+def app_argv(args, *, source: bool) -> list[str]:
+    """The `rvi-tui` options in `args` (a parsed `serve` command line) as arguments of the app: those that pick
+    the run if `source`, the others (machine, mode, data directories) if not. Every option of the app's own
+    parser is covered, so an option added to the app reaches served tabs without a change here."""
+    argv: list[str] = []
+    for action in build_parser()._actions:
+        dest = action.dest
+        if not action.option_strings or dest in NOT_PASSED_ON or (dest in SOURCE_OPTIONS) != source:
+            continue
+        value = getattr(args, dest, action.default)
+        if value == action.default:
+            continue
+        option = next(o for o in action.option_strings if o.startswith("--"))
+        if action.nargs == 0:
+            argv.append(option)
+        elif isinstance(value, list):
+            for item in value:
+                argv += [option, str(item)]
+        else:
+            argv += [option, str(value)]
+    return argv
+
+
+def check_data_dirs(args) -> None:
+    for directory in args.data or ():
+        if not os.path.isdir(directory):
+            raise UsageError(f"--data {directory}: not a directory")
+
+
+def app_takes_sessions() -> bool:
+    """Whether the app opens session files (`rvi-tui --session FILE`)."""
+    return any("--session" in a.option_strings for a in build_parser()._actions)
 
 
 # --- shared option handling ------------------------------------------------------------------
@@ -373,12 +436,13 @@ def cmd_app(args, out, err) -> int:
         render.workload_list(list_workloads(), out)
         return 0
     load_config(args)  # a bad option is an error before the screen opens
+    check_data_dirs(args)
     if args.trace and len(args.trace) > 1:
         raise UsageError("the app replays one trace; `rvi-tui report` takes several")
     trace = args.trace[0] if args.trace else None
     if trace and not os.path.exists(trace):
         raise UsageError(f"{trace}: no such file")
-    if not out.isatty():
+    if not out.isatty() and "web_driver" not in os.environ.get("TEXTUAL_DRIVER", ""):  # served: a browser draws it
         raise UsageError("the app needs a terminal; for headless use see `rvi-tui report --help`")
     from .app import run_app
 
@@ -389,10 +453,41 @@ def cmd_app(args, out, err) -> int:
     return run_app(workload_name=args.workload, workload_params=params, trace=trace, mode=args.mode,
                    preset=args.preset, sets=tuple(args.sets), seed=args.seed, guest_page=args.guest_page,
                    host_page=args.host_page, levels=args.levels, trace_format=args.fmt, ifetch=args.ifetch,
-                   skip_bad_lines=args.skip_bad_lines, mouse=not args.no_mouse)
+                   skip_bad_lines=args.skip_bad_lines, data_dirs=tuple(args.data or ()), mouse=not args.no_mouse)
 
 
-COMMANDS = {"report": cmd_report, "study": cmd_study, "bench": cmd_bench, "record": cmd_record, None: cmd_app}
+def cmd_serve(args, out, err) -> int:
+    try:
+        from . import serve
+    except ImportError:
+        raise UsageError("`rvi-tui serve` needs the web extra (textual-serve): pip install 'rvi-tui[web]' "
+                         "(from a clone: pip install '.[web]')") from None
+    if args.list_workloads:
+        return cmd_app(args, out, err)
+    check_data_dirs(args)
+    if args.max_sessions is not None and args.max_sessions < 1:
+        raise UsageError(f"--max-sessions {args.max_sessions}: must be at least 1")
+    if not args.idle_timeout >= 0:
+        raise UsageError(f"--idle-timeout {args.idle_timeout:g}: must be 0 (never) or more minutes")
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port}: must be between 1 and 65535")
+    load_config(args)
+    if args.trace and len(args.trace) > 1:
+        raise UsageError("the app replays one trace; `rvi-tui report` takes several")
+    workload_from(args, "kcompile")  # a bad workload, parameter or trace is an error now, not in every tab
+    # each tab's app runs in the server's own folder: paths given here must not depend on it
+    args.trace = [os.path.abspath(t) for t in args.trace] if args.trace else None
+    args.data = [os.path.abspath(d) for d in args.data] if args.data else None
+    options = serve.ServeOptions(host=args.host, port=args.port,
+                                 max_sessions=args.max_sessions or serve.default_max_sessions(),
+                                 idle_timeout_s=args.idle_timeout * 60, app_options=tuple(app_argv(args, source=False)),
+                                 default_source=tuple(app_argv(args, source=True)), data_dirs=tuple(args.data or ()),
+                                 sessions=app_takes_sessions())
+    return serve.serve(options, out)
+
+
+COMMANDS = {"report": cmd_report, "study": cmd_study, "bench": cmd_bench, "record": cmd_record, "serve": cmd_serve,
+            None: cmd_app}
 
 
 def main(argv=None, out=None, err=None) -> int:

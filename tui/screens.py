@@ -139,7 +139,8 @@ def parse_params(text: str) -> tuple:
 
 
 class WorkloadPicker(ModalScreen[dict | None]):
-    """Built-in workloads with parameters and seed, or a trace file."""
+    """Built-in workloads with parameters and seed, or a trace file: one of `offered` ((name, path) pairs, the
+    `--data` directories' traces), or a typed path unless `typed_path` is False (a served app)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
@@ -147,6 +148,7 @@ class WorkloadPicker(ModalScreen[dict | None]):
     WorkloadPicker > Vertical { width: 100; max-width: 98%; height: auto; max-height: 95%;
                                 border: round $accent; background: $surface; padding: 0 1; }
     WorkloadPicker OptionList { height: auto; max-height: 14; }
+    WorkloadPicker #offered { max-height: 8; }
     WorkloadPicker Label { margin-top: 1; color: $text-muted; }
     WorkloadPicker #picker-error { color: $text-error; height: auto; }
     WorkloadPicker #description { color: $text-muted; height: 2; padding: 0 1; }
@@ -156,8 +158,10 @@ class WorkloadPicker(ModalScreen[dict | None]):
     """
 
     def __init__(self, workloads: list[tuple[str, str]], current: str | None, params: tuple = (),
-                 seed: int = 1, trace: str | None = None) -> None:
+                 seed: int = 1, trace: str | None = None, *, offered=(), typed_path: bool = True) -> None:
         super().__init__()
+        self.offered = list(offered)
+        self.typed_path = typed_path
         self.workloads = workloads
         self.current = current
         self.params = params
@@ -174,12 +178,16 @@ class WorkloadPicker(ModalScreen[dict | None]):
             with Horizontal():
                 yield Input(self._params_text(), placeholder="defaults", id="params")
                 yield Input(str(self.seed), placeholder="1", id="seed", type="integer")
-            yield Label("…or a trace file (Valgrind lackey, text addresses, or .npy ops); enter opens it")
-            yield Input(self.trace or "", placeholder="path/to/trace", id="trace")
+            if self.offered:
+                yield Label("…or a trace offered here; enter opens it")
+                yield OptionList(*[Option(name, id=str(i)) for i, (name, _) in enumerate(self.offered)], id="offered")
+            if self.typed_path:
+                yield Label("…or a trace file (Valgrind lackey, text addresses, or .npy ops); enter opens it")
+                yield Input(self.trace or "", placeholder="path/to/trace", id="trace")
             yield Static("", id="picker-error")
 
     def on_mount(self) -> None:
-        ol = self.query_one(OptionList)
+        ol = self.query_one("#workloads", OptionList)
         names = [n for n, _ in self.workloads]
         if self.current in names:
             ol.highlighted = names.index(self.current)
@@ -189,7 +197,7 @@ class WorkloadPicker(ModalScreen[dict | None]):
         self.query_one("#picker-error", Static).update(text)
 
     def _submit_builtin(self) -> None:
-        ol = self.query_one(OptionList)
+        ol = self.query_one("#workloads", OptionList)
         if ol.highlighted is None:
             self._error("choose a workload in the list")
             return
@@ -207,11 +215,15 @@ class WorkloadPicker(ModalScreen[dict | None]):
             return
         self.dismiss({"workload": name, "params": params, "seed": seed})
 
-    @on(OptionList.OptionSelected)
+    @on(OptionList.OptionSelected, "#workloads")
     def _selected(self, event: OptionList.OptionSelected) -> None:
         self._submit_builtin()
 
-    @on(OptionList.OptionHighlighted)
+    @on(OptionList.OptionSelected, "#offered")
+    def _offered_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss({"trace": self.offered[event.option_index][1]})
+
+    @on(OptionList.OptionHighlighted, "#workloads")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         """Parameters belong to one workload: show the current ones only on the current workload."""
         self._error("")
