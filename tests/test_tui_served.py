@@ -1,0 +1,58 @@
+"""The app as `rvi-tui serve` runs it in a browser tab (Textual's web driver, faked here by `is_web`): the picker
+offers only what the server offers, and `e` hands its files to the browser instead of writing them."""
+
+from __future__ import annotations
+
+import json
+
+from rvi_tui.tui.app import RviApp
+from textual.widgets import OptionList
+
+from test_tui import SIZE, SMALL, ready, settle, step_ops, wait_for
+
+
+def lesson(tmp_path):
+    data = tmp_path / "lesson"
+    data.mkdir()
+    (data / "ls.txt").write_text("".join(f"R {0x10000 + 64 * i:#x}\n" for i in range(300)))
+    return data
+
+
+async def test_a_served_app_opens_only_offered_traces_and_exports_as_downloads(tmp_path, monkeypatch):
+    data = lesson(tmp_path)
+    monkeypatch.setattr(RviApp, "is_web", property(lambda self: True))
+    delivered = []
+    monkeypatch.setattr(RviApp, "deliver_text", lambda self, f, **kw: delivered.append((kw, f.read())))
+    app = RviApp(**SMALL, export_dir=str(tmp_path / "exports"), data_dirs=(str(data),))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("w")
+        await pilot.pause(0.1)
+        assert not app.screen.query("#trace")  # no field to type a path into
+        offered = app.screen.query_one("#offered", OptionList)
+        assert [str(o.prompt) for o in offered.options] == ["lesson/ls.txt"]
+        offered.focus()
+        offered.highlighted = 0
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.spec.trace == str(data / "ls.txt"), what="the offered trace")
+        await ready(pilot, app)
+        await step_ops(pilot, app, 2)
+        await settle(pilot, app)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: len(delivered) == 2, what="two downloads")
+    (json_kw, json_text), (svg_kw, svg_text) = delivered
+    assert json_kw["mime_type"] == "application/json" and json_kw["save_filename"].endswith(".json")
+    document = json.loads(json_text)
+    assert document["ops_done"] == 2 and document["run"]["trace"] == str(data / "ls.txt")
+    assert svg_kw["mime_type"] == "image/svg+xml" and svg_text.lstrip().startswith("<svg")
+    assert not (tmp_path / "exports").exists()  # nothing written on the server
+
+
+async def test_in_a_terminal_the_picker_offers_the_data_directories_beside_a_typed_path(tmp_path):
+    app = RviApp(**SMALL, data_dirs=(str(lesson(tmp_path)),))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("w")
+        await pilot.pause(0.1)
+        assert app.screen.query_one("#trace")
+        assert [str(o.prompt) for o in app.screen.query_one("#offered", OptionList).options] == ["lesson/ls.txt"]
