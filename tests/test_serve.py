@@ -118,6 +118,29 @@ def test_a_non_loopback_address_is_announced_as_open_to_anyone_who_reaches_the_p
     assert "warning: listening on 0.0.0.0: anyone who can reach port 8123" in text
 
 
+async def test_an_app_that_does_not_quit_is_ended_with_its_process_group(tmp_path, monkeypatch):
+    monkeypatch.setattr(serve, "QUIT_GRACE_S", 0.3)
+    # an "app" that ignores the request to quit and has started a child of its own
+    script = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+              "print('__GANGLION__', flush=True); time.sleep(60)")
+
+    async def ignore(*args, **kwargs):
+        return None
+
+    from textual_serve.download_manager import DownloadManager
+
+    app = serve.AppProcess([sys.executable, "-c", script], str(tmp_path), write_bytes=ignore, write_str=ignore,
+                           close=ignore, download_manager=DownloadManager())
+    await app.start(80, 24)
+    pid = app.process.pid
+    children = lambda: open(f"/proc/{pid}/task/{pid}/children").read().split()  # noqa: E731
+    child = int((await asyncio.to_thread(wait_until, children, 10, "the app's child"))[0])
+    await app.stop()
+    assert app.process.returncode == -15  # terminated: it did not quit when asked
+    await asyncio.to_thread(wait_until, lambda: not alive(child), 5, "its child to end")
+    await app.stop()  # a second stop is harmless
+
+
 @pytest.fixture
 def served(tmp_path, data):
     server = Served(tmp_path, "--data", str(data), "--max-sessions", "1", "--mode", "shadow", "--seed", "7",

@@ -65,7 +65,8 @@ def _add_app_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
     p.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
     p.add_argument("--data", action="append", metavar="DIR",
-                   help="a directory whose traces and session files the workload picker lists (repeatable)")
+                   help="a directory whose traces the workload picker lists, and whose traces and session files "
+                        "`rvi-tui serve` offers (repeatable)")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -478,6 +479,12 @@ def cmd_serve(args, out, err) -> int:
     # each tab's app runs in the server's own folder: paths given here must not depend on it
     args.trace = [os.path.abspath(t) for t in args.trace] if args.trace else None
     args.data = [os.path.abspath(d) for d in args.data] if args.data else None
+    from ..engine import hardware
+
+    hardware.start_compiling()  # on a fresh install: once, now, rather than in the first tab's app
+    if hardware.status().compiling:
+        print("rvi-tui serve: compiling the simulator kernels in the background (once after an install, about "
+              "75 s); tabs opened meanwhile run them interpreted", file=out, flush=True)
     options = serve.ServeOptions(host=args.host, port=args.port,
                                  max_sessions=args.max_sessions or serve.default_max_sessions(),
                                  idle_timeout_s=args.idle_timeout * 60, app_options=tuple(app_argv(args, source=False)),
