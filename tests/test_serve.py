@@ -26,9 +26,10 @@ def run(*argv):
     return code, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture
-def data(tmp_path):
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
     """A --data directory: two traces, a session file, and things that must not be offered."""
+    tmp_path = tmp_path_factory.mktemp("data")
     d = tmp_path / "lesson"
     (d / "week2").mkdir(parents=True)
     (d / "ls.txt").write_text("".join(f"R {0x10000 + 64 * i:#x}\n" for i in range(300)))
@@ -141,9 +142,9 @@ async def test_an_app_that_does_not_quit_is_ended_with_its_process_group(tmp_pat
     await app.stop()  # a second stop is harmless
 
 
-@pytest.fixture
-def served(tmp_path, data):
-    server = Served(tmp_path, "--data", str(data), "--max-sessions", "1", "--mode", "shadow", "--seed", "7",
+@pytest.fixture(scope="module")
+def served(data):
+    server = Served(data.parent, "--data", str(data), "--max-sessions", "1", "--mode", "shadow", "--seed", "7",
                     "--set", "tlb.l2.entries=1536")
     yield server
     server.stop()
@@ -154,17 +155,19 @@ def served(tmp_path, data):
                                    "?workload=nope", "?workload=seq&trace=lesson/ls.txt", "?trace=lesson/tour.rvi.json",
                                    "?command=ls"])
 def test_a_page_for_a_path_or_name_the_server_does_not_offer_is_refused(served, query):
+    opened = len(served.app_pids())
     status, body = served.get("/" + query)
     expected = 200 if query == "?command=ls" else 404  # an unknown parameter is ignored: the default run
     assert status == expected and ("Not offered here" in body) == (expected == 404)
-    assert served.app_pids() == []
+    assert len(served.app_pids()) == opened
 
 
 @pytest.mark.parametrize("path", ["/ws/trace/..%2F..%2Fetc%2Fpasswd", "/ws/trace//etc/passwd", "/ws/trace/lesson/../../secret.txt",
                                   "/ws/workload/nope", "/ws/command/ls", "/ws/session/lesson/tour.rvi.json"])
 def test_the_socket_that_starts_an_app_refuses_what_is_not_offered(served, path):
+    opened = len(served.app_pids())
     assert served.get(path)[0] == 404
-    assert served.app_pids() == []
+    assert len(served.app_pids()) == opened
 
 
 def test_links_list_what_is_offered_and_open_it(served):
@@ -184,10 +187,10 @@ async def open_tab(served, path="/ws"):
 
 
 async def test_a_tab_runs_the_options_of_the_serve_command_and_a_tab_beyond_the_cap_is_told_so(served, data):
+    opened = len(served.app_pids())
     session, ws = await open_tab(served, "/ws/trace/lesson/ls.txt")
     try:
-        pid = await asyncio.to_thread(wait_until, served.app_pids, 20, "the app")
-        pid = pid[0]
+        pid = (await asyncio.to_thread(wait_until, lambda: served.app_pids()[opened:], 20, "the app"))[0]
         cmdline = open(f"/proc/{pid}/cmdline").read().split("\0")
         assert cmdline[1:3] == ["-m", "rvi_tui.tui.cli"]
         for option in (["--mode", "shadow"], ["--seed", "7"], ["--set", "tlb.l2.entries=1536"],
@@ -202,7 +205,7 @@ async def test_a_tab_runs_the_options_of_the_serve_command_and_a_tab_beyond_the_
         assert message.type == aiohttp.WSMsgType.CLOSE and extra.close_code == 1013
         assert "busy" in message.extra
         await extra_session.close()
-        assert len(served.app_pids()) == 1
+        assert len(served.app_pids()) == opened + 1
     finally:
         await ws.close()
         await session.close()
@@ -218,9 +221,10 @@ def test_a_session_link_starts_the_app_on_that_session_file(served, data):
     assert status == 200
 
     async def check():
+        opened = len(served.app_pids())
         session, ws = await open_tab(served, "/ws/session/lesson/tour.rvi.json")
         try:
-            pid = (await asyncio.to_thread(wait_until, served.app_pids, 20, "the app"))[0]
+            pid = (await asyncio.to_thread(wait_until, lambda: served.app_pids()[opened:], 20, "the app"))[0]
             cmdline = open(f"/proc/{pid}/cmdline").read().split("\0")
             assert ["--session", str(data / "tour.rvi.json")] in [cmdline[i:i + 2] for i in range(len(cmdline))]
         finally:

@@ -26,7 +26,6 @@ if not os.environ.get("RVI_TUI_REQUIRE_BROWSER"):
     pytest.importorskip("textual_serve")
     pytest.importorskip("playwright")
 
-from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from serve_helpers import Served, alive, wait_until  # noqa: E402
 
@@ -42,11 +41,48 @@ def browser():
         profile = tempfile.mkdtemp(prefix="rvi-tui-chromium-")
         context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=FLAGS, headless=True,
                                                        accept_downloads=True, viewport={"width": 1280, "height": 800})
+        context.route("**/download/*", Exports.capture)
         try:
             yield context
         finally:
             context.close()
             shutil.rmtree(profile, ignore_errors=True)
+
+
+class Exports:
+    """The counters the app hands to the browser when `e` is pressed (the app's own account of its state), read
+    on their way to the browser's download (a route on the download URLs)."""
+
+    documents: list[dict] = []
+
+    @classmethod
+    def capture(cls, route) -> None:
+        response = route.fetch()
+        body = response.body()
+        if response.headers.get("content-type", "").startswith("application/json"):
+            cls.documents.append(json.loads(body))
+        route.fulfill(response=response, body=body)
+
+    @classmethod
+    def until(cls, page, cond, what: str, timeout: float = 60.0) -> dict:
+        """Press e until an export satisfies `cond` (the app takes `e` once its first frame is there, and a key
+        reaches it a moment after it is pressed)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            seen = len(cls.documents)
+            page.keyboard.press("e")
+            for _ in range(30):  # up to 3 s for this export
+                page.wait_for_timeout(100)
+                if len(cls.documents) > seen:
+                    break
+            for popup in page.context.pages:  # each download opens one
+                if popup.opener() == page:
+                    popup.close()
+            if len(cls.documents) > seen and cond(cls.documents[-1]):
+                return cls.documents[-1]
+        last = cls.documents[-1] if cls.documents else None
+        raise AssertionError(f"the app never reached {what}: " + (
+            f"{last['ops_done']} ops, {last['viewed_mode']}" if last else "no export came"))
 
 
 @pytest.fixture
@@ -67,32 +103,6 @@ def open_app(page, served, path="/"):
     return pid
 
 
-def export(page) -> dict | None:
-    """Press e and read the counters the browser downloaded (the app's own account of its state); None if
-    nothing came (the app takes `e` once its first frame is there) or the browser dropped the download (seen
-    once in a few dozen runs: Chromium cancels a download now and then when its popup closes early)."""
-    try:
-        with page.expect_download(timeout=1_500) as download:
-            page.keyboard.press("e")
-        while not download.value.suggested_filename.endswith(".json"):  # the SVG may come first
-            with page.expect_download(timeout=1_500) as download:
-                pass
-        return json.loads(open(download.value.path()).read())
-    except PlaywrightError:  # a timeout, or a download the browser cancelled
-        return None
-
-
-def export_until(page, cond, what: str, timeout: float = 30.0) -> dict:
-    """Export until the app's state satisfies `cond` (a key reaches the app a moment after it is pressed)."""
-    end = time.monotonic() + timeout
-    while (state := export(page)) is None or not cond(state):
-        if time.monotonic() > end:
-            raise AssertionError(f"the app never reached {what}: " + (
-                f"{state['ops_done']} ops, {state['viewed_mode']}" if state else "no export came"))
-        time.sleep(0.2)
-    return state
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     data = tmp_path_factory.mktemp("served") / "lesson"
@@ -111,16 +121,16 @@ def served(data):
 def test_keys_in_the_browser_step_switch_mode_and_run_the_app(page, served):
     open_app(page, served)
     # the options of `rvi-tui serve` reached this tab's app
-    state = export_until(page, lambda s: s["ops_done"] == 0, "its first frame")
+    state = Exports.until(page, lambda s: s["ops_done"] == 0, "its first frame")
     assert state["viewed_mode"] == "native" and state["run"]["seed"] == 3 and state["run"]["workload"] == "kcompile"
     page.keyboard.press(" ")
-    export_until(page, lambda s: s["ops_done"] == 1, "one step")
+    Exports.until(page, lambda s: s["ops_done"] == 1, "one step")
     page.keyboard.press("2")
-    export_until(page, lambda s: s["viewed_mode"] == "shadow" and s["ops_done"] == 1, "the shadow view")
+    Exports.until(page, lambda s: s["viewed_mode"] == "shadow" and s["ops_done"] == 1, "the shadow view")
     page.keyboard.press("p")
     page.wait_for_timeout(500)
     page.keyboard.press("p")
-    ran = export_until(page, lambda s: s["ops_done"] > 1, "a run")
+    ran = Exports.until(page, lambda s: s["ops_done"] > 1, "a run")
     assert ran["counters"]["shadow"]["accesses"] > 0
     os.makedirs(ARTIFACTS, exist_ok=True)
     page.screenshot(path=os.path.join(ARTIFACTS, "served-app.png"))
@@ -128,9 +138,9 @@ def test_keys_in_the_browser_step_switch_mode_and_run_the_app(page, served):
 
 def test_links_open_a_builtin_workload_and_an_offered_trace(page, served, data):
     open_app(page, served, "/?workload=seq")
-    assert export_until(page, lambda s: s["run"]["workload"] == "seq", "seq")["ops_done"] == 0
+    assert Exports.until(page, lambda s: s["run"]["workload"] == "seq", "seq")["ops_done"] == 0
     open_app(page, served, "/?trace=lesson/ls.txt")
-    state = export_until(page, lambda s: s["run"]["trace"] is not None, "the trace")
+    state = Exports.until(page, lambda s: s["run"]["trace"] is not None, "the trace")
     assert state["run"]["trace"] == str(data / "ls.txt")
 
 

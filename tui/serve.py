@@ -9,8 +9,8 @@ the page by textual-serve (xterm.js); this module adds what makes it safe to run
   exports become downloads: ``app.py``).
 * **Limits**: at most `max_sessions` apps at once (a tab beyond them gets a busy page, or, if the last place
   went while its page loaded, a closed session that says so); an app whose tab sent no key for
-  `idle_timeout_s` ends; a closed tab, a lost connection or the server stopping ends the app, asked to quit
-  first, then terminated, then killed, with its process group.
+  `idle_timeout_s` ends; a closed tab, a lost connection or the server stopping ends the app: asked to quit
+  first, then its process group terminated, then killed (``AppProcess.stop``).
 
 Every app opened and ended is one line on the server's output, with its process id.
 """
@@ -131,26 +131,30 @@ class AppProcess(AppService):
         return await self.process.wait() if self.process is not None else None
 
     async def stop(self) -> None:
-        """Ask the app to quit; terminate, then kill its process group if it does not. Safe to call twice."""
+        """Ask the app to quit; if it has not ended QUIT_GRACE_S later, terminate its process group, and kill it
+        QUIT_GRACE_S after that. Safe to call twice."""
         async with self._stopping:
-            if self.process is None or self.process.returncode is not None and self._task is None:
+            if self.process is None:
                 return
+            if self.process.returncode is None:
+                await self.send_meta({"type": "quit"})
+                try:
+                    await asyncio.wait_for(self.process.wait(), QUIT_GRACE_S)
+                except asyncio.TimeoutError:
+                    for sig in (signal.SIGTERM, signal.SIGKILL):
+                        try:
+                            os.killpg(self.process.pid, sig)
+                            await asyncio.wait_for(self.process.wait(), QUIT_GRACE_S)
+                            break
+                        except ProcessLookupError:
+                            break
+                        except asyncio.TimeoutError:
+                            pass
+            # textual-serve's own ending (its downloads, its reader, which meets the end of the app's output now)
             try:
                 await asyncio.wait_for(super().stop(), QUIT_GRACE_S)
-                await asyncio.wait_for(self.process.wait(), QUIT_GRACE_S)
-            except (asyncio.TimeoutError, ConnectionError):
-                for sig in (signal.SIGTERM, signal.SIGKILL):
-                    if self.process.returncode is not None:
-                        break
-                    try:
-                        os.killpg(self.process.pid, sig)
-                    except ProcessLookupError:
-                        break
-                    try:
-                        await asyncio.wait_for(self.process.wait(), QUIT_GRACE_S)
-                    except asyncio.TimeoutError:
-                        pass
-            self._task = None
+            except asyncio.TimeoutError:
+                log.warning("app pid %d: its output did not end with it", self.process.pid)
 
 
 def bounded_size(width: int, height: int) -> tuple[int, int]:
