@@ -426,7 +426,7 @@ class RviApp(App):
 
         from rvi_tui.workloads.registry import list_workloads  # loaded by the engine thread by now
 
-        offered = [(f.key, f.path) for f in offered_files(list(self.data_dirs), sessions=False).values()]
+        offered = list(offered_files(list(self.data_dirs), sessions=False).values())
         # in a browser, only what the server offers: no path field
         self.push_screen(WorkloadPicker(list_workloads(), spec.workload, spec.params, spec.seed, spec.trace,
                                         offered=offered, typed_path=not self.is_web), chosen)

@@ -139,8 +139,9 @@ def parse_params(text: str) -> tuple:
 
 
 class WorkloadPicker(ModalScreen[dict | None]):
-    """Built-in workloads with parameters and seed, or a trace file: one of `offered` ((name, path) pairs, the
-    `--data` directories' traces), or a typed path unless `typed_path` is False (a served app)."""
+    """Built-in workloads with parameters and seed, or a file: one of `offered` (``offered.OfferedFile``s from the
+    `--data` directories; the result is ``{file.kind: file.path}``), or a trace path typed in, unless
+    `typed_path` is False (a served app)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
@@ -179,8 +180,8 @@ class WorkloadPicker(ModalScreen[dict | None]):
                 yield Input(self._params_text(), placeholder="defaults", id="params")
                 yield Input(str(self.seed), placeholder="1", id="seed", type="integer")
             if self.offered:
-                yield Label("…or a trace offered here; enter opens it")
-                yield OptionList(*[Option(name, id=str(i)) for i, (name, _) in enumerate(self.offered)], id="offered")
+                yield Label("…or a file offered here; enter opens it")
+                yield OptionList(*[Option(f.key) for f in self.offered], id="offered")
             if self.typed_path:
                 yield Label("…or a trace file (Valgrind lackey, text addresses, or .npy ops); enter opens it")
                 yield Input(self.trace or "", placeholder="path/to/trace", id="trace")
@@ -221,7 +222,8 @@ class WorkloadPicker(ModalScreen[dict | None]):
 
     @on(OptionList.OptionSelected, "#offered")
     def _offered_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss({"trace": self.offered[event.option_index][1]})
+        chosen = self.offered[event.option_index]
+        self.dismiss({chosen.kind: chosen.path})
 
     @on(OptionList.OptionHighlighted, "#workloads")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:

@@ -364,5 +364,5 @@ def serve(options: ServeOptions, out) -> int:
     """Serve until interrupted (Ctrl+C or SIGTERM); every app is ended before this returns."""
     server = RviServer(options, out)
     server.serve()
-    server.say(f"stopped ({server.opened} tabs served)")
+    server.say(f"stopped ({server.opened} tab{'' if server.opened == 1 else 's'} served)")
     return 0
