@@ -128,7 +128,9 @@ def validate(values: Mapping) -> None:
     for key in ("guest.levels", "host.levels"):
         _check(values[key] in (4, 5), key, "must be 4 or 5", values)
     _check(values["guest.page"] in ("4k", "2m", "1g"), "guest.page", "must be 4k, 2m or 1g", values)
-    _check(values["host.page"] in ("4k", "2m"), "host.page", "must be 4k or 2m", values)
+    _check(values["host.page"] in ("4k", "2m", "1g"), "host.page", "must be 4k, 2m or 1g", values)
+    for key in ("cost.guest_pf", "cost.host_page_alloc"):  # each measurement includes one 4 KiB clear
+        _check(values[key] >= values["cost.clear_4k"], key, f"must be at least cost.clear_4k ({values['cost.clear_4k']})", values)
     mem = values["guest.mem_gib"]
     _check(isinstance(mem, int) and 1 <= mem <= 1 << 16 and mem & (mem - 1) == 0, "guest.mem_gib", "must be a power of two from 1 to 65536", values)
     for name in ("l1_4k", "l1_2m", "l1_1g", "l2"):

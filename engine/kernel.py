@@ -68,6 +68,7 @@ from .layout import (
     ST_G_BASE,
     ST_GLEVELS,
     ST_H_BASE,
+    ST_MAX_WALK,
     ST_MODE,
     ST_PID,
     ST_ROOT,
@@ -242,6 +243,8 @@ def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt
         else:
             cnt[K_WALKS] += 1
             cnt[K_WALK_REFS] += r1 + r2
+            if r1 + r2 > st[ST_MAX_WALK]:
+                st[ST_MAX_WALK] = r1 + r2
             cnt[K_GUEST_REFS] += r1
             cnt[K_NESTED_REFS] += r2
             cnt[K_MISSES] += 1

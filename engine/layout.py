@@ -62,7 +62,8 @@ ST_H_BASE = 12  # first frame number covered by the host row map
 ST_CACHE_ON = 13  # 1 = walk references go through the data-cache model
 ST_DATA_CACHE = 14  # 1 = the program's data accesses go through it too (and compete with walks)
 ST_SIZES = 15  # bit s set once a page of size code s has entered the TLBs (skips probing absent sizes)
-N_STATE = 16
+ST_MAX_WALK = 16  # the most references a completed walk took since software last cleared it (the event index)
+N_STATE = 17
 
 # --- costs (cycles) ---------------------------------------------------------------
 C_BASE = 0  # every access

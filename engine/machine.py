@@ -13,7 +13,7 @@ from ..workloads import ops as O
 from . import entry as E
 from . import events as ev
 from .config import Config
-from .counters import INDEX, N_COUNTERS, as_dict
+from .counters import GAUGES, INDEX, N_COUNTERS, as_dict
 from .errors import EngineError
 from .guest_os import GuestOS
 from .host import Host
@@ -67,6 +67,8 @@ class Machine:
         self.mode = make_mode(mode)
         self.name = self.mode.name
         self.cnt = np.zeros(N_COUNTERS, dtype=np.int64)
+        self.cnt_before_reset = np.zeros(N_COUNTERS, dtype=np.int64)  # what resets of cnt took away (a warm-up)
+        self.noted: dict[str, int] = {}  # software events so far by kind (ShadowSync, Flush, ...), stepped or not
         self.mmu = MMU(config)
         guest_frames = config["guest.mem_gib"] << 18
         host_size = E.size_code(config["host.page"])
@@ -92,13 +94,32 @@ class Machine:
                           config["guest.pcid"], self.mode, self.cnt, config)
         self.mode.load_cr3(self.os.current)
 
+    # --- checkpoints (timeline.py): the event buffer is scratch, made anew on load -----------------
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "ev"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.ev = np.zeros((MAX_EVENTS, N_EVF), dtype=np.int64)
+
     # --- software-side accounting (used by the modes and the guest OS) ------------------------
     def count(self, name: str, n: int = 1) -> None:
         self.cnt[INDEX[name]] += n
 
     def note(self, event) -> None:
+        kind = type(event).__name__
+        self.noted[kind] = self.noted.get(kind, 0) + 1
         if self._notes is not None:
             self._notes.append(event)
+
+    def reset_counters(self) -> None:
+        """Forget the counts so far (the end of a warm-up), keeping the gauges' live values."""
+        kept = {name: self.cnt[INDEX[name]] for name in GAUGES}
+        self.cnt_before_reset += self.cnt
+        self.cnt[:] = 0
+        for name, value in kept.items():
+            self.cnt[INDEX[name]] = value
+            self.cnt_before_reset[INDEX[name]] = 0
 
     def exit(self, reason: str, handler_cycles: int, detail: str = "") -> None:
         """A VM exit: the round trip plus the hypervisor's handler."""

@@ -80,6 +80,24 @@ def costs(config: Config) -> np.ndarray:
     return cost
 
 
+_EMPTY: dict[bytes, np.ndarray] = {}
+
+
+def _empty_cache(geom: np.ndarray, length: int) -> np.ndarray:
+    """The cache array of a machine with nothing cached yet (every key -1, everything else 0), one per
+    geometry (read-only: callers copy it)."""
+    key = geom.tobytes()
+    empty = _EMPTY.get(key)
+    if empty is None:
+        empty = np.zeros(length, dtype=np.int64)
+        for s in range(len(geom)):
+            fields(geom, empty, s)[KEY] = -1
+        empty.flags.writeable = False
+        _EMPTY.clear()  # one geometry at a time in practice; never more than one kept
+        _EMPTY[key] = empty
+    return empty
+
+
 class MMU:
     """TLB, walk-cache and data-cache arrays of one machine."""
 
@@ -88,6 +106,24 @@ class MMU:
         self.geom, self.c = make_arrays(geometry(config), fields_of)
         self.cost = costs(config)
         # (5, sets, ways) views of every structure, for the invalidations below
+        self.views = [fields(self.geom, self.c, s) for s in range(N_STRUCTS)]
+
+    # --- checkpoints (timeline.py) -----------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """The cache array as its difference from an empty one: most of it is data-cache lines never filled, so a
+        checkpoint holds what was filled, not megabytes of empty ways. The views are rebuilt on load."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("c", "views")}
+        changed = np.flatnonzero(self.c != _empty_cache(self.geom, len(self.c)))
+        state["c_changed"] = (changed.astype(np.int32 if len(self.c) < 1 << 31 else np.int64), self.c[changed])
+        state["c_len"] = len(self.c)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        where, values = state.pop("c_changed")
+        c = _empty_cache(state["geom"], state.pop("c_len")).copy()
+        c[where] = values
+        self.__dict__.update(state)
+        self.c = c
         self.views = [fields(self.geom, self.c, s) for s in range(N_STRUCTS)]
 
     def _drop(self, s: int, mask: np.ndarray | None = None) -> None:

@@ -55,3 +55,58 @@ def assert_no_entry_twice(machine) -> None:
         entries = np.stack([rows[valid], keys[valid], tags[valid]], axis=1)
         unique = np.unique(entries, axis=0)
         assert len(unique) == len(entries), f"structure {s}: an entry twice in one set"
+
+
+def cache_entries(m, s: int) -> list:
+    """(set, way, fields..., LRU age) of every valid entry of structure s (data caches: key only)."""
+    import numpy as np
+    from rvi_tui.engine.setassoc import KEY, lru_ages
+
+    v = m.mmu.views[s]
+    ages = lru_ages(m.mmu.geom, m.mmu.c, s)
+    return [(int(i), int(w), *(int(v[f][i, w]) for f in range(v.shape[0] - 1)), int(ages[i, w]))
+            for i, w in zip(*np.nonzero(v[KEY] != -1))]
+
+
+def machine_state(m) -> dict:
+    """Everything that makes up one machine's state, as plain data, for comparing two machines: counters,
+    every TLB / walk-cache / data-cache entry with its LRU age, the hardware's registers, the guest's and the
+    host's table pages, the guest OS's processes and memory, the host's backing and the shadow pages."""
+    from rvi_tui.engine.layout import N_STRUCTS, ST_CLOCK, ST_MAX_WALK
+
+    def tables(mem):
+        rows = {f: mem.table(f).tolist() for f in range(mem.base, mem.base + len(mem.rows)) if mem.is_table(f)}
+        return {"tables": rows, "frames_in_use": mem.frames_in_use, "next": mem._next,
+                "free": (list(mem._free_4k), list(mem._free_2m), list(mem._free_1g))}
+
+    st = m.st.copy()
+    st[ST_CLOCK] = 0  # the LRU clock's raw value may differ (the batch path skips no-op touches); ages may not
+    st[ST_MAX_WALK] = 0  # the event index's scratch: cleared at its buckets' ends, which only a history session has
+    os_ = m.os
+    state = {
+        "counters": m.counters(),
+        "noted": dict(m.noted),
+        "caches": [cache_entries(m, s) for s in range(N_STRUCTS)],
+        "st": st.tolist(),
+        "guest": tables(m.gmem),
+        "host": tables(m.host.mem),
+        "backed": sorted(m.host.backed),
+        "procs": {pid: (p.root, p.pcid, [(v.start, v.end, v.writable, v.huge, v.implicit) for v in p.vmas])
+                  for pid, p in os_.procs.items()},
+        "current": os_.current.pid if os_.current is not None else None,
+        "zero_frame": os_.zero_frame,
+        "page_refs": (dict(os_.pages.units), dict(os_.pages.block_of), {k: list(v) for k, v in os_.pages.blocks.items()}),
+    }
+    mode = m.mode
+    if m.host.nested is not None:
+        state["nested_root"] = m.host.nested.root
+    if m.name == "shadow":
+        state["shadow"] = {
+            key: (sp.frame, sp.unsync, sorted(sp.stale), sp.flood, sorted((p.frame, i) for p, i in sp.parents),
+                  sorted((i, c.frame) for i, c in sp.children.items()))
+            for key, sp in mode.pages.items()}
+        state["shadow_order"] = list(mode.pages)
+        state["shadow_roots"] = {g: sp.frame for g, sp in mode.roots.items()}
+        state["shadow_current"] = mode.current_root.frame if mode.current_root is not None else None
+        state["shadow_unsync"] = (mode.n_unsync, mode.seq - mode._flushed_seq)
+    return state

@@ -121,3 +121,27 @@ def test_bench_leaves_out_the_bare_kernels_for_sets_wider_than_they_model():
         assert row["native"] > 0 and "tlb_only" not in row and "tlb_walk" not in row
     code, out, _ = run("bench", "--accesses", "20k", "--modes", "native", "--json")
     assert all(row["tlb_only"] > 0 and row["tlb_walk"] > 0 for row in json.loads(out)["streams"].values())
+
+
+def test_report_compare_runs_twice_and_shows_the_change():
+    code, out, _ = run("report", "-w", "random", "--footprint", "8m", "--accesses", "5k", "--json",
+                       "--compare", "guest.page=2m", "--compare", "host.page=2m")
+    assert code == 0
+    data = json.loads(out)
+    assert data["guest_page"] == "4k" and data["compare"]["guest_page"] == "2m" and data["compare"]["host_page"] == "2m"
+    assert data["compare"]["with"] == {"guest.page": "2m", "host.page": "2m"}
+    assert data["compare"]["modes"]["native"]["tlb"]["misses"] < data["modes"]["native"]["tlb"]["misses"]
+    code, table, _ = run("report", "-w", "random", "--footprint", "8m", "--accesses", "5k", "--compare",
+                         "preset=barcelona-2008")
+    assert code == 0 and "with preset=barcelona-2008" in table and "→" in table
+    code, _, err = run("report", "-w", "random", "--compare", "tlb.l2.entries=7")
+    assert code == 2 and "tlb.l2.entries" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_and_the_app_default_to_the_same_workload():
+    from rvi_tui.tui.cli import build_parser
+    from rvi_tui.tui.runner import RunSpec
+
+    code, out, _ = run("report", "--param", "jobs=2", "--json")
+    assert code == 0 and json.loads(out)["workload"] == RunSpec().workload == "kcompile"
+    assert build_parser().parse_args([]).workload is None  # the app's default comes from RunSpec too

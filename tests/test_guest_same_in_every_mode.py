@@ -27,7 +27,8 @@ from shadow_checker import check_shadow
 MODES = ("native", "shadow", "nested")
 GUEST_COUNTERS = ("guest_pf", "cow_faults", "zero_page_maps", "pte_writes", "guest_invlpgs", "guest_tlb_flushes",
                   "ctx_switches", "forks", "proc_exits", "mmaps", "munmaps")
-PAGE_PAIRS = [("4k", "4k"), ("2m", "4k"), ("4k", "2m"), ("2m", "2m"), ("1g", "4k"), ("1g", "2m")]
+PAGE_PAIRS = [("4k", "4k"), ("2m", "4k"), ("4k", "2m"), ("2m", "2m"), ("1g", "4k"), ("1g", "2m"),
+              ("4k", "1g"), ("2m", "1g"), ("1g", "1g")]
 LARGE = 3  # large pages per process region
 
 

@@ -38,7 +38,7 @@ def fresh_walk(machine, va: int) -> int | None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(op_streams(), st.sampled_from([("4k", "4k"), ("2m", "4k"), ("4k", "2m"), ("2m", "2m")]),
+@given(op_streams(), st.sampled_from([("4k", "4k"), ("2m", "4k"), ("4k", "2m"), ("2m", "2m"), ("4k", "1g"), ("2m", "1g")]),
        st.booleans(), st.booleans())
 def test_modes_agree_and_tlb_hits_match_fresh_walks(ops, pages, unsync, flooding):
     config = config_for(*pages, unsync, flooding)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import shutil
 import sys
 
 import pytest
@@ -34,7 +35,9 @@ def data(tmp_path_factory):
     (d / "week2").mkdir(parents=True)
     (d / "ls.txt").write_text("".join(f"R {0x10000 + 64 * i:#x}\n" for i in range(300)))
     (d / "week2" / "stride.lackey").write_text(" L 0001000,8\n S 0002000,8\n")
-    (d / "tour.rvi.json").write_text("{}")
+    from rvi_tui.tui.sessionfile import tour_paths
+
+    shutil.copy(tour_paths()[0], d / "tour.rvi.json")
     (d / "notes.md").write_text("not a trace")
     (d / ".hidden.txt").write_text("R 0x1000\n")
     secret = tmp_path / "secret.txt"
@@ -48,18 +51,21 @@ def test_offered_files_are_the_regular_traces_and_sessions_inside_the_directorie
     other = tmp_path / "x" / "lesson"  # same base name: a distinct label
     other.mkdir(parents=True)
     (other / "a.npy").write_bytes(b"")
-    found = offered_files([str(data), str(other)])
-    assert {k: f.kind for k, f in found.items()} == {
+    (tmp_path / "tours").mkdir()  # a directory named like the guided tour's label gets another one
+    found = offered_files([str(data), str(other), str(tmp_path / "tours")])
+    assert {k: f.kind for k, f in found.items() if not k.startswith("tours/")} == {
         "lesson/ls.txt": "trace", "lesson/tour.rvi.json": "session", "lesson/week2/stride.lackey": "trace",
         "lesson-2/a.npy": "trace"}
     assert found["lesson/ls.txt"].path == str(data / "ls.txt")
-    assert "lesson/tour.rvi.json" not in offered_files([str(data)], sessions=False)
+    tours = {k: f.kind for k, f in found.items() if k.startswith("tours/")}
+    assert tours == {"tours/1-cold-2d-walk.rvi.json": "session", "tours/2-shadow-sync-after-fork.rvi.json": "session",
+                     "tours/3-large-page-walk.rvi.json": "session"}
 
 
 def test_app_argv_gives_each_tab_every_option_of_the_serve_command():
     argv = ["serve", "--mode", "shadow", "--no-mouse", "--data", "/d1", "--data", "/d2", "--preset", "barcelona-2008",
             "--set", "tlb.l2.entries=1536", "--set", "pwc.enabled=false", "--guest-page", "2m", "--host-page", "2m",
-            "--levels", "5", "--workload", "tlbstress", "--format", "text", "--ifetch", "--skip-bad-lines",
+            "--levels", "5", "--session", "/s.rvi.json", "--workload", "tlbstress", "--format", "text", "--ifetch", "--skip-bad-lines",
             "--slice", "5k", "--footprint", "64m", "--accesses", "200k", "--seed", "7", "--param", "a=1",
             "--max-sessions", "3", "--host", "127.0.0.2"]
     args = build_parser().parse_args(argv)
@@ -163,7 +169,7 @@ def test_a_page_for_a_path_or_name_the_server_does_not_offer_is_refused(served, 
 
 
 @pytest.mark.parametrize("path", ["/ws/trace/..%2F..%2Fetc%2Fpasswd", "/ws/trace//etc/passwd", "/ws/trace/lesson/../../secret.txt",
-                                  "/ws/workload/nope", "/ws/command/ls", "/ws/session/lesson/tour.rvi.json"])
+                                  "/ws/workload/nope", "/ws/command/ls", "/ws/session/lesson/ls.txt"])
 def test_the_socket_that_starts_an_app_refuses_what_is_not_offered(served, path):
     opened = len(served.app_pids())
     assert served.get(path)[0] == 404
@@ -173,7 +179,8 @@ def test_the_socket_that_starts_an_app_refuses_what_is_not_offered(served, path)
 def test_links_list_what_is_offered_and_open_it(served):
     status, body = served.get("/links")
     assert status == 200
-    for link in ("/?workload=tlbstress", "/?trace=lesson%2Fls.txt", "/?trace=lesson%2Fweek2%2Fstride.lackey"):
+    for link in ("/?workload=tlbstress", "/?trace=lesson%2Fls.txt", "/?trace=lesson%2Fweek2%2Fstride.lackey",
+                 "/?session=lesson%2Ftour.rvi.json", "/?session=tours%2F1-cold-2d-walk.rvi.json"):
         assert f'href="{link}"' in body
     assert "secret" not in body and "escape" not in body and "notes.md" not in body
     status, page = served.get("/?trace=lesson/week2/stride.lackey")
@@ -213,10 +220,6 @@ async def test_a_tab_runs_the_options_of_the_serve_command_and_a_tab_beyond_the_
 
 
 def test_a_session_link_starts_the_app_on_that_session_file(served, data):
-    from rvi_tui.tui.cli import app_takes_sessions
-
-    if not app_takes_sessions():
-        pytest.skip("this app has no --session option yet")
     status, _ = served.get("/?session=lesson/tour.rvi.json")
     assert status == 200
 

@@ -50,8 +50,9 @@ def browser():
 
 
 class Exports:
-    """The counters the app hands to the browser when `e` is pressed (the app's own account of its state), read
-    on their way to the browser's download (a route on the download URLs)."""
+    """The JSON files the app hands to the browser — the counters when `e` is pressed (the app's own account of
+    its state), a session file for `s` — read on their way to the browser's download (a route on the download
+    URLs)."""
 
     documents: list[dict] = []
 
@@ -64,13 +65,13 @@ class Exports:
         route.fulfill(response=response, body=body)
 
     @classmethod
-    def until(cls, page, cond, what: str, timeout: float = 60.0) -> dict:
-        """Press e until an export satisfies `cond` (the app takes `e` once its first frame is there, and a key
-        reaches it a moment after it is pressed)."""
+    def until(cls, page, cond, what: str, timeout: float = 60.0, key: str = "e") -> dict:
+        """Press `key` until the file it brings satisfies `cond` (the app takes `e` once its first frame is there,
+        and a key reaches it a moment after it is pressed)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             seen = len(cls.documents)
-            page.keyboard.press("e")
+            page.keyboard.press(key)
             for _ in range(30):  # up to 3 s for this export
                 page.wait_for_timeout(100)
                 if len(cls.documents) > seen:
@@ -82,7 +83,7 @@ class Exports:
                 return cls.documents[-1]
         last = cls.documents[-1] if cls.documents else None
         raise AssertionError(f"the app never reached {what}: " + (
-            f"{last['ops_done']} ops, {last['viewed_mode']}" if last else "no export came"))
+            f"{last.get('ops_done')} ops, {last.get('viewed_mode')}" if last else "no file came"))
 
 
 @pytest.fixture
@@ -136,12 +137,19 @@ def test_keys_in_the_browser_step_switch_mode_and_run_the_app(page, served):
     page.screenshot(path=os.path.join(ARTIFACTS, "served-app.png"))
 
 
-def test_links_open_a_builtin_workload_and_an_offered_trace(page, served, data):
+def test_links_open_a_builtin_workload_an_offered_trace_and_a_tour_session(page, served, data):
     open_app(page, served, "/?workload=seq")
     assert Exports.until(page, lambda s: s["run"]["workload"] == "seq", "seq")["ops_done"] == 0
     open_app(page, served, "/?trace=lesson/ls.txt")
     state = Exports.until(page, lambda s: s["run"]["trace"] is not None, "the trace")
     assert state["run"]["trace"] == str(data / "ls.txt")
+    # the guided tour's cold 2D walk: its run (walk caches off) at its op, in its mode
+    open_app(page, served, "/?session=tours/1-cold-2d-walk.rvi.json")
+    state = Exports.until(page, lambda s: s["ops_done"] == 5, "the session's op 5")
+    assert state["viewed_mode"] == "nested" and "pwc.enabled=false" in state["run"]["sets"]
+    # s saves the session: a download too
+    saved = Exports.until(page, lambda s: s.get("format") == "rvi-tui session", "a saved session", key="s")
+    assert saved["view"]["op"] == 5 and saved["run"]["sets"] == state["run"]["sets"]
 
 
 def test_a_path_outside_the_offered_directories_is_refused(page, served):

@@ -151,6 +151,20 @@ def test_tlbstress_small_pages_favour_shadow_large_pages_recover_nested():
     assert large["nested"]["overhead_vs_native"] < small["nested"]["overhead_vs_native"] / 2
 
 
+def test_the_study_tlbstress_cell_misses_the_tlb_with_large_pages_too():
+    """The study's TLB-intensive row must exercise the TLB with 2 MiB pages as well: its heap spans more
+    large pages (8,192) than the L2 TLB holds (3,072), so most accesses miss and walk in every mode."""
+    from rvi_tui.engine.study import WORKLOADS
+
+    params = {**dict((w[0], w[1]) for w in WORKLOADS)["tlbstress"], "accesses": 40_000}
+    large = _run("tlbstress", params, **{"guest.page": "2m", "host.page": "2m"})
+    for mode in ("native", "shadow", "nested"):
+        assert large[mode]["tlb"]["miss_rate"] > 0.5, mode
+    assert large["nested"]["walk_refs_per_walk"] > large["native"]["walk_refs_per_walk"]
+    small = _run("tlbstress", params)
+    assert 0 < large["nested"]["overhead_vs_native"] < small["nested"]["overhead_vs_native"]
+
+
 def test_shadow_page_cache_is_capped_and_recycles_the_oldest():
     m = shadow(**{"shadow.max_pages": 6})
     m.run(O.mmap(1, BASE, 1 << 30, huge=False))

@@ -1,5 +1,5 @@
 """The app as `rvi-tui serve` runs it in a browser tab (Textual's web driver, faked here by `is_web`): the picker
-offers only what the server offers, and `e` hands its files to the browser instead of writing them."""
+offers only what the server offers, and `e` and `s` hand their files to the browser instead of writing them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ def lesson(tmp_path):
     return data
 
 
-async def test_a_served_app_opens_only_offered_traces_and_exports_as_downloads(tmp_path, monkeypatch):
+TOURS = ["tours/1-cold-2d-walk.rvi.json", "tours/2-shadow-sync-after-fork.rvi.json", "tours/3-large-page-walk.rvi.json"]
+
+
+async def test_a_served_app_opens_only_offered_files_and_exports_and_saves_as_downloads(tmp_path, monkeypatch):
     data = lesson(tmp_path)
     monkeypatch.setattr(RviApp, "is_web", property(lambda self: True))
     delivered = []
@@ -30,9 +33,9 @@ async def test_a_served_app_opens_only_offered_traces_and_exports_as_downloads(t
         await pilot.pause(0.1)
         assert not app.screen.query("#trace")  # no field to type a path into
         offered = app.screen.query_one("#offered", OptionList)
-        assert [str(o.prompt) for o in offered.options] == ["lesson/ls.txt"]
+        assert [str(o.prompt) for o in offered.options] == TOURS + ["lesson/ls.txt"]
         offered.focus()
-        offered.highlighted = 0
+        offered.highlighted = 3
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.spec.trace == str(data / "ls.txt"), what="the offered trace")
         await ready(pilot, app)
@@ -40,12 +43,30 @@ async def test_a_served_app_opens_only_offered_traces_and_exports_as_downloads(t
         await settle(pilot, app)
         await pilot.press("e")
         await wait_for(pilot, lambda: len(delivered) == 2, what="two downloads")
-    (json_kw, json_text), (svg_kw, svg_text) = delivered
+        await pilot.press("s")
+        await wait_for(pilot, lambda: len(delivered) == 3, what="the session file")
+    (json_kw, json_text), (svg_kw, svg_text), (session_kw, session_text) = delivered
     assert json_kw["mime_type"] == "application/json" and json_kw["save_filename"].endswith(".json")
     document = json.loads(json_text)
     assert document["ops_done"] == 2 and document["run"]["trace"] == str(data / "ls.txt")
     assert svg_kw["mime_type"] == "image/svg+xml" and svg_text.lstrip().startswith("<svg")
+    assert session_kw["save_filename"].endswith(".rvi.json")
+    assert json.loads(session_text)["view"]["op"] == 2
     assert not (tmp_path / "exports").exists()  # nothing written on the server
+
+
+async def test_the_picker_reopens_an_offered_session_at_its_op_and_mode(tmp_path):
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("w")
+        await pilot.pause(0.1)
+        offered = app.screen.query_one("#offered", OptionList)
+        offered.focus()
+        offered.highlighted = 1  # the guided tour's shadow sync after fork: op 2359, shadow view
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.runner.session is not None and app.runner.session.ops_done == 2359
+                       and app.view_mode == "shadow", what="the session's op and mode")
 
 
 async def test_in_a_terminal_the_picker_offers_the_data_directories_beside_a_typed_path(tmp_path):
@@ -55,4 +76,4 @@ async def test_in_a_terminal_the_picker_offers_the_data_directories_beside_a_typ
         await pilot.press("w")
         await pilot.pause(0.1)
         assert app.screen.query_one("#trace")
-        assert [str(o.prompt) for o in app.screen.query_one("#offered", OptionList).options] == ["lesson/ls.txt"]
+        assert [str(o.prompt) for o in app.screen.query_one("#offered", OptionList).options] == TOURS + ["lesson/ls.txt"]

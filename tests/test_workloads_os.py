@@ -203,3 +203,17 @@ def test_round_robin_rejects_multiprocess_workloads():
     w = round_robin([make_workload("kcompile", jobs=2)], 100)
     with pytest.raises(WorkloadError, match="single-process"):
         stream(w)
+
+
+def test_tlbstress_spread_uses_one_scattered_page_per_slot():
+    w = make_workload("tlbstress", footprint=64 << 20, spread=256, accesses=5000, seed=3)
+    stream = ops.concat(list(w.chunks()))
+    acc = stream[stream["kind"] == ops.ACCESS]
+    pages = np.unique((acc["addr"] - w.base) // 4096)
+    assert len(pages) == w.pages == 64  # 16,384 pages / 256
+    slots = pages // 256
+    assert np.array_equal(slots, np.arange(64))  # one page in each 1 MiB slot...
+    assert len(np.unique(pages % 256)) > 32  # ...at scattered places inside it, not all at its start
+    assert w.n_ops == len(stream)
+    with pytest.raises(WorkloadError, match="spread"):
+        make_workload("tlbstress", footprint=1 << 20, spread=512)

@@ -33,13 +33,14 @@ from .eventlog import LogLine, op_lines
 from .export import counters_document, export_names, write_export
 from .messages import EngineUpdate
 from .offered import offered_files
-from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SPEEDS, WARMING, Frame, Runner, RunSpec,
-                     speed_label)
+from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SEEKING, SPEEDS, WARMING, Frame, Runner,
+                     RunSpec, speed_label)
 from .screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
 from .stats import CounterHistory
 from .walks import tlb_summary
-from .widgets import (CountersPane, ErrorBar, EventLog, GuestTablePane, SecondTablePane, StatusBar, TlbPane,
-                      WalkGrid)
+from .travel import JumpScreen, SearchKindScreen
+from .widgets import (CountersPane, ErrorBar, EventLog, GuestTablePane, SecondTablePane, StatusBar, TimelineStrip,
+                      TlbPane, WalkGrid)
 from .widgets.counters import CountersBody
 from .widgets.status import Status
 from .widgets.tlb import TlbRows
@@ -61,6 +62,7 @@ class MainScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
+        yield TimelineStrip(id="timeline")
         yield ErrorBar(id="error")
         with Horizontal(id="panes"):
             with Vertical(id="left"):
@@ -95,6 +97,15 @@ class RviApp(App):
         Binding("2", "view('shadow')", "shadow"),
         Binding("3", "view('nested')", "nested"),
         Binding("space", "step", "step", key_display="␣"),
+        Binding("b", "back", "back", show=False),
+        Binding("left", "back", "back", show=False, priority=True),  # before a pane's own scrolling
+        Binding("g", "jump", "go to", show=False),
+        Binding("home", "seek_start", "start", show=False, priority=True),
+        Binding("n", "find(True)", "next", show=False),
+        Binding("N", "find(False)", "prev", show=False),
+        Binding("k", "pick_search", "kind", show=False),
+        Binding("s", "save_session", "save", show=False),
+        Binding("escape", "cancel_seek", "cancel", show=False),
         Binding("p", "toggle_run", "run/pause"),
         Binding("plus,equals_sign", "faster", "faster", key_display="+"),
         Binding("minus,underscore", "slower", "slower", key_display="-"),
@@ -112,15 +123,24 @@ class RviApp(App):
                  sets=(), seed: int = 1, guest_page: str | None = None, host_page: str | None = None,
                  levels: int | None = None, *, trace_format: str | None = None, ifetch: bool = False,
                  skip_bad_lines: bool = False, export_dir: str | None = None, speed: int | None = None,
-                 run_hz: float = RUN_HZ, data_dirs: tuple[str, ...] = ()) -> None:
+                 run_hz: float = RUN_HZ, session_file=None, data_dirs: tuple[str, ...] = ()) -> None:
+        """session_file: a sessionfile.SessionFile to reopen (its run and view replace the run arguments);
+        data_dirs: the picker lists the traces and session files in these (`--data`)."""
         super().__init__()
+        self.session_file = session_file
+        if session_file is not None:
+            spec, view = session_file.spec, session_file.view
+            workload_name, workload_params, trace, mode = spec.workload, dict(spec.params), spec.trace, view.mode
+            preset, sets, seed, guest_page, host_page, levels = (spec.preset, spec.sets, spec.seed, spec.guest_page,
+                                                                 spec.host_page, spec.levels)
+            trace_format, ifetch, skip_bad_lines = spec.trace_format, spec.ifetch, spec.skip_bad_lines
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
         self.spec = make_spec(workload_name, workload_params, trace, preset, sets, seed, guest_page, host_page,
                               levels, trace_format, ifetch, skip_bad_lines)
         self.view_mode = mode
         self.export_dir = export_dir
-        self.data_dirs = tuple(data_dirs)  # the picker lists the traces in these (`--data`)
+        self.data_dirs = tuple(data_dirs)
         self.run_hz = min(float(run_hz), MAX_HZ)
         self.runner = Runner(notify=self._engine_nudge)
         if speed is not None:
@@ -142,6 +162,8 @@ class RviApp(App):
         self._queued_run = False  # p pressed while loading
         self._kernels_seen = ""  # the last Frame.kernels: a toast when the compiled kernels take over
         self._tlb_inputs: tuple | None = None
+        self._epoch_seen = -1  # Frame.history_epoch of the log on screen
+        self.last_session_path: str | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
@@ -155,6 +177,36 @@ class RviApp(App):
         self.runner.start()
         self.runner.view = self.view_mode
         self.runner.load(self.spec)
+        if self.session_file is not None:
+            self._open_view(self.session_file.view)
+
+    def _open_view(self, view) -> None:
+        """A session file's view: its filter and search kind, then the op (queued behind the load)."""
+        from .sessionfile import event_kind
+
+        if view.event_filter is not None:
+            self.main_screen.query_one(EventLog).kinds = set(view.event_filter)
+        if view.search is not None:
+            self.runner.set_search(event_kind(view.search))
+        if view.op:
+            self.runner.seek(view.op)
+        if view.note:
+            self.notify(view.note, title="session", timeout=20)
+
+    def open_session(self, path: str) -> None:
+        """Reopen a session file (one the picker offers): its run from op 0, then its mode and view."""
+        from .sessionfile import SessionError, load
+
+        try:
+            self.session_file = load(path)
+        except SessionError as e:
+            self.notify(str(e), severity="error", timeout=10)
+            return
+        if self.runner.state == RUNNING:
+            self.runner.pause()
+        self.load(self.session_file.spec)
+        self.action_view(self.session_file.view.mode)
+        self._open_view(self.session_file.view)
 
     def on_unmount(self) -> None:
         self.runner.stop(timeout=0.5)
@@ -210,6 +262,22 @@ class RviApp(App):
             self._snap_key = None
             self._seq_seen = 0
             self._rebuild_log = True
+        if f.history_epoch != self._epoch_seen:  # going back, a jump or a search made the log's ops anew
+            self._epoch_seen = f.history_epoch
+            self._rebuild_log = True
+            self.history.reset()
+        if f.notice:
+            self.notify(f.notice, title="go to", timeout=6)
+        if f.state == SEEKING:  # the engine is between ops: keep the panes, say how far the task got
+            if f.state != self._state_seen:
+                self._state_seen = f.state
+                self._tick.pause()
+                self.refresh_bindings()
+            status = Status(mode=mode, workload=(f.spec or self.spec).label, state=f.state, message=f.task,
+                            ops_done=f.ops_done)
+            q(StatusBar).show(status)
+            self._show_timeline(f)
+            return
         if f.snapshot is not None:
             self.snapshot = f.snapshot
             self._snap_key = (f.generation, f.ops_done, mode)
@@ -253,6 +321,7 @@ class RviApp(App):
                 status.ops_rate = window[0]["native"]["accesses"] / window[1]
                 status.rate_unit = "acc/s"
         q(StatusBar).show(status)
+        self._show_timeline(f)
         q(ErrorBar).show_error(f.error)
         if f.error and f.error != self._error_seen:
             self.notify(f.error, title="the engine stopped", severity="error", timeout=10)
@@ -295,6 +364,13 @@ class RviApp(App):
         q(CountersPane).show(summarize(f.counters), window, f.sparks, mode)
         self._update_log(log, f)
 
+    def _show_timeline(self, f: Frame) -> None:
+        from rvi_tui.engine.timeline import BUCKET  # numpy only
+
+        label = f.search.label() if f.search is not None else ""
+        self.main_screen.query_one(TimelineStrip).show(f.ops_done, f.frontier, f.total_ops, f.event_buckets, label,
+                                                       BUCKET)
+
     def _busy_message(self, f: Frame) -> str:
         if f.state == WARMING:
             return f"{f.message} {f.warm_s:.0f} s" if f.warm_s >= 1 else f.message
@@ -328,6 +404,12 @@ class RviApp(App):
         if isinstance(self.screen, ModalScreen):
             return False  # a dialog's own keys only (ctrl+q still quits)
         state = self.runner.state
+        if state == SEEKING:
+            return True if action in ("cancel_seek", "view", "help", "quit", "pick_search") else None
+        if action == "cancel_seek":
+            return False
+        if action in ("back", "jump", "seek_start", "find", "save_session"):
+            return True if state in (PAUSED, RUNNING, FINISHED) else None
         if action == "step":  # while loading, the step waits in the runner's queue
             return True if state in (PAUSED, WARMING, LOADING) else None
         if action in ("export", "large_pages"):
@@ -417,6 +499,9 @@ class RviApp(App):
         def chosen(result: dict | None) -> None:
             if not result:
                 return
+            if "session" in result:
+                self.open_session(result["session"])
+                return
             if "trace" in result:  # keep the machine; the trace's format is detected (or the one given)
                 new = replace(spec, workload=None, params=(), trace=result["trace"], trace_format=None)
             else:
@@ -426,7 +511,7 @@ class RviApp(App):
 
         from rvi_tui.workloads.registry import list_workloads  # loaded by the engine thread by now
 
-        offered = list(offered_files(list(self.data_dirs), sessions=False).values())
+        offered = list(offered_files(list(self.data_dirs)).values())
         # in a browser, only what the server offers: no path field
         self.push_screen(WorkloadPicker(list_workloads(), spec.workload, spec.params, spec.seed, spec.trace,
                                         offered=offered, typed_path=not self.is_web), chosen)
@@ -467,6 +552,87 @@ class RviApp(App):
         self.deliver_text(io.StringIO(svg), save_filename=names[1], mime_type="image/svg+xml")
         self.last_export = tuple(names)
         self.notify(f"counters: {names[0]}\nscreenshot: {names[1]}", title="exported as downloads", timeout=10)
+
+    # --- travelling in time -------------------------------------------------------------------------
+    def _seek(self, op: int, relative: bool = False) -> None:
+        self.runner.seek(op, relative)
+        self._last_render = 0.0
+        self.request_refresh()
+
+    def action_back(self) -> None:
+        self._seek(-1, relative=True)
+
+    def action_seek_start(self) -> None:
+        self._seek(0)
+
+    def action_jump(self) -> None:
+        f = self.frame
+        now = f.ops_done if f is not None else 0
+
+        def go(op: int | None) -> None:
+            if op is not None:
+                self._seek(op)
+
+        self.push_screen(JumpScreen(now, f.total_ops if f is not None else None), go)
+
+    def action_pick_search(self, then_forward: bool | None = None) -> None:
+        def picked(kind) -> None:
+            if kind is None:
+                return
+            self.runner.set_search(kind)
+            self.request_refresh()
+            if then_forward is not None:
+                self.action_find(then_forward)
+
+        self.push_screen(SearchKindScreen(self.runner.search), picked)
+
+    def action_find(self, forward: bool) -> None:
+        if self.runner.search is None:  # picked once, then n / N reuse it
+            self.action_pick_search(then_forward=forward)
+            return
+        self.runner.find(self.runner.search, forward)
+        self._last_render = 0.0
+        self.request_refresh()
+
+    def action_cancel_seek(self) -> None:
+        self.runner.cancel()
+
+    def action_save_session(self) -> None:
+        from .export import export_names
+        from .sessionfile import SUFFIX, SessionView, save, search_dict
+
+        f = self.frame
+        if f is None or f.counters is None:
+            self.notify("nothing to save yet", severity="warning")
+            return
+        spec = f.spec or self.spec
+        log = self.main_screen.query_one(EventLog)
+        from .eventlog import KINDS
+
+        view = SessionView(op=f.ops_done, mode=self.view_mode,
+                           event_filter=None if set(log.kinds) == set(KINDS) else tuple(k for k in KINDS if k in log.kinds),
+                           search=search_dict(self.runner.search))
+        base = export_names(self.export_dir or os.getcwd(), spec.trace and os.path.basename(spec.trace)
+                            or spec.workload or "run", f.ops_done)[0]
+        path = base[: -len(".json")] + SUFFIX
+        if self.is_web:  # served: a download, never a file on the server
+            from .sessionfile import dumps
+
+            name = os.path.basename(path)
+            self.deliver_text(io.StringIO(dumps(spec, view, path, self.runner.trace_sha256, f.warmup_ops)),
+                              save_filename=name, mime_type="application/json")
+            self.last_session_path = name
+            self.notify(f"{name}\nreopen it: rvi-tui --session {name}", title="session saved as a download",
+                        timeout=10)
+            return
+        try:
+            path = save(path, spec, view, self.runner.trace_sha256, f.warmup_ops)
+        except OSError as e:
+            self.notify(f"saving the session failed: {e}", severity="error", timeout=8)
+            return
+        self.last_session_path = path
+        self.notify(f"{path}\nreopen it: rvi-tui --session {os.path.basename(path)}", title="session saved",
+                    timeout=10)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -525,9 +691,16 @@ def run_app(*, mouse: bool = True, **kwargs) -> int:
 
     kwargs are RviApp's: workload_name, workload_params, trace, mode, preset, sets, seed, guest_page,
     host_page, levels, trace_format, ifetch, skip_bad_lines, export_dir, speed (an index into
-    runner.SPEEDS; default flat out), run_hz, data_dirs.
+    runner.SPEEDS; default flat out), run_hz, session_file (a sessionfile.SessionFile: its run replaces the others),
+    data_dirs.
     """
-    problem = check_args(**kwargs)
+    sf = kwargs.get("session_file")
+    if sf is not None:
+        spec = sf.spec
+        problem = check_args(spec.workload, dict(spec.params), spec.trace, sf.view.mode, spec.preset, spec.sets,
+                             spec.seed, spec.guest_page, spec.host_page, spec.levels, spec.trace_format)
+    else:
+        problem = check_args(**kwargs)
     if problem:
         print(f"rvi-tui: {problem}", file=sys.stderr)
         return 2

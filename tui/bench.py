@@ -2,6 +2,7 @@
 
     python -m rvi_tui.tui.bench [--seconds 5] [--keys 30] [--workload kcompile]
     python -m rvi_tui.tui.bench --cold [--keys 30]
+    python -m rvi_tui.tui.bench --travel [--ops 1000000]
 
 Measures, headless (Textual's test driver, 120x40), with the engine running at
 full speed in its thread:
@@ -163,6 +164,86 @@ async def measure_cold(keys: int = 30, size=(120, 40)) -> dict:
             "ops_per_s_compiled": (ops_after - ops_at_switch) / 2.0}
 
 
+async def measure_travel(ops: int = 1_000_000, jobs: int = 255, size=(120, 40)) -> dict:
+    """Going back, jumping and searching on a long kcompile run: key → redrawn screen, and memory.
+
+    The run goes forward at full speed to `ops` (as a user running it would), pauses, then: `b` at the end
+    and at four other points reached by jumps, jumps (`g`) across the run, and next-event searches over the
+    whole run (one for a kind that never occurs in the view, so it reads every op, and one with a hit far
+    off). Memory: the history's own bytes (checkpoints, tape, index) and the process's peak RSS."""
+    import resource
+
+    from rvi_tui.engine.timeline import EventKind
+
+    app, renders = timed_app(workload_name="kcompile", workload_params={"jobs": jobs})
+    app.runner.set_search(EventKind("exit"))  # no VM exit ever in native: a search reads the whole run
+
+    async def until_shown(op: int, sent: float, limit: float = 600) -> float:
+        while True:
+            f = app.frame
+            if f is not None and f.state in ("paused", "finished") and f.ops_done == op and renders \
+                    and renders[-1][0] > sent:
+                return renders[-1][0] - sent
+            if time.perf_counter() - sent > limit:
+                raise RuntimeError(f"op {op} never shown")
+            await asyncio.sleep(0.001)
+
+    def key(k: str, ch: str | None = None) -> float:
+        sent = time.perf_counter()
+        app._driver.send_message(events.Key(k, ch))
+        return sent
+
+    async with app.run_test(size=size) as pilot:
+        while not (app.runner.state == "paused" and app.frame is not None and app.frame.counters is not None):
+            await asyncio.sleep(0.05)
+        t0 = time.perf_counter()
+        app.runner.seek(ops)  # forward, in batch, as running would (stops early at the stream's end)
+        while not (app.frame.state in ("paused", "finished") and app.frame.ops_done > 0):
+            await asyncio.sleep(0.05)
+        forward_s = time.perf_counter() - t0
+        end = app.runner.session.ops_done
+        backs, jumps, searches = [], [], {}
+        for target in (end, end // 5, 2 * end // 5, 3 * end // 5, 4 * end // 5):
+            if app.frame.ops_done != target:
+                sent = time.perf_counter()
+                app.runner.seek(target)  # what g does
+                jumps.append(await until_shown(target, sent))
+            for _ in range(3):
+                here = app.frame.ops_done
+                backs.append(await until_shown(here - 1, key("b", "b")))
+                await asyncio.sleep(0.1)
+        app.action_seek_start()
+        await until_shown(0, time.perf_counter())
+        await pilot.press("1")
+        sent = key("n", "n")
+        searches["no VM exit in native, over the whole run"] = await until_shown(0, sent)
+        app.runner.set_search(EventKind("walk", min_refs=9))
+        await pilot.press("3")
+        sent = key("n", "n")
+        while app.frame.ops_done == 0 or app.frame.state != "paused":
+            await asyncio.sleep(0.01)
+        searches[f"nested walk >= 9 refs (found at op {app.frame.ops_done:,})"] = renders[-1][0] - sent
+        timeline = app.runner.session.timeline
+        history_mb = timeline.nbytes / 2**20
+        checkpoints = len(timeline.checkpoints)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ms = lambda xs: sorted(1000 * x for x in xs)  # noqa: E731
+    return {"ops": end, "forward_s": forward_s, "back_ms": ms(backs), "jump_ms": ms(jumps),
+            "search_s": searches, "history_mb": history_mb, "checkpoints": checkpoints, "peak_rss_mb": peak_mb}
+
+
+def report_travel(r: dict) -> str:
+    back, jump = r["back_ms"], r["jump_ms"]
+    lines = [f"kcompile run of {r['ops']:,} ops, run forward in {r['forward_s']:.1f} s",
+             f"back one op (key → redrawn screen), {len(back)} presses at 5 points: p50 {back[len(back) // 2]:.0f} ms, "
+             f"max {back[-1]:.0f} ms",
+             f"jump (g) across the run, {len(jump)} jumps: p50 {jump[len(jump) // 2]:.0f} ms, max {jump[-1]:.0f} ms"]
+    lines += [f"search (n), {what}: {s:.2f} s" for what, s in r["search_s"].items()]
+    lines.append(f"memory for going back: {r['history_mb']:.1f} MB ({r['checkpoints']} checkpoints, tape, index); "
+                 f"peak RSS of the process {r['peak_rss_mb']:.0f} MB")
+    return "\n".join(lines)
+
+
 def report_cold(result: dict) -> str:
     return (f"cold cache: first step on screen {result['first_step_s']:.2f} s after the app was created "
             f"(kernels: {result['kernels_at_first_step']})\n"
@@ -187,7 +268,12 @@ def main(argv=None) -> int:
     p.add_argument("--workload", default="kcompile")
     p.add_argument("--hz", type=float, default=None, help="pull rate while running (default: the app's, 10; max 20)")
     p.add_argument("--cold", action="store_true", help="start on an empty kernel cache, as a fresh install does")
+    p.add_argument("--travel", action="store_true", help="back / jump / search timings and memory on a long run")
+    p.add_argument("--ops", type=int, default=1_000_000, help="--travel: ops to run (default 1,000,000)")
     args = p.parse_args(argv)
+    if args.travel:
+        print(report_travel(asyncio.run(measure_travel(args.ops, jobs=max(1, args.ops // 3900)))))
+        return 0
     if args.cold:
         print(report_cold(asyncio.run(measure_cold(args.keys))))
         return 0

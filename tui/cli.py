@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 from ..engine import config as C
@@ -25,6 +26,12 @@ from ..workloads.units import parse_count, parse_size
 from . import render
 
 USER_ERRORS = (ConfigError, EngineError, WorkloadError, TraceError, RecordError, OSError)
+
+
+def _session_error():
+    from .sessionfile import SessionError
+
+    return SessionError
 MODES = ("native", "shadow", "nested")
 
 
@@ -38,7 +45,7 @@ def _add_machine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set tlb.l2.entries=1536 (repeatable; see --show-config)")
     g.add_argument("--guest-page", choices=("4k", "2m", "1g"), help="largest guest page for large mappings")
-    g.add_argument("--host-page", choices=("4k", "2m"), help="host pages backing guest memory")
+    g.add_argument("--host-page", choices=("4k", "2m", "1g"), help="host pages backing guest memory")
     g.add_argument("--levels", type=int, choices=(4, 5), help="paging levels, guest and host (5 = LA57)")
 
 
@@ -64,6 +71,7 @@ def _add_workload_options(p: argparse.ArgumentParser, default: str) -> None:
 def _add_app_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
     p.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
+    p.add_argument("--session", metavar="FILE", help="reopen a saved session (*.rvi.json) at its op and view")
     p.add_argument("--data", action="append", metavar="DIR",
                    help="a directory whose traces the workload picker lists, and whose traces and session files "
                         "`rvi-tui serve` offers (repeatable)")
@@ -92,15 +100,35 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ops run before counting starts (state kept, counters reset); 'auto' = the "
                           "workload's own initialisation phase, if it declares one (tlbstress)")
     rep.add_argument("--show-config", action="store_true", help="print the effective config and exit")
+    rep.add_argument("--compare", action="append", metavar="KEY=VALUE",
+                     help="run again with this setting changed (a config key, guest.page, host.page or preset; "
+                          "repeatable: all apply to the second run) and show both with the differences")
+    rep.add_argument("--session", metavar="FILE",
+                     help="the counters of a saved session (*.rvi.json) at its op; its run replaces the run options")
     _add_machine_options(rep)
-    _add_workload_options(rep, "random")
+    _add_workload_options(rep, "kcompile")
 
-    st = sub.add_parser("study", help="workloads x modes x page sizes, as in VMware's RVI study")
-    st.add_argument("--workloads", help="comma-separated subset of the study's workloads")
-    st.add_argument("--json", action="store_true")
+    st = sub.add_parser("study", help="a grid of cells: workloads x swept settings x seeds, all modes in each "
+                                      "(default: the VMware study's table)")
+    st.add_argument("--workloads", help="comma-separated built-ins, each with its parameters as "
+                                        "name:key=value,key=value (default: the study's four)")
+    st.add_argument("--trace", "-t", action="append", default=[],
+                    help="a trace file, or a directory of them, as more workloads (repeatable)")
+    st.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="an axis: any config key, guest.page, host.page, guest.levels, or preset (repeatable; "
+                         "default: guest/host pages 4k/4k and 2m/2m)")
+    st.add_argument("--modes", default="native,shadow,nested", help="modes to report (native always runs)")
+    st.add_argument("--seeds", type=int, default=1, help="repeat every cell with this many seeds from --seed")
+    st.add_argument("--seed", type=int, default=1)
+    st.add_argument("--warmup", default="auto", metavar="OPS", help="as for report (default auto)")
+    st.add_argument("--jobs", "-j", type=int, help="worker processes (default: every core)")
+    st.add_argument("--scheduler", metavar="tcp://HOST:8786", help="run the cells on this Dask cluster")
+    st.add_argument("-o", "--output", help="write the results: .csv (one row per cell and mode) or .json")
+    st.add_argument("--resume", action="store_true", help="skip the cells --output already holds")
+    st.add_argument("--plot", metavar="FILE", help="draw the results as a chart: .svg or .png")
+    st.add_argument("--json", action="store_true", help="the results as JSON on stdout")
     st.add_argument("--preset", default=C.DEFAULT_PRESET)
     st.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    st.add_argument("--seed", type=int, default=1)
 
     be = sub.add_parser("bench", help="engine throughput per mode (accesses/s), against pycachesim")
     be.add_argument("--trace", help="also time this trace (parsed before timing)")
@@ -175,13 +203,8 @@ def check_data_dirs(args) -> None:
             raise UsageError(f"--data {directory}: not a directory")
 
 
-def app_takes_sessions() -> bool:
-    """Whether the app opens session files (`rvi-tui --session FILE`)."""
-    return any("--session" in a.option_strings for a in build_parser()._actions)
-
-
 # --- shared option handling ------------------------------------------------------------------
-def load_config(args) -> C.Config:
+def _page_overrides(args) -> dict:
     overrides = {}
     if getattr(args, "guest_page", None):
         overrides["guest.page"] = args.guest_page
@@ -189,7 +212,11 @@ def load_config(args) -> C.Config:
         overrides["host.page"] = args.host_page
     if getattr(args, "levels", None):
         overrides["guest.levels"] = overrides["host.levels"] = args.levels
-    return C.load(args.preset, args.sets, overrides)
+    return overrides
+
+
+def load_config(args) -> C.Config:
+    return C.load(args.preset, args.sets, _page_overrides(args))
 
 
 def workload_from(args, default: str):
@@ -247,6 +274,8 @@ def require_kernels(err) -> None:
 def cmd_report(args, out, err) -> int:
     from ..workloads.registry import list_workloads
 
+    if args.session:
+        return report_session(args, out, err)
     if args.list_workloads:
         render.workload_list(list_workloads(), out)
         return 0
@@ -254,13 +283,45 @@ def cmd_report(args, out, err) -> int:
     if args.show_config:
         render.config_table(config, out)
         return 0
-    workload = workload_from(args, "random")
+    compare = _compare_sets(args.compare)
+    if compare:  # checked before the first run, not after it
+        C.load(compare.get("preset", args.preset), args.sets + [f"{k}={v}" for k, v in compare.items() if k != "preset"],
+               {k: v for k, v in _page_overrides(args).items() if k not in compare})
     shown = MODES if args.mode == "all" else (args.mode,)
-    modes = tuple(m for m in MODES if m in shown or m == "native")  # native always runs: it is the baseline
     start_kernels(err)
+    meta, summary = _run_report(args, config, shown, err)
+    if not compare:
+        return print_report(args, meta, summary, out)
+    config2 = C.load(compare.get("preset", args.preset), args.sets + [f"{k}={v}" for k, v in compare.items() if k != "preset"],
+                     {k: v for k, v in _page_overrides(args).items() if k not in compare})
+    meta2, summary2 = _run_report(args, config2, shown, err)
+    label = " ".join(f"{k}={v}" for k, v in compare.items())
+    if args.json:
+        json.dump({**meta, "modes": summary, "compare": {"with": compare, **meta2, "modes": summary2}}, out, indent=2)
+        out.write("\n")
+    else:
+        render.report(meta, summary, out)
+        render.comparison(summary, summary2, label, out)
+    return 0
+
+
+def _compare_sets(items) -> dict[str, str]:
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--compare expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _run_report(args, config, shown, err) -> tuple[dict, dict]:
+    """One run of the workload the options name, on `config`: (meta, per-mode summary)."""
     from ..engine.report import summarize
     from ..engine.session import Session
 
+    workload = workload_from(args, "kcompile")
+    modes = tuple(m for m in MODES if m in shown or m == "native")  # native always runs: it is the baseline
     session = Session(workload.chunks(), config, modes)
     warmup = workload.warmup_ops if args.warmup == "auto" else parse_count(args.warmup)
     with render.progress(err, workload.name) as tick:
@@ -278,6 +339,10 @@ def cmd_report(args, out, err) -> int:
     if skipped:
         meta["skipped_lines"] = skipped
         print(f"rvi-tui: skipped {skipped} malformed trace lines", file=err)
+    return meta, summary
+
+
+def print_report(args, meta: dict, summary: dict, out) -> int:
     if args.json:
         json.dump({**meta, "modes": summary}, out, indent=2)
         out.write("\n")
@@ -286,26 +351,126 @@ def cmd_report(args, out, err) -> int:
     return 0
 
 
-def cmd_study(args, out, err) -> int:
-    from ..engine.study import WORKLOADS, run_study
+def _trace_files(items) -> list[str]:
+    """--trace paths, a directory standing for the trace files in it (sorted)."""
+    files = []
+    for item in items:
+        if os.path.isdir(item):
+            inside = sorted(os.path.join(item, f) for f in os.listdir(item)
+                            if not f.startswith(".") and os.path.isfile(os.path.join(item, f)))
+            if not inside:
+                raise UsageError(f"--trace {item}: a directory with no files in it")
+            files += inside
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            raise UsageError(f"--trace {item}: no such file or directory")
+    return files
 
-    known = [w[0] for w in WORKLOADS]
-    chosen = None
-    if args.workloads:
-        chosen = [w.strip() for w in args.workloads.split(",") if w.strip()]
-        unknown = [w for w in chosen if w not in known]
-        if unknown:
-            raise UsageError(f"--workloads: unknown {', '.join(unknown)} (the study's: {', '.join(known)})")
-    C.load(args.preset, args.sets)  # validate before the long run
+
+def report_session(args, out, err) -> int:
+    """`report --session FILE`: the run a session file specifies, headless, to its op: the counters the app
+    shows there (the warm-up counted as the app counts it)."""
+    from ..engine.report import summarize
+    from ..engine.session import Session
+    from .sessionfile import load
+
+    sf = load(args.session)
+    spec, op = sf.spec, sf.view.op
+    config = spec.config()
+    workload = spec.make_workload()
+    shown = MODES if args.mode == "all" else (args.mode,)
     start_kernels(err)
-    rows = run_study(args.preset, args.sets, chosen, args.seed,
-                     progress=lambda what: print(f"rvi-tui study: {what}", file=err, flush=True) if err.isatty() else None)
+    session = Session(workload.chunks(), config, MODES, warmup_ops=workload.warmup_ops)
+    with render.progress(err, workload.name) as tick:
+        while session.ops_done < op and (n := session.run(min(1 << 16, op - session.ops_done))):
+            tick(n)
+    if session.ops_done < op:
+        raise UsageError(f"{args.session}: op {op:,} is past the end of its run ({session.ops_done:,} ops)")
+    meta = {"session": args.session, "workload": workload.name, "description": workload.description,
+            "op": session.ops_done, "ops": session.ops_done, "warmup_ops": workload.warmup_ops,
+            "warmup_done": session.warmup_done, "preset": config.preset, "guest_page": config["guest.page"],
+            "host_page": config["host.page"], "levels": config["guest.levels"]}
+    summary = summarize(session.counters(), shown)
+    return print_report(args, meta, summary, out)
+
+
+def cmd_study(args, out, err) -> int:
+    from ..engine import executors, sweep
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for m in modes:
+        if m not in MODES:
+            raise UsageError(f"--modes: unknown mode {m!r} (native, shadow, nested)")
+    if args.seeds < 1:
+        raise UsageError(f"--seeds {args.seeds}: must be at least 1")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: must be at least 1")
+    if args.resume and not args.output:
+        raise UsageError("--resume needs -o/--output: the file whose cells to keep")
+    for path in (args.output, args.plot):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise UsageError(f"{path}: no such directory")
+    if args.output and not args.output.endswith((".csv", ".json")):
+        raise UsageError(f"-o {args.output}: give a .csv or .json file")
+    if args.plot:
+        from . import charts
+
+        charts.check_target(args.plot)
+    workloads = sweep.parse_workloads(args.workloads) if args.workloads else None
+    grid = sweep.build_grid(workloads, _trace_files(args.trace), sweep.parse_sweep(args.sweep), args.preset,
+                            tuple(args.sets), args.seeds, args.seed, tuple(modes), args.warmup)
+    done: dict[str, dict] = {}
+    if args.resume and os.path.exists(args.output):
+        done = {r["key"]: r for r in sweep.load_results(args.output) if not r["error"]}
+    todo = [c for c in grid.cells if c.key not in done]
+    if not args.scheduler:
+        require_kernels(err)  # compile once here, before the workers look for the kernels
+    jobs = args.jobs or executors.default_jobs()
+    interrupted = False
+    # a kill (SIGTERM) stops the workers and keeps the finished cells, as Ctrl-C does
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with render.sweep_progress(err, len(grid.cells), len(done)) as bar:
+        if args.scheduler:
+            runner = executors.run_dask(todo, args.scheduler, bar.started)
+        else:
+            runner = executors.run_local(todo, jobs, bar.started)
+        try:
+            for result in runner:
+                done[result["key"]] = result
+                bar.finished(result)
+                if args.output:
+                    sweep.save_results(args.output, _in_grid_order(grid, done))
+        except KeyboardInterrupt:
+            interrupted = True
+            runner.close()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    results = _in_grid_order(grid, done)
+    if interrupted:
+        kept = f"; kept in {args.output}" if args.output else ""
+        print(f"rvi-tui study: interrupted: {len(results)} of {len(grid.cells)} cells finished{kept}", file=err)
     if args.json:
-        json.dump({"preset": args.preset, "rows": rows}, out, indent=2)
+        json.dump({"preset": args.preset, "swept": list(grid.swept), "cells": results}, out, indent=1, default=str)
         out.write("\n")
-    else:
-        render.study(rows, out)
-    return 0
+    elif results:
+        seeds = f" · seed {args.seed}" if args.seeds == 1 else f" · seeds {args.seed}–{args.seed + args.seeds - 1}"
+        render.study(results, grid.swept, out, f" · preset {args.preset}{seeds}")
+    if args.plot and results:
+        from . import charts
+
+        charts.save(args.plot, results, grid.swept, f"preset {args.preset}, seed{'s' if args.seeds > 1 else ''} "
+                    f"{args.seed}" + (f"–{args.seed + args.seeds - 1}" if args.seeds > 1 else ""))
+        print(f"rvi-tui study: chart written to {args.plot}", file=err)
+    failed = sum(1 for r in results if r["error"])
+    if failed:
+        print(f"rvi-tui study: {failed} cell{'s' if failed > 1 else ''} failed (their errors are above"
+              f"{' and in ' + args.output if args.output else ''})", file=err)
+    return 130 if interrupted else (1 if failed else 0)
+
+
+def _in_grid_order(grid, done: dict) -> list[dict]:
+    return [done[c.key] for c in grid.cells if c.key in done]
 
 
 def cmd_bench(args, out, err) -> int:
@@ -430,20 +595,34 @@ def cmd_record(args, out, err) -> int:
     return 0
 
 
+def served_in_a_browser() -> bool:
+    """Whether this app is one tab of `rvi-tui serve` (or of any textual-serve server): a browser draws it."""
+    return "web_driver" in os.environ.get("TEXTUAL_DRIVER", "")
+
+
 def cmd_app(args, out, err) -> int:
+    check_data_dirs(args)
+    if args.session:
+        from .sessionfile import load
+
+        session_file = load(args.session)  # a damaged file, an unknown version, a changed trace: one line, exit 2
+        if not out.isatty() and not served_in_a_browser():
+            raise UsageError("the app needs a terminal; for headless use: rvi-tui report --session FILE --json")
+        from .app import run_app
+
+        return run_app(session_file=session_file, data_dirs=tuple(args.data or ()), mouse=not args.no_mouse)
     if args.list_workloads:
         from ..workloads.registry import list_workloads
 
         render.workload_list(list_workloads(), out)
         return 0
     load_config(args)  # a bad option is an error before the screen opens
-    check_data_dirs(args)
     if args.trace and len(args.trace) > 1:
         raise UsageError("the app replays one trace; `rvi-tui report` takes several")
     trace = args.trace[0] if args.trace else None
     if trace and not os.path.exists(trace):
         raise UsageError(f"{trace}: no such file")
-    if not out.isatty() and "web_driver" not in os.environ.get("TEXTUAL_DRIVER", ""):  # served: a browser draws it
+    if not out.isatty() and not served_in_a_browser():
         raise UsageError("the app needs a terminal; for headless use see `rvi-tui report --help`")
     from .app import run_app
 
@@ -476,6 +655,11 @@ def cmd_serve(args, out, err) -> int:
     if args.trace and len(args.trace) > 1:
         raise UsageError("the app replays one trace; `rvi-tui report` takes several")
     workload_from(args, "kcompile")  # a bad workload, parameter or trace is an error now, not in every tab
+    if args.session:
+        from .sessionfile import load
+
+        load(args.session)
+        args.session = os.path.abspath(args.session)
     # each tab's app runs in the server's own folder: paths given here must not depend on it
     args.trace = [os.path.abspath(t) for t in args.trace] if args.trace else None
     args.data = [os.path.abspath(d) for d in args.data] if args.data else None
@@ -488,8 +672,7 @@ def cmd_serve(args, out, err) -> int:
     options = serve.ServeOptions(host=args.host, port=args.port,
                                  max_sessions=args.max_sessions or serve.default_max_sessions(),
                                  idle_timeout_s=args.idle_timeout * 60, app_options=tuple(app_argv(args, source=False)),
-                                 default_source=tuple(app_argv(args, source=True)), data_dirs=tuple(args.data or ()),
-                                 sessions=app_takes_sessions())
+                                 default_source=tuple(app_argv(args, source=True)), data_dirs=tuple(args.data or ()))
     return serve.serve(options, out)
 
 
@@ -509,7 +692,7 @@ def main(argv=None, out=None, err=None) -> int:
     except BrokenPipeError:  # `rvi-tui report | head`: the reader left; nothing more to say
         sys.stdout = open(os.devnull, "w")
         return 0
-    except (UsageError, *USER_ERRORS) as e:
+    except (UsageError, _session_error(), *USER_ERRORS) as e:
         message = str(e) or type(e).__name__
         if isinstance(e, OSError) and e.filename:
             message = f"{e.filename}: {e.strerror}"

@@ -1,5 +1,5 @@
-"""What a served app may open: the built-in workloads, and the traces and session files in the directories the
-person serving named (`--data DIR`).
+"""What a served app may open: the built-in workloads, the guided tour's session files (``tours/…``), and the
+traces and session files in the directories the person serving named (`--data DIR`).
 
 A browser never sends a path. It names an entry of this catalogue by its key (``<dir label>/<path inside
 it>``), and whoever acts on it looks the key up in a catalogue built here from the named directories: a key that
@@ -16,6 +16,7 @@ import stat
 from dataclasses import dataclass
 
 SESSION_SUFFIX = ".rvi.json"
+TOURS = "tours"  # the label of the guided tour's session files, shipped with rvi-tui
 TRACE_SUFFIXES = (".lackey", ".trace", ".txt", ".npy")  # each optionally gzip-compressed (.gz)
 MAX_FILES = 2000  # the first this many files are offered: a picker is no file browser
 MAX_DEPTH = 4  # folders deeper than this are not looked into
@@ -39,21 +40,24 @@ def file_kind(name: str) -> str | None:
 
 
 def dir_labels(dirs: list[str]) -> list[str]:
-    """A short distinct label per directory: its base name, with -2, -3 … for repeats."""
+    """A short distinct label per directory: its base name, with -2, -3 … for repeats (and for "tours")."""
     labels: list[str] = []
     for d in dirs:
         base = os.path.basename(os.path.normpath(d)) or "data"
         label, n = base, 1
-        while label in labels:
+        while label in labels or label == TOURS:
             n += 1
             label = f"{base}-{n}"
         labels.append(label)
     return labels
 
 
-def offered_files(dirs: list[str], *, sessions: bool = True) -> dict[str, OfferedFile]:
-    """Key -> OfferedFile for every trace (and, if `sessions`, session file) under `dirs`, in a stable order."""
-    found: dict[str, OfferedFile] = {}
+def offered_files(dirs: list[str]) -> dict[str, OfferedFile]:
+    """Key -> OfferedFile for the guided tour and every trace and session file under `dirs`, in a stable order."""
+    from .sessionfile import tour_paths
+
+    found = {f"{TOURS}/{os.path.basename(p)}": OfferedFile(f"{TOURS}/{os.path.basename(p)}", p, "session")
+             for p in tour_paths()}
     for label, directory in zip(dir_labels(dirs), dirs):
         root = os.path.realpath(directory)
         for dirpath, dirnames, filenames in os.walk(root):
@@ -61,7 +65,7 @@ def offered_files(dirs: list[str], *, sessions: bool = True) -> dict[str, Offere
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and depth < MAX_DEPTH)
             for name in sorted(filenames):
                 kind = file_kind(name)
-                if name.startswith(".") or kind is None or (kind == "session" and not sessions):
+                if name.startswith(".") or kind is None:
                     continue
                 real = os.path.realpath(os.path.join(dirpath, name))
                 if os.path.commonpath([root, real]) != root or not _regular(real):

@@ -18,7 +18,7 @@ def _console(out, width: int = 100) -> Console:
 
 
 def _pct(x) -> str:
-    return "—" if x is None else f"{x * 100:+.1f}%"
+    return "—" if x is None else f"{round(x * 100, 1) + 0.0:+.1f}%"  # never "-0.0%"
 
 
 def workload_list(items, out) -> None:
@@ -76,18 +76,72 @@ def report(meta: dict, summary: dict, out) -> None:
     _console(out).print(table)
 
 
-def study(rows: list[dict], out) -> None:
-    table = Table(title="cycles per access by mode (overhead vs native) · nested vs shadow = shadow/nested − 1",
-                  caption="to compare with VMware's RVI study: nested paging wins MMU-intensive work, loses "
-                          "TLB-intensive work with small pages, and large pages recover that loss")
-    for col in ("workload", "pages g/h", "native", "shadow", "nested", "nested vs shadow"):
-        table.add_column(col, justify="left" if col in ("workload", "pages g/h") else "right")
-    for r in rows:
-        m = r["modes"]
-        cell = lambda mode: f"{m[mode]['cycles_per_access']:.1f} ({_pct(m[mode]['overhead_vs_native'])})"
-        table.add_row(r["workload"], f"{r['guest_page']}/{r['host_page']}", f"{m['native']['cycles_per_access']:.1f}",
-                      cell("shadow"), cell("nested"), _pct(r["nested_vs_shadow"]))
-    _console(out).print(table)
+def _axis_value(row: dict, axis: str) -> str:
+    return f"{row.get('guest.page')}/{row.get('host.page')}" if axis == "pages" else str(row.get(axis))
+
+
+def _spread(values: list[float], fmt) -> str:
+    """The mean, and with several seeds half the range after ±."""
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return fmt(mean)
+    return f"{fmt(mean)} ±{fmt((max(values) - min(values)) / 2).lstrip('+')}"
+
+
+def sweep_groups(results: list[dict], swept) -> list[tuple[tuple, dict[str, list[dict]]]]:
+    """Cells that differ only by seed, grouped in the order first met: (label values, {mode: [rows]})."""
+    groups: dict[tuple, dict[str, list[dict]]] = {}
+    for r in results:
+        for row in r["rows"]:
+            label = (row["workload"], *(_axis_value(row, a) for a in swept))
+            groups.setdefault(label, {}).setdefault(row["mode"], []).append(row)
+    return list(groups.items())
+
+
+def study(results: list[dict], swept, out, title_note: str = "") -> None:
+    """The sweep's table: cycles per access by mode with overhead vs native, nested vs shadow, TLB misses per
+    1,000 accesses and references per walk; with several seeds, means ± half their range."""
+    table = Table(title="cycles per access by mode (overhead vs native) · nested vs shadow = shadow/nested − 1: "
+                        "+ means nested paging is faster" + title_note,
+                  caption="misses/1k and refs/walk: native / shadow / nested. Every row: " + "; ".join(
+                      dict.fromkeys(_reproduce(r, swept) for r in results if r["rows"])))
+    for col in ("workload", *("pages g/h" if a == "pages" else a for a in swept), "native", "shadow", "nested",
+                "nested vs shadow", "misses/1k", "refs/walk"):
+        table.add_column(col, justify="right" if col in ("native", "shadow", "nested", "nested vs shadow",
+                                                         "misses/1k", "refs/walk") else "left")
+    for label, by_mode in sweep_groups(results, swept):
+        def per(mode, key):
+            return [row[key] for row in by_mode.get(mode, []) if row.get(key) is not None]
+
+        def cell(mode):
+            if mode not in by_mode:
+                return "—"
+            cpa = _spread(per(mode, "cycles_per_access"), lambda v: f"{v:.1f}")
+            if mode == "native":
+                return cpa
+            return f"{cpa} ({_spread(per(mode, 'overhead_vs_native'), _pct)})"
+
+        if "shadow" in by_mode and "nested" in by_mode:
+            ratio = [s["cycles"] / n["cycles"] - 1 for s, n in zip(by_mode["shadow"], by_mode["nested"]) if n["cycles"]]
+            nvs = _spread(ratio, _pct) if ratio else "—"
+        else:
+            nvs = "—"
+        shown = [m for m in MODES if m in by_mode]
+        misses = " / ".join(f"{1000 * sum(per(m, 'tlb.miss_rate')) / len(per(m, 'tlb.miss_rate')):.0f}" for m in shown)
+        refs = " / ".join(f"{sum(per(m, 'walk_refs_per_walk')) / len(per(m, 'walk_refs_per_walk')):.1f}" for m in shown)
+        table.add_row(*label, cell("native"), cell("shadow"), cell("nested"), nvs, misses, refs)
+    _console(out, width=140).print(table)
+    failed = [r for r in results if r["error"]]
+    for r in failed:
+        _console(out).print(f"[red]failed[/red] {r['command']}: {r['error']}")
+
+
+def _reproduce(result: dict, swept) -> str:
+    """A cell's report command with the swept settings left out: the row's own values complete it."""
+    skip = {"guest.page", "host.page"} if "pages" in swept else set(swept)
+    parts = [p for p in result["command"].split(" --") if p.split(" ")[-1].split("=")[0] not in skip
+             and not p.startswith("seed ")]
+    return " --".join(parts)
 
 
 def bench(results: dict, modes, out) -> None:
@@ -146,3 +200,59 @@ def progress(err, label: str):
         yield tick
     finally:
         print("\r" + " " * 60 + "\r", end="", file=err, flush=True)
+
+
+class _SweepBar:
+    """Cells done of all, cells running, elapsed and ETA, on a terminal's stderr (Rich); silent when piped."""
+
+    def __init__(self, progress, total: int, done: int):
+        self.progress, self.running = progress, 0
+        self.task = progress.add_task("study", total=total, completed=done, running=0) if progress else None
+
+    def started(self, cell) -> None:
+        self.running += 1
+        if self.progress:
+            self.progress.update(self.task, running=self.running, description=f"study · {cell.workload}")
+
+    def finished(self, result) -> None:
+        self.running = max(0, self.running - 1)
+        if self.progress:
+            self.progress.update(self.task, advance=1, running=self.running)
+
+
+@contextlib.contextmanager
+def sweep_progress(err, total: int, done: int = 0):
+    if not err.isatty():
+        yield _SweepBar(None, total, done)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
+               TextColumn("· {task.fields[running]} running"), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(file=err), transient=True) as progress:
+        yield _SweepBar(progress, total, done)
+
+
+def comparison(base: dict, other: dict, label: str, out) -> None:
+    """The same workload run twice: per mode, the first run, the second and the change."""
+    table = Table(title=f"with {label}: the second run beside the first (change = second / first − 1)")
+    table.add_column("")
+    for m in base:
+        table.add_column(m, justify="right")
+
+    def row(name, fn, fmt):
+        cells = []
+        for m in base:
+            a, b = fn(base[m]), fn(other[m])
+            change = _pct(b / a - 1) if a else "—"
+            cells.append(f"{fmt(a)} → {fmt(b)} ({change})")
+        table.add_row(name, *cells)
+
+    row("cycles / access", lambda s: s["cycles_per_access"], lambda v: f"{v:.1f}")
+    row("TLB misses", lambda s: s["tlb"]["misses"], lambda v: f"{v:,}")
+    row("refs / walk", lambda s: s["walk_refs_per_walk"], lambda v: f"{v:.2f}")
+    row("VM exits", lambda s: s["exits"]["total"], lambda v: f"{v:,}")
+    table.add_row("overhead vs native", *(f"{_pct(base[m]['overhead_vs_native'])} → {_pct(other[m]['overhead_vs_native'])}"
+                                          for m in base))
+    _console(out).print(table)

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from rvi_tui.engine import config as C
 from rvi_tui.engine.errors import ConfigError, EngineError
 from rvi_tui.engine.report import summarize
@@ -35,6 +37,7 @@ from .walks import WalkView, build_view, costs_of, has_walk, tlb_marks
 
 if TYPE_CHECKING:
     from rvi_tui.engine.session import Session
+    from rvi_tui.engine.timeline import EventKind
 
 # The session, the kernels and the workload generators import numba (~0.4 s): this thread imports
 # them, so the first frame does not wait (see _engine()).
@@ -54,8 +57,23 @@ SAMPLE_STEPS = 8  # at batch speeds, step up to this many ops per slice until on
 SPARK_LEN = 160  # cycles/access samples kept per mode
 SPARK_STEP_ACCESSES = 16  # stepping: one sample per 16 accesses (a single access is all noise); batch: per slice
 
+VIEW_OPS = 40  # after going back or jumping, the ops before the one shown are stepped again for the event log
+TASK_SLICE_S = 0.03  # a seek or search holds the session this long at most, then lets a pull in
+
 WARMING, LOADING, PAUSED, RUNNING, FINISHED, ERROR = "warming", "loading", "paused", "running", "finished", "error"
+SEEKING = "seeking"  # going back, jumping or searching: a task runs in slices
 USER_ERRORS = (EngineError, ConfigError, TraceError, WorkloadError, OSError)
+
+
+def add_spark_sample(sparks: dict, cur: dict, base: dict, min_accesses: int) -> bool:
+    """Append each mode's cycles/access from counters `base` to `cur`, if min_accesses ran; whether it did."""
+    d = {m: {k: v - base.get(m, {}).get(k, 0) for k, v in c.items()} for m, c in cur.items()}
+    if not any(v.get("accesses", 0) >= min_accesses for v in d.values()):
+        return False
+    for mode, summ in summarize(d).items():
+        if summ["accesses"] > 0:
+            sparks.setdefault(mode, deque(maxlen=SPARK_LEN)).append(summ["cycles_per_access"])
+    return True
 
 
 def speed_label(index: int) -> str:
@@ -151,6 +169,12 @@ class Frame:
     warmup_ops: int = 0  # the workload's warm-up (e.g. tlbstress initialising its heap): counters reset after it
     warmup_done: bool = False
     kernels: str = ""  # what runs the hardware path: "compiled", or "interpreted, compiling 12 s"
+    frontier: int = 0  # how far the run has ever gone (ops); going back keeps it
+    history_epoch: int = 0  # changes when the event log's records were made anew (a seek): redraw it whole
+    search: object | None = None  # the EventKind n / N look for
+    event_buckets: object | None = None  # per index bucket (timeline.BUCKET ops): whether it holds one
+    task: str = ""  # what a seek or search is doing ("searching for … op 41,000")
+    notice: str | None = None  # how a search or a cancelled seek ended, once
 
 
 class Runner:
@@ -192,6 +216,18 @@ class Runner:
         self.sparks: dict[str, deque] = {}
         self._spark_base: dict | None = None
         self.on_slice: Callable[[], None] | None = None  # test hook, called (thread side) after each slice
+        self.trace_sha256: str | None = None  # of the trace as loaded (session files record it)
+        self.search: EventKind | None = None  # what n / N look for
+        self.history_epoch = 0
+        self._task = None  # a generator: a seek or search in progress, advanced a slice at a time
+        self._task_origin = 0
+        self._task_label = ""
+        self.task_progress = ""
+        self._cancel = threading.Event()
+        self.task_result: str | None = None  # a search's outcome to tell the user (taken by the UI)
+        self._strip_cache: tuple | None = None
+        # `walks` holds each mode's last walk up to this op (stepping keeps it so; a batch run does not: None)
+        self._walks_exact_to: int | None = 0
 
     # --- UI side ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -216,6 +252,26 @@ class Runner:
     def pause(self) -> None:
         self._cmds.put(("pause",))
 
+    def seek(self, op: int, relative: bool = False) -> None:
+        """Go to op (or op more/fewer than now, relative): the screen is then what a run stepped there shows."""
+        self._cancel.clear()
+        self._cmds.put(("seek", op, relative))
+
+    def back(self) -> None:
+        self.seek(-1, relative=True)
+
+    def find(self, kind: EventKind, forward: bool = True) -> None:
+        """Go to the next (or previous) op with an event of kind; a search that finds none stays put."""
+        self._cancel.clear()
+        self._cmds.put(("find", kind, forward))
+
+    def cancel(self) -> None:
+        """Stop a seek or search: back to the op it started from."""
+        self._cancel.set()
+
+    def set_search(self, kind: EventKind | None) -> None:
+        self.search = kind
+
     def set_speed(self, index: int) -> None:
         self.speed = max(0, min(len(SPEEDS) - 1, index))
         self._cmds.put(("speed",))
@@ -223,6 +279,10 @@ class Runner:
     @property
     def busy(self) -> bool:
         return self.state in (WARMING, LOADING)
+
+    @property
+    def seeking(self) -> bool:
+        return self.state == SEEKING
 
     def pull(self, mode: str, since: int = 0, have: tuple | None = None, snapshot_every: float = 0.0) -> Frame:
         """A consistent copy of the state for the viewed mode (takes the lock: ≤ one sub-batch of waiting).
@@ -233,6 +293,13 @@ class Runner:
         full L2 TLB) at most this often, if the caller holds one of the same mode and session.
         """
         with self.hold():
+            if self.state == SEEKING:  # between two slices of the task: never wait long, say how far it got
+                if not self.lock.acquire(timeout=TASK_SLICE_S):
+                    return self._task_frame()
+                try:
+                    return self._frame(mode, since, have, snapshot_every)
+                finally:
+                    self.lock.release()
             with self.lock:
                 return self._frame(mode, since, have, snapshot_every)
 
@@ -252,6 +319,12 @@ class Runner:
             if not self._hold_depth:
                 self._ui_waiting.clear()
 
+    def _task_frame(self) -> Frame:
+        return Frame(self.generation, self.state, self.message, self.error, self.spec, speed=self.speed,
+                     total_ops=self.total_ops, last_seq=self._seq, warmup_ops=self.warmup_ops,
+                     warmup_done=self.warmup_done, kernels=self._kernels(), task=self.task_progress,
+                     search=self.search, history_epoch=self.history_epoch)
+
     def _frame(self, mode: str, since: int, have: tuple | None, snapshot_every: float = 0.0) -> Frame:
         warm = self.warm_s
         if self.state == WARMING and self.warm_started is not None:
@@ -267,6 +340,16 @@ class Runner:
         if s is None:
             return f
         f.ops_done = s.ops_done
+        f.frontier = s.frontier
+        f.history_epoch = self.history_epoch
+        f.search = self.search
+        f.task = self.task_progress if self.state == SEEKING else ""
+        if self._task is None and self.task_result:
+            f.notice, self.task_result = self.task_result, None
+        if self.state == SEEKING:  # the session is somewhere in the task: show the last op settled
+            f.ops_done = self._task_origin
+            return f
+        f.event_buckets = self._event_buckets(mode)
         f.ops_rate = self.ops_rate if self.state == RUNNING else None
         f.counters = s.counters()
         key = (self.generation, s.ops_done, mode)
@@ -282,6 +365,28 @@ class Runner:
         f.walk = self.walks.get(mode)
         f.sparks = {m: list(d) for m, d in self.sparks.items()}
         return f
+
+    def _event_buckets(self, mode: str):
+        """For the timeline strip: which index buckets hold an event of the search's kind (lock held)."""
+        from rvi_tui.engine.timeline import BUCKET, OS_KINDS
+
+        kind, s = self.search, self.session
+        if kind is None or s is None or s.timeline is None:
+            return None
+        watched = kind.mode(mode)
+        if watched not in s.modes:
+            return None
+        if kind.name == "os" and kind.os_op:  # the index counts OS ops of any sort: look at the tape, once a bucket
+            key = (self.generation, kind)
+            have = self._strip_cache[1] if self._strip_cache and self._strip_cache[0] == key else np.zeros(0, bool)
+            n = s.timeline.index.n_rows - 1
+            if len(have) < n:
+                ops = s.ops(len(have) * BUCKET, n * BUCKET)
+                hits = ops["kind"] == OS_KINDS[kind.os_op]
+                have = np.concatenate([have, hits.reshape(-1, BUCKET).any(axis=1)])
+                self._strip_cache = (key, have)
+            return have.copy()
+        return s.event_buckets(kind, watched)
 
     def _kernels(self) -> str:
         if not self.warmed:
@@ -311,7 +416,9 @@ class Runner:
                     self._adopt_compiled()
                 if cmd is not None:
                     self._handle(cmd)
-                if self.state == RUNNING:
+                if self._task is not None:
+                    self._task_slice()
+                elif self.state == RUNNING:
                     self._slice()
             except Exception as e:  # anything the engine raises ends the run, never the app
                 self._fail(e)
@@ -329,6 +436,8 @@ class Runner:
                 self._post("kernels")
 
     def _wait_time(self) -> float:
+        if self._task is not None:
+            return 0.0
         if self.state != RUNNING:
             return 0.1
         speed = SPEEDS[self.speed]
@@ -343,7 +452,24 @@ class Runner:
     def _handle(self, cmd) -> None:
         kind = cmd[0]
         if kind == "load":
+            self._task = None
             self._load(cmd[1])
+        elif kind in ("seek", "find"):
+            if self.session is None or self.state in (WARMING, LOADING, ERROR):
+                return
+            if self._task is None:
+                self._task_origin = self.session.ops_done
+                self._resume = self.state
+            self.state = SEEKING
+            if self._resume == RUNNING:
+                self._resume = PAUSED
+            if kind == "seek":
+                target = self._task_origin + cmd[1] if cmd[2] else cmd[1]
+                self._start_task(self._view_task(max(0, target)), f"going to op {max(0, target):,}")
+            else:
+                k = cmd[1]
+                self._start_task(self._find_task(k, cmd[2]), f"searching for the {'next' if cmd[2] else 'previous'} "
+                                 f"{k.label()}")
         elif kind == "step":
             if self.state == PAUSED:
                 with self.lock:
@@ -380,6 +506,7 @@ class Runner:
             self.error = None
             self.records.clear()
             self.walks.clear()
+            self._walks_exact_to = 0
             self.sparks = {}
             self._spark_base = None
             self.total_ops = None
@@ -402,13 +529,20 @@ class Runner:
         self._post("state")
         config = spec.config()
         workload = spec.make_workload()
+        sha = None
+        if spec.trace:
+            from .sessionfile import trace_sha256
+
+            sha = trace_sha256(spec.trace)
         chunks = iter(workload.chunks())
         first = next(chunks, None)  # parses/generates the first chunk here, not on the first step
         stream = itertools.chain([first], chunks) if first is not None else iter(())
         from rvi_tui.engine.session import Session
 
-        session = Session(stream, config, modes=MODES, total_ops=None)
+        session = Session(stream, config, modes=MODES, warmup_ops=workload.warmup_ops, history=True)
         with self.lock:
+            self.trace_sha256 = sha
+            self.history_epoch += 1
             self.warmup_ops = workload.warmup_ops
             self.warmup_done = False
             self.config = config
@@ -438,14 +572,23 @@ class Runner:
             self._finish()
             return False
         self._seq += 1
+        rec, views = self._record(events, self._seq, gap)
+        self.records.append(rec)
+        self.walks.update(views)
+        if self._walks_exact_to == s.ops_done - 1:
+            self._walks_exact_to = s.ops_done
+        self._end_warmup_if_due()
+        return True
+
+    def _record(self, events: dict, seq: int, gap: int = 0) -> tuple[OpRecord, dict]:
+        """The record of the op the session just stepped, and the walk grid of each mode that walked."""
         from rvi_tui.workloads import ops as O
 
-        op = s.last_op[0] if s.last_op is not None and len(s.last_op) else None
-        op_text = O.describe(op) if op is not None else "?"
-        vaddr = int(op["addr"]) if op is not None and int(op["kind"]) == O.ACCESS else 0
-        rec = OpRecord(self._seq, s.ops_done, op_text, events, gap)
-        self.records.append(rec)
-        self._end_warmup_if_due()
+        s = self.session
+        op = s.last_op[0]
+        op_text = O.describe(op)
+        vaddr = int(op["addr"]) if int(op["kind"]) == O.ACCESS else 0
+        views = {}
         glevels = self.config["guest.levels"]
         hlevels = self.config["host.levels"]
         hleaf = 2 if self.config["host.page"] == "2m" else 1
@@ -453,21 +596,19 @@ class Runner:
             if has_walk(evs):
                 view = build_view(mode, evs, s.ops_done, op_text, glevels, hlevels, self.costs, vaddr, hleaf)
                 if view is not None:
-                    self.walks[mode] = view
-        return True
+                    views[mode] = view
+        return OpRecord(seq, s.ops_done, op_text, events, gap), views
 
     def _warmup_left(self) -> int | None:
         """Ops until the warm-up ends, or None when there is none still to run."""
-        if not self.warmup_ops or self.warmup_done:
+        if not self.warmup_ops or self.session.warmup_done:
             return None
         return self.warmup_ops - self.session.ops_done
 
     def _end_warmup_if_due(self) -> None:
-        """At the end of the warm-up, forget the counts so far (lock held), as `rvi-tui report` and
-        `study` do: the counters then show the steady state, not the first-touch faults before it."""
-        left = self._warmup_left()
-        if left is not None and left <= 0:
-            self.session.reset_counters()
+        """At the end of the warm-up the session forgot the counts so far, as `rvi-tui report` and `study` do
+        (the counters then show the steady state, not the first-touch faults before it): so do the sparklines."""
+        if self.session.warmup_done and not self.warmup_done:
             self._spark_base = self.session.counters()
             self.sparks = {}
             self.warmup_done = True
@@ -476,14 +617,8 @@ class Runner:
     def _spark_sample(self, min_accesses: int = 1) -> None:
         """Append each mode's cycles/access since the last sample (lock held), once min_accesses ran."""
         cur = self.session.counters()
-        base = self._spark_base or {}
-        d = {m: {k: v - base.get(m, {}).get(k, 0) for k, v in c.items()} for m, c in cur.items()}
-        if not any(v.get("accesses", 0) >= min_accesses for v in d.values()):
-            return
-        for mode, summ in summarize(d).items():
-            if summ["accesses"] > 0:
-                self.sparks.setdefault(mode, deque(maxlen=SPARK_LEN)).append(summ["cycles_per_access"])
-        self._spark_base = cur
+        if add_spark_sample(self.sparks, cur, self._spark_base or {}, min_accesses):
+            self._spark_base = cur
 
     def _finish(self) -> None:
         self.state = FINISHED
@@ -531,6 +666,7 @@ class Runner:
                         k = min(k, max(1, left))
                     ts = time.perf_counter()
                     ran = s.run(k)
+                    self._walks_exact_to = None
                     self._end_warmup_if_due()
                     dt = time.perf_counter() - ts
                     if ran and dt > 0:
@@ -568,6 +704,146 @@ class Runner:
             self._post("state")
         if self.on_slice is not None:
             self.on_slice()
+
+    # --- going back, jumping, searching (tasks: generators advanced a slice at a time) ----------------
+    def _start_task(self, task, label: str) -> None:
+        self._task = task
+        self._task_label = label
+        self.task_progress = label + "…"
+        self.ops_rate = None
+        self._post("state")
+
+    def _task_slice(self) -> None:
+        """Advance the task for up to TASK_SLICE_S with the session held; on Esc, go back where it started."""
+        if self._cancel.is_set():
+            self._cancel.clear()
+            self._task.close()
+            origin = self._task_origin
+            self.task_result = f"cancelled: back at op {origin:,}"
+            self._task = self._settle(origin)
+            self._task_label = "going back"
+        t0 = time.perf_counter()
+        with self.lock:
+            try:
+                while time.perf_counter() - t0 < TASK_SLICE_S and not self._cancel.is_set():
+                    progress = next(self._task)
+                    if progress is not None:
+                        self.task_progress = f"{self._task_label}… op {progress:,} · esc cancels"
+            except StopIteration:
+                self._task = None
+                s = self.session
+                if s.at_end:
+                    self._finish()
+                else:
+                    self.state = PAUSED
+                    self.message = ""
+                self._task_origin = s.ops_done
+        self._post("state" if self._task is None else "task")
+
+    def _settle(self, op: int):
+        """Put the engine back at op without touching the view's history (it is that op's already)."""
+        yield from self.session.seeking(op)
+
+    def _find_task(self, kind: EventKind, forward: bool):
+        s = self.session
+        origin = s.ops_done
+        found = yield from s.find(kind, kind.mode(self.view), forward)
+        if found is None:
+            where = "after" if forward else "before"
+            end = " (searched to the end of the run)" if forward and s.finished else ""
+            self.task_result = f"no {kind.label()} {where} op {origin:,}{end}: stayed at op {origin:,}"
+            return
+        self.task_result = f"{kind.label()} at op {found:,}"
+        yield from self._view_task(found)
+
+    def _view_task(self, target: int):
+        """Go to op `target` with the screen a run stepped there from its start shows: the engine's state, the
+        last VIEW_OPS ops stepped again for the event log and the TLB marks, each mode's last walk grid, and the
+        sparklines' samples (one per 16 accesses while stepping: SPARK_STEP_ACCESSES) counted from the run's
+        start or the warm-up's end, as a stepped run counts them."""
+        s = self.session
+        yield from s.seeking(target)
+        k = s.ops_done
+        reset = self.warmup_ops if self.warmup_ops and k >= self.warmup_ops else 0
+        points, base_at = self._spark_points(reset, k)
+        rec_from = max(0, k - VIEW_OPS)
+        first = min(base_at, rec_from)
+        yield from s.seeking(first)
+        sparks: dict = {}
+        base = s.counters() if s.ops_done == base_at else None
+        records: list[OpRecord] = []
+        walks: dict = {}
+        seq = self._seq
+        stops = sorted(p for p in points if p > s.ops_done)
+        due = set(points)
+        while s.ops_done < k:
+            if s.ops_done >= rec_from:
+                seq += 1
+                rec, views = self._record(s.step(), seq)
+                records.append(rec)
+                walks.update(views)
+            else:
+                nxt = min([p for p in stops if p > s.ops_done] + [rec_from, base_at if base_at > s.ops_done else k])
+                s.run(nxt - s.ops_done)
+            if s.ops_done == base_at:
+                base = s.counters()
+            elif s.ops_done in due:
+                cur = s.counters()
+                add_spark_sample(sparks, cur, base, SPARK_STEP_ACCESSES)
+                base = cur
+            yield None
+        for mode in s.modes:  # a mode that did not walk in these ops shows its last walk before them
+            if mode in walks or rec_from == 0:
+                continue
+            old = self.walks.get(mode)
+            if self._walks_exact_to is not None and self._walks_exact_to >= rec_from and (
+                    old is None or old.op_index <= rec_from):
+                view = old  # the last walk up to a later op, and none since: the last up to rec_from too
+            else:
+                view = yield from self._last_walk(mode, rec_from)
+            if view is not None:
+                walks[mode] = view
+        if s.ops_done != k:
+            yield from s.seeking(k)
+        self.records = deque(records, maxlen=HISTORY_OPS)
+        self.walks = walks
+        self.sparks = sparks
+        self._spark_base = base if base is not None else s.counters()
+        self._seq = seq
+        self._walks_exact_to = k
+        self.history_epoch += 1
+        self.warmup_done = s.warmup_done
+
+    def _spark_points(self, reset: int, k: int) -> tuple[list[int], int]:
+        """The ops after which a run stepped from `reset` to op k took its last SPARK_LEN spark samples (every
+        SPARK_STEP_ACCESSES-th access), and the op its first one counts from."""
+        s, every = self.session, SPARK_STEP_ACCESSES
+        span = (SPARK_LEN + 1) * every * 2
+        while True:
+            lo = max(reset, k - span)
+            before = s.timeline.tape.accesses_before(lo) - s.timeline.tape.accesses_before(reset)
+            at = np.flatnonzero(s.ops(lo, k)["kind"] == 0)  # ACCESS ops, by position from lo
+            numbers = before + 1 + np.arange(len(at))
+            points = (lo + 1 + at[numbers % every == 0]).tolist()
+            if len(points) > SPARK_LEN or lo == reset:
+                break
+            span *= 2
+        if len(points) > SPARK_LEN:
+            return points[-SPARK_LEN:], points[-SPARK_LEN - 1]
+        return points, reset
+
+    def _last_walk(self, mode: str, before: int):
+        """The walk grid of mode's last op before op `before + 1` that completed a walk (None if there is none)."""
+        from rvi_tui.engine.timeline import EventKind
+
+        s = self.session
+        yield from s.seeking(before + 1)
+        found = yield from s.find(EventKind("walk", min_refs=0), mode, forward=False)
+        if found is None:
+            return None
+        yield from s.seeking(found - 1)
+        rec, views = self._record(s.step(), 0)
+        return views.get(mode)
 
     def _fail(self, e: BaseException) -> None:
         if isinstance(e, USER_ERRORS):

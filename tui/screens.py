@@ -30,6 +30,10 @@ Switching mode changes what you look at, never the history.
 |---|---|
 | `1` `2` `3` | view native / shadow / nested |
 | `space` | step exactly one op (while paused) |
+| `b` `←` | back one op: the screen is what a run stepped there shows |
+| `g` | go to an op: a number, or +N / -N · `Home` goes to op 0 |
+| `n` `N` | next / previous op with an event of the chosen kind (`k` picks it; `esc` cancels a long search) |
+| `s` | save a session file (`*.rvi.json`): `rvi-tui --session FILE` reopens it here |
 | `p` | run / pause |
 | `+` `-` | faster / slower (1 op/s … max); up to 200 ops/s every op is shown |
 | `l` | large pages on/off (guest and host 2 MiB pages; restarts the workload) |

@@ -3,7 +3,7 @@ the page by textual-serve (xterm.js); this module adds what makes it safe to run
 
 * **What a tab may run** is chosen by the server: the `rvi-tui` options it was started with, and at most one
   of a built-in workload (``/?workload=NAME``), a trace or a session file from the `--data` directories
-  (``/?trace=KEY``, ``/?session=KEY``, keys from ``offered.py``). The browser names an entry; it never sends a
+  (``/?trace=KEY``, ``/?session=KEY``, keys from ``offered.py``; the guided tour's are ``tours/…``). The browser names an entry; it never sends a
   path or a command. The app is started from an argument list (never a shell) in a folder of the server's own,
   and inside it the browser's keys can only pick among what is offered (the picker shows no path field, and
   exports become downloads: ``app.py``).
@@ -86,7 +86,6 @@ class ServeOptions:
     app_options: tuple[str, ...]  # `rvi-tui` options every tab's app gets
     default_source: tuple[str, ...]  # what a tab opened without a choice runs (--workload/--trace … or nothing)
     data_dirs: tuple[str, ...] = ()
-    sessions: bool = False  # the app opens session files (`--session FILE`): offer them
 
 
 class Refused(Exception):
@@ -170,7 +169,7 @@ class RviServer(Server):
                          templates_path=str(WEB_DIR))
         self.options = options
         self.out = out
-        self.sessions: dict[AppProcess, web.WebSocketResponse] = {}
+        self.tabs: dict[AppProcess, web.WebSocketResponse] = {}
         self.opened = 0
         self.workdir = tempfile.mkdtemp(prefix="rvi-tui-serve-")
 
@@ -188,10 +187,8 @@ class RviServer(Server):
             if key in dict(self.builtin_workloads()):
                 return ["--workload", key]
             raise Refused(f"no built-in workload {key!r}")
-        if kind == "session" and not self.options.sessions:
-            raise Refused("this version of rvi-tui cannot open session files")
         if kind in ("trace", "session"):
-            entry = offered_files(list(self.options.data_dirs), sessions=self.options.sessions).get(key)
+            entry = offered_files(list(self.options.data_dirs)).get(key)
             if entry is not None and entry.kind == kind:
                 return [f"--{kind}", entry.path]
             raise Refused(f"no {kind} {key!r} is offered here")
@@ -208,7 +205,7 @@ class RviServer(Server):
         return kind, query[kind]
 
     def full(self) -> bool:
-        return len(self.sessions) >= self.options.max_sessions
+        return len(self.tabs) >= self.options.max_sessions
 
     # --- routes ------------------------------------------------------------------------------------------
     async def _make_app(self) -> web.Application:
@@ -255,14 +252,14 @@ class RviServer(Server):
         argv = [sys.executable, "-m", "rvi_tui.tui.cli", *self.options.app_options, *source]
         app = AppProcess(argv, self.workdir, write_bytes=ws.send_bytes, write_str=ws.send_str, close=ws.close,
                          download_manager=self.download_manager)
-        self.sessions[app] = ws
+        self.tabs[app] = ws
         self.opened += 1
         number, what = self.opened, f"{kind} {key}" if kind else "default run"
         watchers: list[asyncio.Task] = []
         try:
             await app.start(to_int(request.query.get("width", "80"), 80), to_int(request.query.get("height", "24"), 24))
             self.say(f"tab {number} opened ({what}): app pid {app.process.pid}; "
-                     f"{len(self.sessions)} of {self.options.max_sessions} in use")
+                     f"{len(self.tabs)} of {self.options.max_sessions} in use")
             watchers = [asyncio.create_task(self.end_when_idle(ws, app)),
                         asyncio.create_task(self.close_when_app_ends(ws, app))]
             await self._process_messages(ws, app)
@@ -272,12 +269,12 @@ class RviServer(Server):
             for task in watchers:
                 task.cancel()
             await app.stop()
-            del self.sessions[app]
+            del self.tabs[app]
             if not ws.closed:
                 await ws.close()
             code = app.process.returncode if app.process is not None else None
             self.say(f"tab {number} closed: app pid {app.process.pid if app.process else '-'} ended (exit {code}); "
-                     f"{len(self.sessions)} of {self.options.max_sessions} in use")
+                     f"{len(self.tabs)} of {self.options.max_sessions} in use")
         return ws
 
     async def end_when_idle(self, ws: web.WebSocketResponse, app: AppProcess) -> None:
@@ -313,11 +310,11 @@ class RviServer(Server):
             href = "/?" + urlencode({kind: key})
             return f'<li><a href="{html.escape(href)}">{html.escape(key)}</a> {html.escape(note)}</li>'
 
-        files = offered_files(list(self.options.data_dirs), sessions=self.options.sessions).values()
-        body = [f"<p>{len(self.sessions)} of {self.options.max_sessions} sessions in use. "
+        files = offered_files(list(self.options.data_dirs)).values()
+        body = [f"<p>{len(self.tabs)} of {self.options.max_sessions} sessions in use. "
                 '<a href="/">The default run</a>.</p>', "<h2>Built-in workloads</h2><ul>",
                 *(item("workload", name, desc) for name, desc in self.builtin_workloads()), "</ul>"]
-        for kind, title in (("session", "Sessions"), ("trace", "Traces")):
+        for kind, title in (("session", "Sessions (tours/: the guided tour)"), ("trace", "Traces")):
             entries = [item(kind, f.key) for f in files if f.kind == kind]
             if entries:
                 body += [f"<h2>{title}</h2><ul>", *entries, "</ul>"]
@@ -341,9 +338,9 @@ class RviServer(Server):
                      "use it (there is no login)")
 
     async def on_shutdown(self, app: web.Application) -> None:
-        for ws in list(self.sessions.values()):
+        for ws in list(self.tabs.values()):
             await ws.close(code=1001, message=b"The server has stopped.")
-        await asyncio.gather(*(app_process.stop() for app_process in list(self.sessions)))
+        await asyncio.gather(*(app_process.stop() for app_process in list(self.tabs)))
 
     async def on_cleanup(self, app: web.Application) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -244,28 +244,54 @@ class TlbStress(Random):
     ``warmup_ops`` covers the mapping and the initialisation pass, so a report can
     leave first-touch faults out and count the steady state, as a benchmark's
     timed phase does (ChampSim's warm-up instructions serve the same end).
+
+    ``spread`` spaces the heap's pages out: with ``spread=256`` only one 4 KiB page in
+    every 1 MiB of the footprint is used. A footprint of many GiB then needs as many
+    large pages as a dense heap of that size (so 2 MiB pages still overflow the TLB)
+    while the simulation holds only the pages used and their tables.
     """
 
     name = "tlbstress"
     description = ("one process: initialise a 256 MiB heap, then read it uniformly at random (a TLB miss on almost "
-                   "every access); TLB-intensive")
+                   "every access); TLB-intensive. spread=N uses one 4 KiB page in every N, so a heap of many GiB "
+                   "stays cheap to simulate")
 
     def __init__(self, *, footprint: int = 256 << 20, accesses: int = 2_000_000, seed: int = 1,
-                 write_frac: float = 0.05):
+                 write_frac: float = 0.05, spread: int = 1):
         super().__init__(footprint=footprint, accesses=accesses, seed=seed, write_frac=write_frac)
+        spread = int(spread)
+        _check(1 <= spread <= self.footprint // PAGE,
+               f"spread must be between 1 and the footprint's pages ({self.footprint // PAGE}), not {spread}")
+        self.spread = spread
+        self.pages = self.footprint // PAGE // spread
 
     @property
     def warmup_ops(self) -> int:
-        return 1 + self.footprint // PAGE
+        return 1 + self.pages
 
     @property
     def n_ops(self) -> int:
         return self.accesses + self.warmup_ops
 
+    def _offsets(self, rng, start, n):
+        if self.spread == 1:
+            return super()._offsets(rng, start, n)
+        page = self._page_offsets(rng.integers(0, self.pages, size=n, dtype=np.uint64))
+        return page + rng.integers(0, PAGE // 8, size=n, dtype=np.uint64) * np.uint64(8)
+
+    def _page_offsets(self, index: np.ndarray) -> np.ndarray:
+        """Where page `index` of the heap lies: in slot `index` of `spread` pages, at a scattered place inside
+        it (Knuth's multiplicative hash), so the pages used do not all share cache sets as 1 MiB-aligned
+        addresses would."""
+        if self.spread == 1:
+            return index * np.uint64(PAGE)
+        inside = (index * np.uint64(2654435761)) % np.uint64(self.spread)
+        return (index * np.uint64(self.spread) + inside) * np.uint64(PAGE)
+
     def _blocks(self) -> Iterator[np.ndarray]:
         blocks = super()._blocks()
         yield next(blocks)  # the mmap
-        pages = np.arange(self.footprint // PAGE, dtype=np.uint64) * np.uint64(PAGE) + np.uint64(self.base)
+        pages = self._page_offsets(np.arange(self.pages, dtype=np.uint64)) + np.uint64(self.base)
         for i in range(0, len(pages), BLOCK_OPS):
             yield ops.accesses(pages[i : i + BLOCK_OPS], ops.WRITE, pid=self.pid)
         yield from blocks

@@ -4,8 +4,9 @@ from .counters import CountersPane
 from .events import EventLog
 from .status import ErrorBar, StatusBar
 from .tables import GuestTablePane, SecondTablePane
+from .timeline import TimelineStrip
 from .tlb import TlbPane
 from .walkgrid import WalkGrid
 
-__all__ = ["CountersPane", "ErrorBar", "EventLog", "GuestTablePane", "SecondTablePane", "StatusBar", "TlbPane",
+__all__ = ["CountersPane", "ErrorBar", "EventLog", "GuestTablePane", "SecondTablePane", "StatusBar", "TimelineStrip", "TlbPane",
            "WalkGrid"]

@@ -33,7 +33,7 @@ class Status:
 
 
 STATE_GLYPH = {"running": "▶ RUNNING", "paused": "‖ PAUSED", "finished": "■ FINISHED", "error": "! ERROR",
-               "warming": "… WARMING UP", "loading": "… LOADING"}
+               "warming": "… WARMING UP", "loading": "… LOADING", "seeking": "… SEEKING"}
 
 
 class StatusBar(Widget):
@@ -87,7 +87,7 @@ class StatusBar(Widget):
                      "error": "status--error"}.get(s.state, "status--busy")
         parts = [("mode", [(f" {fmt.MODE_LABELS.get(s.mode, s.mode)} ", st("status--mode")), (" ", ""),
                            (STATE_GLYPH.get(s.state, s.state), st(state_cls))])]
-        if s.state in ("warming", "loading") and s.message:
+        if s.state in ("warming", "loading", "seeking") and s.message:
             return parts + [("message", [(f"  {s.message}", st("status--busy"))])]
         total = f"/{s.total_ops:,}" if s.total_ops else ""
         label = s.workload

@@ -1,0 +1,104 @@
+"""Where a sweep's cells run: in this process, in local worker processes, or on a Dask cluster.
+
+Each executor yields ``run_cell`` results as cells finish, in any order; the caller keeps them by
+cell key. A KeyboardInterrupt in the caller stops the workers and cancels what has not run: the
+results already yielded are the caller's to keep.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterator
+
+from .errors import EngineError
+from .sweep import Cell, TraceMissing, run_cell
+
+Started = Callable[[Cell], None]
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run_serial(cells: list[Cell], started: Started | None = None) -> Iterator[dict]:
+    for cell in cells:
+        if started:
+            started(cell)
+        yield run_cell(cell)
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the driver, which stops them all at once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_local(cells: list[Cell], jobs: int, started: Started | None = None) -> Iterator[dict]:
+    """Cells in `jobs` worker processes (spawned: no state inherited but the kernel cache's location,
+    which hardware.configure() put in the environment)."""
+    if jobs <= 1 or len(cells) <= 1:
+        yield from run_serial(cells, started)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    pool = ctx.Pool(min(jobs, len(cells)), initializer=_ignore_sigint)
+    try:
+        pending = [pool.apply_async(run_cell, (cell,)) for cell in cells]
+        running = set()
+        for i, cell in enumerate(cells[:jobs]):
+            running.add(i)
+            if started:
+                started(cell)
+        next_up = len(running)
+        while pending:
+            done = next((r for r in pending if r.ready()), None)
+            if done is None:
+                pending[0].wait(0.05)
+                continue
+            pending.remove(done)
+            if next_up < len(cells) and started:
+                started(cells[next_up])
+            next_up += 1
+            yield done.get()
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def run_dask(cells: list[Cell], scheduler: str, started: Started | None = None) -> Iterator[dict]:
+    """Cells as tasks on a Dask distributed cluster. A trace travels by content hash: a worker that has the
+    file at the same path with the same SHA-256 reads it there; one that has not raises TraceMissing, and
+    the cell goes again with the bytes, scattered to the cluster once per trace."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise EngineError("--scheduler needs Dask distributed: pip install 'rvi-tui[cluster]' "
+                          "(or pip install '.[cluster]' in a clone)") from None
+    try:
+        client = Client(scheduler, timeout="10s")
+    except OSError as e:
+        raise EngineError(f"--scheduler {scheduler}: cannot connect ({e})") from None
+    scattered: dict[str, object] = {}
+    try:
+        futures = {}
+        for cell in cells:
+            f = client.submit(run_cell, cell, pure=False)
+            futures[f] = cell
+            if started:
+                started(cell)
+        queue = as_completed(list(futures))
+        for fut in queue:
+            cell = futures.pop(fut)
+            try:
+                yield fut.result()
+            except TraceMissing:
+                if cell.trace_sha256 not in scattered:
+                    with open(cell.trace, "rb") as f:
+                        scattered[cell.trace_sha256] = client.scatter(f.read(), hash=True)
+                again = client.submit(run_cell, cell, scattered[cell.trace_sha256], pure=False)
+                futures[again] = cell
+                queue.add(again)
+    finally:
+        client.cancel(list(futures))
+        client.close()
