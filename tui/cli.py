@@ -73,8 +73,8 @@ def _add_app_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
     p.add_argument("--session", metavar="FILE", help="reopen a saved session (*.rvi.json) at its op and view")
     p.add_argument("--data", action="append", metavar="DIR",
-                   help="a directory whose traces the workload picker lists, and whose traces and session files "
-                        "`rvi-tui serve` offers (repeatable)")
+                   help="a directory whose traces and session files the workload picker lists and `rvi-tui serve` "
+                        "offers (repeatable)")
 
 
 class OneLineParser(argparse.ArgumentParser):

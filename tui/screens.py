@@ -184,7 +184,7 @@ class WorkloadPicker(ModalScreen[dict | None]):
                 yield Input(self._params_text(), placeholder="defaults", id="params")
                 yield Input(str(self.seed), placeholder="1", id="seed", type="integer")
             if self.offered:
-                yield Label("…or a file offered here; enter opens it")
+                yield Label("…or one of these files (tours/: the guided tour's sessions); enter opens it")
                 yield OptionList(*[Option(f.key) for f in self.offered], id="offered")
             if self.typed_path:
                 yield Label("…or a trace file (Valgrind lackey, text addresses, or .npy ops); enter opens it")
