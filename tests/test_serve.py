@@ -185,6 +185,8 @@ def test_links_list_what_is_offered_and_open_it(served):
     assert "secret" not in body and "escape" not in body and "notes.md" not in body
     status, page = served.get("/?trace=lesson/week2/stride.lackey")
     assert status == 200 and f'"ws://127.0.0.1:{served.port}/ws/trace/lesson/week2/stride.lackey"' in page
+    status, page = served.get("/?workload=seq")
+    assert status == 200 and f'"ws://127.0.0.1:{served.port}/ws/workload/seq"' in page
 
 
 async def open_tab(served, path="/ws"):
