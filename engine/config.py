@@ -22,12 +22,13 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
 
 
-def _flatten(table: Mapping, prefix: str = "") -> dict:
+def flatten(table: Mapping, prefix: str = "") -> dict:
+    """Nested tables -> dotted keys (a preset's TOML, a summary's figures)."""
     flat = {}
     for key, value in table.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(_flatten(value, name + "."))
+            flat.update(flatten(value, name + "."))
         else:
             flat[name] = value
     return flat
@@ -97,7 +98,7 @@ def load(preset: str = DEFAULT_PRESET, sets: Iterable[str] = (), overrides: Mapp
     if preset not in preset_names():
         raise ConfigError(f"unknown preset '{preset}' (known: {', '.join(preset_names())})")
     text = resources.files(__package__).joinpath("presets", f"{preset}.toml").read_text()
-    config = Config(_flatten(tomllib.loads(text)), preset)
+    config = Config(flatten(tomllib.loads(text)), preset)
     pairs = {}
     for item in sets:
         key, sep, value = item.partition("=")

@@ -7,9 +7,11 @@ results already yielded are the caller's to keep.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 
 from .errors import EngineError
@@ -34,14 +36,30 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_local(cells: list[Cell], jobs: int, started: Started | None = None) -> Iterator[dict]:
+@contextlib.contextmanager
+def _real_stderr():
+    """multiprocessing's resource tracker passes sys.stderr's descriptor to its process; under a Textual app
+    sys.stderr is a capture whose fileno() is -1, which the spawn refuses. Lend it the process's own."""
+    saved = sys.stderr
+    try:
+        if sys.__stderr__ is not None:
+            sys.stderr = sys.__stderr__
+        yield
+    finally:
+        sys.stderr = saved
+
+
+def run_local(cells: list[Cell], jobs: int, started: Started | None = None,
+              stop: Callable[[], bool] | None = None) -> Iterator[dict]:
     """Cells in `jobs` worker processes (spawned: no state inherited but the kernel cache's location,
-    which hardware.configure() put in the environment)."""
-    if jobs <= 1 or len(cells) <= 1:
+    which hardware.configure() put in the environment). `stop()` true ends it between polls, the workers
+    stopped (an app closing its study screen)."""
+    if (jobs <= 1 or len(cells) <= 1) and stop is None:
         yield from run_serial(cells, started)
         return
     ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(min(jobs, len(cells)), initializer=_ignore_sigint)
+    with _real_stderr():
+        pool = ctx.Pool(max(1, min(jobs, len(cells))), initializer=_ignore_sigint)
     try:
         pending = [pool.apply_async(run_cell, (cell,)) for cell in cells]
         running = set()
@@ -51,6 +69,8 @@ def run_local(cells: list[Cell], jobs: int, started: Started | None = None) -> I
                 started(cell)
         next_up = len(running)
         while pending:
+            if stop is not None and stop():
+                return
             done = next((r for r in pending if r.ready()), None)
             if done is None:
                 pending[0].wait(0.05)
@@ -102,3 +122,30 @@ def run_dask(cells: list[Cell], scheduler: str, started: Started | None = None) 
     finally:
         client.cancel(list(futures))
         client.close()
+
+
+def sweep_speedup(cells: list[Cell], jobs: int = 2) -> dict:
+    """Seconds for the same cells serially, in `jobs` local workers, and on a `jobs`-worker Dask LocalCluster
+    bound to 127.0.0.1 (when distributed is installed), each with the rows checked equal to the serial run's.
+    What `rvi-tui bench --sweep` prints."""
+    import time
+
+    def timed(results_of) -> tuple[float, dict]:
+        start = time.perf_counter()
+        results = {r["key"]: r["rows"] for r in results_of()}
+        return time.perf_counter() - start, results
+
+    out: dict = {"cells": len(cells), "jobs": jobs}
+    out["serial_s"], serial = timed(lambda: run_serial(cells))
+    out["local_s"], local = timed(lambda: run_local(cells, jobs))
+    out["local_same"] = local == serial
+    try:
+        from distributed import LocalCluster
+    except ImportError:
+        return out
+    with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        list(run_dask(cells[:jobs], cluster.scheduler_address))  # the workers load their kernels first
+        out["dask_s"], remote = timed(lambda: run_dask(cells, cluster.scheduler_address))
+    out["dask_same"] = remote == serial
+    return out

@@ -8,7 +8,6 @@ mode, every axis value beside every counter `rvi-tui report --json` gives, flatt
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -16,14 +15,15 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from ..workloads.registry import make_workload, open_trace
+from ..workloads.traces import file_sha256
 from . import config as C
 from .errors import ConfigError
 from .report import summarize
 from .session import ALL_MODES, Session
+from .study import PAGE_CONFIGS, WORKLOADS
 
 # Axes a sweep may vary besides config keys: the preset, and the seed (--seeds)
 SPECIAL_AXES = ("preset",)
-PAGE_PAIRS = (("4k", "4k"), ("2m", "2m"))
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,6 @@ class Cell:
         if self.warmup != "auto":
             parts.append(f"--warmup {self.warmup}")
         return " ".join(parts)
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class TraceMissing(Exception):
@@ -139,8 +131,6 @@ def parse_workloads(text: str) -> list[tuple[str, tuple[tuple[str, object], ...]
 
 
 def default_workloads() -> list[tuple[str, tuple]]:
-    from .study import WORKLOADS
-
     return [(name, tuple(params.items())) for name, params, _ in WORKLOADS]
 
 
@@ -155,7 +145,7 @@ def build_grid(workloads=None, traces=(), sweeps=(), preset: str = C.DEFAULT_PRE
         sources.append(Cell(workload=os.path.basename(path), trace=os.path.abspath(path),
                             trace_sha256=file_sha256(path)))
     C.load(preset, sets)  # the fixed overrides, checked once
-    axes = list(sweeps) if sweeps else [("pages", [f"{g}/{h}" for g, h in PAGE_PAIRS])]
+    axes = list(sweeps) if sweeps else [("pages", [f"{g}/{h}" for g, h in PAGE_CONFIGS])]
     grid = Grid(swept=tuple(k for k, _ in axes))
     for source in sources:
         for combo in itertools.product(*(vals for _, vals in axes)):
@@ -232,7 +222,7 @@ def run_cell(cell: Cell, trace_bytes: bytes | None = None) -> dict:
     result.update(seconds=time.perf_counter() - start, ops=session.ops_done, warmup_ops=warmup,
                   params=_effective_params(workload), summary=summary)
     for mode, s in summary.items():
-        result["rows"].append({**result["axes"], "mode": mode, **flatten(s)})
+        result["rows"].append({**result["axes"], "mode": mode, **C.flatten(s)})
     return result
 
 
@@ -240,17 +230,6 @@ def _effective_params(workload) -> dict:
     """The parameters the workload ran with, defaults included, for the caption of a table."""
     keys = ("footprint", "accesses", "spread", "jobs", "workers", "requests")
     return {k: getattr(workload, k) for k in keys if isinstance(getattr(workload, k, None), int)}
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, name + "."))
-        else:
-            out[name] = v
-    return out
 
 
 # --- results files -----------------------------------------------------------------------------

@@ -113,6 +113,9 @@ class RviApp(App):
         Binding("w", "pick_workload", "workload"),
         Binding("r", "reset", "reset"),
         Binding("e", "export", "export"),
+        Binding("t", "study", "study"),
+        Binding("c", "settings", "settings"),
+        Binding("m", "pin", "pin", show=False),
         Binding("f", "filter_events", "filter", show=False),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "quit", "quit"),
@@ -127,6 +130,8 @@ class RviApp(App):
         """session_file: a sessionfile.SessionFile to reopen (its run and view replace the run arguments);
         data_dirs: the picker lists the traces and session files in these (`--data`)."""
         super().__init__()
+        self.study_results: tuple[str, list[dict]] | None = None  # the Study screen's last results
+        self.pinned: tuple[str, dict] | None = None  # a run's counters kept as a baseline (m)
         self.session_file = session_file
         if session_file is not None:
             spec, view = session_file.spec, session_file.view
@@ -361,7 +366,7 @@ class RviApp(App):
         if f.state != RUNNING:
             self.history.add(f.counters, False)
         window = self.history.window() if f.state == RUNNING else None
-        q(CountersPane).show(summarize(f.counters), window, f.sparks, mode)
+        q(CountersPane).show(summarize(f.counters), window, f.sparks, mode, pinned=self.pinned)
         self._update_log(log, f)
 
     def _show_timeline(self, f: Frame) -> None:
@@ -633,6 +638,36 @@ class RviApp(App):
         self.last_session_path = path
         self.notify(f"{path}\nreopen it: rvi-tui --session {os.path.basename(path)}", title="session saved",
                     timeout=10)
+
+    def action_pin(self) -> None:
+        """Keep the counters of the run on screen as a baseline, or drop it: the counters pane then shows the
+        current run's change against it, across restarts with other settings."""
+        f = self.frame
+        if self.pinned is not None:
+            self.pinned = None
+            self.notify("baseline unpinned", timeout=3)
+        elif f is not None and f.counters is not None:
+            cfg = f.config or {}
+            label = (f"{self.spec.label} · {cfg.get('guest_page', '4k')}/{cfg.get('host_page', '4k')} · "
+                     f"{self.spec.preset}{' ' + ' '.join(self.spec.sets) if self.spec.sets else ''} @ op {f.ops_done:,}")
+            self.pinned = (label, summarize(f.counters))
+            self.notify(f"pinned {label}: change settings (c) or the workload (w) to compare", timeout=5)
+        self.request_refresh()
+
+    def action_settings(self) -> None:
+        from .settings_screen import SettingsScreen
+
+        def chosen(spec) -> None:
+            if spec is not None and spec != self.spec:
+                self.load(spec)
+                self.notify(f"restarted with the new settings: {spec.describe()}", timeout=4)
+
+        self.push_screen(SettingsScreen(self.spec), chosen)
+
+    def action_study(self) -> None:
+        from .study_screen import StudyScreen
+
+        self.push_screen(StudyScreen(self.spec.preset))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="config overrides on top of the bench's TLB geometry and model")
     be.add_argument("--json", action="store_true")
+    be.add_argument("--sweep", action="store_true",
+                    help="time a 48-cell sweep serially, in 2 worker processes and on a 2-worker Dask LocalCluster")
     be.add_argument("--compile", action="store_true",
                     help="time a cold compile of the simulator kernels in a throwaway cache: seconds and peak RSS")
 
@@ -473,6 +475,28 @@ def _in_grid_order(grid, done: dict) -> list[dict]:
     return [done[c.key] for c in grid.cells if c.key in done]
 
 
+def bench_sweep(args, out, err) -> int:
+    """48 small cells (2 workloads x 2 page pairs x 12 seeds): serial, local workers, a LocalCluster."""
+    from ..engine import executors, sweep
+
+    grid = sweep.build_grid([("kcompile", (("jobs", "20"),)), ("tlbstress", (("footprint", "64m"), ("accesses", "200k")))],
+                            seeds=12)
+    print(f"rvi-tui bench --sweep: {len(grid.cells)} cells, serially, then in 2 workers, then on a LocalCluster…",
+          file=err, flush=True)
+    r = executors.sweep_speedup(grid.cells, 2)
+    if args.json:
+        json.dump(r, out, indent=2)
+        out.write("\n")
+        return 0
+    out.write(f"{r['cells']} cells: serial {r['serial_s']:.1f} s · 2 local workers {r['local_s']:.1f} s "
+              f"({r['serial_s'] / r['local_s']:.2f}x, rows {'equal' if r['local_same'] else 'DIFFERENT'})")
+    if "dask_s" in r:
+        out.write(f" · 2-worker LocalCluster {r['dask_s']:.1f} s ({r['serial_s'] / r['dask_s']:.2f}x, rows "
+                  f"{'equal' if r['dask_same'] else 'DIFFERENT'})")
+    out.write(f" · {os.cpu_count()} CPUs\n")
+    return 0 if r["local_same"] and r.get("dask_same", True) else 1
+
+
 def cmd_bench(args, out, err) -> int:
     import numpy as np
 
@@ -490,6 +514,8 @@ def cmd_bench(args, out, err) -> int:
     if args.compile:
         return bench_compile(args, out, err)
     require_kernels(err)
+    if args.sweep:
+        return bench_sweep(args, out, err)
     streams = {
         "random": (bench.random_stream(n, footprint), None, f"{n:,} uniform random reads over {args.footprint}"),
         "seq": (bench.sequential_stream(n), None, f"{n:,} sequential reads, 8-byte stride"),

@@ -99,6 +99,13 @@ def sweep_groups(results: list[dict], swept) -> list[tuple[tuple, dict[str, list
 
 
 def study(results: list[dict], swept, out, title_note: str = "") -> None:
+    _console(out, width=140).print(study_table(results, swept, title_note))
+    for r in results:
+        if r["error"]:
+            _console(out).print(f"[red]failed[/red] {r['command']}: {r['error']}")
+
+
+def study_table(results: list[dict], swept, title_note: str = "") -> Table:
     """The sweep's table: cycles per access by mode with overhead vs native, nested vs shadow, TLB misses per
     1,000 accesses and references per walk; with several seeds, means ± half their range."""
     table = Table(title="cycles per access by mode (overhead vs native) · nested vs shadow = shadow/nested − 1: "
@@ -130,10 +137,7 @@ def study(results: list[dict], swept, out, title_note: str = "") -> None:
         misses = " / ".join(f"{1000 * sum(per(m, 'tlb.miss_rate')) / len(per(m, 'tlb.miss_rate')):.0f}" for m in shown)
         refs = " / ".join(f"{sum(per(m, 'walk_refs_per_walk')) / len(per(m, 'walk_refs_per_walk')):.1f}" for m in shown)
         table.add_row(*label, cell("native"), cell("shadow"), cell("nested"), nvs, misses, refs)
-    _console(out, width=140).print(table)
-    failed = [r for r in results if r["error"]]
-    for r in failed:
-        _console(out).print(f"[red]failed[/red] {r['command']}: {r['error']}")
+    return table
 
 
 def _reproduce(result: dict, swept) -> str:

@@ -131,6 +131,13 @@ class RunSpec:
     def with_pages(self, guest: str, host: str) -> RunSpec:
         return replace(self, guest_page=guest, host_page=host)
 
+    def describe(self) -> str:
+        """The machine settings in one line: preset, page sizes, levels, config overrides."""
+        cfg = self.config()
+        sets = " ".join(self.sets)
+        return (f"preset {self.preset} · guest {cfg['guest.page']} / host {cfg['host.page']} pages · "
+                f"{cfg['guest.levels']}-level" + (f" · {sets}" if sets else ""))
+
 
 @dataclass(frozen=True)
 class OpRecord:
@@ -531,9 +538,9 @@ class Runner:
         workload = spec.make_workload()
         sha = None
         if spec.trace:
-            from .sessionfile import trace_sha256
+            from rvi_tui.workloads.traces import file_sha256
 
-            sha = trace_sha256(spec.trace)
+            sha = file_sha256(spec.trace)
         chunks = iter(workload.chunks())
         first = next(chunks, None)  # parses/generates the first chunk here, not on the first step
         stream = itertools.chain([first], chunks) if first is not None else iter(())

@@ -40,6 +40,9 @@ Switching mode changes what you look at, never the history.
 | `w` | pick a workload (built-ins, or a trace file) |
 | `r` | restart the workload from op 0 |
 | `e` | export counters (JSON) and a screenshot (SVG) |
+| `c` | settings: preset, page sizes, paging levels, any config key (restarts the run) |
+| `m` | pin this run's counters as a baseline (again: unpin); the counters pane shows the change against it |
+| `t` | the study: VMware's table run in the background, as a table and bars |
 | `f` | filter the event log by kind |
 | `tab` | move between panes; arrows / PgUp / PgDn scroll the focused pane |
 | `?` | this help · `q` quits |

@@ -8,6 +8,7 @@ engine's guest OS maps the addresses it has not seen on demand.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 
@@ -60,6 +61,15 @@ def _trial(kernel, buf: np.ndarray, final: bool, skip_bad: bool):
             return total, skipped, line_no, buf[bad_start:bad_end].tobytes()
         if status != FULL:
             return total, skipped, None, b""
+
+
+def file_sha256(path: str) -> str:
+    """A trace's identity by content: session files and sweeps use it to know a trace is the same one."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def detect_format(path) -> str:

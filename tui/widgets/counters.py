@@ -48,6 +48,14 @@ MAIN_ROWS = (
     ("VMM cycles", "cycles_breakdown.hypervisor", "vmm"),
     ("VM exits", "exits.total", "count"),
 )
+# The rows a pinned baseline shows: its value ('total' column) and this run's change ('now' column); the
+# overhead's change is in percentage points
+PINNED_ROWS = (
+    ("cycles/access", "cycles_per_access", "ratio"),
+    ("vs native", "overhead_vs_native", "overhead"),
+    ("TLB miss rate", "tlb.miss_rate", "pct"),
+    ("refs/walk", "walk_refs_per_walk", "ratio"),
+)
 # A ratio over nothing is shown as a dash, not as 0: the count each ratio row divides by.
 DIVIDED_BY = {"cycles_per_access": "accesses", "tlb.miss_rate": "accesses", "walk_refs_per_walk": "walks"}
 
@@ -75,8 +83,11 @@ class CountersBody(Widget):
         self.sparks: dict = {}
         self.viewed = "nested"
         self.note = "waiting for the engine…"
+        self.pinned: tuple[str, dict] | None = None
 
-    def show(self, total: dict | None, now: tuple | None, sparks: dict, viewed: str, note: str = "") -> None:
+    def show(self, total: dict | None, now: tuple | None, sparks: dict, viewed: str, note: str = "",
+             pinned: tuple[str, dict] | None = None) -> None:
+        self.pinned = pinned
         self.total = total
         self.now, self.dt = (now if now else (None, 0.0))
         self.sparks = sparks
@@ -133,8 +144,34 @@ class CountersBody(Widget):
                           show_now)
         if any(self.total[m]["guest"]["guest_pf"] for m in self.total):
             self._row(out, "guest #PF", "guest.guest_pf", "count", show_now)
+        if self.pinned:
+            self._pinned(out, show_now)
         out.rstrip()
         return out
+
+    def _pinned(self, out: Text, show_now: bool) -> None:
+        """The pinned run's figures, and this run's change against them (this / pinned − 1)."""
+        label, base = self.pinned
+        out.append(f"pinned: {label}\n", style=self.st("ctr--section"))
+        for name, path, kind in PINNED_ROWS:
+            out.append(f"{name[:LABEL_W]:<{LABEL_W}}")
+            for m in MODES:
+                cell_w = TOTAL_W + (NOW_W if show_now else 0)
+                if m not in self.total or m not in base:
+                    out.append(" " * cell_w)
+                    continue
+                then, now = _get(base[m], path), _get(self.total[m], path)
+                over = DIVIDED_BY.get(path)
+                if kind == "overhead":
+                    then_s = "—" if then is None else fmt.signed_percent(then, True)
+                    change = "" if then is None or now is None else fmt.signed_percent(now - then, True)
+                else:
+                    then_s = "—" if over and not base[m][over] else self._fmt(kind, then, base[m])
+                    change = fmt.signed_percent(now / then - 1, True) if then and not (over and not self.total[m][over]) else ""
+                out.append(f"{then_s:>{TOTAL_W}}")
+                if show_now:
+                    out.append(f"{(change or '·')[:NOW_W - 1]:>{NOW_W}}", style=self.st("ctr--now"))
+            out.append("\n")
 
     def _sparklines(self, out: Text, width: int) -> None:
         series = {m: list(self.sparks.get(m, ())) for m in MODES}
@@ -214,7 +251,8 @@ class CountersPane(VerticalScroll):
     def body(self) -> CountersBody:
         return self.query_one(CountersBody)
 
-    def show(self, total, now, sparks, viewed, note: str = "") -> None:
+    def show(self, total, now, sparks, viewed, note: str = "", pinned=None) -> None:
         set_title(self, "Counters · all modes in lockstep on the same ops")
-        set_subtitle(self, "now: counts per second, ratios over the last second")
-        self.body.show(total, now, sparks, viewed, note)
+        set_subtitle(self, "now: counts per second, ratios over the last second"
+                     + (" · pinned: its value, then the change" if pinned else ""))
+        self.body.show(total, now, sparks, viewed, note, pinned)
