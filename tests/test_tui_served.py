@@ -43,6 +43,9 @@ async def test_a_served_app_opens_only_offered_files_and_exports_and_saves_as_do
         await settle(pilot, app)
         await pilot.press("e")
         await wait_for(pilot, lambda: len(delivered) == 2, what="two downloads")
+        await pilot.press("t")  # the study's worker processes are not for a served tab
+        await pilot.pause(0.1)
+        assert app.screen is app.main_screen and any("not in a browser tab" in n.message for n in app._notifications)
         await pilot.press("s")
         await wait_for(pilot, lambda: len(delivered) == 3, what="the session file")
     (json_kw, json_text), (svg_kw, svg_text), (session_kw, session_text) = delivered

@@ -665,6 +665,10 @@ class RviApp(App):
         self.push_screen(SettingsScreen(self.spec), chosen)
 
     def action_study(self) -> None:
+        if self.is_web:  # a served tab: its worker processes would take the cores and memory of the other tabs
+            self.notify("the study runs worker processes, so not in a browser tab: `rvi-tui study` runs it in a "
+                        "terminal", severity="warning", timeout=8)
+            return
         from .study_screen import StudyScreen
 
         self.push_screen(StudyScreen(self.spec.preset))
