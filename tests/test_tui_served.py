@@ -80,3 +80,42 @@ async def test_in_a_terminal_the_picker_offers_the_data_directories_beside_a_typ
         await pilot.pause(0.1)
         assert app.screen.query_one("#trace")
         assert [str(o.prompt) for o in app.screen.query_one("#offered", OptionList).options] == TOURS + ["lesson/ls.txt"]
+
+
+def test_a_served_apps_packets_stay_whole_when_two_threads_write_at_once():
+    """Textual's web driver writes the screen from one thread and download chunks from another; with the lock
+    each packet arrives whole (without it, the same writes came out interleaved in every run tried)."""
+    import os
+    import threading
+    from types import SimpleNamespace
+
+    from rvi_tui.tui.web_driver import write_whole_packets
+
+    read_end, write_end = os.pipe()
+    driver = SimpleNamespace(fileno=write_end, _write=None)
+    write_whole_packets(driver)
+
+    def writer(tag: bytes, count: int, size: int) -> None:
+        for _ in range(count):
+            driver._write(b"P" + size.to_bytes(4, "big") + tag * size)
+
+    received = bytearray()
+    reader = threading.Thread(target=lambda: [received.extend(c) for c in iter(lambda: os.read(read_end, 1 << 16), b"")])
+    writers = [threading.Thread(target=writer, args=(b"a", 60, 70_000)),
+               threading.Thread(target=writer, args=(b"b", 600, 5_000))]
+    reader.start()
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    os.close(write_end)
+    reader.join()
+    os.close(read_end)
+    packets, at = [], 0
+    while at < len(received):
+        size = int.from_bytes(received[at + 1:at + 5], "big")
+        payload = bytes(received[at + 5:at + 5 + size])
+        assert received[at:at + 1] == b"P" and len(payload) == size and len(set(payload)) == 1, f"damaged at {at}"
+        packets.append(payload[:1])
+        at += 5 + size
+    assert packets.count(b"a") == 60 and packets.count(b"b") == 600

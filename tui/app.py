@@ -176,6 +176,13 @@ class RviApp(App):
         return self.main_screen
 
     def on_mount(self) -> None:
+        if self.is_web:  # a browser tab of `rvi-tui serve`
+            from textual.drivers.web_driver import WebDriver
+
+            from .web_driver import write_whole_packets
+
+            if isinstance(self._driver, WebDriver):
+                write_whole_packets(self._driver)
         self._tick = self.set_interval(1 / self.run_hz, self.request_refresh, pause=True)
         self._busy_tick = self.set_interval(0.5, self._busy_refresh)
         self.call_after_refresh(self.request_refresh)

@@ -154,6 +154,8 @@ class AppProcess(AppService):
                 await asyncio.wait_for(super().stop(), QUIT_GRACE_S)
             except asyncio.TimeoutError:
                 log.warning("app pid %d: its output did not end with it", self.process.pid)
+            except Exception as e:  # textual-serve's reader met a damaged packet: the app has ended all the same
+                log.warning("app pid %d: %s: %s", self.process.pid, type(e).__name__, e)
 
 
 def bounded_size(width: int, height: int) -> tuple[int, int]:
