@@ -164,7 +164,7 @@ def parse_params(text: str) -> tuple:
     return tuple(out)
 
 
-OPTION_TEXT = 64  # a workload's description in the list: one line at 80 columns (the whole one shows below)
+OPTION_TEXT = 62  # a workload's description in the list: one line at 80 columns, beside a scroll bar (the whole one shows below)
 DESCRIPTION_TEXT = 74
 
 
@@ -222,7 +222,7 @@ class WorkloadPicker(ModalScreen[dict | None]):
                 yield Label("…or one of these files (tours/: the guided tour's sessions); enter opens it")
                 yield OptionList(*[Option(f.key) for f in self.offered], id="offered", compact=True)
             if self.typed_path:
-                yield Label("…or a trace file (Valgrind lackey, text addresses, or .npy ops); enter opens it")
+                yield Label("…or a trace file (Valgrind lackey, addresses as text, or .npy); enter opens it")
                 yield Input(self.trace or "", placeholder="path/to/trace", id="trace", compact=True)
             yield Static("", id="picker-error")
 
