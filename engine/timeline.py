@@ -147,7 +147,16 @@ class Checkpoint:
     def __init__(self, op: int, blob: bytes, kind: str) -> None:
         self.op = op
         self.kind = kind  # coarse | fine | near | mid (see the module docstring); all but fine ones are compressed
-        self._blob: bytes | Future = compressing(blob) if self.compressed else blob
+        self._raw: bytes | None = blob  # until compressed: a restore meanwhile uses it rather than wait
+        self._blob: bytes | None = None if self.compressed else blob
+        self._future = compressing(blob) if self.compressed else None
+        if self._future is not None:
+            self._future.add_done_callback(self._compressed)
+
+    def _compressed(self, future: Future) -> None:
+        if future.exception() is None:
+            self._blob = future.result()
+            self._raw = None
 
     @property
     def compressed(self) -> bool:
@@ -155,12 +164,17 @@ class Checkpoint:
 
     @property
     def blob(self) -> bytes:
-        if isinstance(self._blob, Future):
-            self._blob = self._blob.result()
-        return self._blob
+        """What the checkpoint holds (waits for its compression)."""
+        return self._blob if self._blob is not None else self._future.result()
+
+    @property
+    def nbytes(self) -> int:
+        raw = self._raw
+        return len(raw) if raw is not None else len(self._blob)
 
     def state(self) -> dict:
-        blob = zlib.decompress(self.blob) if self.compressed else self.blob
+        raw = self._raw
+        blob = raw if raw is not None else zlib.decompress(self._blob)
         gc.disable()  # loads makes ~10^5 objects: no collections of the whole heap on the way (tens of ms each)
         try:
             return pickle.loads(blob)
@@ -321,5 +335,5 @@ class Timeline:
 
     @property
     def nbytes(self) -> int:
-        """Memory held for going back: checkpoints, tape and index (waits for the checkpoints being compressed)."""
-        return sum(len(c.blob) for c in self.checkpoints.values()) + self.tape.nbytes + self.index.nbytes
+        """Memory held for going back: checkpoints (uncompressed while being compressed), tape and index."""
+        return sum(c.nbytes for c in self.checkpoints.values()) + self.tape.nbytes + self.index.nbytes
