@@ -62,7 +62,7 @@ VIEW_OPS = 40  # after going back or jumping, the ops before the one shown are s
 VIEW_EXTRA = 88  # ... and this many more below them, kept for the ops gone back to next (view cache)
 SPARK_EXTRA = 64  # the sparklines' samples are worked out this many further back, for the same reason
 TASK_SLICE_S = 0.03  # a seek or search holds the session this long at most, then lets a pull in
-TASK_QUIET_S = 0.1  # ... and shows its progress only once it has run this long
+TASK_QUIET_S = 0.25  # ... and shows its progress only once it has run this long
 
 WARMING, LOADING, PAUSED, RUNNING, FINISHED, ERROR = "warming", "loading", "paused", "running", "finished", "error"
 SEEKING = "seeking"  # going back, jumping or searching: a task runs in slices
