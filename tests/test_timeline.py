@@ -139,7 +139,11 @@ def test_find_goes_to_the_next_and_previous_event_the_step_path_shows(workload, 
     ops, _ = stream(workload)
     s = Session([ops], config(PAGES[0]), history=True)
     s.run(data.draw(st.integers(0, len(ops)), label="run first"))  # part indexed, part not
-    start = data.draw(st.integers(0, s.ops_done), label="from")
+    assert_finds(s, kind, mode, data.draw(st.integers(0, s.ops_done), label="from"), hits)
+
+
+def assert_finds(s: Session, kind: EventKind, mode: str, start: int, hits: list[int]) -> None:
+    """From op `start`, find goes to the next and the previous of `hits` (or stays put if there is none)."""
     s.seek(start)
     for forward in (True, False):
         g = s.find(kind, mode, forward)
@@ -162,18 +166,7 @@ def test_os_op_searches_read_the_tape_and_run_on_past_it():
         s = Session([ops], config(PAGES[0]), modes=("native",), history=True)
         s.run(FINE)
         for start in (0, FINE // 2, FINE, len(ops) - 5):
-            s.seek(start)
-            for forward in (True, False):
-                g = s.find(kind, "native", forward)
-                try:
-                    while True:
-                        next(g)
-                except StopIteration as stop:
-                    found = stop.value
-                want = [h for h in hits if h > start] if forward else [h for h in hits if h < start]
-                assert found == ((want[0] if forward else want[-1]) if want else None)
-                assert s.ops_done == (found if found is not None else start)
-                s.seek(start)
+            assert_finds(s, kind, "native", start, hits)
 
 
 def test_a_search_that_finds_nothing_stays_put():
