@@ -20,14 +20,16 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from . import entry as E
 from .counters import INDEX
 from .errors import EngineError
+from .fast_fault import COW, count_guest_fault, count_pte_write, zero_page_flags
 from .page_refs import PageRefs
 from .pagetable import RadixTable
 from .physmem import PhysicalMemory
 
-COW = 1 << 9  # an available-to-software bit: the page is shared copy-on-write
 FLUSH_CEILING = 33  # pages; past it munmap flushes the whole TLB (Linux tlb_single_page_flush_ceiling [U])
 
 
@@ -55,15 +57,31 @@ class Process:
     pid: int
     table: RadixTable
     pcid: int
-    vmas: list[Vma] = field(default_factory=list)
+    vmas: list[Vma] = field(default_factory=list)  # sorted by start: change them through set_vmas / insert_vma
+
+    def __post_init__(self) -> None:
+        self.set_vmas(self.vmas)
 
     @property
     def root(self) -> int:
         return self.table.root
 
+    def set_vmas(self, vmas: list[Vma]) -> None:
+        """Replace the VMAs (sorted by start). Their starts are kept for lookups, and the (start, end, writable)
+        rows the fast fault path reads (fast_fault.vma_writable)."""
+        self.vmas = vmas
+        self._starts = [v.start for v in vmas]
+        self.vma_table = np.array([(v.start, v.end, v.writable) for v in vmas], dtype=np.int64).reshape(-1, 3)
+
+    def insert_vma(self, vma: Vma) -> None:
+        i = bisect.bisect_left(self._starts, vma.start)
+        self.vmas.insert(i, vma)
+        self._starts.insert(i, vma.start)
+        self.vma_table = np.insert(self.vma_table, i, (vma.start, vma.end, vma.writable), axis=0)
+
     def vma_at(self, va: int) -> Vma | None:
-        i = bisect.bisect_right([v.start for v in self.vmas], va) - 1
-        if i >= 0 and self.vmas[i].start <= va < self.vmas[i].end:
+        i = bisect.bisect_right(self._starts, va) - 1
+        if i >= 0 and va < self.vmas[i].end:
             return self.vmas[i]
         return None
 
@@ -105,8 +123,7 @@ class GuestOS:
         self._charge((self.cost_copy if copy else self.cost_clear) << (9 * size))
 
     def _on_write(self, table: int, index: int, old: int, new: int) -> None:
-        self._count("pte_writes")
-        self._charge(self.cost_pte)
+        count_pte_write(self.cnt, self.cost_pte)
         self.platform.pte_write(table, index, old, new)
 
     def spawn(self, pid: int) -> Process:
@@ -126,8 +143,7 @@ class GuestOS:
     # --- page faults --------------------------------------------------------------------------
     def page_fault(self, va: int, write: bool, present: bool) -> str:
         """Handle a #PF of the current process at va; returns what it did ('demand', 'cow')."""
-        self._count("guest_pf")
-        self._charge(self.cost_pf)
+        count_guest_fault(self.cnt, self.cost_pf)
         proc = self.current
         if not E.is_canonical(va, self.levels):
             raise EngineError(f"address {va:#x} is not canonical for {self.levels}-level paging"
@@ -135,7 +151,7 @@ class GuestOS:
         vma = proc.vma_at(va) or self._implicit_vma(proc, va)
         last = proc.table.walk(va)[-1]
         if not last.leaf:
-            self._demand_map(proc, vma, va, write, last.level)
+            self._demand_map(proc, vma, va, write, last)
             return "demand"
         if write and not last.value & E.RW:
             if last.value & COW and vma.writable:
@@ -158,7 +174,7 @@ class GuestOS:
         return vma
 
     def _insert_vma(self, proc: Process, vma: Vma) -> None:
-        proc.vmas.insert(bisect.bisect_left([v.start for v in proc.vmas], vma.start), vma)
+        proc.insert_vma(vma)
 
     def _page_size_for(self, vma: Vma, va: int, deepest: int) -> int:
         """The largest page inside the VMA with no smaller table under it yet (`deepest` = level of
@@ -172,25 +188,26 @@ class GuestOS:
                 return size
         return E.PAGE_4K
 
-    def _demand_map(self, proc: Process, vma: Vma, va: int, write: bool, deepest: int) -> None:
+    def _demand_map(self, proc: Process, vma: Vma, va: int, write: bool, absent) -> None:
         """Map a fresh page; a write fault maps it accessed and dirty, as Linux's do_anonymous_page does.
 
         A read fault that would map a 4 KiB page maps the shared zero page instead, read-only and
         copy-on-write when the VMA is writable (do_anonymous_page: ``!(vmf->flags & FAULT_FLAG_WRITE)``
         -> my_zero_pfn, pte_mkspecial; no allocation). The first write then faults and copies it
         (wp_page_copy), which counts as a copy-on-write fault. Large pages are allocated as before (Linux's
-        huge zero page is not modelled)."""
-        size = self._page_size_for(vma, va, deepest)
+        huge zero page is not modelled). `absent` is the first absent entry of va's path, where the mapping
+        starts."""
+        size = self._page_size_for(vma, va, absent.level)
         if not write and size == E.PAGE_4K:
             if self.zero_frame is None:
                 self.zero_frame = self.mem.alloc(E.PAGE_4K)
             self._count("zero_page_maps")
-            proc.table.map(va, self.zero_frame, size, E.US | E.A | (COW if vma.writable else 0))
+            proc.table.map(va, self.zero_frame, size, zero_page_flags(vma.writable), absent)
             return
         frame = self.pages.alloc(size)
         self._prepare(size, copy=False)  # do_anonymous_page / do_huge_pmd_anonymous_page clear the page
         flags = E.US | E.A | (E.RW if vma.writable else 0) | (E.D if write and vma.writable else 0)
-        proc.table.map(va, frame, size, flags)
+        proc.table.map(va, frame, size, flags, absent)
 
     def _release(self, frame: int, size: int) -> None:
         """One mapping of a data page gone; the zero page is nobody's and stays."""
@@ -265,7 +282,7 @@ class GuestOS:
                 kept.append(Vma(v.start, start, v.writable, v.huge, v.implicit))
             if v.end > end:
                 kept.append(Vma(end, v.end, v.writable, v.huge, v.implicit))
-        proc.vmas = sorted(kept, key=lambda v: v.start)
+        proc.set_vmas(sorted(kept, key=lambda v: v.start))
         while True:  # a large page partly unmapped is split first (Linux: split_huge_pmd), to the size needed
             partial = next(((va, leaf) for va, leaf in proc.table.leaves()
                             if leaf.level > 1 and va < end and va + E.page_bytes(leaf.level - 1) > start
@@ -322,7 +339,7 @@ class GuestOS:
         self._charge(self.cost_op)
         parent = self.proc(parent_pid)
         child = self.spawn(child_pid)
-        child.vmas = [Vma(v.start, v.end, v.writable, v.huge, v.implicit) for v in parent.vmas]
+        child.set_vmas([Vma(v.start, v.end, v.writable, v.huge, v.implicit) for v in parent.vmas])
         for va, leaf in list(parent.table.leaves()):
             value = leaf.value
             if value & E.RW:
@@ -350,7 +367,7 @@ class GuestOS:
         for table, _level, _parent in list(proc.table.tables()):
             self.platform.table_freed(table)
             self.mem.free_table(table)
-        proc.vmas = []
+        proc.set_vmas([])
 
     def exec(self, pid: int) -> None:
         """Replace the address space with an empty one (a new root, so a new CR3).

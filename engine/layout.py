@@ -120,3 +120,33 @@ SERVED_L3 = 2
 SERVED_DRAM = 3
 SERVED_MEM = 4  # flat latency (cache model off)
 SERVED_NAMES = ("L1D", "L2$", "L3$", "DRAM", "mem")
+
+# --- software state the fast fault path reads and writes (fast_fault.py; one int64 array per machine) -----
+SW_FAST = 0  # 1 = the batch path handles the common faults in compiled code (0: every fault goes to Python)
+SW_ZERO_FRAME = 1  # the guest's shared zero page, -1 until its first use (input, set before each kernel call)
+SW_GCR3 = 2  # the current process's guest CR3 frame (input)
+SW_COST_PF = 3  # cycles: the guest's fault handler (guest_os.GuestOS.cost_pf)
+SW_COST_PTE = 4  # cycles: one guest PTE write
+SW_VM_EXIT = 5  # cycles: a VM exit's round trip
+SW_COST_INJECT = 6  # cycles: the hypervisor's handler of an injected #PF
+SW_COST_FILL = 7  # cycles: the hypervisor's handler of a hidden fault (a shadow fill)
+SW_HOST_ALLOC = 8  # cycles: allocating (and clearing) one host page behind guest memory
+SW_HOST_SIZE = 9  # host page size code
+SW_PLACE_MASK = 10  # host.Placement.mask
+SW_PREFETCH = 11  # shadow.prefetch (PTE_PREFETCH_NUM)
+SW_SEQ = 12  # shadow: exits so far (KVM's flush requests made during one exit are served once)
+SW_NOTED_EXIT = 13  # software events of the fast path, by kind, since Python last took them (machine.noted)
+SW_NOTED_GUEST_FAULT = 14
+SW_NOTED_SHADOW_SYNC = 15
+N_SW = 16
+
+# --- shadow pages: one row per host table row (shadow.py's ShadowPage state, read by the fast path) -------
+M_SHADOW = 0  # 1 = the host table page of this row is a shadow page
+M_GFN = 1
+M_LEVEL = 2
+M_DIRECT = 3
+M_ACCESS = 4
+M_UNSYNC = 5
+M_FLOOD = 6
+M_STALE = 7  # 16 words of 32 bits (the same in Python and numba): bit i set = entry i may lag the guest's
+N_META = 23

@@ -68,12 +68,14 @@ class RadixTable:
         return E.frame_of(last.value), last.level - 1, last.value
 
     # --- mapping ------------------------------------------------------------------------
-    def map(self, va: int, frame: int, size_code: int, flags: int) -> list[int]:
-        """Map the page of size `size_code` holding va to `frame`; returns the table pages it allocated."""
+    def map(self, va: int, frame: int, size_code: int, flags: int, absent: PathEntry | None = None) -> list[int]:
+        """Map the page of size `size_code` holding va to `frame`; returns the table pages it allocated.
+
+        `absent`, the first absent entry of va's path (a walk's last entry), saves walking down to it again."""
         leaf_level = size_code + 1
-        table = self.root
+        table, top = (self.root, self.levels) if absent is None else (absent.table, absent.level)
         new_tables = []
-        for level in range(self.levels, leaf_level, -1):
+        for level in range(top, leaf_level, -1):
             index = E.index_at(va, level)
             value = self.mem.read(table, index)
             if not value & E.P:

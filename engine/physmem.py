@@ -37,6 +37,11 @@ class PhysicalMemory:
         self.table_pages = 0
 
     # --- frames ---------------------------------------------------------------------
+    @property
+    def top(self) -> int:
+        """The first frame never handed out: every frame allocated so far lies below it."""
+        return self._next
+
     def _bump(self, frames: int) -> int:
         start = -(-self._next // frames) * frames
         while self._next < start:  # the gap before an aligned 1 GiB block stays usable

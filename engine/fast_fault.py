@@ -1,0 +1,373 @@
+"""The common page faults, handled without leaving compiled code, and the rules they share with the handlers.
+
+KVM keeps ``fast_page_fault()`` beside its full fault handler, for the faults
+it can fix without taking the MMU lock. This module is the model's version:
+the batch kernel (``kernel.run_accesses``) hands a fault here first, and only a
+fault that needs a decision goes back to Python (``machine.py``): a fault that
+allocates memory or a table page, a copy-on-write, a write-protected guest
+table, a shadow page to make, link or sync. Three faults are common enough to
+matter and need none of that:
+
+* **a read fault on anonymous memory** whose page table exists: the guest maps
+  the shared zero page (``do_anonymous_page``), natively and under nested paging;
+* under shadow paging, **the same fault injected**: the hypervisor's software
+  walk finds the guest entry absent, reflects the #PF into the guest
+  (``kvm_inject_page_fault``) and the guest maps the zero page; the guest's
+  store to its table is a plain one (the table is not shadowed, or only by an
+  unsync page, which then notes the entry as stale);
+* under shadow paging, **a hidden fault** whose guest entry is present, a
+  4 KiB leaf, and whose shadow path exists with the right roles: the
+  hypervisor fills the leaf SPTE (``FNAME(fetch)``) and prefetches its
+  neighbours (``FNAME(pte_prefetch)``).
+
+One source of truth: every rule the fast path applies is a routine here, and
+the Python handlers (``guest_os.py``, ``modes.py``, ``shadow.py``, ``host.py``)
+call the same routines for the same work (called from Python, a routine is
+plain Python). The fast path adds only the test of whether a fault is one of
+the three; tests run every stream with it on and off and compare every counter
+and every table entry. It runs only with events off (the batch path): a
+stepped fault goes to Python, whose notes the step path shows.
+
+State the fast path touches lives in arrays the machine owns: ``sw`` (layout
+``SW_*``: inputs set before each kernel call, the shadow exit count, and the
+software events it noted), the current process's VMAs (start, end, writable
+rows), the host's backed-page bytes, the shadow pages' rows (``M_*``) and the
+number of shadow pages of each guest frame.
+"""
+
+from __future__ import annotations
+
+from numba.extending import register_jitable
+
+from .counters import INDEX
+from .entry import ADDR_MASK, NX, PS, RW, US, A, D, G, P
+from .layout import (
+    M_ACCESS,
+    M_DIRECT,
+    M_FLOOD,
+    M_GFN,
+    M_LEVEL,
+    M_SHADOW,
+    M_STALE,
+    M_UNSYNC,
+    MODE_SHADOW,
+    ST_G_BASE,
+    ST_GLEVELS,
+    ST_H_BASE,
+    ST_MODE,
+    ST_ROOT,
+    STOP_GUEST_FAULT,
+    STOP_SHADOW_FAULT,
+    SW_COST_FILL,
+    SW_COST_INJECT,
+    SW_COST_PF,
+    SW_COST_PTE,
+    SW_FAST,
+    SW_GCR3,
+    SW_HOST_ALLOC,
+    SW_HOST_SIZE,
+    SW_NOTED_EXIT,
+    SW_NOTED_GUEST_FAULT,
+    SW_NOTED_SHADOW_SYNC,
+    SW_PLACE_MASK,
+    SW_PREFETCH,
+    SW_SEQ,
+    SW_VM_EXIT,
+    SW_ZERO_FRAME,
+)
+
+routine = register_jitable(_nrt=False)  # plain Python when Python calls it; compiled into the kernel that calls it
+
+COW = 1 << 9  # an available-to-software bit: the page is shared copy-on-write (guest_os.COW)
+MIX = 0x9E3779B1  # odd: multiplication by it is a bijection modulo 2^k (host.Placement)
+
+EXITS = INDEX["exits"]
+CYC_EXIT = INDEX["cyc_exit"]
+CYC_HYPERVISOR = INDEX["cyc_hypervisor"]
+CYC_GUEST_OS = INDEX["cyc_guest_os"]
+EXIT_GUEST_PF_INJECT = INDEX["exit_guest_pf_inject"]
+EXIT_SHADOW_FAULT = INDEX["exit_shadow_fault"]
+PF_TAKEN = INDEX["pf_taken"]
+PF_FIXED = INDEX["pf_fixed"]
+PF_GUEST = INDEX["pf_guest"]
+HV_WALK_REFS = INDEX["hv_walk_refs"]
+HOST_PAGE_ALLOCS = INDEX["host_page_allocs"]
+GUEST_PF = INDEX["guest_pf"]
+PTE_WRITES = INDEX["pte_writes"]
+ZERO_PAGE_MAPS = INDEX["zero_page_maps"]
+
+
+# --- the host --------------------------------------------------------------------------------------------
+@routine
+def host_frame(gfn, unit_bits, mask):
+    """Where guest frame gfn lives in host memory: its host page scattered by a fixed bijection (host.Placement)."""
+    unit = gfn >> unit_bits
+    page = ((unit * MIX) ^ (mask >> 1)) & mask
+    return (page << unit_bits) | (gfn & ((1 << unit_bits) - 1))
+
+
+@routine
+def back_host_page(backed, unit, cnt, cycles):
+    """Back host page `unit` if it is not yet (kvm_faultin_pfn, in whichever fault first needs it): counted
+    (host_page_allocs) and charged `cycles` of hypervisor time. Returns whether it was newly backed."""
+    if backed[unit]:
+        return False
+    backed[unit] = 1
+    cnt[HOST_PAGE_ALLOCS] += 1
+    cnt[CYC_HYPERVISOR] += cycles
+    return True
+
+
+# --- accounting ------------------------------------------------------------------------------------------
+@routine
+def count_exit(cnt, reason, trip, handler):
+    """A VM exit for `reason` (a counter slot, exit_*): the round trip plus the hypervisor's handler."""
+    cnt[EXITS] += 1
+    cnt[reason] += 1
+    cnt[CYC_EXIT] += trip
+    cnt[CYC_HYPERVISOR] += handler
+
+
+@routine
+def count_guest_fault(cnt, cost):
+    """The guest kernel takes a #PF: its handler's fixed work."""
+    cnt[GUEST_PF] += 1
+    cnt[CYC_GUEST_OS] += cost
+
+
+@routine
+def count_pte_write(cnt, cost):
+    """The guest kernel stores one page-table entry."""
+    cnt[PTE_WRITES] += 1
+    cnt[CYC_GUEST_OS] += cost
+
+
+# --- entries ---------------------------------------------------------------------------------------------
+@routine
+def make(frame, flags):
+    """An entry pointing at 4 KiB frame number `frame` with `flags` (entry.make)."""
+    return ((frame << 12) & ADDR_MASK) | flags
+
+
+@routine
+def frame_of(entry):
+    return (entry & ADDR_MASK) >> 12
+
+
+@routine
+def zero_page_flags(writable):
+    """The guest's entry for the shared zero page, less its frame: user, accessed, read-only, and copy-on-write
+    in a writable mapping, so that the first write copies it (do_anonymous_page: pte_mkspecial, no write bit)."""
+    return P | US | A | (COW if writable else 0)
+
+
+@routine
+def spte_rights(access, gentry):
+    """The rights (RW, US) a shadow leaf grants for guest entry `gentry` under a shadow page of role access
+    `access`: the guest's own, RW only once the guest's D bit is set (FNAME(gpte_access), protect_clean_gpte)."""
+    rights = access & gentry & (RW | US)
+    if not gentry & D:
+        rights &= ~RW
+    return rights
+
+
+@routine
+def table_row(rows, base, frame):
+    """The row of the table page at `frame` in its memory's table array, or -1 (physmem.PhysicalMemory.rows_of)."""
+    slot = frame - base
+    if slot < 0 or slot >= rows.shape[0]:
+        return -1
+    return rows[slot]
+
+
+# --- shadow pages ----------------------------------------------------------------------------------------
+@routine
+def stale_add(meta, row, index):
+    meta[row, M_STALE + (index >> 5)] |= 1 << (index & 31)
+
+
+@routine
+def stale_discard(meta, row, index):
+    meta[row, M_STALE + (index >> 5)] &= ~(1 << (index & 31))
+
+
+@routine
+def set_leaf_spte(h_tables, meta, row, index, value):
+    """Install a leaf SPTE made from the guest entry (a fill or a prefetch): it no longer lags the guest's."""
+    h_tables[row, index] = value
+    stale_discard(meta, row, index)
+
+
+@routine
+def prefetch(h_tables, meta, row, index, extra, num, g_tables, g_rows, g_base, backed, host_size, mask):
+    """FNAME(pte_prefetch): after a fault on the 4 KiB SPTE `index` of the shadow page at `row`, fill the other
+    entries of its aligned group of `num` (PTE_PREFETCH_NUM) that are not present, in order. For a guest table
+    page: from the guest entries, stopping at the first one not present or not accessed
+    (FNAME(prefetch_invalid_gpte)) or whose host page is not backed yet (gfn_to_pfn_memslot_atomic cannot
+    fault it in); rights as a fill gives them. For a direct page (a guest large page over 4 KiB host pages):
+    the next frames of that page, with the page's role access (__direct_pte_prefetch), up to the first not
+    backed. Prefetching is not a fault: no exit, no counter. Returns how many entries it filled."""
+    if num <= 1:
+        return 0
+    unit_bits = 9 * host_size
+    grow = -1 if meta[row, M_DIRECT] else table_row(g_rows, g_base, meta[row, M_GFN])
+    start = index & ~(num - 1)
+    filled = 0
+    for i in range(start, start + num):
+        if i == index or h_tables[row, i] & P:
+            continue
+        if meta[row, M_DIRECT]:
+            gfn = meta[row, M_GFN] + i
+            flags = P | A | meta[row, M_ACCESS] | extra
+        else:
+            g = g_tables[grow, i]
+            if not (g & P and g & A):
+                break
+            gfn = frame_of(g)
+            flags = P | A | spte_rights(meta[row, M_ACCESS], g) | (g & (G | NX))
+        unit = gfn >> unit_bits
+        if unit >= backed.shape[0] or not backed[unit]:
+            break
+        set_leaf_spte(h_tables, meta, row, i, make(host_frame(gfn, unit_bits, mask), flags))
+        filled += 1
+    return filled
+
+
+# --- the fast path ---------------------------------------------------------------------------------------
+@routine
+def vma_writable(vmas, va):
+    """1 or 0: whether the VMA holding va is writable; -1 if no VMA holds it (vmas: sorted start, end, writable)."""
+    lo = 0
+    hi = vmas.shape[0]
+    while lo < hi:  # the last VMA starting at or below va
+        mid = (lo + hi) >> 1
+        if vmas[mid, 0] <= va:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == 0 or va >= vmas[lo - 1, 1]:
+        return -1
+    return vmas[lo - 1, 2]
+
+
+@routine
+def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, st, cnt, sw, vmas, backed, meta, gfn_pages):
+    """Handle the fault the kernel stopped at if it is one of the three common ones (the module docstring);
+    returns whether it did. A fault it does not take is left untouched, for the Python handlers."""
+    if not sw[SW_FAST] or va < 0:
+        return False
+    levels = st[ST_GLEVELS]
+    if va >> (12 + 9 * levels - 1):  # not canonical: the guest OS's handler says so
+        return False
+    shadow = st[ST_MODE] == MODE_SHADOW
+    if code != (STOP_SHADOW_FAULT if shadow else STOP_GUEST_FAULT):
+        return False
+    g_base = st[ST_G_BASE]
+    h_base = st[ST_H_BASE]
+    # The guest's table, walked in software (by the guest's fault handler, or the hypervisor's FNAME(walk_addr)),
+    # and under shadow paging the shadow path beside it: each link must lead to the shadow page of the guest
+    # table it shadows, with the rights granted above it (kvm_mmu_find_shadow_page's role.access).
+    gtable = sw[SW_GCR3]
+    srow = table_row(h_rows, h_base, st[ST_ROOT]) if shadow else -1
+    linked = shadow and srow >= 0 and meta[srow, M_SHADOW] == 1 and meta[srow, M_GFN] == gtable \
+        and meta[srow, M_DIRECT] == 0 and meta[srow, M_ACCESS] == RW | US
+    rights = RW | US
+    for level in range(levels, 1, -1):
+        index = (va >> (12 + 9 * (level - 1))) & 511
+        grow = table_row(g_rows, g_base, gtable)
+        if grow < 0:
+            return False
+        g = g_tables[grow, index]
+        if not g & P or g & PS:  # no page table yet, or a large page: not a common fault
+            return False
+        rights &= g
+        gtable = frame_of(g)
+        if linked:
+            s = h_tables[srow, index]
+            srow = table_row(h_rows, h_base, frame_of(s)) if s & P else -1
+            linked = srow >= 0 and meta[srow, M_SHADOW] == 1 and meta[srow, M_GFN] == gtable \
+                and meta[srow, M_LEVEL] == level - 1 and meta[srow, M_DIRECT] == 0 \
+                and meta[srow, M_ACCESS] == rights & (RW | US)
+    index = (va >> 12) & 511
+    grow = table_row(g_rows, g_base, gtable)
+    if grow < 0:
+        return False
+    leaf = g_tables[grow, index]
+    host_size = sw[SW_HOST_SIZE]
+    if leaf & P:  # a hidden fault, unless the guest's own entry forbids the write (copy-on-write: injected)
+        if not linked or (write and not (rights & leaf & RW and leaf & D)):
+            return False
+        shadow_fill(va, levels, grow, index, leaf, rights, srow, g_tables, g_rows, g_base, h_tables, h_rows, h_base,
+                    st, cnt, sw, backed, meta, host_size)
+        return True
+    # the guest maps the zero page into its page table (shadow: after the hypervisor reflected the fault)
+    if write:  # a write fault allocates a page: the Python handler's
+        return False
+    writable = vma_writable(vmas, va)
+    zero = sw[SW_ZERO_FRAME]
+    if writable < 0 or zero < 0:  # outside every VMA (an implicit one to make), or no zero page yet
+        return False
+    if shadow:
+        shadowed = gfn_pages[gtable] if gtable < gfn_pages.shape[0] else 0
+        # the guest's store: plain if nothing shadows the table; if the one page that does is unsync it only
+        # notes the entry as stale; a write-protected table traps, and that is the Python handler's
+        if shadowed and not (shadowed == 1 and linked and meta[srow, M_UNSYNC]):
+            return False
+        sw[SW_SEQ] += 1
+        count_exit(cnt, EXIT_GUEST_PF_INJECT, sw[SW_VM_EXIT], sw[SW_COST_INJECT])
+        sw[SW_NOTED_EXIT] += 1
+        cnt[PF_TAKEN] += 1
+        cnt[PF_GUEST] += 1
+        back_path_tables(va, levels, g_tables, g_rows, g_base, sw, cnt, backed, host_size)
+        if shadowed:
+            stale_add(meta, srow, index)
+    count_guest_fault(cnt, sw[SW_COST_PF])
+    cnt[ZERO_PAGE_MAPS] += 1
+    g_tables[grow, index] = make(zero, zero_page_flags(writable))
+    count_pte_write(cnt, sw[SW_COST_PTE])
+    sw[SW_NOTED_GUEST_FAULT] += 1
+    return True
+
+
+@routine
+def back_path_tables(va, levels, g_tables, g_rows, g_base, sw, cnt, backed, host_size):
+    """The hypervisor's software walk reads each guest table page of va's path through its own mapping of guest
+    memory, which backs the host page on first use (shadow.Shadow._back_tables); counts the entries read."""
+    table = sw[SW_GCR3]
+    for level in range(levels, 0, -1):
+        back_host_page(backed, table >> (9 * host_size), cnt, sw[SW_HOST_ALLOC])
+        cnt[HV_WALK_REFS] += 1
+        if level > 1:
+            row = table_row(g_rows, g_base, table)
+            table = frame_of(g_tables[row, (va >> (12 + 9 * (level - 1))) & 511])
+
+
+@routine
+def shadow_fill(va, levels, grow, index, leaf, rights, srow, g_tables, g_rows, g_base, h_tables, h_rows, h_base,
+                st, cnt, sw, backed, meta, host_size):
+    """A hidden fault on a present 4 KiB guest leaf under an existing shadow path (shadow.Shadow.handle and
+    _fill): the hypervisor sets the guest's A bit, installs the leaf SPTE and prefetches its neighbours."""
+    sw[SW_SEQ] += 1
+    count_exit(cnt, EXIT_SHADOW_FAULT, sw[SW_VM_EXIT], sw[SW_COST_FILL])
+    sw[SW_NOTED_EXIT] += 1
+    cnt[PF_TAKEN] += 1
+    cnt[PF_FIXED] += 1
+    back_path_tables(va, levels, g_tables, g_rows, g_base, sw, cnt, backed, host_size)
+    leaf |= A
+    g_tables[grow, index] = leaf  # the hypervisor's own store: not trapped
+    # every shadow page of the path was used: its write-flooding count starts again
+    row = table_row(h_rows, h_base, st[ST_ROOT])
+    for level in range(levels, 1, -1):
+        meta[row, M_FLOOD] = 0
+        row = table_row(h_rows, h_base, frame_of(h_tables[row, (va >> (12 + 9 * (level - 1))) & 511]))
+    meta[row, M_FLOOD] = 0
+    gfn = frame_of(leaf)
+    unit_bits = 9 * host_size
+    back_host_page(backed, gfn >> unit_bits, cnt, sw[SW_HOST_ALLOC])
+    extra = leaf & (G | NX)
+    flags = P | A | (rights & spte_rights(RW | US, leaf)) | extra
+    set_leaf_spte(h_tables, meta, row, index, make(host_frame(gfn, unit_bits, sw[SW_PLACE_MASK]), flags))
+    sw[SW_NOTED_SHADOW_SYNC] += 1
+    if prefetch(h_tables, meta, row, index, extra, sw[SW_PREFETCH], g_tables, g_rows, g_base, backed, host_size,
+                sw[SW_PLACE_MASK]):
+        sw[SW_NOTED_SHADOW_SYNC] += 1

@@ -1,0 +1,91 @@
+"""The fast fault path (engine/fast_fault.py) against the Python handlers alone.
+
+The batch kernel handles the common faults itself (a read fault mapping the zero page, its injected form under
+shadow paging, a hidden fault filling a leaf SPTE); with it switched off every fault goes to Python. The same
+streams, run both ways, must leave every machine in the same state after every chunk: every counter, every
+software event noted, every TLB and cache entry, every guest and host table entry, the host's backing, the
+guest's processes and page references, and every shadow page with its sync state, stale entries and flooding
+count (machine_helpers.machine_state). Each test also checks that the fast path did take faults, so that it
+cannot pass by never running.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from machine_helpers import SMALL_TLB, cfg_from, machine_state
+from op_streams import op_streams
+from rvi_tui.engine import config as C
+from rvi_tui.engine.machine import Machine
+from rvi_tui.engine.session import ALL_MODES
+from rvi_tui.workloads.registry import make_workload
+
+
+def pair(mode: str, config) -> tuple[Machine, Machine]:
+    """The same machine twice: the fast path on, and off."""
+    fast, slow = Machine(mode, config), Machine(mode, config)
+    slow.fast_faults = False
+    return fast, slow
+
+
+def python_trips(machine: Machine) -> list[int]:
+    """Count the faults the machine's Python handlers take, from now on (the count is the list's one item)."""
+    trips = [0]
+    handle = machine.mode.handle
+
+    def counted(code, stop):
+        trips[0] += 1
+        handle(code, stop)
+
+    machine.mode.handle = counted
+    return trips
+
+
+def run_both(ops: np.ndarray, config, chunk: int, caches_every: int = 1) -> dict[str, tuple[int, int]]:
+    """Run ops chunk by chunk on each mode's pair, comparing their states after every chunk (their TLB and cache
+    entries too after every `caches_every` chunks, and at the end); returns each mode's Python fault handler
+    calls (fast, slow)."""
+    trips = {}
+    for mode in ALL_MODES:
+        fast, slow = pair(mode, config)
+        counts = python_trips(fast), python_trips(slow)
+        starts = range(0, len(ops), chunk)
+        for n, start in enumerate(starts):
+            part = ops[start : start + chunk]
+            fast.run(part)
+            slow.run(part)
+            caches = n % caches_every == 0 or n == len(starts) - 1
+            assert machine_state(fast, caches) == machine_state(slow, caches), \
+                f"{mode}: the paths differ after op {start + len(part)}"
+        trips[mode] = (counts[0][0], counts[1][0])
+    return trips
+
+
+WORKLOADS = [
+    ("random", dict(footprint=64 << 20, accesses=4000), {}),
+    ("random", dict(footprint=64 << 20, accesses=3000), {"guest.levels": 5, "host.levels": 5}),
+    ("kcompile", dict(jobs=2), {}),
+    ("kcompile", dict(jobs=2), {"shadow.unsync": False, "shadow.prefetch": 1}),
+    ("kcompile", dict(jobs=2), {"guest.page": "2m", "host.page": "4k"}),
+    ("webserver", dict(workers=3, footprint=1 << 20, accesses=4000), {"host.page": "2m"}),
+    ("mmapchurn", dict(accesses=2000), {"guest.pcid": False}),
+]
+
+
+@pytest.mark.parametrize("name,params,overrides", WORKLOADS)
+def test_fast_path_and_python_handlers_leave_the_same_machines(name, params, overrides):
+    ops = np.concatenate(list(make_workload(name, **params).chunks()))
+    trips = run_both(ops, C.load(overrides=overrides), chunk=997)
+    fast, slow = (sum(t[i] for t in trips.values()) for i in (0, 1))
+    assert fast < slow, f"the fast path took no fault (Python handler calls by mode, fast and not: {trips})"
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.data(), st.sampled_from([("4k", "4k"), ("2m", "4k"), ("4k", "2m")]), st.booleans())
+def test_fast_path_on_random_streams(data, pages, unsync):
+    ops = data.draw(op_streams(max_ops=60))
+    config = cfg_from({**SMALL_TLB, "guest.page": pages[0], "host.page": pages[1], "guest.mem_gib": 1,
+                       "shadow.unsync": unsync, "shadow.prefetch": data.draw(st.sampled_from([1, 8]))})
+    run_both(ops, config, chunk=1, caches_every=16)
