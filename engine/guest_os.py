@@ -284,21 +284,17 @@ class GuestOS:
                 kept.append(Vma(end, v.end, v.writable, v.huge, v.implicit))
         proc.set_vmas(sorted(kept, key=lambda v: v.start))
         while True:  # a large page partly unmapped is split first (Linux: split_huge_pmd), to the size needed
-            partial = next(((va, leaf) for va, leaf in proc.table.leaves()
-                            if leaf.level > 1 and va < end and va + E.page_bytes(leaf.level - 1) > start
-                            and (va < start or va + E.page_bytes(leaf.level - 1) > end)), None)
+            partial = next(((va, leaf) for va, leaf in proc.table.leaves(start, end)
+                            if leaf.level > 1 and (va < start or va + E.page_bytes(leaf.level - 1) > end)), None)
             if partial is None:
                 break
             self._split(proc, *partial)
         cleared = []
-        for va, leaf in list(proc.table.leaves()):
-            size = leaf.level - 1
-            if va + E.page_bytes(size) <= start or va >= end:
-                continue
+        for va, leaf in proc.table.leaves(start, end):
             proc.table.write_entry(leaf.table, leaf.index, 0)
-            self._release(E.frame_of(leaf.value), size)
+            self._release(E.frame_of(leaf.value), leaf.level - 1)
             cleared.append(va)
-        self._free_empty_tables(proc)
+        self._free_empty_tables(proc, start, end)
         if not cleared:
             return
         if len(cleared) > FLUSH_CEILING:
@@ -324,9 +320,10 @@ class GuestOS:
         self.platform.invlpg(proc, va)
         self._count("guest_invlpgs")
 
-    def _free_empty_tables(self, proc: Process) -> None:
-        """Free table pages left empty (Linux free_pgtables), clearing their parent entries."""
-        for table, _level, parent in list(proc.table.tables()):
+    def _free_empty_tables(self, proc: Process, start: int, end: int) -> None:
+        """Free table pages left empty by unmapping [start, end) (Linux free_pgtables), clearing their parent
+        entries."""
+        for table, _level, parent in proc.table.tables(start, end):
             if parent is None or self.mem.table(table).any():
                 continue
             proc.table.write_entry(parent[0], parent[1], 0)
@@ -340,7 +337,7 @@ class GuestOS:
         parent = self.proc(parent_pid)
         child = self.spawn(child_pid)
         child.set_vmas([Vma(v.start, v.end, v.writable, v.huge, v.implicit) for v in parent.vmas])
-        for va, leaf in list(parent.table.leaves()):
+        for va, leaf in parent.table.leaves():
             value = leaf.value
             if value & E.RW:
                 value = (value & ~E.RW) | COW
@@ -361,10 +358,10 @@ class GuestOS:
 
     def _destroy_space(self, proc: Process) -> None:
         """Unmap everything and free every table page, the root too (exit_mmap + free_pgtables)."""
-        for va, leaf in list(proc.table.leaves()):
+        for va, leaf in proc.table.leaves():
             proc.table.write_entry(leaf.table, leaf.index, 0)
             self._release(E.frame_of(leaf.value), leaf.level - 1)
-        for table, _level, _parent in list(proc.table.tables()):
+        for table, _level, _parent in proc.table.tables():
             self.platform.table_freed(table)
             self.mem.free_table(table)
         proc.set_vmas([])

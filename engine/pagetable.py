@@ -8,7 +8,7 @@ under shadow paging a guest's table writes are what the hypervisor traps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import NamedTuple
 
 from . import entry as E
@@ -39,10 +39,12 @@ class RadixTable:
 
     # --- entries ----------------------------------------------------------------------
     def write_entry(self, table: int, index: int, value: int) -> None:
-        old = self.mem.read(table, index)
+        mem = self.mem
+        row = mem.row(table)
+        old = mem.tables.item(row, index)
         if old == value:
             return
-        self.mem.write(table, index, value)
+        mem.tables[row, index] = value
         if self.on_write is not None:
             self.on_write(table, index, old, value)
 
@@ -107,32 +109,43 @@ class RadixTable:
         self.write_entry(leaf.table, leaf.index, 0)
         return leaf
 
-    def leaves(self, table: int | None = None, level: int | None = None, va: int = 0) -> Iterator[tuple[int, PathEntry]]:
-        """Every present leaf as (va, entry), in address order."""
-        table = self.root if table is None else table
-        level = self.levels if level is None else level
-        values = self.mem.table(table)
-        for index in values.nonzero()[0]:
-            index = int(index)
-            value = int(values[index])
-            if not value & E.P:
-                continue
-            sub_va = va | (index << (E.PAGE_SHIFT + 9 * (level - 1)))
-            entry = PathEntry(level, table, index, value)
-            if entry.leaf:
-                yield sub_va, entry
-            else:
-                yield from self.leaves(E.frame_of(value), level - 1, sub_va)
+    def leaves(self, start: int = 0, end: int | None = None) -> list[tuple[int, PathEntry]]:
+        """Every present leaf mapping part of [start, end) (everything by default) as (va, entry), in address order."""
+        found: list[tuple[int, PathEntry]] = []
+        self._leaves(self.root, self.levels, 0, start, end, found)
+        return found
 
-    def tables(self, table: int | None = None, level: int | None = None,
-               parent: tuple[int, int] | None = None) -> Iterator[tuple[int, int, tuple[int, int] | None]]:
-        """Every table page as (frame, level, (parent frame, index) or None), children before their parent."""
-        table = self.root if table is None else table
-        level = self.levels if level is None else level
+    def _leaves(self, table: int, level: int, base: int, start: int, end: int | None, found: list) -> None:
+        for index, value in self._entries(table, level, base, start, end):
+            va = base | (index << (E.PAGE_SHIFT + 9 * (level - 1)))
+            if level == 1 or value & E.PS:
+                found.append((va, PathEntry(level, table, index, value)))
+            else:
+                self._leaves((value & E.ADDR_MASK) >> E.PAGE_SHIFT, level - 1, va, start, end, found)
+
+    def _entries(self, table: int, level: int, base: int, start: int, end: int | None) -> list[tuple[int, int]]:
+        """(index, value) of the present entries of a table page (level, mapping from va `base`) whose span
+        overlaps [start, end)."""
+        shift = E.PAGE_SHIFT + 9 * (level - 1)
+        first = max(0, (start - base) >> shift)
+        last = 512 if end is None else min(512, ((end - 1 - base) >> shift) + 1)
+        if first >= last:
+            return []
+        values = self.mem.table(table)[first:last]
+        where = values.nonzero()[0]
+        return [(int(i) + first, v) for i, v in zip(where.tolist(), values[where].tolist()) if v & E.P]
+
+    def tables(self, start: int = 0, end: int | None = None) -> list[tuple[int, int, tuple[int, int] | None]]:
+        """Every table page with a part of [start, end) under it (every one by default) as (frame, level,
+        (parent frame, index) or None), children before their parent."""
+        found: list[tuple[int, int, tuple[int, int] | None]] = []
+        self._tables(self.root, self.levels, 0, None, start, end, found)
+        return found
+
+    def _tables(self, table: int, level: int, base: int, parent, start: int, end: int | None, found: list) -> None:
         if level > 1:
-            values = self.mem.table(table)
-            for index in values.nonzero()[0]:
-                value = int(values[int(index)])
-                if value & E.P and not value & E.PS:
-                    yield from self.tables(E.frame_of(value), level - 1, (table, int(index)))
-        yield table, level, parent
+            for index, value in self._entries(table, level, base, start, end):
+                if not value & E.PS:
+                    va = base | (index << (E.PAGE_SHIFT + 9 * (level - 1)))
+                    self._tables((value & E.ADDR_MASK) >> E.PAGE_SHIFT, level - 1, va, (table, index), start, end, found)
+        found.append((table, level, parent))
