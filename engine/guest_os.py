@@ -27,7 +27,7 @@ from .counters import INDEX
 from .errors import EngineError
 from .fast_fault import COW, count_guest_fault, count_pte_write, zero_page_flags
 from .page_refs import PageRefs
-from .pagetable import RadixTable
+from .pagetable import RadixTable, leaf_entry
 from .physmem import PhysicalMemory
 
 FLUSH_CEILING = 33  # pages; past it munmap flushes the whole TLB (Linux tlb_single_page_flush_ceiling [U])
@@ -149,7 +149,7 @@ class GuestOS:
             raise EngineError(f"address {va:#x} is not canonical for {self.levels}-level paging"
                               + (" (try --levels 5)" if self.levels == 4 else ""))
         vma = proc.vma_at(va) or self._implicit_vma(proc, va)
-        last = proc.table.walk(va)[-1]
+        last = proc.table.last(va)
         if not last.leaf:
             self._demand_map(proc, vma, va, write, last)
             return "demand"
@@ -229,7 +229,7 @@ class GuestOS:
         frame, size = E.frame_of(last.value), last.level - 1
         if size == E.PAGE_2M and self.pages.shared(frame, size):
             self._split(proc, va & ~(E.page_bytes(size) - 1), last)
-            last = proc.table.walk(va)[-1]
+            last = proc.table.last(va)
             frame, size = E.frame_of(last.value), last.level - 1
         leaf = last.value
         copy = frame == self.zero_frame or self.pages.shared(frame, size)
@@ -238,7 +238,7 @@ class GuestOS:
             self._release(frame, size)
             frame = self.pages.alloc(size)
         flags = (leaf & ~E.ADDR_MASK & ~COW) | E.RW | E.A | E.D  # both map the page dirty
-        proc.table.set_leaf(va, E.make(frame, flags))
+        proc.table.write_entry(last.table, last.index, E.make(frame, flags))
         if copy:
             self.platform.invlpg(proc, va)
             self._count("guest_invlpgs")
@@ -337,6 +337,7 @@ class GuestOS:
         parent = self.proc(parent_pid)
         child = self.spawn(child_pid)
         child.set_vmas([Vma(v.start, v.end, v.writable, v.huge, v.implicit) for v in parent.vmas])
+        copies: dict[int, int] = {}  # a parent table page -> the child's at the same place, once it has one
         for va, leaf in parent.table.leaves():
             value = leaf.value
             if value & E.RW:
@@ -345,10 +346,15 @@ class GuestOS:
             elif value & COW == 0 and self._vma_writable(parent, va):
                 value |= COW
                 parent.table.write_entry(leaf.table, leaf.index, value)
-            frame = E.frame_of(value)
+            frame, size = E.frame_of(value), leaf.level - 1
             if frame != self.zero_frame:  # copy_present_pte: the zero page is special, not refcounted
-                self.pages.share(frame, leaf.level - 1)
-            child.table.map(va, frame, leaf.level - 1, value & ~E.ADDR_MASK & ~E.P & ~E.PS & ~E.A & ~E.D)
+                self.pages.share(frame, size)
+            flags = value & ~E.ADDR_MASK & ~E.P & ~E.PS & ~E.A & ~E.D
+            table = copies.get(leaf.table)
+            if table is None:
+                copies[leaf.table] = child.table.map(va, frame, size, flags)
+            else:  # the path to it is there: as map would, without walking down to it again
+                child.table.write_entry(table, leaf.index, leaf_entry(frame, size, flags))
         self.platform.flush_tlb(parent)  # the parent's writable translations are stale now
         self._count("guest_tlb_flushes")
 

@@ -30,6 +30,11 @@ class PathEntry(NamedTuple):
         return bool(self.value & E.P) and (self.level == 1 or bool(self.value & E.PS))
 
 
+def leaf_entry(frame: int, size_code: int, flags: int) -> int:
+    """The leaf entry mapping a page of size `size_code` at `frame` with `flags` (present, PS for a large page)."""
+    return E.make(frame, flags | E.P | (E.PS if size_code else 0))
+
+
 class RadixTable:
     def __init__(self, mem: PhysicalMemory, levels: int, on_write: WriteHook | None = None, root: int | None = None):
         self.mem = mem
@@ -62,40 +67,50 @@ class RadixTable:
             table = (value & E.ADDR_MASK) >> E.PAGE_SHIFT
         return path
 
+    def last(self, va: int) -> PathEntry:
+        """The last entry a walk of va reads: the leaf, or the first absent entry."""
+        table = self.root
+        mem = self.mem
+        for level in range(self.levels, 0, -1):
+            index = (va >> (E.PAGE_SHIFT + 9 * (level - 1))) & 511
+            value = mem.tables.item(mem.row(table), index)
+            if not value & E.P or level == 1 or value & E.PS:
+                return PathEntry(level, table, index, value)
+            table = (value & E.ADDR_MASK) >> E.PAGE_SHIFT
+        raise AssertionError("unreachable: level 1 always ends a walk")
+
     def lookup(self, va: int) -> tuple[int, int, int] | None:
         """(page frame, size code, leaf entry) mapping va, or None."""
-        last = self.walk(va)[-1]
+        last = self.last(va)
         if not last.leaf:
             return None
         return E.frame_of(last.value), last.level - 1, last.value
 
     # --- mapping ------------------------------------------------------------------------
-    def map(self, va: int, frame: int, size_code: int, flags: int, absent: PathEntry | None = None) -> list[int]:
-        """Map the page of size `size_code` holding va to `frame`; returns the table pages it allocated.
+    def map(self, va: int, frame: int, size_code: int, flags: int, absent: PathEntry | None = None) -> int:
+        """Map the page of size `size_code` holding va to `frame`, making the table pages it needs; returns the
+        table page the leaf entry is in.
 
         `absent`, the first absent entry of va's path (a walk's last entry), saves walking down to it again."""
         leaf_level = size_code + 1
         table, top = (self.root, self.levels) if absent is None else (absent.table, absent.level)
-        new_tables = []
         for level in range(top, leaf_level, -1):
             index = E.index_at(va, level)
             value = self.mem.read(table, index)
             if not value & E.P:
                 child = self.mem.alloc_table()
-                new_tables.append(child)
                 self.write_entry(table, index, E.make(child, E.P | E.RW | E.US))
                 table = child
             else:
                 if value & E.PS:
                     raise ValueError(f"{va:#x}: a large page already covers this range")
                 table = E.frame_of(value)
-        leaf_flags = flags | E.P | (E.PS if size_code else 0)
-        self.write_entry(table, E.index_at(va, leaf_level), E.make(frame, leaf_flags))
-        return new_tables
+        self.write_entry(table, E.index_at(va, leaf_level), leaf_entry(frame, size_code, flags))
+        return table
 
     def set_leaf(self, va: int, value: int) -> PathEntry:
         """Rewrite the present leaf mapping va; returns the old one."""
-        leaf = self.walk(va)[-1]
+        leaf = self.last(va)
         if not leaf.leaf:
             raise ValueError(f"{va:#x} is not mapped")
         self.write_entry(leaf.table, leaf.index, value)
@@ -103,7 +118,7 @@ class RadixTable:
 
     def unmap(self, va: int) -> PathEntry | None:
         """Clear the leaf mapping va; returns it (None if nothing was mapped)."""
-        leaf = self.walk(va)[-1]
+        leaf = self.last(va)
         if not leaf.leaf:
             return None
         self.write_entry(leaf.table, leaf.index, 0)
