@@ -4,35 +4,42 @@ KVM keeps ``fast_page_fault()`` beside its full fault handler, for the faults
 it can fix without taking the MMU lock. This module is the model's version:
 the batch kernel (``kernel.run_accesses``) hands a fault here first, and only a
 fault that needs a decision goes back to Python (``machine.py``): a fault that
-allocates memory or a table page, a copy-on-write, a write-protected guest
-table, a shadow page to make, link or sync. Three faults are common enough to
-matter and need none of that:
+needs a page table, a large page, a frame from a fresh 2 MiB chunk, a
+write-protected guest table, a shadow page to make, link or sync, or an exit
+of its own inside the guest's handling. These need none of that:
 
-* **a read fault on anonymous memory** whose page table exists: the guest maps
-  the shared zero page (``do_anonymous_page``), natively and under nested paging;
-* under shadow paging, **the same fault injected**: the hypervisor's software
+* **a demand fault on anonymous memory** whose page table exists: a read maps
+  the shared zero page, a write a fresh, cleared 4 KiB page mapped dirty
+  (``do_anonymous_page``), natively and under nested paging;
+* **a write to a copy-on-write 4 KiB page** where the guest maps only 4 KiB
+  pages, natively and under nested paging: the page is copied if it is shared
+  or the zero page (``wp_page_copy``, which flushes the old translation: an
+  INVLPG), else made writable in place (``wp_page_reuse``);
+* under shadow paging, **a demand fault injected**: the hypervisor's software
   walk finds the guest entry absent, reflects the #PF into the guest
-  (``kvm_inject_page_fault``) and the guest maps the zero page; the guest's
-  store to its table is a plain one (the table is not shadowed, or only by an
-  unsync page, which then notes the entry as stale);
+  (``kvm_inject_page_fault``) and the guest maps the page as above; its store
+  to its table is a plain one (the table is not shadowed, or only by an unsync
+  page, which then notes the entry as stale);
 * under shadow paging, **a hidden fault** whose guest entry is present, a
   4 KiB leaf, and whose shadow path exists with the right roles: the
   hypervisor fills the leaf SPTE (``FNAME(fetch)``) and prefetches its
   neighbours (``FNAME(pte_prefetch)``).
 
 One source of truth: every rule the fast path applies is a routine here, and
-the Python handlers (``guest_os.py``, ``modes.py``, ``shadow.py``, ``host.py``)
-call the same routines for the same work (called from Python, a routine is
-plain Python). The fast path adds only the test of whether a fault is one of
-the three; tests run every stream with it on and off and compare every counter
-and every table entry. It runs only with events off (the batch path): a
-stepped fault goes to Python, whose notes the step path shows.
+the Python handlers (``guest_os.py``, ``page_refs.py``, ``physmem.py``,
+``mmu.py``, ``modes.py``, ``shadow.py``, ``host.py``) call the same routines
+for the same work (called from Python, a routine is plain Python). The fast
+path adds only the test of whether a fault is one of these; tests run every
+stream with it on and off and compare every counter and every table entry. It
+runs only with events off (the batch path): a stepped fault goes to Python,
+whose notes the step path shows.
 
 State the fast path touches lives in arrays the machine owns: ``sw`` (layout
 ``SW_*``: inputs set before each kernel call, the shadow exit count, and the
 software events it noted), the current process's VMAs (start, end, writable
-rows), the host's backed-page bytes, the shadow pages' rows (``M_*``) and the
-number of shadow pages of each guest frame.
+rows), the guest memory's free 4 KiB frames (``POOL_*``), the guest's page
+references (``REFS_BLOCK``), the host's backed-page bytes, the shadow pages'
+rows (``M_*``) and the number of shadow pages of each guest frame.
 """
 
 from __future__ import annotations
@@ -51,6 +58,14 @@ from .layout import (
     M_STALE,
     M_UNSYNC,
     MODE_SHADOW,
+    POOL_FIRST,
+    POOL_IN_USE,
+    POOL_N,
+    REFS_BLOCK,
+    S_L1_4K,
+    S_L2,
+    S_PWC,
+    ST_ASID,
     ST_G_BASE,
     ST_GLEVELS,
     ST_H_BASE,
@@ -58,6 +73,8 @@ from .layout import (
     ST_ROOT,
     STOP_GUEST_FAULT,
     STOP_SHADOW_FAULT,
+    SW_COST_CLEAR,
+    SW_COST_COPY,
     SW_COST_FILL,
     SW_COST_INJECT,
     SW_COST_PF,
@@ -66,7 +83,9 @@ from .layout import (
     SW_GCR3,
     SW_HOST_ALLOC,
     SW_HOST_SIZE,
+    SW_MAX_PAGE,
     SW_NOTED_EXIT,
+    SW_NOTED_FLUSH,
     SW_NOTED_GUEST_FAULT,
     SW_NOTED_SHADOW_SYNC,
     SW_PLACE_MASK,
@@ -74,7 +93,10 @@ from .layout import (
     SW_SEQ,
     SW_VM_EXIT,
     SW_ZERO_FRAME,
+    TF_GLOBAL,
 )
+from .setassoc import empty
+from .walk import VA_MASK
 
 routine = register_jitable(_nrt=False)  # plain Python when Python calls it; compiled into the kernel that calls it
 
@@ -95,6 +117,8 @@ HOST_PAGE_ALLOCS = INDEX["host_page_allocs"]
 GUEST_PF = INDEX["guest_pf"]
 PTE_WRITES = INDEX["pte_writes"]
 ZERO_PAGE_MAPS = INDEX["zero_page_maps"]
+COW_FAULTS = INDEX["cow_faults"]
+GUEST_INVLPGS = INDEX["guest_invlpgs"]
 
 
 # --- the host --------------------------------------------------------------------------------------------
@@ -180,6 +204,97 @@ def table_row(rows, base, frame):
     return rows[slot]
 
 
+@routine
+def demand_flags(writable, write):
+    """The guest's entry for a fresh anonymous page, less its frame: accessed, writable in a writable mapping,
+    and dirty when a write faulted it in (do_anonymous_page: maybe_mkwrite(pte_mkdirty(entry)))."""
+    return P | US | A | (RW if writable else 0) | (D if write and writable else 0)
+
+
+# --- guest frames and their references ---------------------------------------------------------------------
+@routine
+def pool_pop(pool):
+    """The next free 4 KiB frame (physmem.PhysicalMemory.alloc), now in use; -1 if the stack is empty."""
+    n = pool[POOL_N]
+    if n == 0:
+        return -1
+    pool[POOL_N] = n - 1
+    pool[POOL_IN_USE] += 1
+    return pool[POOL_FIRST + n - 1]
+
+
+@routine
+def pool_push(pool, frame):
+    """A 4 KiB frame free again (the caller has made room for it)."""
+    pool[POOL_FIRST + pool[POOL_N]] = frame
+    pool[POOL_N] += 1
+    pool[POOL_IN_USE] -= 1
+
+
+@routine
+def refs_new(counts, frame, size):
+    """A new block of this size at frame, mapped once (page_refs.PageRefs.alloc)."""
+    counts[size, frame >> (9 * size)] = 1
+    counts[REFS_BLOCK + size, frame >> (9 * size)] = 1
+
+
+@routine
+def refs_block(counts, frame, size):
+    """(first frame, size) of the allocated block holding the unit (frame, size): the one block holding its
+    frame, of its size or larger; (-1, -1) if there is none."""
+    for bsize in range(size, REFS_BLOCK):
+        if counts[REFS_BLOCK + bsize, frame >> (9 * bsize)]:
+            return (frame >> (9 * bsize)) << (9 * bsize), bsize
+    return -1, -1
+
+
+@routine
+def refs_unmap(counts, frame, size):
+    """Drop one mapping of the unit; returns its block (first frame, size)."""
+    block, bsize = refs_block(counts, frame, size)
+    counts[size, frame >> (9 * size)] -= 1
+    return block, bsize
+
+
+@routine
+def refs_shared(counts, frame, size):
+    """Whether a write must copy the unit: another mapping of it, or of a larger unit holding it."""
+    if counts[size, frame >> (9 * size)] > 1:
+        return True
+    for larger in range(size + 1, REFS_BLOCK):
+        if counts[larger, frame >> (9 * larger)]:
+            return True
+    return False
+
+
+# --- the TLB -----------------------------------------------------------------------------------------------
+@routine
+def invlpg_4k(geom, c, va, asid):
+    """INVLPG where every TLB entry is a whole 4 KiB page (the guest maps no larger one): the entries of va's page
+    for this VPID (global ones of any PCID too), each in the set of its page number in the L1 4K array and in
+    the L2, and every paging-structure cache entry of the PCID (mmu.MMU.invlpg says why)."""
+    vpn = (va & VA_MASK) >> 12
+    vpid = asid >> 12
+    for s in (S_L1_4K, S_L2):
+        sets = geom[s, 1]
+        if sets == 0:
+            continue
+        ways = geom[s, 2]
+        mask = geom[s, 3]
+        first = geom[s, 0] + (vpn & mask if mask >= 0 else vpn % sets) * ways * geom[s, 4]
+        for slot in range(first, first + ways):
+            if c[slot] == vpn << 2:  # a 4 KiB page's key: its number, size code 0
+                tag = c[slot + ways]
+                if tag == asid or ((tag >> 12) == vpid and c[slot + 3 * ways] & TF_GLOBAL):
+                    empty(c, slot, slot + (geom[s, 4] - 1) * ways)
+    for s in range(S_PWC, S_PWC + 4):
+        ways = geom[s, 2]
+        for set_first in range(geom[s, 0], geom[s, 0] + geom[s, 1] * ways * geom[s, 4], ways * geom[s, 4]):
+            for slot in range(set_first, set_first + ways):
+                if c[slot] != -1 and c[slot + ways] == asid:
+                    empty(c, slot, slot + (geom[s, 4] - 1) * ways)
+
+
 # --- shadow pages ----------------------------------------------------------------------------------------
 @routine
 def stale_add(meta, row, index):
@@ -251,9 +366,10 @@ def vma_writable(vmas, va):
 
 
 @routine
-def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, st, cnt, sw, vmas, backed, meta, gfn_pages):
-    """Handle the fault the kernel stopped at if it is one of the three common ones (the module docstring);
-    returns whether it did. A fault it does not take is left untouched, for the Python handlers."""
+def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cnt, sw, vmas, pool, counts, backed,
+               meta, gfn_pages):
+    """Handle the fault the kernel stopped at if it is one of the common ones (the module docstring); returns
+    whether it did. A fault it does not take is left untouched, for the Python handlers."""
     if not sw[SW_FAST] or va < 0:
         return False
     levels = st[ST_GLEVELS]
@@ -294,18 +410,25 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, st, cnt, sw,
         return False
     leaf = g_tables[grow, index]
     host_size = sw[SW_HOST_SIZE]
-    if leaf & P:  # a hidden fault, unless the guest's own entry forbids the write (copy-on-write: injected)
-        if not linked or (write and not (rights & leaf & RW and leaf & D)):
+    if leaf & P:
+        if shadow:  # a hidden fault, unless the guest's own entry forbids the write (copy-on-write: injected)
+            if not linked or (write and not (rights & leaf & RW and leaf & D)):
+                return False
+            shadow_fill(va, levels, grow, index, leaf, rights, srow, g_tables, g_rows, g_base, h_tables, h_rows,
+                        h_base, st, cnt, sw, backed, meta, host_size)
+            return True
+        if not write or leaf & RW or not leaf & COW or sw[SW_MAX_PAGE] or vma_writable(vmas, va) != 1:
             return False
-        shadow_fill(va, levels, grow, index, leaf, rights, srow, g_tables, g_rows, g_base, h_tables, h_rows, h_base,
-                    st, cnt, sw, backed, meta, host_size)
-        return True
-    # the guest maps the zero page into its page table (shadow: after the hypervisor reflected the fault)
-    if write:  # a write fault allocates a page: the Python handler's
-        return False
+        return guest_cow(va, leaf, grow, index, g_tables, geom, c, st, cnt, sw, pool, counts)
+    # a demand fault: the guest maps the zero page or a fresh page into its page table (under shadow paging,
+    # after the hypervisor reflected the fault to it)
     writable = vma_writable(vmas, va)
-    zero = sw[SW_ZERO_FRAME]
-    if writable < 0 or zero < 0:  # outside every VMA (an implicit one to make), or no zero page yet
+    if writable < 0:  # outside every VMA: an implicit one to make
+        return False
+    if write:
+        if not writable or pool[POOL_N] == 0:  # a write to a read-only mapping, or no frame without a new chunk
+            return False
+    elif sw[SW_ZERO_FRAME] < 0:  # the zero page is allocated at its first use
         return False
     if shadow:
         shadowed = gfn_pages[gtable] if gtable < gfn_pages.shape[0] else 0
@@ -322,9 +445,53 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, st, cnt, sw,
         if shadowed:
             stale_add(meta, srow, index)
     count_guest_fault(cnt, sw[SW_COST_PF])
-    cnt[ZERO_PAGE_MAPS] += 1
-    g_tables[grow, index] = make(zero, zero_page_flags(writable))
+    if write:
+        frame = pool_pop(pool)
+        refs_new(counts, frame, 0)
+        cnt[CYC_GUEST_OS] += sw[SW_COST_CLEAR]  # do_anonymous_page clears the page
+        g_tables[grow, index] = make(frame, demand_flags(writable, True))
+    else:
+        cnt[ZERO_PAGE_MAPS] += 1
+        g_tables[grow, index] = make(sw[SW_ZERO_FRAME], zero_page_flags(writable))
     count_pte_write(cnt, sw[SW_COST_PTE])
+    sw[SW_NOTED_GUEST_FAULT] += 1
+    return True
+
+
+@routine
+def guest_cow(va, leaf, grow, index, g_tables, geom, c, st, cnt, sw, pool, counts):
+    """A write to a copy-on-write 4 KiB page (guest_os.GuestOS._cow): copy it if it is shared or the zero page
+    (wp_page_copy: the old translation flushed), else make it writable in place (wp_page_reuse)."""
+    frame = frame_of(leaf)
+    zero = sw[SW_ZERO_FRAME]
+    copy = frame == zero or refs_shared(counts, frame, 0)
+    if copy:
+        if pool[POOL_N] == 0:
+            return False
+        if frame != zero:
+            block, bsize = refs_block(counts, frame, 0)
+            if block < 0:
+                return False
+            if counts[REFS_BLOCK + bsize, block >> (9 * bsize)] == 1 \
+                    and (bsize or POOL_FIRST + pool[POOL_N] >= pool.shape[0]):
+                return False  # the last reference on a large block, or no room to free a frame: Python's
+    count_guest_fault(cnt, sw[SW_COST_PF])
+    cnt[COW_FAULTS] += 1
+    if copy:
+        cnt[CYC_GUEST_OS] += sw[SW_COST_COPY] if frame != zero else sw[SW_COST_CLEAR]  # a zeroed page for the zero page
+        if frame != zero:
+            block, bsize = refs_unmap(counts, frame, 0)
+            counts[REFS_BLOCK + bsize, block >> (9 * bsize)] -= 1
+            if counts[REFS_BLOCK + bsize, block >> (9 * bsize)] == 0:
+                pool_push(pool, block)
+        frame = pool_pop(pool)
+        refs_new(counts, frame, 0)
+    g_tables[grow, index] = make(frame, (leaf & ~ADDR_MASK & ~COW) | RW | A | D)
+    count_pte_write(cnt, sw[SW_COST_PTE])
+    if copy:
+        invlpg_4k(geom, c, va, st[ST_ASID])
+        sw[SW_NOTED_FLUSH] += 1
+        cnt[GUEST_INVLPGS] += 1
     sw[SW_NOTED_GUEST_FAULT] += 1
     return True
 

@@ -25,7 +25,7 @@ import numpy as np
 from . import entry as E
 from .counters import INDEX
 from .errors import EngineError
-from .fast_fault import COW, count_guest_fault, count_pte_write, zero_page_flags
+from .fast_fault import COW, count_guest_fault, count_pte_write, demand_flags, zero_page_flags
 from .page_refs import PageRefs
 from .pagetable import RadixTable, leaf_entry
 from .physmem import PhysicalMemory
@@ -206,8 +206,7 @@ class GuestOS:
             return
         frame = self.pages.alloc(size)
         self._prepare(size, copy=False)  # do_anonymous_page / do_huge_pmd_anonymous_page clear the page
-        flags = E.US | E.A | (E.RW if vma.writable else 0) | (E.D if write and vma.writable else 0)
-        proc.table.map(va, frame, size, flags, absent)
+        proc.table.map(va, frame, size, demand_flags(vma.writable, write), absent)
 
     def _release(self, frame: int, size: int) -> None:
         """One mapping of a data page gone; the zero page is nobody's and stays."""

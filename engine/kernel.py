@@ -289,13 +289,13 @@ def fault(code, faddr, flevel, write, fpresent, frow, refs, cnt, st, ev, stop):
 
 @njit(nogil=True, cache=True, _nrt=False)
 def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop,
-                 sw, vmas, backed, meta, gfn_pages):
+                 sw, vmas, pool, counts, backed, meta, gfn_pages):
     """Run ops[start:end] until the end or the first op software must handle; returns its index.
 
     `ops` is the op array itself (workloads.ops.OP_DTYPE records), read in place: splitting it
     into columns first would cost about as much as the accesses that hit the TLB. In batch runs a
     common fault is handled in compiled code and the access retried (fast_fault.py, which says what
-    `sw`, `vmas`, `backed`, `meta` and `gfn_pages` hold).
+    `sw`, `vmas`, `pool`, `counts`, `backed`, `meta` and `gfn_pages` hold).
     """
     i = start
     # Batch runs (events off) serve plain L1 hits here, with counts in locals until the return;
@@ -379,8 +379,9 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
         else:
             code = access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop)
             if code != STOP_DONE:
-                if fast and tries < FAST_TRIES and fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows,
-                                                              st, cnt, sw, vmas, backed, meta, gfn_pages):
+                if fast and tries < FAST_TRIES and fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom,
+                                                              c, st, cnt, sw, vmas, pool, counts, backed, meta,
+                                                              gfn_pages):
                     tries += 1  # handled: the access is tried again, as after a return to software
                     page_a = -1
                     page_b = -1

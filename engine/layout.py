@@ -138,7 +138,21 @@ SW_SEQ = 12  # shadow: exits so far (KVM's flush requests made during one exit a
 SW_NOTED_EXIT = 13  # software events of the fast path, by kind, since Python last took them (machine.noted)
 SW_NOTED_GUEST_FAULT = 14
 SW_NOTED_SHADOW_SYNC = 15
-N_SW = 16
+SW_NOTED_FLUSH = 16
+SW_COST_CLEAR = 17  # cycles: clearing a 4 KiB page (guest_os.GuestOS._prepare)
+SW_COST_COPY = 18  # cycles: copying one
+SW_MAX_PAGE = 19  # the guest's largest page size code (guest.page)
+N_SW = 20
+
+# --- a physical memory's free 4 KiB frames (physmem.PhysicalMemory.pool: one int64 array) -----------------
+POOL_N = 0  # frames in the stack
+POOL_IN_USE = 1  # frames allocated, of every size
+POOL_FIRST = 2  # the stack: the next frame to hand out is the last one
+
+# --- guest page references (page_refs.PageRefs.counts: int32 rows, a column per unit) ---------------------
+# row s (0, 1, 2): mappings of the 4 KiB / 2 MiB / 1 GiB unit at column frame >> 9s;
+# row REFS_BLOCK + s: references on the block of that size starting there (0: no such block)
+REFS_BLOCK = 3
 
 # --- shadow pages: one row per host table row (shadow.py's ShadowPage state, read by the fast path) -------
 M_SHADOW = 0  # 1 = the host table page of this row is a shadow page

@@ -45,11 +45,15 @@ from .layout import (
     STOP_DONE,
     STOP_OSOP,
     STOP_PID,
+    SW_COST_CLEAR,
+    SW_COST_COPY,
     SW_COST_PF,
     SW_COST_PTE,
+    SW_MAX_PAGE,
     SW_FAST,
     SW_GCR3,
     SW_NOTED_EXIT,
+    SW_NOTED_FLUSH,
     SW_NOTED_GUEST_FAULT,
     SW_NOTED_SHADOW_SYNC,
     SW_VM_EXIT,
@@ -65,7 +69,8 @@ from .snapshot import MachineSnapshot, path_rows, tlb_views
 MAX_RETRIES = 16  # faults one access may take before it is a bug, not a workload
 NO_VMAS = np.zeros((0, 3), dtype=np.int64)
 # software events the fast fault path counts (fast_fault.py), by the event class they stand for
-FAST_NOTES = ((SW_NOTED_EXIT, "Exit"), (SW_NOTED_GUEST_FAULT, "GuestFault"), (SW_NOTED_SHADOW_SYNC, "ShadowSync"))
+FAST_NOTES = ((SW_NOTED_EXIT, "Exit"), (SW_NOTED_GUEST_FAULT, "GuestFault"), (SW_NOTED_SHADOW_SYNC, "ShadowSync"),
+              (SW_NOTED_FLUSH, "Flush"))
 
 
 def make_mode(name: str) -> Mode:
@@ -110,8 +115,9 @@ class Machine:
         self.mode.attach(self)
         self.os = GuestOS(self.gmem, config["guest.levels"], E.size_code(config["guest.page"]),
                           config["guest.pcid"], self.mode, self.cnt, config)
-        self.sw[SW_COST_PF] = self.os.cost_pf  # what the fast fault path charges for the guest's same work
-        self.sw[SW_COST_PTE] = self.os.cost_pte
+        # what the fast fault path charges for the guest's same work, and the largest page it maps
+        self.sw[[SW_COST_PF, SW_COST_PTE, SW_COST_CLEAR, SW_COST_COPY, SW_MAX_PAGE]] = (
+            self.os.cost_pf, self.os.cost_pte, self.os.cost_clear, self.os.cost_copy, self.os.max_page)
         self.mode.load_cr3(self.os.current)
 
     # --- checkpoints (timeline.py): the event buffer is scratch, made anew on load -----------------
@@ -209,8 +215,9 @@ class Machine:
                 vmas = self._fast_inputs()
                 j = run_accesses(ops, i, n, self.gmem.tables, self.gmem.rows,
                                  self.host.mem.tables, self.host.mem.rows, self.mmu.geom, self.mmu.c, self.st, self.mmu.cost, self.cnt, self.ev, self.stop,
-                                 sw, vmas, self.host.cover(self.gmem.top), self.mode.meta, self.mode.gfn_pages)
-                if sw[SW_NOTED_EXIT] or sw[SW_NOTED_GUEST_FAULT] or sw[SW_NOTED_SHADOW_SYNC]:
+                                 sw, vmas, self.gmem.pool, self.os.pages.cover(self.gmem.top),
+                                 self.host.cover(self.gmem.top), self.mode.meta, self.mode.gfn_pages)
+                if sw[SW_NOTED_EXIT] or sw[SW_NOTED_GUEST_FAULT] or sw[SW_NOTED_SHADOW_SYNC] or sw[SW_NOTED_FLUSH]:
                     self._take_fast_notes()
                 if record:
                     events.extend(ev.decode(self.ev[: min(int(self.st[ST_EV_N]), MAX_EVENTS)], self.mmu.geom))

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import entry as E
 from .config import Config
+from .fast_fault import invlpg_4k
 from .layout import (
     C_BASE,
     C_DRAM,
@@ -137,7 +138,6 @@ class MMU:
     def _index(self) -> None:
         """(5, sets, ways) views of every structure, for snapshots, and its ways, for the invalidations below."""
         self.views = [fields(self.geom, self.c, s) for s in range(N_STRUCTS)]
-        self.ways = {s: Ways(self.geom, (s,)) for s in TLB_STRUCTS}
         self.tlbs = Ways(self.geom, TLB_STRUCTS)
         self.pwcs = Ways(self.geom, PWC_STRUCTS)
         self.every = Ways(self.geom, range(N_STRUCTS))
@@ -146,7 +146,7 @@ class MMU:
     def __getstate__(self) -> dict:
         """The cache array as its difference from an empty one: most of it is data-cache lines never filled, so a
         checkpoint holds what was filled, not megabytes of empty ways. The views and ways are rebuilt on load."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("c", "views", "ways", "tlbs", "pwcs", "every")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("c", "views", "tlbs", "pwcs", "every")}
         changed = np.flatnonzero(self.c != _empty_cache(self.geom, len(self.c)))
         state["c_changed"] = (changed.astype(np.int32 if len(self.c) < 1 << 31 else np.int64), self.c[changed])
         state["c_len"] = len(self.c)
@@ -182,31 +182,16 @@ class MMU:
         Vol. 2A, INVLPG).
 
         Where the guest maps only 4 KiB pages, every entry is a whole 4 KiB page in the set of its page
-        number, so only that set of the L1 4K array and of the L2 is looked at; otherwise every entry."""
+        number, so only that set of the L1 4K array and of the L2 is looked at (fast_fault.invlpg_4k, which
+        the fast fault path runs too); otherwise every entry."""
+        if not self.max_page:
+            invlpg_4k(self.geom, self.c, va, asid)
+            return
         va &= VA_MASK
         c = self.c
-        if self.max_page:
-            ways = self.tlbs
-            self._empty(ways, _in_page(c[ways.key], c[ways.tag], c[ways.flags], va, asid))
-        else:
-            vpn = va >> 12
-            for s in (S_L1_4K, S_L2):
-                sets, mask = int(self.geom[s, 1]), int(self.geom[s, 3])
-                if not sets:
-                    continue
-                ways = self.ways[s]
-                row = (vpn & mask if mask >= 0 else vpn % sets) * int(self.geom[s, 2])
-                keys = ways.key[row : row + int(self.geom[s, 2])]
-                held = np.flatnonzero(c[keys] == vpn << 2) + row  # the key of a 4 KiB page: its number, size 0
-                if len(held):
-                    self._empty_some(ways, held, _in_page(c[ways.key[held]], c[ways.tag[held]],
-                                                          c[ways.flags[held]], va, asid))
+        ways = self.tlbs
+        self._empty(ways, _in_page(c[ways.key], c[ways.tag], c[ways.flags], va, asid))
         self._empty(self.pwcs, self._tagged(self.pwcs, asid))
-
-    def _empty_some(self, ways: Ways, which: np.ndarray, gone: np.ndarray) -> None:
-        """Empty the ways at positions `which` of `ways` where `gone` is true."""
-        if gone.any():
-            empty(self.c, ways.key[which[gone]], ways.stamp[which[gone]])
 
     def flush_asid(self, asid: int, keep_global: bool = True) -> None:
         """A CR3 load without PCID / INVPCID single-context: drop one address space's entries."""

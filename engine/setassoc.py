@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 from .build import INLINE
 from .layout import ST_CLOCK, TF_GLOBAL
@@ -189,6 +190,7 @@ def slots(geom, s: int) -> np.ndarray:
     return base + np.arange(sets, dtype=np.int64)[:, None] * (nf * ways) + np.arange(ways, dtype=np.int64)[None, :]
 
 
+@register_jitable(_nrt=False)  # numpy indices from Python, one way from compiled code (fast_fault.invlpg_4k)
 def empty(c, keys, stamps) -> None:
     """Empty the ways whose key and stamp are at these indices of c; stamp 0 makes each the first of its set
     to fill."""

@@ -79,7 +79,7 @@ def machine_state(m, caches: bool = True) -> dict:
     def tables(mem):
         rows = {f: mem.table(f).tolist() for f in range(mem.base, mem.base + len(mem.rows)) if mem.is_table(f)}
         return {"tables": rows, "frames_in_use": mem.frames_in_use, "next": mem._next,
-                "free": (list(mem._free_4k), list(mem._free_2m), list(mem._free_1g))}
+                "free": (mem.free_4k(), list(mem._free_2m), list(mem._free_1g))}
 
     st = m.st.copy()
     st[ST_CLOCK] = 0  # the LRU clock's raw value may differ (the batch path skips no-op touches); ages may not
