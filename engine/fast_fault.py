@@ -23,7 +23,10 @@ of its own inside the guest's handling. These need none of that:
 * under shadow paging, **a hidden fault** whose guest entry is present, a
   4 KiB leaf, and whose shadow path exists with the right roles: the
   hypervisor fills the leaf SPTE (``FNAME(fetch)``) and prefetches its
-  neighbours (``FNAME(pte_prefetch)``).
+  neighbours (``FNAME(pte_prefetch)``);
+* under nested paging, **a nested page fault** whose nested page table
+  exists: the hypervisor backs the host page and maps it
+  (``kvm_tdp_page_fault``).
 
 One source of truth: every rule the fast path applies is a routine here, and
 the Python handlers (``guest_os.py``, ``page_refs.py``, ``physmem.py``,
@@ -69,14 +72,19 @@ from .layout import (
     ST_G_BASE,
     ST_GLEVELS,
     ST_H_BASE,
+    ST_HLEVELS,
+    ST_HOST_SIZE,
     ST_MODE,
+    ST_NROOT,
     ST_ROOT,
     STOP_GUEST_FAULT,
+    STOP_NPF,
     STOP_SHADOW_FAULT,
     SW_COST_CLEAR,
     SW_COST_COPY,
     SW_COST_FILL,
     SW_COST_INJECT,
+    SW_COST_NPF,
     SW_COST_PF,
     SW_COST_PTE,
     SW_FAST,
@@ -109,6 +117,7 @@ CYC_HYPERVISOR = INDEX["cyc_hypervisor"]
 CYC_GUEST_OS = INDEX["cyc_guest_os"]
 EXIT_GUEST_PF_INJECT = INDEX["exit_guest_pf_inject"]
 EXIT_SHADOW_FAULT = INDEX["exit_shadow_fault"]
+EXIT_NPF = INDEX["exit_npf"]
 PF_TAKEN = INDEX["pf_taken"]
 PF_FIXED = INDEX["pf_fixed"]
 PF_GUEST = INDEX["pf_guest"]
@@ -176,6 +185,12 @@ def make(frame, flags):
 @routine
 def frame_of(entry):
     return (entry & ADDR_MASK) >> 12
+
+
+@routine
+def leaf_entry(frame, size, flags):
+    """The leaf entry mapping a page of size code `size` at `frame` with `flags`: present, PS for a large page."""
+    return make(frame, flags | P | (PS if size else 0))
 
 
 @routine
@@ -369,8 +384,13 @@ def vma_writable(vmas, va):
 def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cnt, sw, vmas, pool, counts, backed,
                meta, gfn_pages):
     """Handle the fault the kernel stopped at if it is one of the common ones (the module docstring); returns
-    whether it did. A fault it does not take is left untouched, for the Python handlers."""
-    if not sw[SW_FAST] or va < 0:
+    whether it did. A fault it does not take is left untouched, for the Python handlers. `va` is the faulting
+    address: a guest-physical one for a nested page fault."""
+    if not sw[SW_FAST]:
+        return False
+    if code == STOP_NPF:
+        return nested_fault(va >> 12, h_tables, h_rows, st, cnt, sw, backed)
+    if va < 0:
         return False
     levels = st[ST_GLEVELS]
     if va >> (12 + 9 * levels - 1):  # not canonical: the guest OS's handler says so
@@ -493,6 +513,33 @@ def guest_cow(va, leaf, grow, index, g_tables, geom, c, st, cnt, sw, pool, count
         sw[SW_NOTED_FLUSH] += 1
         cnt[GUEST_INVLPGS] += 1
     sw[SW_NOTED_GUEST_FAULT] += 1
+    return True
+
+
+@routine
+def nested_fault(gfn, h_tables, h_rows, st, cnt, sw, backed):
+    """A nested page fault (modes.Nested.handle: kvm_mmu_page_fault -> kvm_tdp_page_fault, pf_taken and pf_fixed):
+    the hypervisor backs the host page holding gfn and maps it in the nested table, if the nested table page
+    for it exists (a new one is allocated by the Python handler)."""
+    host_size = st[ST_HOST_SIZE]
+    gpage = (gfn >> (9 * host_size)) << (9 * host_size)
+    table = st[ST_NROOT]
+    h_base = st[ST_H_BASE]
+    for level in range(st[ST_HLEVELS], host_size + 1, -1):
+        row = table_row(h_rows, h_base, table)
+        e = h_tables[row, ((gpage << 12) >> (12 + 9 * (level - 1))) & 511]
+        if not e & P or e & PS:
+            return False
+        table = frame_of(e)
+    row = table_row(h_rows, h_base, table)
+    unit_bits = 9 * host_size
+    back_host_page(backed, gfn >> unit_bits, cnt, sw[SW_HOST_ALLOC])
+    h_tables[row, ((gpage << 12) >> (12 + unit_bits)) & 511] = leaf_entry(
+        host_frame(gpage, unit_bits, sw[SW_PLACE_MASK]), host_size, RW | US)
+    count_exit(cnt, EXIT_NPF, sw[SW_VM_EXIT], sw[SW_COST_NPF])
+    sw[SW_NOTED_EXIT] += 1
+    cnt[PF_TAKEN] += 1
+    cnt[PF_FIXED] += 1
     return True
 
 

@@ -25,9 +25,9 @@ import numpy as np
 from . import entry as E
 from .counters import INDEX
 from .errors import EngineError
-from .fast_fault import COW, count_guest_fault, count_pte_write, demand_flags, zero_page_flags
+from .fast_fault import COW, count_guest_fault, count_pte_write, demand_flags, leaf_entry, zero_page_flags
 from .page_refs import PageRefs
-from .pagetable import RadixTable, leaf_entry
+from .pagetable import RadixTable
 from .physmem import PhysicalMemory
 
 FLUSH_CEILING = 33  # pages; past it munmap flushes the whole TLB (Linux tlb_single_page_flush_ceiling [U])

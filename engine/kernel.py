@@ -379,9 +379,9 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
         else:
             code = access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop)
             if code != STOP_DONE:
-                if fast and tries < FAST_TRIES and fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom,
-                                                              c, st, cnt, sw, vmas, pool, counts, backed, meta,
-                                                              gfn_pages):
+                if fast and tries < FAST_TRIES and fast_fault(code, stop[SI_ADDR], write, g_tables, g_rows, h_tables,
+                                                              h_rows, geom, c, st, cnt, sw, vmas, pool, counts,
+                                                              backed, meta, gfn_pages):
                     tries += 1  # handled: the access is tried again, as after a return to software
                     page_a = -1
                     page_b = -1

@@ -142,7 +142,8 @@ SW_NOTED_FLUSH = 16
 SW_COST_CLEAR = 17  # cycles: clearing a 4 KiB page (guest_os.GuestOS._prepare)
 SW_COST_COPY = 18  # cycles: copying one
 SW_MAX_PAGE = 19  # the guest's largest page size code (guest.page)
-N_SW = 20
+SW_COST_NPF = 20  # cycles: the hypervisor's handler of a nested page fault
+N_SW = 21
 
 # --- a physical memory's free 4 KiB frames (physmem.PhysicalMemory.pool: one int64 array) -----------------
 POOL_N = 0  # frames in the stack

@@ -212,6 +212,7 @@ class Machine:
         try:
             while i < n:
                 self.st[ST_EV_N] = 0
+                self.mmu.flushed_vpid = None  # the kernel may fill entries
                 vmas = self._fast_inputs()
                 j = run_accesses(ops, i, n, self.gmem.tables, self.gmem.rows,
                                  self.host.mem.tables, self.host.mem.rows, self.mmu.geom, self.mmu.c, self.st, self.mmu.cost, self.cnt, self.ev, self.stop,

@@ -133,6 +133,9 @@ class MMU:
         self.cost = costs(config)
         # the largest page a translation can come from: no TLB entry is a piece of a larger page than this
         self.max_page = E.size_code(config["guest.page"])
+        # the VPID flushed whole since the hardware last ran (machine.Machine.run clears it): only the kernel
+        # fills entries, so flushing it again before the next run would find nothing to drop
+        self.flushed_vpid: int | None = None
         self._index()
 
     def _index(self) -> None:
@@ -203,9 +206,12 @@ class MMU:
 
     def flush_vpid(self, vpid: int) -> None:
         """Every linear translation of one VPID, global ones too (INVVPID single-context)."""
+        if vpid == self.flushed_vpid:
+            return
         c = self.c
         for ways in (self.tlbs, self.pwcs):
             self._empty(ways, (c[ways.key] != -1) & ((c[ways.tag] >> 12) == vpid))
+        self.flushed_vpid = vpid
 
     def flush_all(self) -> None:
         """Cold hardware: empty every TLB, walk cache and data cache (benchmarks start from here)."""

@@ -36,6 +36,7 @@ from .layout import (
     ST_ROOT,
     STOP_GUEST_FAULT,
     STOP_NPF,
+    SW_COST_NPF,
     SW_HOST_ALLOC,
     SW_HOST_SIZE,
     SW_PLACE_MASK,
@@ -134,6 +135,10 @@ class Nested(Mode):
     vpid = 1
     virtualized = True
 
+    def attach(self, machine: Machine) -> None:
+        super().attach(machine)
+        machine.sw[SW_COST_NPF] = machine.config["cost.npf_handler"]
+
     def second_paths(self, va: int, guest_path) -> tuple:
         """The nested walk of every gPA the 2D walk of va translates: each guest table page, then the data page."""
         nested = self.m.host.nested
@@ -155,7 +160,7 @@ class Nested(Mode):
             gfn = int(stop[SI_ADDR]) >> 12
             self.back_host_page(gfn)
             gpage, hpage = m.host.back(gfn)
-            m.exit("npf", m.config["cost.npf_handler"], f"gPA {gpage << 12:#x} -> hPA {hpage << 12:#x}")
+            m.exit("npf", int(m.sw[SW_COST_NPF]), f"gPA {gpage << 12:#x} -> hPA {hpage << 12:#x}")
             m.count("pf_taken")
             m.count("pf_fixed")
             return

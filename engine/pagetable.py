@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from . import entry as E
+from .fast_fault import leaf_entry
 from .physmem import PhysicalMemory
 
 WriteHook = Callable[[int, int, int, int], None]  # (table frame, index, old, new)
@@ -28,11 +29,6 @@ class PathEntry(NamedTuple):
     @property
     def leaf(self) -> bool:
         return bool(self.value & E.P) and (self.level == 1 or bool(self.value & E.PS))
-
-
-def leaf_entry(frame: int, size_code: int, flags: int) -> int:
-    """The leaf entry mapping a page of size `size_code` at `frame` with `flags` (present, PS for a large page)."""
-    return E.make(frame, flags | E.P | (E.PS if size_code else 0))
 
 
 class RadixTable:

@@ -463,6 +463,11 @@ def cmd_bench(args, out, err) -> int:
             if mode == "native":
                 row["tlb_walk"] = bench.bare_baseline(config, addrs, machine)
         results["streams"][name] = {k: v for k, v in row.items() if v is not None}  # None: a bare kernel does not apply
+    pages = min(n, bench.FAULT_PAGES)
+    print(f"rvi-tui bench: faults: {pages:,} first touches of scattered pages", file=err, flush=True)
+    faults = bench.fault_stream(pages)
+    results["faults"] = {"what": f"{pages:,} first touches of 4 KiB pages in a random order, half of them writes",
+                         **{mode: bench.time_faults(mode, config, faults) for mode in modes}}
     import tempfile
 
     from ..workloads.parse_bench import lackey_parse_rate, write_lackey_sample
@@ -476,6 +481,7 @@ def cmd_bench(args, out, err) -> int:
         flat = {"streams": {name: {k: (v["accesses_per_s"] if isinstance(v, dict) else v)
                                    for k, v in row.items() if k != "what"}
                             for name, row in results["streams"].items()},
+                "us_per_fault": {mode: results["faults"][mode]["us_per_fault"] for mode in modes},
                 "lackey_parse_lines_per_s": results["lackey_parse_lines_per_s"], "detail": results}
         json.dump(flat, out, indent=2)
         out.write("\n")
