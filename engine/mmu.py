@@ -143,13 +143,12 @@ class MMU:
         self.views = [fields(self.geom, self.c, s) for s in range(N_STRUCTS)]
         self.tlbs = Ways(self.geom, TLB_STRUCTS)
         self.pwcs = Ways(self.geom, PWC_STRUCTS)
-        self.every = Ways(self.geom, range(N_STRUCTS))
 
     # --- checkpoints (timeline.py) -----------------------------------------------------------
     def __getstate__(self) -> dict:
         """The cache array as its difference from an empty one: most of it is data-cache lines never filled, so a
         checkpoint holds what was filled, not megabytes of empty ways. The views and ways are rebuilt on load."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("c", "views", "tlbs", "pwcs", "every")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("c", "views", "tlbs", "pwcs")}
         changed = np.flatnonzero(self.c != _empty_cache(self.geom, len(self.c)))
         state["c_changed"] = (changed.astype(np.int32 if len(self.c) < 1 << 31 else np.int64), self.c[changed])
         state["c_len"] = len(self.c)
@@ -215,7 +214,8 @@ class MMU:
 
     def flush_all(self) -> None:
         """Cold hardware: empty every TLB, walk cache and data cache (benchmarks start from here)."""
-        self._empty(self.every, self.c[self.every.key] != -1)
+        every = Ways(self.geom, range(N_STRUCTS))  # a data cache has many ways: not kept
+        self._empty(every, self.c[every.key] != -1)
 
     # --- views for snapshots ---------------------------------------------------------------
     def entries(self, s: int) -> list[tuple[int, int, int, int, int, int, int]]:
