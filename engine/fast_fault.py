@@ -99,6 +99,7 @@ from .layout import (
     SW_PLACE_MASK,
     SW_PREFETCH,
     SW_SEQ,
+    SW_UNSYNC,
     SW_VM_EXIT,
     SW_ZERO_FRAME,
     TF_GLOBAL,
@@ -123,6 +124,7 @@ PF_FIXED = INDEX["pf_fixed"]
 PF_GUEST = INDEX["pf_guest"]
 HV_WALK_REFS = INDEX["hv_walk_refs"]
 HOST_PAGE_ALLOCS = INDEX["host_page_allocs"]
+MMU_UNSYNC = INDEX["mmu_unsync"]
 GUEST_PF = INDEX["guest_pf"]
 PTE_WRITES = INDEX["pte_writes"]
 ZERO_PAGE_MAPS = INDEX["zero_page_maps"]
@@ -162,6 +164,15 @@ def count_exit(cnt, reason, trip, handler):
 
 
 @routine
+def shadow_exit(cnt, sw, reason, handler):
+    """A VM exit under shadow paging (shadow.Shadow._exit): counted, one more exit for KVM's flush-once rule
+    (SW_SEQ), and the mmu_unsync gauge rewritten from its live value, as whenever the hypervisor runs."""
+    sw[SW_SEQ] += 1
+    count_exit(cnt, reason, sw[SW_VM_EXIT], handler)
+    cnt[MMU_UNSYNC] = sw[SW_UNSYNC]
+
+
+@routine
 def count_guest_fault(cnt, cost):
     """The guest kernel takes a #PF: its handler's fixed work."""
     cnt[GUEST_PF] += 1
@@ -169,10 +180,10 @@ def count_guest_fault(cnt, cost):
 
 
 @routine
-def count_pte_write(cnt, cost):
-    """The guest kernel stores one page-table entry."""
-    cnt[PTE_WRITES] += 1
-    cnt[CYC_GUEST_OS] += cost
+def count_pte_write(cnt, cost, n):
+    """The guest kernel stores n page-table entries."""
+    cnt[PTE_WRITES] += n
+    cnt[CYC_GUEST_OS] += n * cost
 
 
 # --- entries ---------------------------------------------------------------------------------------------
@@ -456,8 +467,7 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st,
         # notes the entry as stale; a write-protected table traps, and that is the Python handler's
         if shadowed and not (shadowed == 1 and linked and meta[srow, M_UNSYNC]):
             return False
-        sw[SW_SEQ] += 1
-        count_exit(cnt, EXIT_GUEST_PF_INJECT, sw[SW_VM_EXIT], sw[SW_COST_INJECT])
+        shadow_exit(cnt, sw, EXIT_GUEST_PF_INJECT, sw[SW_COST_INJECT])
         sw[SW_NOTED_EXIT] += 1
         cnt[PF_TAKEN] += 1
         cnt[PF_GUEST] += 1
@@ -473,7 +483,7 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st,
     else:
         cnt[ZERO_PAGE_MAPS] += 1
         g_tables[grow, index] = make(sw[SW_ZERO_FRAME], zero_page_flags(writable))
-    count_pte_write(cnt, sw[SW_COST_PTE])
+    count_pte_write(cnt, sw[SW_COST_PTE], 1)
     sw[SW_NOTED_GUEST_FAULT] += 1
     return True
 
@@ -507,7 +517,7 @@ def guest_cow(va, leaf, grow, index, g_tables, geom, c, st, cnt, sw, pool, count
         frame = pool_pop(pool)
         refs_new(counts, frame, 0)
     g_tables[grow, index] = make(frame, (leaf & ~ADDR_MASK & ~COW) | RW | A | D)
-    count_pte_write(cnt, sw[SW_COST_PTE])
+    count_pte_write(cnt, sw[SW_COST_PTE], 1)
     if copy:
         invlpg_4k(geom, c, va, st[ST_ASID])
         sw[SW_NOTED_FLUSH] += 1
@@ -561,8 +571,7 @@ def shadow_fill(va, levels, grow, index, leaf, rights, srow, g_tables, g_rows, g
                 st, cnt, sw, backed, meta, host_size):
     """A hidden fault on a present 4 KiB guest leaf under an existing shadow path (shadow.Shadow.handle and
     _fill): the hypervisor sets the guest's A bit, installs the leaf SPTE and prefetches its neighbours."""
-    sw[SW_SEQ] += 1
-    count_exit(cnt, EXIT_SHADOW_FAULT, sw[SW_VM_EXIT], sw[SW_COST_FILL])
+    shadow_exit(cnt, sw, EXIT_SHADOW_FAULT, sw[SW_COST_FILL])
     sw[SW_NOTED_EXIT] += 1
     cnt[PF_TAKEN] += 1
     cnt[PF_FIXED] += 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Protocol
 
 import numpy as np
@@ -36,7 +37,7 @@ FLUSH_CEILING = 33  # pages; past it munmap flushes the whole TLB (Linux tlb_sin
 class Platform(Protocol):
     """What the guest kernel's privileged actions cost and do on the machine it runs on."""
 
-    def pte_write(self, table: int, index: int, old: int, new: int) -> None: ...
+    def pte_writes(self, table: int, indices: list[int], olds: list[int], news: list[int]) -> None: ...
     def table_freed(self, table: int) -> None: ...
     def load_cr3(self, proc: Process, flush: bool = False) -> None: ...
     def invlpg(self, proc: Process, va: int) -> None: ...
@@ -122,9 +123,9 @@ class GuestOS:
         cost.copy_4k are per 4 KiB, from a measured bandwidth; see the preset)."""
         self._charge((self.cost_copy if copy else self.cost_clear) << (9 * size))
 
-    def _on_write(self, table: int, index: int, old: int, new: int) -> None:
-        count_pte_write(self.cnt, self.cost_pte)
-        self.platform.pte_write(table, index, old, new)
+    def _on_write(self, table: int, indices: list[int], olds: list[int], news: list[int]) -> None:
+        count_pte_write(self.cnt, self.cost_pte, len(indices))
+        self.platform.pte_writes(table, indices, olds, news)
 
     def spawn(self, pid: int) -> Process:
         if pid in self.procs:
@@ -288,11 +289,7 @@ class GuestOS:
             if partial is None:
                 break
             self._split(proc, *partial)
-        cleared = []
-        for va, leaf in proc.table.leaves(start, end):
-            proc.table.write_entry(leaf.table, leaf.index, 0)
-            self._release(E.frame_of(leaf.value), leaf.level - 1)
-            cleared.append(va)
+        cleared = self._clear(proc, proc.table.leaves(start, end))
         self._free_empty_tables(proc, start, end)
         if not cleared:
             return
@@ -337,23 +334,30 @@ class GuestOS:
         child = self.spawn(child_pid)
         child.set_vmas([Vma(v.start, v.end, v.writable, v.huge, v.implicit) for v in parent.vmas])
         copies: dict[int, int] = {}  # a parent table page -> the child's at the same place, once it has one
-        for va, leaf in parent.table.leaves():
-            value = leaf.value
-            if value & E.RW:
-                value = (value & ~E.RW) | COW
-                parent.table.write_entry(leaf.table, leaf.index, value)
-            elif value & COW == 0 and self._vma_writable(parent, va):
-                value |= COW
-                parent.table.write_entry(leaf.table, leaf.index, value)
-            frame, size = E.frame_of(value), leaf.level - 1
-            if frame != self.zero_frame:  # copy_present_pte: the zero page is special, not refcounted
-                self.pages.share(frame, size)
-            flags = value & ~E.ADDR_MASK & ~E.P & ~E.PS & ~E.A & ~E.D
-            table = copies.get(leaf.table)
-            if table is None:
-                copies[leaf.table] = child.table.map(va, frame, size, flags)
-            else:  # the path to it is there: as map would, without walking down to it again
-                child.table.write_entry(table, leaf.index, leaf_entry(frame, size, flags))
+        # a table page at a time (a run of leaves in one page): the parent's stores, then the child's; only the
+        # child's first store in a page it has no copy of yet allocates, in the same order as leaf by leaf
+        for table, run in groupby(parent.table.leaves(), key=lambda found: found[1].table):
+            run = list(run)
+            values = []
+            for va, leaf in run:
+                value = leaf.value
+                if value & E.RW:
+                    value = (value & ~E.RW) | COW
+                elif value & COW == 0 and self._vma_writable(parent, va):
+                    value |= COW
+                values.append(value)
+            parent.table.write_entries(table, [leaf.index for _, leaf in run], values)
+            entries = []
+            for (va, leaf), value in zip(run, values):
+                frame, size = E.frame_of(value), leaf.level - 1
+                if frame != self.zero_frame:  # copy_present_pte: the zero page is special, not refcounted
+                    self.pages.share(frame, size)
+                entries.append((va, leaf.index, frame, size, value & ~E.ADDR_MASK & ~E.P & ~E.PS & ~E.A & ~E.D))
+            if table not in copies:
+                va, _, frame, size, flags = entries.pop(0)
+                copies[table] = child.table.map(va, frame, size, flags)
+            child.table.write_entries(copies[table], [index for _, index, _, _, _ in entries],
+                                      [leaf_entry(frame, size, flags) for _, _, frame, size, flags in entries])
         self.platform.flush_tlb(parent)  # the parent's writable translations are stale now
         self._count("guest_tlb_flushes")
 
@@ -361,11 +365,20 @@ class GuestOS:
         vma = proc.vma_at(va)
         return vma is not None and vma.writable
 
+    def _clear(self, proc: Process, leaves: list) -> list[int]:
+        """Clear these leaf entries of proc's table and release their pages; returns their addresses. The stores go
+        a table page at a time (a run of leaves in one page), each page's releases after them: releasing touches
+        no table."""
+        for table, run in groupby(leaves, key=lambda found: found[1].table):
+            run = list(run)
+            proc.table.write_entries(table, [leaf.index for _, leaf in run], [0] * len(run))
+            for _, leaf in run:
+                self._release(E.frame_of(leaf.value), leaf.level - 1)
+        return [va for va, _ in leaves]
+
     def _destroy_space(self, proc: Process) -> None:
         """Unmap everything and free every table page, the root too (exit_mmap + free_pgtables)."""
-        for va, leaf in proc.table.leaves():
-            proc.table.write_entry(leaf.table, leaf.index, 0)
-            self._release(E.frame_of(leaf.value), leaf.level - 1)
+        self._clear(proc, proc.table.leaves())
         for table, _level, _parent in proc.table.tables():
             self.platform.table_freed(table)
             self.mem.free_table(table)

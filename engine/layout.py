@@ -143,7 +143,8 @@ SW_COST_CLEAR = 17  # cycles: clearing a 4 KiB page (guest_os.GuestOS._prepare)
 SW_COST_COPY = 18  # cycles: copying one
 SW_MAX_PAGE = 19  # the guest's largest page size code (guest.page)
 SW_COST_NPF = 20  # cycles: the hypervisor's handler of a nested page fault
-N_SW = 21
+SW_UNSYNC = 21  # shadow: the mmu_unsync gauge's live value (shadow pages unsync now)
+N_SW = 22
 
 # --- a physical memory's free 4 KiB frames (physmem.PhysicalMemory.pool: one int64 array) -----------------
 POOL_N = 0  # frames in the stack

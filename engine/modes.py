@@ -69,8 +69,8 @@ class Mode:
         return (self.vpid << 12) | proc.pcid
 
     # --- the guest OS's privileged actions (guest_os.Platform) -------------------------------
-    def pte_write(self, table: int, index: int, old: int, new: int) -> None:
-        pass
+    def pte_writes(self, table: int, indices: list[int], olds: list[int], news: list[int]) -> None:
+        """Guest stores to one of its table pages: plain stores, unless the mode traps them."""
 
     def table_freed(self, table: int) -> None:
         pass

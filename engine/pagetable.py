@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
+
 from . import entry as E
 from .fast_fault import leaf_entry
 from .physmem import PhysicalMemory
 
-WriteHook = Callable[[int, int, int, int], None]  # (table frame, index, old, new)
+# (table frame, indices, old values, new values) of entries of one table page written, in the order written
+WriteHook = Callable[[int, list[int], list[int], list[int]], None]
 
 
 class PathEntry(NamedTuple):
@@ -47,7 +50,22 @@ class RadixTable:
             return
         mem.tables[row, index] = value
         if self.on_write is not None:
-            self.on_write(table, index, old, value)
+            self.on_write(table, [index], [old], [value])
+
+    def write_entries(self, table: int, indices: list[int], values: list[int]) -> None:
+        """Write entries of one table page, in order (as write_entry on each: the owner sees those that change)."""
+        mem = self.mem
+        row = mem.row(table)
+        where = np.asarray(indices, dtype=np.int64)
+        new = np.asarray(values, dtype=np.int64)
+        old = mem.tables[row, where]
+        changed = old != new
+        if not changed.any():
+            return
+        where, old, new = where[changed], old[changed], new[changed]
+        mem.tables[row, where] = new
+        if self.on_write is not None:
+            self.on_write(table, where.tolist(), old.tolist(), new.tolist())
 
     def walk(self, va: int) -> list[PathEntry]:
         """The entries a walk of va reads, root first, down to the leaf or the first absent entry."""

@@ -37,7 +37,7 @@ import numpy as np
 from . import entry as E
 from . import events as ev
 from .counters import INDEX
-from .fast_fault import prefetch, set_leaf_spte, spte_rights, stale_add, stale_discard
+from .fast_fault import prefetch, set_leaf_spte, shadow_exit, spte_rights, stale_add, stale_discard
 from .layout import (
     M_ACCESS,
     M_DIRECT,
@@ -56,6 +56,8 @@ from .layout import (
     SW_COST_INJECT,
     SW_PREFETCH,
     SW_SEQ,
+    SW_UNSYNC,
+    SW_VM_EXIT,
 )
 from .modes import Mode
 from .snapshot import PathRow
@@ -136,7 +138,6 @@ class Shadow(Mode):
         self.by_gfn: dict[int, list[ShadowPage]] = {}  # guest table frame -> its (non-direct) shadow pages
         self.roots: dict[int, ShadowPage] = {}  # guest CR3 frame -> root shadow page
         self.current_root: ShadowPage | None = None
-        self.n_unsync = 0  # the mmu_unsync gauge's live value
         self._flushed_seq = -1
         # a row per host table row: the state of the shadow page there (layout M_*; ShadowPage reads it)
         self.meta = np.zeros((len(self.hmem.tables), N_META), dtype=np.int64)
@@ -152,10 +153,15 @@ class Shadow(Mode):
     def hmem(self):
         return self.m.host.mem
 
+    @property
+    def n_unsync(self) -> int:
+        """The mmu_unsync gauge's live value."""
+        return int(self.m.sw[SW_UNSYNC])
+
     def _exit(self, reason: str, cycles: int, detail: str = "") -> None:
-        self.m.sw[SW_SEQ] += 1
-        self.m.exit(reason, cycles, detail)
-        self._gauge()
+        m = self.m
+        shadow_exit(m.cnt, m.sw, INDEX["exit_" + reason], cycles)
+        m.note(ev.Exit, reason, int(m.sw[SW_VM_EXIT]) + cycles, detail)
 
     def _fault_exit(self, reason: str, cycles: int, detail: str, outcome: str | None) -> None:
         """An intercepted #PF: kvm_mmu_page_fault counts pf_taken, then pf_fixed (RET_PF_FIXED) or pf_emulate
@@ -167,14 +173,15 @@ class Shadow(Mode):
 
     def _gauge(self) -> None:
         """mmu_unsync is a gauge (kvm_unsync_page ++, kvm_unlink_unsync_page --): the slot holds the live
-        count, rewritten whenever the hypervisor runs, so that a counter reset keeps it right."""
+        count, rewritten whenever the hypervisor runs (fast_fault.shadow_exit), so that a counter reset keeps
+        it right."""
         self.m.cnt[INDEX["mmu_unsync"]] = self.n_unsync
 
     def _set_unsync(self, sp: ShadowPage, unsync: bool) -> None:
         if sp.unsync == unsync:
             return
         self.meta[sp.row, M_UNSYNC] = unsync
-        self.n_unsync += 1 if unsync else -1
+        self.m.sw[SW_UNSYNC] += 1 if unsync else -1
         if not unsync:
             self.meta[sp.row, M_STALE:M_STALE + 16] = 0
         self._gauge()
@@ -273,6 +280,14 @@ class Shadow(Mode):
             self.m.count("tlb_flush")
 
     # --- the guest's privileged actions ------------------------------------------------------------
+    def pte_writes(self, table: int, indices: list[int], olds: list[int], news: list[int]) -> None:
+        """Guest stores to one of its table pages, one by one (pte_write); a table no shadow page shadows takes
+        plain stores."""
+        if table not in self.by_gfn:
+            return
+        for index, old, new in zip(indices, olds, news):
+            self.pte_write(table, index, old, new)
+
     def pte_write(self, table: int, index: int, old: int, new: int) -> None:
         """A guest store to one of its table pages.
 
