@@ -295,12 +295,33 @@ def refs_shared(counts, frame, size):
 
 # --- the TLB -----------------------------------------------------------------------------------------------
 @routine
+def drop_if_page_4k(c, slot, ways, fields, vpn, asid):
+    """Empty the TLB way at `slot` (of a structure with `ways` ways of `fields` fields) if it holds the 4 KiB
+    page vpn for this VPID: under PCID asid, or global."""
+    if c[slot] == vpn << 2:  # a 4 KiB page's key: its number, size code 0
+        tag = c[slot + ways]
+        if tag == asid or ((tag >> 12) == (asid >> 12) and c[slot + 3 * ways] & TF_GLOBAL):
+            empty(c, slot, slot + (fields - 1) * ways)
+
+
+@routine
+def drop_pcid_walk_caches(geom, c, asid):
+    """Empty every paging-structure cache entry of PCID asid (INVLPG, and a flush of the PCID's entries)."""
+    for s in range(S_PWC, S_PWC + 4):
+        ways = geom[s, 2]
+        block = ways * geom[s, 4]
+        for first in range(geom[s, 0], geom[s, 0] + geom[s, 1] * block, block):
+            for slot in range(first, first + ways):
+                if c[slot] != -1 and c[slot + ways] == asid:
+                    empty(c, slot, slot + (geom[s, 4] - 1) * ways)
+
+
+@routine
 def invlpg_4k(geom, c, va, asid):
-    """INVLPG where every TLB entry is a whole 4 KiB page (the guest maps no larger one): the entries of va's page
-    for this VPID (global ones of any PCID too), each in the set of its page number in the L1 4K array and in
-    the L2, and every paging-structure cache entry of the PCID (mmu.MMU.invlpg says why)."""
+    """INVLPG where every TLB entry is a whole 4 KiB page (the guest maps no larger one): the entries of va's page,
+    each in the set of its page number in the L1 4K array and in the L2, and every paging-structure cache entry
+    of the PCID (mmu.MMU.invlpg says why)."""
     vpn = (va & VA_MASK) >> 12
-    vpid = asid >> 12
     for s in (S_L1_4K, S_L2):
         sets = geom[s, 1]
         if sets == 0:
@@ -309,16 +330,8 @@ def invlpg_4k(geom, c, va, asid):
         mask = geom[s, 3]
         first = geom[s, 0] + (vpn & mask if mask >= 0 else vpn % sets) * ways * geom[s, 4]
         for slot in range(first, first + ways):
-            if c[slot] == vpn << 2:  # a 4 KiB page's key: its number, size code 0
-                tag = c[slot + ways]
-                if tag == asid or ((tag >> 12) == vpid and c[slot + 3 * ways] & TF_GLOBAL):
-                    empty(c, slot, slot + (geom[s, 4] - 1) * ways)
-    for s in range(S_PWC, S_PWC + 4):
-        ways = geom[s, 2]
-        for set_first in range(geom[s, 0], geom[s, 0] + geom[s, 1] * ways * geom[s, 4], ways * geom[s, 4]):
-            for slot in range(set_first, set_first + ways):
-                if c[slot] != -1 and c[slot + ways] == asid:
-                    empty(c, slot, slot + (geom[s, 4] - 1) * ways)
+            drop_if_page_4k(c, slot, ways, geom[s, 4], vpn, asid)
+    drop_pcid_walk_caches(geom, c, asid)
 
 
 # --- shadow pages ----------------------------------------------------------------------------------------

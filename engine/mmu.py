@@ -11,7 +11,7 @@ import numpy as np
 
 from . import entry as E
 from .config import Config
-from .fast_fault import invlpg_4k
+from .fast_fault import drop_if_page_4k, drop_pcid_walk_caches
 from .layout import (
     C_BASE,
     C_DRAM,
@@ -184,16 +184,24 @@ class MMU:
         Vol. 2A, INVLPG).
 
         Where the guest maps only 4 KiB pages, every entry is a whole 4 KiB page in the set of its page
-        number, so only that set of the L1 4K array and of the L2 is looked at (fast_fault.invlpg_4k, which
-        the fast fault path runs too); otherwise every entry."""
-        if not self.max_page:
-            invlpg_4k(self.geom, self.c, va, asid)
-            return
+        number, so only the ways of that set of the L1 4K array and of the L2 that hold the page's key are
+        looked at (fast_fault.drop_if_page_4k; the fast fault path's fast_fault.invlpg_4k looks at the same
+        set); otherwise every entry."""
         va &= VA_MASK
         c = self.c
-        ways = self.tlbs
-        self._empty(ways, _in_page(c[ways.key], c[ways.tag], c[ways.flags], va, asid))
-        self._empty(self.pwcs, self._tagged(self.pwcs, asid))
+        if self.max_page:
+            ways = self.tlbs
+            self._empty(ways, _in_page(c[ways.key], c[ways.tag], c[ways.flags], va, asid))
+        else:
+            vpn = va >> 12
+            for s in (S_L1_4K, S_L2):
+                sets, ways, mask, fields_ = (int(x) for x in self.geom[s, 1:5])
+                if not sets:
+                    continue
+                first = int(self.geom[s, 0]) + (vpn & mask if mask >= 0 else vpn % sets) * ways * fields_
+                for way in np.flatnonzero(c[first : first + ways] == vpn << 2).tolist():
+                    drop_if_page_4k(c, first + way, ways, fields_, vpn, asid)
+        drop_pcid_walk_caches(self.geom, c, asid)
 
     def flush_asid(self, asid: int, keep_global: bool = True) -> None:
         """A CR3 load without PCID / INVPCID single-context: drop one address space's entries."""
@@ -201,7 +209,7 @@ class MMU:
         if keep_global:
             gone &= (self.c[self.tlbs.flags] & TF_GLOBAL) == 0
         self._empty(self.tlbs, gone)
-        self._empty(self.pwcs, self._tagged(self.pwcs, asid))
+        drop_pcid_walk_caches(self.geom, self.c, asid)
 
     def flush_vpid(self, vpid: int) -> None:
         """Every linear translation of one VPID, global ones too (INVVPID single-context)."""
