@@ -111,6 +111,8 @@ routine = register_jitable(_nrt=False)  # plain Python when Python calls it; com
 
 COW = 1 << 9  # an available-to-software bit: the page is shared copy-on-write (guest_os.COW)
 MIX = 0x9E3779B1  # odd: multiplication by it is a bijection modulo 2^k (host.Placement)
+CLEAN_SHIFT = 5  # D (bit 6) shifted down to RW (bit 1): a guest entry's D bit is its shadow leaf's RW
+assert D >> CLEAN_SHIFT == RW
 
 EXITS = INDEX["exits"]
 CYC_EXIT = INDEX["cyc_exit"]
@@ -214,11 +216,9 @@ def zero_page_flags(writable):
 @routine
 def spte_rights(access, gentry):
     """The rights (RW, US) a shadow leaf grants for guest entry `gentry` under a shadow page of role access
-    `access`: the guest's own, RW only once the guest's D bit is set (FNAME(gpte_access), protect_clean_gpte)."""
-    rights = access & gentry & (RW | US)
-    if not gentry & D:
-        rights &= ~RW
-    return rights
+    `access`: the guest's own, RW only once the guest's D bit is set (FNAME(gpte_access), protect_clean_gpte).
+    Branch-free, so that it works on arrays of entries too (shadow.Shadow._sync)."""
+    return access & gentry & (US | ((gentry & D) >> CLEAN_SHIFT))
 
 
 @routine

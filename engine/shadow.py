@@ -400,15 +400,13 @@ class Shadow(Mode):
             if sp.unsync:
                 self._sync(sp)
 
-    def _synced_value(self, sp: ShadowPage, s: int, g: int) -> int:
+    def _synced_value(self, sp: ShadowPage, s, g):
         """What FNAME(sync_spte) leaves in a present SPTE s for guest entry g: 0 if g is not present, not
         accessed (FNAME(prefetch_invalid_gpte)) or maps another frame; else s with its rights narrowed to the
         guest's (sp's role access, the guest's RW/US, RW only once dirty: FNAME(protect_clean_gpte)). Syncing
-        never widens a SPTE: the next write fault does."""
-        if not (g & E.P and g & E.A) or E.frame_of(s) != self.m.host.placement(E.frame_of(g)):
-            return 0
-        keep = spte_rights(sp.access, g) | ~(E.RW | E.US)
-        return s & keep
+        never widens a SPTE: the next write fault does. s and g are entries, or arrays of them."""
+        valid = ((g & E.P) != 0) & ((g & E.A) != 0) & (E.frame_of(s) == self.m.host.placement(E.frame_of(g)))
+        return (s & (spte_rights(sp.access, g) | ~(E.RW | E.US))) * valid
 
     def _sync_spte(self, sp: ShadowPage, index: int) -> bool:
         """Bring one entry of an unsync page up to date (kvm_sync_spte); returns whether KVM flushes."""
@@ -430,16 +428,15 @@ class Shadow(Mode):
         it again (kvm_unlink_unsync_page: mmu_unsync falls) and flush if any SPTE was dropped or narrowed."""
         changed = False
         if self.m.gmem.is_table(sp.gfn):
-            guest = self.m.gmem.table(sp.gfn)
-            for index in self.hmem.table(sp.frame).nonzero()[0]:
-                index = int(index)
-                s = self.hmem.read(sp.frame, index)
-                if not s & E.P:
-                    continue
-                value = self._synced_value(sp, s, int(guest[index]))
-                if value != s:
-                    self._set(sp, index, value)
-                    changed = True
+            shadow = self.hmem.table(sp.frame)
+            present = np.flatnonzero(shadow & E.P)
+            s = shadow[present]
+            value = self._synced_value(sp, s, self.m.gmem.table(sp.gfn)[present])
+            changed = bool((value != s).any())
+            if changed:
+                for index in present[value != s].tolist():
+                    self._unlink(sp, index)
+                shadow[present] = value
         self._set_unsync(sp, False)
         if changed:
             self._flush_hw()
