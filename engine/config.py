@@ -22,12 +22,13 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
 
 
-def _flatten(table: Mapping, prefix: str = "") -> dict:
+def flatten(table: Mapping, prefix: str = "") -> dict:
+    """Nested tables -> dotted keys (a preset's TOML, a summary's figures)."""
     flat = {}
     for key, value in table.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(_flatten(value, name + "."))
+            flat.update(flatten(value, name + "."))
         else:
             flat[name] = value
     return flat
@@ -97,7 +98,7 @@ def load(preset: str = DEFAULT_PRESET, sets: Iterable[str] = (), overrides: Mapp
     if preset not in preset_names():
         raise ConfigError(f"unknown preset '{preset}' (known: {', '.join(preset_names())})")
     text = resources.files(__package__).joinpath("presets", f"{preset}.toml").read_text()
-    config = Config(_flatten(tomllib.loads(text)), preset)
+    config = Config(flatten(tomllib.loads(text)), preset)
     pairs = {}
     for item in sets:
         key, sep, value = item.partition("=")
@@ -116,9 +117,19 @@ def _check(cond: bool, key: str, message: str, values: Mapping) -> None:
         raise ConfigError(f"config {key} = {values.get(key)!r}: {message}")
 
 
+# Bounds on numbers, so that no value can overflow a counter or ask for memory no host has.
+MAX_ENTRIES = 1 << 20  # TLB and walk-cache entries per structure (a current L2 TLB has 3,072)
+MAX_CACHE_KIB = 1 << 18  # 256 MiB per data-cache level (a current L3 has 32-96 MiB)
+MAX_COST = 1_000_000  # cycles per event: a VM exit is ~1,400; 10^6 x 10^11 accesses x 24 refs stays in int64
+MAX_FLOOD_THRESHOLD = 1_000_000
+MIN_SHADOW_PAGES = 64  # KVM_MIN_ALLOC_MMU_PAGES: KVM never caps the shadow-page cache below it (notes §4.4)
+MAX_SHADOW_PAGES = 1 << 32
+
+
 def _check_geometry(values: Mapping, entries_key: str, ways_key: str) -> None:
     entries, ways = values[entries_key], values[ways_key]
-    _check(isinstance(entries, int) and entries >= 0, entries_key, "must be an integer >= 0", values)
+    _check(isinstance(entries, int) and 0 <= entries <= MAX_ENTRIES, entries_key,
+           f"must be an integer from 0 to {MAX_ENTRIES:,}", values)
     if entries:
         _check(isinstance(ways, int) and 1 <= ways <= entries, ways_key, f"must be between 1 and {entries_key} ({entries})", values)
         _check(entries % ways == 0, entries_key, f"must be a multiple of {ways_key} ({ways})", values)
@@ -141,14 +152,20 @@ def validate(values: Mapping) -> None:
     _check_geometry(values, "ntlb.entries", "ntlb.ways")
     for level in ("l1d", "l2", "l3"):
         kib, ways = values[f"cache.{level}_kib"], values[f"cache.{level}_ways"]
-        _check(isinstance(kib, int) and kib >= 1, f"cache.{level}_kib", "must be an integer >= 1", values)
+        _check(isinstance(kib, int) and 1 <= kib <= MAX_CACHE_KIB, f"cache.{level}_kib",
+               f"must be an integer from 1 to {MAX_CACHE_KIB:,}", values)
         lines = kib * 1024 // 64
         _check(isinstance(ways, int) and 1 <= ways <= lines and lines % ways == 0, f"cache.{level}_ways", f"must divide the {lines} lines", values)
     for key, value in values.items():
         if key.startswith("cost."):
-            _check(isinstance(value, int) and value >= 0, key, "must be a whole number of cycles >= 0", values)
-    _check(values["shadow.flood_threshold"] >= 1, "shadow.flood_threshold", "must be >= 1", values)
-    _check(values["shadow.max_pages"] >= 0, "shadow.max_pages", "must be >= 0", values)
+            _check(isinstance(value, int) and 0 <= value <= MAX_COST, key,
+                   f"must be a whole number of cycles from 0 to {MAX_COST:,}", values)
+    _check(1 <= values["shadow.flood_threshold"] <= MAX_FLOOD_THRESHOLD, "shadow.flood_threshold",
+           f"must be from 1 to {MAX_FLOOD_THRESHOLD:,}", values)
+    max_pages = values["shadow.max_pages"]
+    _check(max_pages == 0 or MIN_SHADOW_PAGES <= max_pages <= MAX_SHADOW_PAGES, "shadow.max_pages",
+           f"must be 0 (KVM's default cap: 2% of guest memory) or from {MIN_SHADOW_PAGES} (KVM_MIN_ALLOC_MMU_PAGES, "
+           f"the least KVM allows) to {MAX_SHADOW_PAGES:,}", values)
     prefetch = values["shadow.prefetch"]
     _check(isinstance(prefetch, int) and 1 <= prefetch <= 512 and prefetch & (prefetch - 1) == 0,
            "shadow.prefetch", "must be a power of two from 1 to 512", values)

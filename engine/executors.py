@@ -122,3 +122,30 @@ def run_dask(cells: list[Cell], scheduler: str, started: Started | None = None) 
     finally:
         client.cancel(list(futures))
         client.close()
+
+
+def sweep_speedup(cells: list[Cell], jobs: int = 2) -> dict:
+    """Seconds for the same cells serially, in `jobs` local workers, and on a `jobs`-worker Dask LocalCluster
+    bound to 127.0.0.1 (when distributed is installed), each with the rows checked equal to the serial run's.
+    What `rvi-tui bench --sweep` prints."""
+    import time
+
+    def timed(results_of) -> tuple[float, dict]:
+        start = time.perf_counter()
+        results = {r["key"]: r["rows"] for r in results_of()}
+        return time.perf_counter() - start, results
+
+    out: dict = {"cells": len(cells), "jobs": jobs}
+    out["serial_s"], serial = timed(lambda: run_serial(cells))
+    out["local_s"], local = timed(lambda: run_local(cells, jobs))
+    out["local_same"] = local == serial
+    try:
+        from distributed import LocalCluster
+    except ImportError:
+        return out
+    with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        list(run_dask(cells[:jobs], cluster.scheduler_address))  # the workers load their kernels first
+        out["dask_s"], remote = timed(lambda: run_dask(cells, cluster.scheduler_address))
+    out["dask_same"] = remote == serial
+    return out

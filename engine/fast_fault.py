@@ -47,8 +47,7 @@ rows (``M_*``) and the number of shadow pages of each guest frame.
 
 from __future__ import annotations
 
-from numba.extending import register_jitable
-
+from .build import WALK_1D, WALK_2D
 from .counters import INDEX
 from .entry import ADDR_MASK, NX, PS, RW, US, A, D, G, P
 from .layout import (
@@ -104,10 +103,9 @@ from .layout import (
     SW_ZERO_FRAME,
     TF_GLOBAL,
 )
+from .routine import cold_routine, routine
 from .setassoc import empty
 from .walk import VA_MASK
-
-routine = register_jitable(_nrt=False)  # plain Python when Python calls it; compiled into the kernel that calls it
 
 COW = 1 << 9  # an available-to-software bit: the page is shared copy-on-write (guest_os.COW)
 MIX = 0x9E3779B1  # odd: multiplication by it is a bijection modulo 2^k (host.Placement)
@@ -404,7 +402,7 @@ def vma_writable(vmas, va):
     return vmas[lo - 1, 2]
 
 
-@routine
+@cold_routine
 def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cnt, sw, vmas, pool, counts, backed,
                meta, gfn_pages):
     """Handle the fault the kernel stopped at if it is one of the common ones (the module docstring); returns
@@ -412,8 +410,10 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st,
     address: a guest-physical one for a nested page fault."""
     if not sw[SW_FAST]:
         return False
-    if code == STOP_NPF:
-        return nested_fault(va >> 12, h_tables, h_rows, st, cnt, sw, backed)
+    if code == STOP_NPF:  # (each build compiles only what its modes take: build.py)
+        if WALK_2D:
+            return nested_fault(va >> 12, h_tables, h_rows, st, cnt, sw, backed)
+        return False
     if va < 0:
         return False
     levels = st[ST_GLEVELS]
@@ -455,7 +455,7 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st,
     leaf = g_tables[grow, index]
     host_size = sw[SW_HOST_SIZE]
     if leaf & P:
-        if shadow:  # a hidden fault, unless the guest's own entry forbids the write (copy-on-write: injected)
+        if WALK_1D and shadow:  # a hidden fault, unless the guest's own entry forbids the write (copy-on-write: injected)
             if not linked or (write and not (rights & leaf & RW and leaf & D)):
                 return False
             shadow_fill(va, levels, grow, index, leaf, rights, srow, g_tables, g_rows, g_base, h_tables, h_rows,
@@ -474,7 +474,7 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st,
             return False
     elif sw[SW_ZERO_FRAME] < 0:  # the zero page is allocated at its first use
         return False
-    if shadow:
+    if WALK_1D and shadow:
         shadowed = gfn_pages[gtable] if gtable < gfn_pages.shape[0] else 0
         # the guest's store: plain if nothing shadows the table; if the one page that does is unsync it only
         # notes the entry as stale; a write-protected table traps, and that is the Python handler's

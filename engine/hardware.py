@@ -101,6 +101,7 @@ def cache_key() -> str:
     digest = hashlib.sha256()
     for path in kernel_sources():
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update(repr(STAGE_VARIANTS).encode())  # how each build compiles that source (build.py's values)
     # numba files its cache under the source file's path, so a folder serves one install location only
     versions = [str(ENGINE_DIR), sys.version, platform.machine()]
     for dist in ("numba", "llvmlite", "numpy"):
@@ -215,15 +216,15 @@ class Variant:
     package: str  # the sub-package name it is loaded under, beside the engine package
     jit: bool = True
     record_events: bool = True
-    inline: str = "always"
+    inline: bool = True
     walk_1d: bool = True
     walk_2d: bool = True
 
 
-STEP = Variant("_stepping", inline="never")  # one op at a time, with events: compiles fast
+STEP = Variant("_stepping", inline=False)  # one op at a time, with events: compiles fast
 BATCH_1D = Variant("_batch1d", record_events=False, walk_2d=False)  # native and shadow: every access counts
 BATCH_2D = Variant("_batch2d", record_events=False, walk_1d=False)  # nested
-INTERPRETED = Variant("_interpreted", jit=False, inline="never")  # everything, until compiled
+INTERPRETED = Variant("_interpreted", jit=False, inline=False)  # everything, until compiled
 STAGE_VARIANTS = {"step": STEP, "batch1d": BATCH_1D, "batch2d": BATCH_2D}
 STAGES = tuple(STAGE_VARIANTS)  # the compiler's order: the quick build first, it serves every path meanwhile
 KEYS = tuple((record, nested) for record in (False, True) for nested in (False, True))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .build import INLINE, WALK_1D, WALK_2D
+from .build import RECORD_EVENTS, WALK_1D, WALK_2D
 from .counters import (
     K_ACCESSES,
     K_ASSIST_REFS,
@@ -85,6 +85,7 @@ from .layout import (
     TF_WRITABLE,
 )
 from .fast_fault import fast_fault
+from .routine import routine
 from .setassoc import sa_fill, sa_find, sa_flags, sa_insert, sa_touch, sa_val, set_base
 from .walk import VA_MASK, WALK_NPF, WALK_OK, cache_access, emit, walk_1d, walk_2d
 
@@ -94,7 +95,7 @@ FETCH = 2
 FAST_TRIES = 4  # fast-path faults one access may take before software must look (a shadow one takes two)
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def translate(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev):
     """Walk for va in the current mode.
 
@@ -125,7 +126,7 @@ def translate(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, 
     return STOP_BUILD, 0, 0, 0, 0, 0, 0, 0, 0, 0  # a mode this build has no walk for (hardware.py never asks)
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def tlb_fill(va, frame, size, flags, into_l2, assist, geom, c, st, ev):
     """Install a translation in the L1 for its page size, and in L2 when `into_l2`.
 
@@ -155,7 +156,7 @@ def tlb_fill(va, frame, size, flags, into_l2, assist, geom, c, st, ev):
         emit(ev, st, EV_TLB_FILL, s, slot - geom[s, 0], lvpn, lsize, evicted >> 2 if evicted >= 0 else -1, 0)
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def tlb_put(geom, c, st, s, index, key, asid, val, flags, assist):
     """A fill into the LRU way; after an assist, an update of the entry where it is."""
     if assist:
@@ -163,7 +164,7 @@ def tlb_put(geom, c, st, s, index, key, asid, val, flags, assist):
     return sa_fill(geom, c, st, s, index, key, asid, val, flags)
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def l1_probe(va, geom, c, st, ev):
     """Probe the L1 arrays of every page size; a hit becomes most recent. Returns (slot or -1, structure).
 
@@ -179,7 +180,7 @@ def l1_probe(va, geom, c, st, ev):
     return -1, S_L1_4K
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def tlb_lookup(va, geom, c, st, cost, cnt, ev):
     """Probe the L1 arrays, then the L2. Returns (slot or -1, level 0/1, structure)."""
     va = va & VA_MASK
@@ -201,7 +202,7 @@ def tlb_lookup(va, geom, c, st, cost, cnt, ev):
     return -1, -1, S_L2
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def probe(geom, c, st, s, va, size, asid, sizes, ev):
     """Look va up as a page of `size` in TLB structure s; a hit becomes most recent. Returns the slot or -1."""
     if geom[s, 1] == 0 or (sizes >> size) & 1 == 0:
@@ -214,7 +215,7 @@ def probe(geom, c, st, s, va, size, asid, sizes, ev):
     return slot
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop):
     """One access: TLB lookup, a walk on a miss, fill.
 
@@ -262,7 +263,7 @@ def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt
     return STOP_DONE
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def data_access(pa, geom, c, st, cost, cnt):
     """The access itself, after translation: through the caches (competing with walks) or at a flat cost."""
     if st[ST_DATA_CACHE]:
@@ -273,7 +274,7 @@ def data_access(pa, geom, c, st, cost, cnt):
         cnt[K_CYC_BASE] += cost[C_BASE]
 
 
-@njit(nogil=True, cache=True, _nrt=False)
+@routine
 def fault(code, faddr, flevel, write, fpresent, frow, refs, cnt, st, ev, stop):
     cnt[K_FAULTED_WALKS] += 1
     cnt[K_FAULTED_REFS] += refs
@@ -379,9 +380,10 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
         else:
             code = access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop)
             if code != STOP_DONE:
-                if fast and tries < FAST_TRIES and fast_fault(code, stop[SI_ADDR], write, g_tables, g_rows, h_tables,
-                                                              h_rows, geom, c, st, cnt, sw, vmas, pool, counts,
-                                                              backed, meta, gfn_pages):
+                # (the builds that record events serve the step path, whose faults go to Python: they leave it out)
+                if not RECORD_EVENTS and fast and tries < FAST_TRIES and fast_fault(
+                        code, stop[SI_ADDR], write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cnt, sw, vmas,
+                        pool, counts, backed, meta, gfn_pages):
                     tries += 1  # handled: the access is tried again, as after a return to software
                     page_a = -1
                     page_b = -1

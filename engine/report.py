@@ -48,7 +48,8 @@ def mode_summary(c: dict[str, int], native_cycles: int | None) -> dict:
         "guest": {k: c[k] for k in ("guest_pf", "cow_faults", "zero_page_maps", "pte_writes", "ctx_switches",
                                     "forks", "execs", "proc_exits", "mmaps", "munmaps", "guest_tlb_flushes",
                                     "guest_invlpgs")},
-        "overhead_vs_native": None if native_cycles is None else _ratio(cycles - native_cycles, native_cycles),
+        # None with no native cycles to compare with (native itself, or nothing run yet): not 0.0
+        "overhead_vs_native": (cycles - native_cycles) / native_cycles if native_cycles else None,
     }
 
 

@@ -21,16 +21,14 @@ has the clock value of its last use, always >= 1.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
-from numba.extending import register_jitable
 
-from .build import INLINE
 from .layout import ST_CLOCK, TF_GLOBAL
+from .routine import routine
 
 KEY, ASID, VAL, FLAGS, STAMP = range(5)  # field order inside a set block
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def set_base(geom, s, index):
     """First word of index's set; index mod sets is a mask when sets is a power of two (a divide is ~40 cycles)."""
     mask = geom[s, 3]
@@ -40,7 +38,7 @@ def set_base(geom, s, index):
     return geom[s, 0] + (index % geom[s, 1]) * block
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def sa_find(geom, c, s, index, key, asid):
     """Slot holding (key, asid) in structure s, or -1. Global TLB entries match any PCID of their VPID."""
     if geom[s, 1] == 0:
@@ -55,28 +53,28 @@ def sa_find(geom, c, s, index, key, asid):
     return -1
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def sa_val(geom, c, s, slot):
     return c[slot + 2 * geom[s, 2]]
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def sa_flags(geom, c, s, slot):
     return c[slot + 3 * geom[s, 2]]
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def sa_set_flags(geom, c, s, slot, flags):
     c[slot + 3 * geom[s, 2]] = flags
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def sa_touch(geom, c, st, s, slot):
     st[ST_CLOCK] += 1
     c[slot + (geom[s, 4] - 1) * geom[s, 2]] = st[ST_CLOCK]
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def line_find(geom, c, s, line):
     """Slot of a line in a two-field (key, stamp) data cache, or -1 (a line is in at most one way)."""
     ways = geom[s, 2]
@@ -87,7 +85,7 @@ def line_find(geom, c, s, line):
     return -1
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def lru_way(c, first, ways, stamps):
     """The way to evict from the set at `first`: the lowest stamp, the first of equals.
 
@@ -104,7 +102,7 @@ def lru_way(c, first, ways, stamps):
     return victim
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def line_fill(geom, c, st, s, line):
     """Fill a line into a two-field data cache: an empty way, else the LRU way."""
     ways = geom[s, 2]
@@ -115,7 +113,7 @@ def line_fill(geom, c, st, s, line):
     c[victim + ways] = st[ST_CLOCK]
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def sa_fill(geom, c, st, s, index, key, asid, val, flags):
     """Fill (key, asid) -> (val, flags), known to be absent (it just missed), into the LRU way.
 
@@ -129,7 +127,7 @@ def sa_fill(geom, c, st, s, index, key, asid, val, flags):
     return sa_put(c, st, lru_way(c, first, ways, 4 * ways), ways, key, asid, val, flags)
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def sa_insert(geom, c, st, s, index, key, asid, val, flags):
     """Fill (key, asid) -> (val, flags) in structure s, overwriting the entry in place when it is
     already there (a TLB hit re-walked to set D); returns (slot, evicted key or -1)."""
@@ -146,7 +144,7 @@ def sa_insert(geom, c, st, s, index, key, asid, val, flags):
     return sa_put(c, st, victim, ways, key, asid, val, flags)
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def sa_put(c, st, slot, ways, key, asid, val, flags):
     """Write an entry into `slot` as the most recent of its set; returns (slot, evicted key or -1)."""
     evicted = c[slot]
@@ -190,7 +188,7 @@ def slots(geom, s: int) -> np.ndarray:
     return base + np.arange(sets, dtype=np.int64)[:, None] * (nf * ways) + np.arange(ways, dtype=np.int64)[None, :]
 
 
-@register_jitable(_nrt=False)  # numpy indices from Python, one way from compiled code (fast_fault.invlpg_4k)
+@routine  # numpy indices from Python, one way from compiled code (fast_fault.invlpg_4k)
 def empty(c, keys, stamps) -> None:
     """Empty the ways whose key and stamp are at these indices of c; stamp 0 makes each the first of its set
     to fill."""

@@ -8,7 +8,6 @@ mode, every axis value beside every counter `rvi-tui report --json` gives, flatt
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -16,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from ..workloads.registry import make_workload, open_trace
+from ..workloads.traces import file_sha256
 from . import config as C
 from .errors import ConfigError
 from .report import summarize
@@ -69,14 +69,6 @@ class Cell:
         if self.warmup != "auto":
             parts.append(f"--warmup {self.warmup}")
         return " ".join(parts)
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class TraceMissing(Exception):
@@ -173,7 +165,7 @@ def build_grid(workloads=None, traces=(), sweeps=(), preset: str = C.DEFAULT_PRE
 
 
 # --- one cell ----------------------------------------------------------------------------------
-def _open(cell: Cell, trace_bytes: bytes | None):
+def _open(cell: Cell, trace_bytes: bytes | None, levels: int):
     if cell.trace is None:
         return make_workload(cell.workload, seed=cell.seed, **dict(cell.params))
     path = cell.trace
@@ -186,7 +178,7 @@ def _open(cell: Cell, trace_bytes: bytes | None):
                 f.write(trace_bytes)
     elif not os.path.isfile(path) or file_sha256(path) != cell.trace_sha256:
         raise TraceMissing(cell.trace)
-    trace = open_trace(path)
+    trace = open_trace(path, levels=levels)  # the paging depth says which addresses are user addresses
     trace.name = cell.workload
     return trace
 
@@ -211,8 +203,8 @@ def run_cell(cell: Cell, trace_bytes: bytes | None = None) -> dict:
     start = time.perf_counter()
     result = {"key": cell.key, "axes": cell.axes(), "command": cell.command(), "error": None, "rows": []}
     try:
-        workload = _open(cell, trace_bytes)
         config = C.load(cell.preset, cell.sets)
+        workload = _open(cell, trace_bytes, config["guest.levels"])
         modes = tuple(m for m in ALL_MODES if m in cell.modes or m == "native")  # native is the baseline
         session = Session(workload.chunks(), config, modes)
         warmup = workload.warmup_ops if cell.warmup == "auto" else int(cell.warmup)
@@ -230,7 +222,7 @@ def run_cell(cell: Cell, trace_bytes: bytes | None = None) -> dict:
     result.update(seconds=time.perf_counter() - start, ops=session.ops_done, warmup_ops=warmup,
                   params=_effective_params(workload), summary=summary)
     for mode, s in summary.items():
-        result["rows"].append({**result["axes"], "mode": mode, **flatten(s)})
+        result["rows"].append({**result["axes"], "mode": mode, **C.flatten(s)})
     return result
 
 
@@ -238,17 +230,6 @@ def _effective_params(workload) -> dict:
     """The parameters the workload ran with, defaults included, for the caption of a table."""
     keys = ("footprint", "accesses", "spread", "jobs", "workers", "requests")
     return {k: getattr(workload, k) for k in keys if isinstance(getattr(workload, k, None), int)}
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, name + "."))
-        else:
-            out[name] = v
-    return out
 
 
 # --- results files -----------------------------------------------------------------------------

@@ -20,9 +20,7 @@ kernel can hand a fault back to the software (guest OS or hypervisor).
 
 from __future__ import annotations
 
-from numba import njit
-
-from .build import INLINE, RECORD_EVENTS
+from .build import RECORD_EVENTS
 from .counters import (
     K_CYC_WALK,
     K_NTLB_HITS,
@@ -63,6 +61,7 @@ from .layout import (
     TF_USER,
     TF_WRITABLE,
 )
+from .routine import routine
 from .setassoc import (
     line_fill,
     line_find,
@@ -81,10 +80,10 @@ WALK_FAULT = 1  # first-dimension entry absent or too weak
 WALK_NPF = 2  # nested entry absent: guest-physical page not backed
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def emit(ev, st, kind, a, b, c, d, e, f):
     """Record one event when the step path asked for them. The batch kernels are built without it
-    (build.RECORD_EVENTS: the branch is pruned before inlining)."""
+    (build.RECORD_EVENTS: the branch is pruned, and LLVM inlines the empty routine away)."""
     if RECORD_EVENTS:
         if st[ST_EV_ON] != 0:
             n = st[ST_EV_N]
@@ -99,7 +98,7 @@ def emit(ev, st, kind, a, b, c, d, e, f):
             st[ST_EV_N] = n + 1
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def cache_access(pa, geom, c, st, cost):
     """One access to physical address pa through the data caches; returns (where served, cycles).
 
@@ -118,7 +117,7 @@ def cache_access(pa, geom, c, st, cost):
     return served, cost[C_L1D + served]
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def reference(pa, geom, c, st, cost, cnt):
     """Charge one walk memory reference; returns where it was served (SERVED_*)."""
     if st[ST_CACHE_ON] == 0:
@@ -131,7 +130,7 @@ def reference(pa, geom, c, st, cost, cnt):
     return served
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def leaf_flags(rights, entry, size, page):
     """TLB flags for a leaf: entry size, accumulated W/U, D, G, NX, and the size of the page it came from."""
     f = size | (page << TF_PAGE_SHIFT)
@@ -148,7 +147,7 @@ def leaf_flags(rights, entry, size, page):
     return f
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def skip_cached_levels(addr, levels, asid, first, dim, row, geom, c, st, cost, cnt, ev, hits):
     """Look the walk caches up, deepest level first (Intel SDM Vol. 3A §4.10.3.2).
 
@@ -172,7 +171,7 @@ def skip_cached_levels(addr, levels, asid, first, dim, row, geom, c, st, cost, c
     return -1, RW | US, levels
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def read_entry(addr, level, table, tables, rows, base, dim, erow, ecol, geom, c, st, cost, cnt, ev):
     """One reference of a walk whose tables live where they are read: charge it, read the entry,
     record it as grid cell (erow, ecol). Returns (entry, table row, index)."""
@@ -185,7 +184,7 @@ def read_entry(addr, level, table, tables, rows, base, dim, erow, ecol, geom, c,
     return e, trow, idx
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def mark_used(tables, trow, idx, e, leaf, write):
     """The walker sets A on every entry it uses and D on the leaf of a write; returns the entry now."""
     ne = e | A
@@ -196,7 +195,7 @@ def mark_used(tables, trow, idx, e, leaf, write):
     return ne
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
             geom, c, st, cost, cnt, ev):
     """Walk one radix table from `root` for va.
@@ -229,7 +228,7 @@ def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
         level -= 1
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, ev):
     """gPA frame -> hPA frame for row `row` of a 2D walk (guest level, 0 = the data page).
 
@@ -274,7 +273,7 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
         level -= 1
 
 
-@njit(nogil=True, cache=True, _nrt=False, inline=INLINE)
+@routine
 def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
             geom, c, st, cost, cnt, ev):
     """The nested (2D) walk of gVA va from guest CR3 frame `groot`.

@@ -79,7 +79,7 @@ def run_both(ops: np.ndarray, config, chunk: int) -> dict[str, tuple[int, int]]:
 WORKLOADS = [
     ("random", dict(footprint=64 << 20, accesses=3000), {"guest.levels": 5, "host.levels": 5}),
     ("kcompile", dict(jobs=1), {}),
-    ("kcompile", dict(jobs=1), {"shadow.unsync": False, "shadow.prefetch": 1, "shadow.max_pages": 12}),
+    ("kcompile", dict(jobs=1), {"shadow.unsync": False, "shadow.prefetch": 1, "shadow.max_pages": 64}),
     ("kcompile", dict(jobs=1), {"guest.page": "2m", "host.page": "4k"}),
     ("webserver", dict(workers=3, footprint=1 << 20, accesses=3000), {"host.page": "2m"}),
     ("mmapchurn", dict(accesses=1500), {"guest.pcid": False}),

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from rvi_tui.engine import config as C
-from rvi_tui.engine import hardware
+from rvi_tui.engine import compile_kernels, hardware
 from rvi_tui.engine.errors import EngineError
 from rvi_tui.engine.session import Session
 from rvi_tui.tui import cli
@@ -66,6 +67,20 @@ def test_the_interpreted_kernels_are_the_same_source_run_as_python():
         assert type(fn).__name__ == "function", f"{fn} is not plain Python"
     for key in hardware.KEYS:
         assert type(hardware.compiled_kernel(*key)).__name__ != "function"
+
+
+def test_only_the_entry_point_is_compiled_on_its_own():
+    """Every other routine is compiled only inside run_accesses (numba's register_jitable: no wrappers, no
+    compile per literal argument), where the batch builds have LLVM inline it (forceinline): a routine made
+    an @njit function of its own would compile again for each constant argument and be a call."""
+    from numba.core.registry import CPUDispatcher
+
+    for variant in (hardware.STEP, hardware.BATCH_1D, hardware.BATCH_2D):
+        package = hardware.load_variant(variant).__package__
+        assert sys.modules[f"{package}.routine"].INLINE is variant.inline
+        compiled = {f"{name}.{fn}" for name in ("kernel", "walk", "setassoc")
+                    for fn, obj in vars(sys.modules[f"{package}.{name}"]).items() if isinstance(obj, CPUDispatcher)}
+        assert compiled == {"kernel.run_accesses"}
 
 
 def test_each_build_holds_what_its_path_needs():
@@ -124,6 +139,9 @@ def test_the_cache_folder_is_keyed_by_every_kernel_source_and_where_it_is(monkey
     edited = hardware.cache_key()
     monkeypatch.setattr(hardware, "ENGINE_DIR", tmp_path)  # the same files installed elsewhere
     assert hardware.cache_key() != edited, "numba files its cache by source path: one folder per install"
+    moved = hardware.cache_key()
+    monkeypatch.setitem(hardware.STAGE_VARIANTS, "step", dataclasses.replace(hardware.STEP, inline=True))
+    assert hardware.cache_key() != moved, "the same source built otherwise is other machine code"
 
 
 def _fresh_cache_state(monkeypatch):
@@ -178,6 +196,8 @@ def test_two_compilers_at_once_compile_once_and_leave_a_cache_that_loads_without
     records = hardware.cache_complete(folder)
     assert records is not None and set(records) == set(hardware.STAGES)
     assert all(r["seconds"] > 0 and r["peak_rss_kb"] > 0 for r in records.values())
+    together = json.loads((folder / compile_kernels.RECORD).read_text())["peak_rss_kb"]
+    assert together > records["batch1d"]["peak_rss_kb"] + records["batch2d"]["peak_rss_kb"], "they run at once"
     probe = ("import sys; from pathlib import Path; from rvi_tui.engine import hardware;"
              "hardware.use_cache_dir(Path(sys.argv[1]));"
              "from rvi_tui.engine.warmup import warm_up; warm_up();"
@@ -190,10 +210,23 @@ def test_two_compilers_at_once_compile_once_and_leave_a_cache_that_loads_without
     assert hits >= 1 and misses == 0, "the cache a compiler left must load without compiling"
 
 
-def test_bench_compile_reports_seconds_and_peak_rss(monkeypatch, capsys):
-    """The measurement's plumbing (the compiler itself is exercised by the test above)."""
-    from rvi_tui.engine import compile_kernels
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmHWM is Linux's")
+def test_a_compilers_peak_rss_is_its_own_not_that_of_the_process_that_started_it():
+    """Linux carries getrusage's maxrss across exec: a compiler started by a large process reported that
+    process's peak as its own."""
+    ballast = bytearray(300 << 20)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touched, so resident
+    probe = ("import resource; from rvi_tui.engine.compile_kernels import own_peak_rss_kb;"
+             "print(own_peak_rss_kb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    own, inherited = map(int, done.stdout.split())
+    assert inherited > 300 << 10, "getrusage still says the starter's peak (else this test shows nothing)"
+    assert own < 150 << 10
+    del ballast
 
+
+def test_bench_compile_reports_seconds_and_peak_rss(monkeypatch, capsys):
+    """The measurement's plumbing (the compiler itself is exercised by the tests above)."""
     seen = []
 
     def fake_child(folder):

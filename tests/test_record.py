@@ -50,3 +50,57 @@ def test_missing_valgrind(tmp_path, monkeypatch):
     with pytest.raises(RecordError) as info:
         record_trace(["/bin/true"], tmp_path / "t.gz")
     assert str(info.value) == "valgrind not found: install it (e.g. `apt-get install valgrind`) to record traces"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_record_refuses_a_target_that_is_not_a_regular_file(tmp_path, kind):
+    """`record -o /dev/full` (as root) turned the device into a regular gzip file: a special file or a
+    directory is refused before the program runs, and left as it was."""
+    target = tmp_path / "target"
+    os.mkfifo(target) if kind == "fifo" else target.mkdir()
+    with pytest.raises(RecordError) as info:
+        record_trace(["true"], target)
+    assert str(info.value).startswith(f"{target}: ") and "refusing to replace it" in str(info.value)
+    assert (target.is_fifo() if kind == "fifo" else target.is_dir())
+    assert sorted(os.listdir(tmp_path)) == ["target"]
+
+
+@needs_valgrind
+def test_record_writes_through_a_symlink_with_the_umask_and_lets_the_program_speak(tmp_path, capfd):
+    real = tmp_path / "real.gz"
+    link = tmp_path / "link.gz"
+    link.symlink_to(real)
+    old = os.umask(0o022)
+    try:
+        record_trace(["echo", "hello from the program"], link)
+    finally:
+        os.umask(old)
+    assert link.is_symlink() and os.readlink(link) == str(real)  # the link stays; its target is written
+    assert (os.stat(real).st_mode & 0o777) == 0o644  # as `open` would make it, not 0600
+    assert "hello from the program" in capfd.readouterr().out  # the program's own output is not swallowed
+
+
+@needs_valgrind
+def test_ctrl_c_keeps_a_valid_trace_that_says_it_was_cut_short(tmp_path):
+    """Ctrl-C during `record` threw everything away: now the records made so far are kept, whole lines only,
+    with a last line saying the trace was interrupted, and the trace replays."""
+    import signal
+    import threading
+    import time
+
+    out = tmp_path / "cut.gz"
+    seen = []
+
+    def progress(records, seconds):
+        seen.append(records)
+        if records and len(seen) == 2:  # recording is under way: the user presses Ctrl-C
+            threading.Thread(target=lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+
+    start = time.monotonic()
+    result = record_trace(["sleep", "30"], out, on_progress=progress)
+    assert result.interrupted and result.records > 0 and time.monotonic() - start < 20
+    with gzip.open(out, "rt") as f:
+        lines = f.read().splitlines()
+    assert lines[-1] == f"==rvi-tui== interrupted by Ctrl-C: the trace ends here, after {result.records} records"
+    assert sum(1 for line in lines if line[:1] in ("I", " ")) == result.records
+    assert sum(len(c) for c in open_trace(out, ifetch=True).chunks()) >= result.records

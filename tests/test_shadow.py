@@ -166,11 +166,11 @@ def test_the_study_tlbstress_cell_misses_the_tlb_with_large_pages_too():
 
 
 def test_shadow_page_cache_is_capped_and_recycles_the_oldest():
-    m = shadow(**{"shadow.max_pages": 6})
+    m = shadow(**{"shadow.max_pages": 64})  # KVM_MIN_ALLOC_MMU_PAGES, the least cap the config allows
     m.run(O.mmap(1, BASE, 1 << 30, huge=False))
-    m.run(O.accesses(BASE + np.arange(8) * (1 << 21)))  # eight leaf tables: more shadow pages than the cap
+    m.run(O.accesses(BASE + np.arange(80) * (1 << 21)))  # eighty leaf tables: more shadow pages than the cap
     c = m.counters()
-    assert len(m.mode.pages) <= 6 and c["mmu_recycled"] > 0
+    assert len(m.mode.pages) <= 64 and c["mmu_recycled"] > 0
     check_shadow(m)
     # every access still translates to the same host address as nested paging
     n = Machine("nested", cfg_from({"guest.mem_gib": 1}))

@@ -102,9 +102,34 @@ def test_text_sample(tmp_path):
     assert pairs(open_trace(p, ifetch=True)) == TEXT_OPS[:3] + [(R, 0x10), (X, 0x400000), (W, 0xABCDEF)]
 
 
-def test_kernel_half_addresses_are_canonical(tmp_path):
-    p = write(tmp_path, "t", b"0xff00000000001000\nffffffffffffffff\n")
-    assert pairs(open_trace(p)) == [(R, 0xFF00000000001000), (R, 0xFFFFFFFFFFFFFFFF)]
+@pytest.mark.parametrize("levels", [4, 5])
+def test_upper_half_addresses_are_refused_as_kernel_addresses_with_their_line(tmp_path, levels):
+    """The model's guest runs user processes only: an upper-half (kernel) address is refused at parse time,
+    with its line and that reason (it once reached the engine as a negative number with a wrong hint)."""
+    p = write(tmp_path, "t", b"0x1000\n0xffff800000001000\n")
+    message = trace_error(p, levels=levels)
+    assert message.startswith(f"{p}:2: upper-half (kernel) address: the model's guest runs user processes only")
+    assert "-0x" not in message and "--levels 5" not in message
+    if levels == 5:
+        assert trace_error(write(tmp_path, "t5", b"0xff00000000001000\n"), levels=5).startswith(
+            f"{tmp_path / 't5'}:1: upper-half (kernel) address")
+    w = open_trace(p, levels=levels, skip_bad_lines=True)
+    assert pairs(w) == [(R, 0x1000)] and w.skipped_lines == 1
+
+
+def test_an_address_beyond_4_level_paging_is_refused_not_aliased(tmp_path):
+    """0x0001000000001000 is no 4-level address: refused with its line (the TLB once aliased it to 0x1000);
+    with 5 levels it is a user address like any other."""
+    p = write(tmp_path, "t", b"0x1000\n0x0001000000001000\n")
+    assert trace_error(p) == (f"{p}:2: address above the 47-bit user range of 4-level paging (--levels 5 gives "
+                              "56 bits): '0x0001000000001000'")
+    assert pairs(open_trace(p, levels=5)) == [(R, 0x1000), (R, 0x0001000000001000)]
+    lackey = write(tmp_path, "l", b" L 0001000000001000,8\n")
+    assert trace_error(lackey).startswith(f"{lackey}:1: address above the 47-bit user range of 4-level paging")
+    npy = tmp_path / "o.npy"
+    save_ops(npy, ops.accesses(np.array([0x1000, 0x0001000000001000], dtype=np.uint64)))
+    assert trace_error(npy).startswith(f"{npy}: op 1: address above the 47-bit user range of 4-level paging")
+    assert len(pairs(open_trace(npy, levels=5))) == 2
 
 
 @pytest.mark.parametrize("data,ops_", [(LACKEY, LACKEY_OPS), (TEXT, TEXT_OPS)])
@@ -154,8 +179,22 @@ def test_npy_bad(tmp_path):
     assert len(np.concatenate(list(w.chunks()))) == 4 and w.skipped_lines == 1
     save_ops(p, ops.empty(0))
     assert trace_error(p) == f"{p}: no ops"
-    gz = write(tmp_path, "g.npy.gz", gzip.compress((tmp_path / "f.npy").read_bytes()))
-    assert "gzip-compressed .npy" in trace_error(gz)
+    save_ops(p, good[:4])
+    data = p.read_bytes()
+    cut = write(tmp_path, "cut.npy", data[:-10])
+    assert trace_error(cut) == f"{cut}: op file cut short: 3 of its 4 ops are there"
+    assert "not a .npy op file (it does not start as a .npy file does)" in trace_error(write(tmp_path, "t", TEXT),
+                                                                                        fmt="npy")
+    assert "allow_pickle" not in trace_error(write(tmp_path, "t", TEXT), fmt="npy")
+
+
+def test_a_gzip_compressed_op_file_replays(tmp_path):
+    expect = ops.accesses(np.arange(1, 2001, dtype=np.uint64) * 4096)
+    save_ops(tmp_path / "o.npy", expect)
+    gz = write(tmp_path, "o.npy.gz", gzip.compress((tmp_path / "o.npy").read_bytes()))
+    t = open_trace(gz)
+    assert t.fmt == "npy" and t.n_ops == 2000
+    assert np.array_equal(np.concatenate(list(t.chunks(300))), expect)
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -168,13 +207,14 @@ def test_npy_bad(tmp_path):
     (b" L ,8", "malformed lackey line"),
     (b" L 1000,8 extra", "malformed lackey line"),
     (b" L 11112222333344445,8", "address wider than 64 bits"),
-    (b" L 0200000000000000,8", "address wider than 57 bits"),
+    (b" L 0200000000000000,8", "non-canonical address for 4-level paging (bits 47-63 must all equal bit 47)"),
     (b" L 0100000000000000,8", "non-canonical address"),
     (b" L fe00000000000000,8", "non-canonical address"),
-    (b" L 00fffffffffffffc,8", "access runs past the end of the canonical address range"),
-    (b" L ffffffffffffffff,2", "access runs past the end of the canonical address range"),
+    (b" L ffff800000000000,8", "upper-half (kernel) address"),
+    (b" L 00007ffffffffffc,8", "access runs past the end of the user address range"),
+    (b" L 00007fffffffffff,2", "access runs past the end of the user address range"),
     (b" L 1000,12345678901", "bad access size"),
-    (b"\x00\x01\x02binary", "malformed lackey line"),
+    (b"\x00\x01\x02binary", "malformed lackey line: 9 bytes of binary data, not text"),
 ])
 def test_lackey_bad_line_reports_its_number(tmp_path, line, reason):
     p = write(tmp_path, "bad", LACKEY + line + b"\n L 1000,8\n")
@@ -188,7 +228,7 @@ def test_lackey_bad_line_reports_its_number(tmp_path, line, reason):
     (b"W0x1000", "malformed text line"),
     (b"0x1000 0x2000", "malformed text line"),
     (b"0x11112222333344445", "address wider than 64 bits"),
-    (b"0x0200000000000000", "address wider than 57 bits"),
+    (b"0x0200000000000000", "non-canonical address for 4-level paging"),
     (b"0x00ff800000000000 0", "malformed text line"),
     (b"0x0180000000000000", "non-canonical address"),
 ])
@@ -236,10 +276,12 @@ def test_no_accesses(tmp_path, data):
     assert trace_error(write(tmp_path, "empty.gz", gzip.compress(data))).endswith(": no accesses")
 
 
-def test_fetch_only_lackey_without_ifetch_has_no_accesses(tmp_path):
+def test_fetch_only_lackey_without_ifetch_has_no_accesses_and_says_why(tmp_path):
     p = write(tmp_path, "f", b"I  0401000,3\nI  0401003,2\n")
-    assert trace_error(p) == f"{p}: no accesses"
+    assert trace_error(p) == f"{p}: no accesses (2 instruction fetches, replayed only with --ifetch)"
     assert len(pairs(open_trace(p, ifetch=True))) == 2
+    t = write(tmp_path, "x", b"X 0x401000\n")
+    assert trace_error(t) == f"{t}: no accesses (1 instruction fetches, replayed only with --ifetch)"
 
 
 def test_garbage(tmp_path):
@@ -250,8 +292,8 @@ def test_garbage(tmp_path):
     assert trace_error(p, fmt="text", skip_bad_lines=True) == f"{p}: no accesses (2 bad lines skipped)"
     long = write(tmp_path, "long", b"x" * 200_000)
     assert trace_error(long).startswith(f"{long}:1: line longer than")
-    assert trace_error(tmp_path / "missing").startswith(f"{tmp_path / 'missing'}: cannot open:")
-    assert trace_error(tmp_path).startswith(f"{tmp_path}: cannot")
+    assert trace_error(tmp_path / "missing") == f"{tmp_path / 'missing'}: no such file"
+    assert trace_error(tmp_path) == f"{tmp_path}: is a directory, not a trace file"
 
 
 def test_skip_bad_lines_counts(tmp_path):

@@ -245,5 +245,5 @@ def test_timeline_strip_cells():
     import numpy as np
 
     buckets = np.array([False, True, False, False])
-    assert strip_cells(8, 0, 4096, 8192, buckets, 1024) == "●─│─┄┄┄┄"
+    assert strip_cells(8, 0, 4096, 8192, buckets, 1024) == "●│──┄┄┄┄"  # bucket 1 = ops 1,024-2,047 = column 1
     assert strip_cells(4, 8192, 8192, 8192, None, 1024) == "───●"

@@ -66,7 +66,27 @@ def test_one_dimensional_walks_use_one_column():
               ref(2, 0, "L1D", "guest"), ref(1, 0, "DRAM", "guest"), ev.Translated(0x1234, 0, "walk")]
     view = build_view("native", events, 3, "", 4, 4, costs_of(C.load()))
     assert not view.two_d and view.cols == (0,) and view.rows == (4, 3, 2, 1)
-    assert view.served == {"L1D": 1, "DRAM": 1} and view.skipped == {"PWC L3": 2}
+    assert view.served == {"L1D": 1, "DRAM": 1} and view.skipped == {"PWC": 2}
+
+
+def test_the_walk_grid_and_the_event_log_count_saved_references_alike():
+    """The grid said `10 saved: PWC 3 NTLB 4 NWC 3` (cells) and the log `saved PWC 3 NTLB 1 NWC 3` (hits) for
+    one walk. Both now count references saved, and a walk's references plus those saved are its cold walk's."""
+    events = [ev.WalkSkip("guest", 4, 0, "PWC L3"), ev.WalkSkip("guest", 3, 0, "PWC L3"),  # rows 4, 3: 2 x (1 + 4)
+              ev.WalkSkip("nested", 2, 4, "NWC L4"), ev.WalkSkip("nested", 2, 3, "NWC L3"),  # row 2: 2 saved
+              ref(2, 2, "L1D"), ref(2, 1, "L1D"), ref(2, 0, "L2$", "guest"),
+              ev.WalkSkip("nested", 1, 0, "NTLB"), ref(1, 0, "DRAM", "guest"),  # row 1: 4 saved
+              ref(0, 4), ref(0, 3), ref(0, 2), ev.WalkSkip("nested", 0, 1, "NWC L1"),  # data row: 1 saved
+              ev.Translated(0x9000, 0, "walk")]
+    view = build_view("nested", events, 5, "R 0x5000", 4, 4, costs_of(C.load()), vaddr=0x5000)
+    assert view.skipped == {"PWC": 10, "NWC": 3, "NTLB": 4}
+    assert view.refs + sum(view.skipped.values()) == 4 * 4 + 4 + 4  # n*m + n + m
+    walk = next(line.text for line in op_lines(5, "R 0x5000", events, nested_walk=4) if "WALK" in line.text)
+    assert walk.endswith("saved PWC 10 NWC 3 NTLB 4")
+    native = [ev.WalkSkip("guest", 4, 0, "PWC L3"), ev.WalkSkip("guest", 3, 0, "PWC L3"), ref(2, 0, "L1D", "guest"),
+              ref(1, 0, "L1D", "guest"), ev.Translated(0x9000, 0, "walk")]
+    assert build_view("native", native, 1, "", 4, 4, {}).skipped == {"PWC": 2}
+    assert next(line.text for line in op_lines(1, "", native) if "WALK" in line.text).endswith("saved PWC 2")
 
 
 def test_a_hit_has_no_walk_and_marks_the_tlb_entry():
@@ -157,6 +177,34 @@ def test_export_writes_parsable_counters_and_unique_names(tmp_path):
     assert set(data["summary"]) == set(MODES) and data["viewed_mode"] == "nested"
     j, s = export_names(str(tmp_path), "trace /x/y z", 5, stamp="S")
     assert os.path.basename(j) == "rvi-tui-trace_x_y_z-op5-S.json" and s.endswith(".svg")
+
+
+def test_exports_follow_the_umask_and_say_what_op_0_and_the_warm_up_mean(tmp_path):
+    """Exports were written 0600 (record writes 0644); at op 0 overhead_vs_native was 0.0, not null; the JSON
+    lacked the warm-up."""
+    counters = Session(iter(()), C.load()).counters()
+    doc = counters_document(counters, workload="tlbstress", spec={}, config={}, ops_done=0, total_ops=None,
+                            finished=False, viewed="nested", warmup_ops=257, warmup_done=False)
+    old = os.umask(0o022)
+    try:
+        paths = write_export(str(tmp_path), doc, "<svg></svg>", "tlbstress")
+    finally:
+        os.umask(old)
+    assert all(os.stat(p).st_mode & 0o777 == 0o644 for p in paths)
+    data = json.loads(open(paths[0]).read())
+    assert (data["warmup_ops"], data["counted_from"]) == (257, 0)
+    assert all(data["summary"][m]["overhead_vs_native"] is None for m in MODES)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in a read-only directory")
+def test_an_export_to_a_read_only_directory_names_the_directory(tmp_path):
+    os.chmod(tmp_path, 0o555)
+    try:
+        with pytest.raises(OSError) as info:
+            write_export(str(tmp_path), {"ops_done": 0}, "<svg/>", "seq")
+    finally:
+        os.chmod(tmp_path, 0o755)
+    assert info.value.filename == str(tmp_path) and os.listdir(tmp_path) == []
 
 
 # --- counters window ----------------------------------------------------------------------------------

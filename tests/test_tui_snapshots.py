@@ -57,3 +57,8 @@ def test_opening_screen_snapshot(snap_compare):
 
 def test_too_small_terminal_snapshot(snap_compare):
     assert snap_compare(make_app(), terminal_size=(70, 20))
+
+
+def test_minimum_size_snapshot(snap_compare):
+    """80x24, the stated minimum: every pane whole, the page-table panes left out (see test_tui_small)."""
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=drive("3"))

@@ -14,14 +14,18 @@ from test_tui import SIZE, SMALL, ready, wait_for
 SMALL_GRID = [("kcompile", (("jobs", "3"),)), ("random", (("footprint", "2m"), ("accesses", "3000")))]
 
 
+async def open_study(pilot, app) -> None:
+    await ready(pilot, app)
+    await pilot.press("t")
+    await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), what="the study screen")
+
+
 async def test_the_study_screen_runs_the_study_and_shows_table_and_bars(monkeypatch):
     grid = sweep.build_grid(SMALL_GRID)  # 2 workloads x 2 page pairs
     monkeypatch.setattr("rvi_tui.tui.study_screen.sweep.build_grid", lambda **kw: grid)
     app = RviApp(**SMALL)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app)
-        await pilot.press("t")
-        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), what="the study screen")
+        await open_study(pilot, app)
         screen = app.screen
         await wait_for(pilot, lambda: app.study_results is not None, timeout=300, what="the study to finish")
         from rich.console import Console
@@ -46,9 +50,7 @@ async def test_leaving_the_study_screen_while_it_runs_stops_it(monkeypatch):
     monkeypatch.setattr("rvi_tui.tui.study_screen.sweep.build_grid", lambda **kw: grid)
     app = RviApp(**SMALL)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app)
-        await pilot.press("t")
-        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), what="the study screen")
+        await open_study(pilot, app)
         await pilot.pause(1.0)
         await pilot.press("escape")
         await wait_for(pilot, lambda: all(w.is_finished for w in app.workers if w.group == "study"), timeout=60,

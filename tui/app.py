@@ -20,25 +20,28 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.events import Resize
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from rvi_tui.engine import config as C
 from rvi_tui.engine.errors import ConfigError
 from rvi_tui.engine.report import summarize
+from rvi_tui.workloads.bytestream import replay_problem
 from rvi_tui.workloads.errors import WorkloadError
 
 from .eventlog import LogLine, op_lines
+from .explain import counter_help
 from .export import counters_document, write_export
 from .messages import EngineUpdate
-from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SEEKING, SPEEDS, WARMING, Frame, Runner,
-                     RunSpec, speed_label)
+from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SEEKING, SPEEDS, STEP_LIMIT, WARMING, Frame,
+                     Runner, RunSpec, speed_label)
 from .screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
 from .stats import CounterHistory
-from .walks import tlb_summary
+from .walks import HOST_LEAF_LEVEL, tlb_summary
 from .travel import JumpScreen, SearchKindScreen
 from .widgets import (CountersPane, ErrorBar, EventLog, GuestTablePane, SecondTablePane, StatusBar, TimelineStrip,
                       TlbPane, WalkGrid)
 from .widgets.counters import CountersBody
+from .widgets.footer import KeyFooter
 from .widgets.status import Status
 from .widgets.tlb import TlbRows
 
@@ -47,6 +50,9 @@ DEFAULT_WORKLOAD = "kcompile"
 # arrives at start-up may find a pane without them.
 MOUNTED_LAST = (EventLog, TlbRows, CountersBody)
 MIN_SIZE = (80, 24)
+# The terminal rows from which the page-table panes are shown (below them the walk grid and the event log
+# keep their room): the guest page table, then the second dimension. app.tcss hides them below.
+PANES_HEIGHT = {"guest": 28, "second": 36}
 MAX_HZ = 20  # never redraw faster than this
 RUN_HZ = 10  # pull rate while the engine runs
 SNAPSHOT_EVERY = 0.25  # while running, TLB contents and table paths refresh at most 4 times a second
@@ -55,7 +61,7 @@ LOG_REBUILD_OPS = 150  # ops of history shown after a mode or filter change
 
 
 class MainScreen(Screen):
-    """The panes. Too small a terminal shows a message instead."""
+    """The panes. Too small a terminal shows a message instead; a short one leaves panes out (app.tcss)."""
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -71,7 +77,7 @@ class MainScreen(Screen):
                 yield SecondTablePane(id="second")
                 yield EventLog(id="events")
         yield Static("", id="too-small")
-        yield Footer(show_command_palette=False, compact=True)
+        yield KeyFooter(show_command_palette=False, compact=True)
 
     def on_resize(self, event: Resize) -> None:
         w, h = event.size
@@ -88,11 +94,16 @@ class RviApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "rvi-tui"
+    # every screen gets -short, -medium or -tall by the terminal's height (app.tcss, the dialogs' CSS)
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (PANES_HEIGHT["guest"], "-medium"), (PANES_HEIGHT["second"], "-tall")]
     ENABLE_COMMAND_PALETTE = True
+    # The footer must fit 80 columns: keys that belong together share one word (Binding.Group).
+    VIEW_KEYS = Binding.Group("view", compact=True)
+    SPEED_KEYS = Binding.Group("speed", compact=True)
     BINDINGS = [
-        Binding("1", "view('native')", "native"),
-        Binding("2", "view('shadow')", "shadow"),
-        Binding("3", "view('nested')", "nested"),
+        Binding("1", "view('native')", "native", group=VIEW_KEYS),
+        Binding("2", "view('shadow')", "shadow", group=VIEW_KEYS),
+        Binding("3", "view('nested')", "nested", group=VIEW_KEYS),
         Binding("space", "step", "step", key_display="␣"),
         Binding("b", "back", "back", show=False),
         Binding("left", "back", "back", show=False, priority=True),  # before a pane's own scrolling
@@ -103,9 +114,9 @@ class RviApp(App):
         Binding("k", "pick_search", "kind", show=False),
         Binding("s", "save_session", "save", show=False),
         Binding("escape", "cancel_seek", "cancel", show=False),
-        Binding("p", "toggle_run", "run/pause"),
-        Binding("plus,equals_sign", "faster", "faster", key_display="+"),
-        Binding("minus,underscore", "slower", "slower", key_display="-"),
+        Binding("p", "toggle_run", "run"),
+        Binding("plus,equals_sign", "faster", "faster", key_display="+", group=SPEED_KEYS),
+        Binding("minus,underscore", "slower", "slower", key_display="-", group=SPEED_KEYS),
         Binding("l", "large_pages", "large pg"),
         Binding("w", "pick_workload", "workload"),
         Binding("r", "reset", "reset"),
@@ -366,11 +377,14 @@ class RviApp(App):
     def _update_log(self, log: EventLog, f: Frame) -> None:
         mode = self.view_mode
         records = f.records
+        nested_walk = 0
+        if mode == "nested":  # the references of one nested walk (a large host page ends it early)
+            nested_walk = f.config.get("hlevels", 4) + 1 - HOST_LEAF_LEVEL[f.config.get("host_page", "4k")]
         if self._rebuild_log:
             records = records[-LOG_REBUILD_OPS:]
             lines = []
             for r in records:
-                lines.extend(op_lines(r.op_index, r.op_text, r.events.get(mode, ()), r.gap))
+                lines.extend(op_lines(r.op_index, r.op_text, r.events.get(mode, ()), r.gap, nested_walk))
             log.reset(lines)
             self._rebuild_log = False
         elif records:
@@ -380,14 +394,23 @@ class RviApp(App):
                 records = records[-LOG_OPS_PER_TICK:]
                 lines.append(LogLine("op", f"⋯ {skipped:,} stepped ops not shown (too fast to log; slow down with -)"))
             for r in records:
-                lines.extend(op_lines(r.op_index, r.op_text, r.events.get(mode, ()), r.gap))
+                lines.extend(op_lines(r.op_index, r.op_text, r.events.get(mode, ()), r.gap, nested_walk))
             log.add_lines(lines)
         self._seq_seen = f.last_seq
 
+    def _on_notify(self, event) -> None:
+        """One toast at a time: a new one replaces the last (they stacked up over the panes). Textual calls
+        this, then App's own handler, which adds the new toast (notify only posts a message)."""
+        self._notifications.clear()
+
+    def push_screen(self, screen, *args, **kwargs):
+        self.clear_notifications()  # a toast would sit on top of the dialog
+        return super().push_screen(screen, *args, **kwargs)
+
     # --- actions ------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if isinstance(self.screen, ModalScreen):
-            return False  # a dialog's own keys only (ctrl+q still quits)
+        if isinstance(self.screen, ModalScreen) and action in APP_KEY_ACTIONS:
+            return False  # under a dialog, the app's own keys are inert; Tab, Shift+Tab and ctrl+q still work
         state = self.runner.state
         if state == SEEKING:
             return True if action in ("cancel_seek", "view", "help", "quit", "pick_search") else None
@@ -436,11 +459,21 @@ class RviApp(App):
             self.notify("still loading the simulator…")
 
     def action_faster(self) -> None:
-        self.runner.set_speed(self.runner.speed + 1)
-        self.request_refresh()
+        self._change_speed(+1)
 
     def action_slower(self) -> None:
-        self.runner.set_speed(self.runner.speed - 1)
+        self._change_speed(-1)
+
+    def _change_speed(self, step: int) -> None:
+        """Say the new speed: a narrow status line has dropped it."""
+        before = self.runner.speed
+        self.runner.set_speed(before + step)
+        label = speed_label(self.runner.speed)
+        if self.runner.speed == before:
+            label += " (already the fastest)" if step > 0 else " (already the slowest)"
+        note = "" if SPEEDS[self.runner.speed] is None or SPEEDS[self.runner.speed] > STEP_LIMIT else \
+            ": every op stepped, with its events"
+        self.notify(f"speed {label}{note}", timeout=2)
         self.request_refresh()
 
     def load(self, spec: RunSpec) -> None:
@@ -462,6 +495,7 @@ class RviApp(App):
         return cfg.get("guest_page", "4k") != "4k" or cfg.get("host_page", "4k") != "4k"
 
     def action_large_pages(self) -> None:
+        self.refresh_panes()  # the question counts the ops run until now, not until the last redraw
         on = not self.large_pages_on()
         spec = self.spec.with_pages("2m", "2m") if on else self.spec.with_pages("4k", "4k")
         ops = self.frame.ops_done if self.frame is not None else 0
@@ -491,9 +525,18 @@ class RviApp(App):
                               seed=result["seed"])
             self.load(new)
 
-        from rvi_tui.workloads.registry import list_workloads  # loaded by the engine thread by now
+        from rvi_tui.workloads.registry import make_workload, workload_rows  # loaded by the engine thread by now
 
-        self.push_screen(WorkloadPicker(list_workloads(), spec.workload, spec.params, spec.seed, spec.trace), chosen)
+        def problem(name: str, params: tuple, seed: int) -> str | None:
+            """Checked in the dialog: a bad name, parameter or value keeps it open, and the current run."""
+            try:
+                make_workload(name, seed=seed, **dict(params))
+            except WorkloadError as e:
+                return str(e)
+            return None
+
+        self.push_screen(WorkloadPicker(workload_rows(), spec.workload, spec.params, spec.seed, spec.trace,
+                                        check=problem), chosen)
 
     def action_export(self) -> None:
         self.refresh_panes()
@@ -508,14 +551,16 @@ class RviApp(App):
                   "preset": spec.preset, "sets": list(spec.sets), "guest_page": spec.guest_page,
                   "host_page": spec.host_page, "levels": spec.levels},
             config=dict(f.config), ops_done=f.ops_done, total_ops=f.total_ops, finished=f.state == FINISHED,
-            viewed=self.view_mode)
+            viewed=self.view_mode, warmup_ops=f.warmup_ops, warmup_done=f.warmup_done)
         directory = self.export_dir or os.getcwd()
         try:
             svg = self.export_screenshot(title=f"rvi-tui · {spec.label} · op {f.ops_done:,}")
             paths = write_export(directory, document, svg, spec.trace and os.path.basename(spec.trace)
                                  or spec.workload or "run")
         except OSError as e:
-            self.notify(f"export failed: {e}", severity="error", timeout=8)
+            where = e.filename or directory
+            self.notify(f"export failed: {where}: {e.strerror or e}. Start rvi-tui with --export-dir DIR to "
+                        "write elsewhere", severity="error", timeout=10)
             return
         self.last_export = paths
         self.notify(f"counters: {paths[0]}\nscreenshot: {paths[1]}", title="exported", timeout=10)
@@ -622,7 +667,14 @@ class RviApp(App):
         self.push_screen(StudyScreen(self.spec.preset))
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        config = self.runner.config  # None until the first run has loaded
+        sources = None
+        if config is not None:
+            from rvi_tui.engine.sources import config_sources, set_by
+
+            spec = self.frame.spec if self.frame is not None and self.frame.spec else self.spec
+            sources = config_sources(config, set_by(spec.sets, dict.fromkeys(spec.overrides(), "an option or the l key")))
+        self.push_screen(HelpScreen(counter_help(config, sources)))
 
     def action_filter_events(self) -> None:
         log = self.main_screen.query_one(EventLog)
@@ -636,6 +688,10 @@ class RviApp(App):
             self.request_refresh()
 
         self.push_screen(EventFilterScreen(log.kinds), apply)
+
+
+# The actions of the app's own keys (view, step, …), without their arguments: inert while a dialog is open.
+APP_KEY_ACTIONS = frozenset(b.action.split("(")[0] for b in RviApp.BINDINGS) - {"quit"}
 
 
 def make_spec(workload_name=DEFAULT_WORKLOAD, workload_params=None, trace=None, preset=C.DEFAULT_PRESET, sets=(),
@@ -661,13 +717,10 @@ def check_args(workload_name: str | None = DEFAULT_WORKLOAD, workload_params: di
     try:
         spec.config()
         if trace:
-            if not os.path.isfile(os.path.expanduser(trace)):
-                return f"no such trace file: {trace}"
-        elif "rvi_tui.workloads.registry" in sys.modules:
-            # only if already loaded (the CLI loads it): importing it here costs the first frame ~0.4 s,
-            # and the app reports a bad workload or parameter on screen anyway
-            sys.modules["rvi_tui.workloads.registry"].make_workload(spec.workload, seed=spec.seed,
-                                                                    **dict(spec.params))
+            return replay_problem(trace) or None
+        from rvi_tui.workloads.registry import make_workload  # ~0.1 s: the trace parsers (numba) stay unloaded
+
+        make_workload(spec.workload, seed=spec.seed, **dict(spec.params))
     except (ConfigError, WorkloadError) as e:
         return str(e)
     return None

@@ -17,6 +17,8 @@ import json
 import os
 import signal
 import sys
+import threading
+from collections.abc import Callable
 
 from ..engine import config as C
 from ..engine.errors import ConfigError, EngineError
@@ -53,8 +55,9 @@ def _add_workload_options(p: argparse.ArgumentParser, default: str) -> None:
     src = g.add_mutually_exclusive_group()
     src.add_argument("--workload", "-w", default=None, help=f"built-in workload (default {default}; --list-workloads)")
     src.add_argument("--trace", "-t", action="append",
-                     help="a trace file: Valgrind lackey, plain text addresses or .npy ops (.gz ok); "
-                          "repeat it to run several traces as processes of one guest, round-robin")
+                     help="a trace: Valgrind lackey, plain text addresses or .npy ops (.gz ok), from a file, a "
+                          "pipe or - (stdin); repeat it to run several traces as processes of one guest, "
+                          "round-robin")
     g.add_argument("--format", dest="fmt", choices=("lackey", "text", "npy"), help="trace format (default: detected)")
     g.add_argument("--ifetch", action="store_true", help="replay instruction fetches of a lackey trace too")
     g.add_argument("--skip-bad-lines", action="store_true", help="skip malformed trace lines and count them")
@@ -80,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog="Run `rvi-tui COMMAND --help` for a command's options.")
     parser.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
     parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
+    parser.add_argument("--export-dir", metavar="DIR", help="where `e` writes its exports (default: the current "
+                                                            "directory)")
     parser.add_argument("--session", metavar="FILE", help="reopen a saved session (*.rvi.json) at its op and view")
     _add_machine_options(parser)
     _add_workload_options(parser, "kcompile")
@@ -91,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--warmup", default="auto", metavar="OPS",
                      help="ops run before counting starts (state kept, counters reset); 'auto' = the "
                           "workload's own initialisation phase, if it declares one (tlbstress)")
-    rep.add_argument("--show-config", action="store_true", help="print the effective config and exit")
+    rep.add_argument("--show-config", action="store_true",
+                     help="print the effective config, each value with its source, and exit (--json: as JSON)")
     rep.add_argument("--compare", action="append", metavar="KEY=VALUE",
                      help="run again with this setting changed (a config key, guest.page, host.page or preset; "
                           "repeatable: all apply to the second run) and show both with the differences")
@@ -135,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="config overrides on top of the bench's TLB geometry and model")
     be.add_argument("--json", action="store_true")
+    be.add_argument("--sweep", action="store_true",
+                    help="time a 48-cell sweep serially, in 2 worker processes and on a 2-worker Dask LocalCluster")
     be.add_argument("--compile", action="store_true",
                     help="time a cold compile of the simulator kernels in a throwaway cache: seconds and peak RSS")
 
@@ -146,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --- shared option handling ------------------------------------------------------------------
 def _page_overrides(args) -> dict:
+    """The config values the page-size and level options set."""
     overrides = {}
     if getattr(args, "guest_page", None):
         overrides["guest.page"] = args.guest_page
@@ -160,27 +169,53 @@ def load_config(args) -> C.Config:
     return C.load(args.preset, args.sets, _page_overrides(args))
 
 
-def workload_from(args, default: str):
-    """The workload the options name: a trace file or a built-in with its parameters."""
+OPTION_OF = {"guest.page": "--guest-page", "host.page": "--host-page", "guest.levels": "--levels",
+             "host.levels": "--levels"}
+
+
+def workload_from(args, default: str, levels: int):
+    """The workload the options name: traces (files, pipes or `-` for stdin) or a built-in with its parameters;
+    ``levels`` is the guest's paging depth, which says which trace addresses are user addresses."""
     from ..workloads.registry import make_workload, open_trace, round_robin
 
     if args.trace:
-        for path in args.trace:
-            if not os.path.exists(path):
-                raise UsageError(f"{path}: no such file")
-        traces = [open_trace(p, args.fmt, ifetch=args.ifetch, skip_bad_lines=args.skip_bad_lines) for p in args.trace]
+        if args.trace.count("-") > 1:
+            raise UsageError("--trace -: stdin can be read once, so name it once")
+        traces = [open_trace(p, args.fmt, ifetch=args.ifetch, skip_bad_lines=args.skip_bad_lines, levels=levels)
+                  for p in args.trace]
         return traces[0] if len(traces) == 1 else round_robin(traces, parse_count(args.slice))
-    params = {}
-    for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--param expects key=value, got {item!r}")
-        params[key.strip()] = value
+    params = param_pairs(args.param)
     if args.footprint is not None:
         params["footprint"] = args.footprint
     if args.accesses is not None:
         params["accesses"] = args.accesses
     return make_workload(args.workload or default, seed=args.seed, **params)
+
+
+def param_pairs(items) -> dict:
+    """--param key=value options as a dict."""
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param expects key=value, got {item!r}")
+        params[key.strip()] = value
+    return params
+
+
+def ops_count(workload) -> Callable[[], int | None]:
+    """The workload's length once known, for a progress bar: counted in a thread of its own (an OS workload
+    generates its stream to count it; a trace's is known only once read)."""
+    known: dict = {}
+
+    def count() -> None:
+        try:
+            known["n"] = workload.n_ops
+        except Exception:  # the run itself reports a bad stream; a count is only a nicety
+            pass
+
+    threading.Thread(target=count, name="rvi-count", daemon=True).start()
+    return lambda: known.get("n")
 
 
 def start_kernels(err) -> None:
@@ -191,7 +226,7 @@ def start_kernels(err) -> None:
     hardware.start()
     if hardware.status().compiling:
         print("rvi-tui: compiling the simulator kernels in the background (once after an install: a first "
-              "build in about 15 s, all of them in about 75 s); running them interpreted until then",
+              "build in about 6 s, all of them in about 20 s); running them interpreted until then",
               file=err, flush=True)
 
 
@@ -205,7 +240,7 @@ def require_kernels(err) -> None:
                   end="", file=err, flush=True)
 
     if not hardware.status().compiled and hardware.cache_complete() is None:
-        print("rvi-tui: compiling the simulator kernels (once after an install, about 75 s)", file=err, flush=True)
+        print("rvi-tui: compiling the simulator kernels (once after an install, about 20 s)", file=err, flush=True)
     hardware.require_compiled(progress)
     if err.isatty():
         print("\r" + " " * 72 + "\r", end="", file=err, flush=True)
@@ -213,16 +248,23 @@ def require_kernels(err) -> None:
 
 # --- commands ----------------------------------------------------------------------------------
 def cmd_report(args, out, err) -> int:
-    from ..workloads.registry import list_workloads
-
     if args.session:
         return report_session(args, out, err)
     if args.list_workloads:
-        render.workload_list(list_workloads(), out)
+        from ..workloads.registry import workload_rows
+
+        render.workload_list(workload_rows(), out)
         return 0
     config = load_config(args)
     if args.show_config:
-        render.config_table(config, out)
+        from ..engine.sources import config_sources, set_by
+
+        sources = config_sources(config, set_by(args.sets, {key: OPTION_OF[key] for key in _page_overrides(args)}))
+        if args.json:
+            json.dump({"preset": config.preset, "values": dict(config), "sources": sources}, out, indent=2)
+            out.write("\n")
+        else:
+            render.config_table(config, sources, out)
         return 0
     compare = _compare_sets(args.compare)
     if compare:  # checked before the first run, not after it
@@ -261,16 +303,21 @@ def _run_report(args, config, shown, err) -> tuple[dict, dict]:
     from ..engine.report import summarize
     from ..engine.session import Session
 
-    workload = workload_from(args, "kcompile")
+    workload = workload_from(args, "kcompile", config["guest.levels"])
     modes = tuple(m for m in MODES if m in shown or m == "native")  # native always runs: it is the baseline
     session = Session(workload.chunks(), config, modes)
     warmup = workload.warmup_ops if args.warmup == "auto" else parse_count(args.warmup)
-    with render.progress(err, workload.name) as tick:
+    counted = 0
+    with render.progress(err, workload.name, total=ops_count(workload)) as tick:
         if warmup:
             tick(session.run(warmup))
             session.reset_counters()
-        while n := session.run(1 << 16):
+        while n := session.run(1 << 12):  # small steps: the progress line moves even on slow OS workloads
             tick(n)
+            counted += n
+    if warmup and not counted:
+        raise UsageError(f"--warmup {args.warmup}: the workload ends after {session.ops_done:,} ops, within its "
+                         f"warm-up of {warmup:,} ops, so nothing is left to count; warm up for fewer ops")
     summary = summarize(session.counters(), shown)
     meta = {"workload": workload.name, "description": workload.description, "ops": session.ops_done,
             "warmup_ops": warmup,
@@ -319,7 +366,7 @@ def report_session(args, out, err) -> int:
     sf = load(args.session)
     spec, op = sf.spec, sf.view.op
     config = spec.config()
-    workload = spec.make_workload()
+    workload = spec.make_workload(config["guest.levels"])
     shown = MODES if args.mode == "all" else (args.mode,)
     start_kernels(err)
     session = Session(workload.chunks(), config, MODES, warmup_ops=workload.warmup_ops)
@@ -414,6 +461,28 @@ def _in_grid_order(grid, done: dict) -> list[dict]:
     return [done[c.key] for c in grid.cells if c.key in done]
 
 
+def bench_sweep(args, out, err) -> int:
+    """48 small cells (2 workloads x 2 page pairs x 12 seeds): serial, local workers, a LocalCluster."""
+    from ..engine import executors, sweep
+
+    grid = sweep.build_grid([("kcompile", (("jobs", "20"),)), ("tlbstress", (("footprint", "64m"), ("accesses", "200k")))],
+                            seeds=12)
+    print(f"rvi-tui bench --sweep: {len(grid.cells)} cells, serially, then in 2 workers, then on a LocalCluster…",
+          file=err, flush=True)
+    r = executors.sweep_speedup(grid.cells, 2)
+    if args.json:
+        json.dump(r, out, indent=2)
+        out.write("\n")
+        return 0
+    out.write(f"{r['cells']} cells: serial {r['serial_s']:.1f} s · 2 local workers {r['local_s']:.1f} s "
+              f"({r['serial_s'] / r['local_s']:.2f}x, rows {'equal' if r['local_same'] else 'DIFFERENT'})")
+    if "dask_s" in r:
+        out.write(f" · 2-worker LocalCluster {r['dask_s']:.1f} s ({r['serial_s'] / r['dask_s']:.2f}x, rows "
+                  f"{'equal' if r['dask_same'] else 'DIFFERENT'})")
+    out.write(f" · {os.cpu_count()} CPUs\n")
+    return 0 if r["local_same"] and r.get("dask_same", True) else 1
+
+
 def cmd_bench(args, out, err) -> int:
     import numpy as np
 
@@ -424,6 +493,8 @@ def cmd_bench(args, out, err) -> int:
         if m not in MODES:
             raise UsageError(f"--modes: unknown mode {m!r}")
     n = parse_count(args.accesses)
+    if n < 1:
+        raise UsageError(f"--accesses {args.accesses}: a benchmark needs at least one access")
     footprint = parse_size(args.footprint)
     if footprint < 4096:
         raise UsageError(f"--footprint {args.footprint}: must be at least one page (4k)")
@@ -431,6 +502,8 @@ def cmd_bench(args, out, err) -> int:
     if args.compile:
         return bench_compile(args, out, err)
     require_kernels(err)
+    if args.sweep:
+        return bench_sweep(args, out, err)
     streams = {
         "random": (bench.random_stream(n, footprint), None, f"{n:,} uniform random reads over {args.footprint}"),
         "seq": (bench.sequential_stream(n), None, f"{n:,} sequential reads, 8-byte stride"),
@@ -442,7 +515,7 @@ def cmd_bench(args, out, err) -> int:
     streams["real-ls"] = (np.tile(ops["addr"].astype(np.int64), reps), np.tile(ops["rw"], reps),
                           f"shipped lackey trace of ls, replayed {reps}x ({reps * len(ops):,} accesses)")
     if args.trace:
-        trace = open_trace(args.trace, args.fmt)
+        trace = open_trace(args.trace, args.fmt, levels=config["guest.levels"])
         parts = [c[c["kind"] == 0] for c in trace.chunks()]
         if not parts or not sum(len(p) for p in parts):
             raise UsageError(f"{args.trace}: no accesses to time")
@@ -492,7 +565,8 @@ def cmd_bench(args, out, err) -> int:
 
 def bench_compile(args, out, err) -> int:
     """`bench --compile`: the compiler child on an empty cache folder, timed from here (wall seconds; peak RSS
-    of it and its stage processes, from wait4), as a new install meets it; each stage's own record too."""
+    of it and its stage processes together, compile_in_child), as a new install meets it; each stage's own
+    record too."""
     import tempfile
     import time
     from pathlib import Path
@@ -517,7 +591,7 @@ def bench_compile(args, out, err) -> int:
         out.write("\n")
         return 0
     print(f"cold compile of every kernel: {seconds:.1f} s wall, {peak_kb / 1024:,.0f} MB peak RSS "
-          "(the largest of its stage processes)", file=out)
+          "(its processes together: the compiler's peak plus those of the stages that run at once)", file=out)
     for stage, r in result["stages"].items():
         print(f"  {stage:8} {r['seconds']:6.1f} s  {r['peak_rss_mb']:7,.0f} MB", file=out)
     return 0
@@ -537,9 +611,13 @@ def cmd_record(args, out, err) -> int:
     result = record_trace(cmd, args.output, on_progress=progress)
     if err.isatty():
         print(file=err)
-    print(f"wrote {result.records:,} records in {result.seconds:.1f} s to {result.out_path}", file=out)
+    if result.interrupted:
+        print(f"rvi-tui: interrupted: kept the {result.records:,} records made in {result.seconds:.1f} s in "
+              f"{result.out_path} (its last line says it was cut short)", file=err)
+    else:
+        print(f"wrote {result.records:,} records in {result.seconds:.1f} s to {result.out_path}", file=out)
     print(f"replay it: rvi-tui report --trace {result.out_path}", file=out)
-    return 0
+    return 130 if result.interrupted else 0
 
 
 def cmd_app(args, out, err) -> int:
@@ -553,28 +631,29 @@ def cmd_app(args, out, err) -> int:
 
         return run_app(session_file=session_file, mouse=not args.no_mouse)
     if args.list_workloads:
-        from ..workloads.registry import list_workloads
+        from ..workloads.registry import workload_rows
 
-        render.workload_list(list_workloads(), out)
+        render.workload_list(workload_rows(), out)
         return 0
     load_config(args)  # a bad option is an error before the screen opens
     if args.trace and len(args.trace) > 1:
         raise UsageError("the app replays one trace; `rvi-tui report` takes several")
-    trace = args.trace[0] if args.trace else None
-    if trace and not os.path.exists(trace):
-        raise UsageError(f"{trace}: no such file")
-    if not out.isatty():
-        raise UsageError("the app needs a terminal; for headless use see `rvi-tui report --help`")
-    from .app import run_app
+    from .app import check_args, run_app
 
     params = {k: v for k, v in (("footprint", args.footprint), ("accesses", args.accesses)) if v is not None}
-    for item in args.param:
-        key, _, value = item.partition("=")
-        params[key.strip()] = value
-    return run_app(workload_name=args.workload, workload_params=params, trace=trace, mode=args.mode,
-                   preset=args.preset, sets=tuple(args.sets), seed=args.seed, guest_page=args.guest_page,
-                   host_page=args.host_page, levels=args.levels, trace_format=args.fmt, ifetch=args.ifetch,
-                   skip_bad_lines=args.skip_bad_lines, mouse=not args.no_mouse)
+    params.update(param_pairs(args.param))
+    options = dict(workload_name=args.workload, workload_params=params, trace=args.trace[0] if args.trace else None,
+                   mode=args.mode, preset=args.preset, sets=tuple(args.sets), seed=args.seed,
+                   guest_page=args.guest_page, host_page=args.host_page, levels=args.levels, trace_format=args.fmt,
+                   ifetch=args.ifetch, skip_bad_lines=args.skip_bad_lines)
+    problem = check_args(**options)  # a bad workload, parameter or trace too
+    if problem:
+        raise UsageError(problem)
+    if args.export_dir is not None and not os.path.isdir(args.export_dir):
+        raise UsageError(f"--export-dir {args.export_dir}: no such directory")
+    if not out.isatty():
+        raise UsageError("the app needs a terminal; for headless use see `rvi-tui report --help`")
+    return run_app(**options, export_dir=args.export_dir, mouse=not args.no_mouse)
 
 
 COMMANDS = {"report": cmd_report, "study": cmd_study, "bench": cmd_bench, "record": cmd_record, None: cmd_app}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .walks import kind as event_kind
-from .walks import split_walks
+from .walks import saved_refs, split_walks
 
 # filterable kinds, in the order the filter dialog lists them
 KINDS = ("op", "tlb", "walk", "fault", "exit", "sync", "os", "flush")
@@ -31,16 +31,13 @@ class LogLine:
     text: str
 
 
-def _served_text(items) -> str:
-    """'L1D 2 DRAM 1, saved PWC 3 NTLB 1' (cache names without their level)."""
+def _served_text(items, nested_walk: int) -> str:
+    """'L1D 2 DRAM 1; saved PWC 3 NTLB 4': references by where served, then the ones saved (saved_refs)."""
     served: dict[str, int] = {}
-    skipped: dict[str, int] = {}
     for x in items:
         if event_kind(x) == "WalkRef":
             served[x.served] = served.get(x.served, 0) + 1
-        else:
-            name = x.by.split()[0]
-            skipped[name] = skipped.get(name, 0) + 1
+    skipped = saved_refs(items, nested_walk)
     text = " ".join(f"{k} {v}" for k, v in served.items())
     if skipped:
         text += ("; " if text else "") + "saved " + " ".join(f"{k} {v}" for k, v in skipped.items())
@@ -54,8 +51,9 @@ def _fault_text(f) -> str:
     return f"{what.get(f.kind, f.kind)} at L{f.level}: {addr} {state}{' (write)' if f.write else ''}"
 
 
-def op_lines(op_index: int, op_text: str, events, sampled_gap: int = 0) -> list[LogLine]:
-    """Log lines for one op's events in one mode. sampled_gap: ops run in batch (no events) just before."""
+def op_lines(op_index: int, op_text: str, events, sampled_gap: int = 0, nested_walk: int = 0) -> list[LogLine]:
+    """Log lines for one op's events in one mode. sampled_gap: ops run in batch (no events) just before;
+    nested_walk: the references of one nested walk in this mode (0 for 1-D walks), to count what caches saved."""
     out: list[LogLine] = []
     if sampled_gap:
         out.append(LogLine("op", f"⋯ {sampled_gap:,} ops run in batch (counters only, no events)"))
@@ -88,7 +86,7 @@ def op_lines(op_index: int, op_text: str, events, sampled_gap: int = 0) -> list[
                     label = "D-bit assist" if a.assist else f"#{walk_no}"
                     end = "FAULT" if a.fault else "done"
                     out.append(LogLine("walk", f"  WALK  {label} {end}: {a.refs} ref{'s' if a.refs != 1 else ''} "
-                                               f"{_served_text(a.items)}"))
+                                               f"{_served_text(a.items, nested_walk)}"))
             continue
         flush_lookups()
         if k == "HwFault":

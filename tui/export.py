@@ -1,8 +1,9 @@
 """Exports: counters as JSON and a screenshot as SVG, each written atomically.
 
-A temporary file in the destination directory is written, flushed and
-fsynced, then renamed over the final name with ``os.replace``: a reader never
-sees a half-written file, and an interrupted export leaves no partial one.
+Written through ``workloads.atomic``: a temporary file in the destination
+directory, renamed over the final name only when complete (a reader never
+sees half a file), with the permissions the umask gives; a device, a FIFO or
+a directory is never replaced, a symbolic link is written through.
 """
 
 from __future__ import annotations
@@ -10,28 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 
 from rvi_tui.engine.report import summarize
+from rvi_tui.workloads.atomic import atomic_output
 
 
 def atomic_write(path: str, text: str) -> str:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(path) as f:
+        f.write(text.encode("utf-8"))
     return os.path.abspath(path)
 
 
@@ -48,7 +36,10 @@ def export_names(directory: str, workload: str, ops_done: int, stamp: str | None
 
 
 def counters_document(counters: dict, *, workload: str, spec: dict, config: dict, ops_done: int,
-                      total_ops: int | None, finished: bool, viewed: str) -> dict:
+                      total_ops: int | None, finished: bool, viewed: str, warmup_ops: int = 0,
+                      warmup_done: bool = False) -> dict:
+    """The export: the run, its config and every counter. ``warmup_ops``: the ops run before counting (the
+    counters restart at its end, as `rvi-tui report` counts); ``counted_from`` says whether they have."""
     return {
         "rvi_tui_export": 1,
         "workload": workload,
@@ -56,6 +47,8 @@ def counters_document(counters: dict, *, workload: str, spec: dict, config: dict
         "config": config,
         "ops_done": ops_done,
         "total_ops": total_ops,
+        "warmup_ops": warmup_ops,
+        "counted_from": warmup_ops if warmup_done else 0,
         "finished": finished,
         "viewed_mode": viewed,
         "summary": summarize(counters),

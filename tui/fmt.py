@@ -62,8 +62,8 @@ def signed_percent(x: float | None, short: bool = False) -> str:
         return "—"
     v = 100.0 * x
     if abs(v) >= 99.95 or (short and abs(v) >= 9.95):
-        return f"{v:+.0f}%"
-    return f"{v:+.1f}%"
+        return f"{round(v) + 0:+d}%"
+    return f"{round(v, 1) + 0.0:+.1f}%"  # a value that rounds to zero is +0.0%, never -0.0%
 
 
 def hexa(n: int) -> str:
@@ -103,3 +103,27 @@ SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
 def sparkline(values: list[float], lo: float, hi: float) -> str:
     return "".join(SPARK_CHARS[i] for i in log_scale_levels(values, lo, hi, len(SPARK_CHARS)))
+
+
+def fit(text: str, width: int, sep: str = " ") -> str:
+    """``text`` whole if it fits ``width`` cells, else cut at the last ``sep`` that leaves room for "…": a word,
+    and so a number, is shown whole or not at all (a hex value cut mid-way would read as another value)."""
+    if len(text) <= width:
+        return text
+    if width < 1:
+        return ""
+    cut = text.rfind(sep, 0, width)  # the "…" takes the separator's place
+    return (text[:cut].rstrip(" ·:;,|│") if cut > 0 else "") + "…"
+
+
+def fit_columns(columns: tuple[tuple[str, int], ...], width: int, gap: int = 1) -> set[str]:
+    """The names of the columns to show in ``width`` cells: ``columns`` are (name, cells) in priority order,
+    most essential first, taken while they fit with a ``gap`` between them (the first always is)."""
+    shown: set[str] = set()
+    used = -gap
+    for name, cells in columns:
+        if shown and used + gap + cells > width:
+            break
+        shown.add(name)
+        used += gap + cells
+    return shown

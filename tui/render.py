@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -22,17 +22,24 @@ def _pct(x) -> str:
 
 
 def workload_list(items, out) -> None:
-    table = Table("workload", "what it does", box=None, pad_edge=False)
-    for name, description in items:
-        table.add_row(name, description)
+    """(name, description, 'key=default …') rows: every built-in workload with its parameters' defaults."""
+    table = Table("workload", "what it does", "parameters (defaults; --param key=value)", box=None, pad_edge=False)
+    for name, description, params in items:
+        table.add_row(name, description, params)
     _console(out).print(table)
 
 
-def config_table(config, out) -> None:
-    table = Table("key", "value", title=f"preset {config.preset}", box=None)
+def config_table(config, sources: dict, out) -> None:
+    """Every key, its value and where that comes from (the preset's citation, tagged [V]erified, [S]econdary,
+    [U]nverified or [D]erived, or the option that set it)."""
+    table = Table("key", "value", "source", title=f"preset {config.preset}", box=None,
+                  caption="tags: [V] verified at the source, [S] secondary, [U] unverified, [D] derived or modelled")
+    previous = None
     for key in config:
-        table.add_row(key, repr(config[key]))
-    _console(out).print(table)
+        source = sources.get(key) or "(no source given in the preset)"
+        table.add_row(key, repr(config[key]), "〃 (as above)" if source == previous else source)
+        previous = source
+    _console(out, 140).print(table)
 
 
 def report(meta: dict, summary: dict, out) -> None:
@@ -50,7 +57,7 @@ def report(meta: dict, summary: dict, out) -> None:
 
     row("accesses", lambda s: f"{s['accesses']:,}")
     row("cycles / access", lambda s: f"{s['cycles_per_access']:.1f}")
-    row("overhead vs native", lambda s: _pct(s["overhead_vs_native"]))
+    row("vs native (+ = slower)", lambda s: _pct(s["overhead_vs_native"]))
     row("TLB L1 hits", lambda s: f"{s['tlb']['l1_hits']:,}")
     row("TLB L2 hits", lambda s: f"{s['tlb']['l2_hits']:,}")
     row("TLB misses", lambda s: f"{s['tlb']['misses']:,} ({s['tlb']['miss_rate'] * 100:.1f}%)")
@@ -108,8 +115,8 @@ def study(results: list[dict], swept, out, title_note: str = "") -> None:
 def study_table(results: list[dict], swept, title_note: str = "") -> Table:
     """The sweep's table: cycles per access by mode with overhead vs native, nested vs shadow, TLB misses per
     1,000 accesses and references per walk; with several seeds, means ± half their range."""
-    table = Table(title="cycles per access by mode (overhead vs native) · nested vs shadow = shadow/nested − 1: "
-                        "+ means nested paging is faster" + title_note,
+    table = Table(title="cycles per access by mode (overhead vs native) · nested vs shadow = nested/shadow − 1 · "
+                        "every percentage: + = more cycles than the mode compared with (slower)" + title_note,
                   caption="misses/1k and refs/walk: native / shadow / nested. Every row: " + "; ".join(
                       dict.fromkeys(_reproduce(r, swept) for r in results if r["rows"])))
     for col in ("workload", *("pages g/h" if a == "pages" else a for a in swept), "native", "shadow", "nested",
@@ -129,7 +136,7 @@ def study_table(results: list[dict], swept, title_note: str = "") -> Table:
             return f"{cpa} ({_spread(per(mode, 'overhead_vs_native'), _pct)})"
 
         if "shadow" in by_mode and "nested" in by_mode:
-            ratio = [s["cycles"] / n["cycles"] - 1 for s, n in zip(by_mode["shadow"], by_mode["nested"]) if n["cycles"]]
+            ratio = [n["cycles"] / s["cycles"] - 1 for s, n in zip(by_mode["shadow"], by_mode["nested"]) if s["cycles"]]
             nvs = _spread(ratio, _pct) if ratio else "—"
         else:
             nvs = "—"
@@ -189,25 +196,34 @@ def bench(results: dict, modes, out) -> None:
 
 
 @contextlib.contextmanager
-def progress(err, label: str):
-    """A one-line progress counter on a terminal's stderr; silent otherwise."""
-    if not err.isatty():
-        yield lambda n: None
-        return
-    done = [0]
-    start = time.monotonic()
+def progress(err, label: str, total: Callable[[], int | None] = lambda: None, unit: str = "ops"):
+    """A Rich progress line on a terminal's stderr, gone when done: what runs, how far (a bar and the time
+    left once ``total()`` knows the end), the time so far; nothing when stderr is piped or redirected.
 
-    def tick(n: int) -> None:
-        done[0] += n
+    Yields ``tick(n, what=None)``: n more done, and ``what`` (if given) the new description.
+    """
+    if not err.isatty():
+        yield lambda n, what=None: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20),
+                   TextColumn("{task.completed:,.0f}{task.fields[of]} " + unit), TimeElapsedColumn(),
+                   TextColumn("· left"), TimeRemainingColumn(), console=Console(file=err), transient=True,
+                   refresh_per_second=4)
+    task = bar.add_task(label, total=None, of="")
+    shown = [label]
+
+    def tick(n: int, what: str | None = None) -> None:
+        if what:
+            shown[0] = what
         kernels = hardware.status()
         note = "" if kernels.compiled else f" ({kernels.describe()})"
-        print(f"\r{label}: {done[0]:,} ops, {time.monotonic() - start:.1f} s{note}\x1b[K", end="", file=err,
-              flush=True)
+        end = total()
+        bar.update(task, advance=n, total=end, of=f" of {end:,}" if end else "", description=shown[0] + note)
 
-    try:
+    with bar:
         yield tick
-    finally:
-        print("\r" + " " * 60 + "\r", end="", file=err, flush=True)
 
 
 class _SweepBar:

@@ -33,7 +33,7 @@ from rvi_tui.engine.errors import ConfigError, EngineError
 from rvi_tui.engine.report import summarize
 from rvi_tui.workloads.errors import TraceError, WorkloadError
 
-from .walks import WalkView, build_view, costs_of, has_walk, tlb_marks
+from .walks import HOST_LEAF_LEVEL, WalkView, build_view, costs_of, has_walk, tlb_marks
 
 if TYPE_CHECKING:
     from rvi_tui.engine.session import Session
@@ -121,11 +121,13 @@ class RunSpec:
     def config(self) -> C.Config:
         return C.load(preset=self.preset, sets=list(self.sets), overrides=self.overrides())
 
-    def make_workload(self):
+    def make_workload(self, levels: int = 4):
+        """The workload; ``levels`` (the config's guest.levels) says which trace addresses are user addresses."""
         from rvi_tui.workloads.registry import make_workload, open_trace
 
         if self.trace:
-            return open_trace(self.trace, self.trace_format, ifetch=self.ifetch, skip_bad_lines=self.skip_bad_lines)
+            return open_trace(self.trace, self.trace_format, ifetch=self.ifetch, skip_bad_lines=self.skip_bad_lines,
+                              levels=levels)
         return make_workload(self.workload, seed=self.seed, **dict(self.params))
 
     def with_pages(self, guest: str, host: str) -> RunSpec:
@@ -518,6 +520,8 @@ class Runner:
             self._spark_base = None
             self.total_ops = None
             self.ops_rate = None
+            self.warmup_ops = 0  # the old run's warm-up, and its end, are not the new run's
+            self.warmup_done = False
         if not self.warmed:
             self.state = WARMING
             self.message = "loading the simulator…"
@@ -535,12 +539,12 @@ class Runner:
         self.message = f"loading {spec.label}…"
         self._post("state")
         config = spec.config()
-        workload = spec.make_workload()
+        workload = spec.make_workload(config["guest.levels"])
         sha = None
         if spec.trace:
-            from .sessionfile import trace_sha256
+            from rvi_tui.workloads.traces import file_sha256
 
-            sha = trace_sha256(spec.trace)
+            sha = file_sha256(spec.trace)
         chunks = iter(workload.chunks())
         first = next(chunks, None)  # parses/generates the first chunk here, not on the first step
         stream = itertools.chain([first], chunks) if first is not None else iter(())
@@ -598,7 +602,7 @@ class Runner:
         views = {}
         glevels = self.config["guest.levels"]
         hlevels = self.config["host.levels"]
-        hleaf = 2 if self.config["host.page"] == "2m" else 1
+        hleaf = HOST_LEAF_LEVEL[self.config["host.page"]]
         for mode, evs in events.items():
             if has_walk(evs):
                 view = build_view(mode, evs, s.ops_done, op_text, glevels, hlevels, self.costs, vaddr, hleaf)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,6 +14,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
 
+from rvi_tui.workloads.bytestream import replay_problem
+
+from . import fmt
 from .eventlog import KIND_LABELS, KINDS
 
 HELP = """\
@@ -35,7 +39,7 @@ Switching mode changes what you look at, never the history.
 | `n` `N` | next / previous op with an event of the chosen kind (`k` picks it; `esc` cancels a long search) |
 | `s` | save a session file (`*.rvi.json`): `rvi-tui --session FILE` reopens it here |
 | `p` | run / pause |
-| `+` `-` | faster / slower (1 op/s … max); up to 200 ops/s every op is shown |
+| `+` `-` | faster / slower (1 op/s … max); up to 200 ops/s every op is shown; a toast says the speed |
 | `l` | large pages on/off (guest and host 2 MiB pages; restarts the workload) |
 | `w` | pick a workload (built-ins, or a trace file) |
 | `r` | restart the workload from op 0 |
@@ -44,8 +48,14 @@ Switching mode changes what you look at, never the history.
 | `m` | pin this run's counters as a baseline (again: unpin); the counters pane shows the change against it |
 | `t` | the study: VMware's table run in the background, as a table and bars |
 | `f` | filter the event log by kind |
-| `tab` | move between panes; arrows / PgUp / PgDn scroll the focused pane |
+| `tab` | move between panes, and between the fields of a dialog; arrows / PgUp / PgDn scroll the focused pane |
 | `?` | this help · `q` quits |
+
+On a narrow terminal the footer leaves out the least essential keys first;
+they all still work. On a short one (below 36 rows, then 28) the second
+dimension and then the guest page table pane are left out, so that the walk
+grid and the event log keep their room; every pane shows its essential
+columns whole at 80×24, and text cut short ends in `…`, never inside a number.
 
 ## Panes
 
@@ -56,11 +66,12 @@ Switching mode changes what you look at, never the history.
   translate: each guest table page from gCR3 down (gL4 … gL1), then the data
   page; columns are the nested levels nL4 … nL1 and then the read of the guest
   entry (gPTE). Up to (n+1)(m+1)-1 = 24 references (35 with 5 levels), each
-  numbered in walk order and labelled with where it was served:
-  `L1D` `L2$` `L3$` (data caches) or `DRAM`. Cells a walk cache saved show
-  its name: `PWC` (guest levels), `NWC` (nested levels), `NTLB` (a whole nested
-  walk); `─` marks a row a PWC hit made unnecessary; `·` a cell not needed (a
-  large page ends the walk early). Native and shadow show their 1-D walk.
+  numbered in walk order (a narrow pane leaves the numbers out) and labelled
+  with where it was served: `L1D` `L2$` `L3$` (data caches) or `DRAM`. Cells a
+  walk cache saved show its name: `PWC` (guest levels), `NWC` (nested levels),
+  `NTLB` (a whole nested walk); `─` marks a row a PWC hit made unnecessary; `·`
+  a cell not needed (a large page ends the walk early). Native and shadow show
+  their 1-D walk. "N saved" counts references, as the event log does (below).
   A walk that faults is retried after the handler: the grid shows the last
   completed walk, the event log every attempt.
 * **Guest page table**: the path from CR3 to the last access's leaf. `●` marks
@@ -74,8 +85,11 @@ Switching mode changes what you look at, never the history.
   events (the counters count every op).
 * **Counters**: all three modes side by side, kvm_stat style: totals and
   current rates (*now*: per second for counts, over the last second for ratios);
-  rows that are zero everywhere are hidden. Sparklines: cycles per access,
-  one shared log scale. Best mode green, worst red.
+  rows that are zero everywhere are hidden. Cycles per access, then its six
+  parts per access (base, TLB, walk, guest OS, VM exits, hypervisor), which add
+  up to it. Sparklines (on a tall enough pane): cycles per access, one shared
+  log scale. Best mode green, worst red; the viewed mode is marked `▸`, or in
+  capitals on a narrow pane. Every row is explained below.
 
 Set `NO_COLOR=1` for a monochrome display: every mark also has a glyph or word.
 """
@@ -89,12 +103,17 @@ class HelpScreen(ModalScreen[None]):
                                   background: $surface; padding: 0 1; }
     """
 
+    def __init__(self, numbers: str = "") -> None:
+        """``numbers``: the sections that explain every counter and cost of the run (explain.counter_help)."""
+        super().__init__()
+        self.numbers = numbers
+
     def compose(self) -> ComposeResult:
         from textual.widgets import Markdown  # markdown-it loads only when help is first shown
 
         with VerticalScroll() as v:
             v.border_title = "Help · esc closes"
-            yield Markdown(HELP, id="help-text")
+            yield Markdown(HELP + "\n" + self.numbers, id="help-text")
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -145,49 +164,61 @@ def parse_params(text: str) -> tuple:
     return tuple(out)
 
 
+OPTION_TEXT = 64  # a workload's description in the list: one line at 80 columns (the whole one shows below)
+DESCRIPTION_TEXT = 74
+
+
 class WorkloadPicker(ModalScreen[dict | None]):
-    """Built-in workloads with parameters and seed, or a trace file."""
+    """Built-in workloads with parameters and seed, or a trace file; every field reachable with Tab.
+
+    ``workloads`` are (name, description, parameters with their defaults); ``check(name, params, seed)``
+    says what is wrong with a choice (None if nothing): a bad choice keeps the dialog open with the reason,
+    and the current run goes on.
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
     WorkloadPicker { align: center middle; }
-    WorkloadPicker > Vertical { width: 100; max-width: 98%; height: auto; max-height: 95%;
+    WorkloadPicker > Vertical { width: 100; max-width: 100%; height: auto; max-height: 100%;
                                 border: round $accent; background: $surface; padding: 0 1; }
     WorkloadPicker OptionList { height: auto; max-height: 14; }
     WorkloadPicker Label { margin-top: 1; color: $text-muted; }
-    WorkloadPicker #picker-error { color: $text-error; height: auto; }
-    WorkloadPicker #description { color: $text-muted; height: 2; padding: 0 1; }
+    WorkloadPicker #picker-error { color: $text-error; height: auto; min-height: 1; }
+    WorkloadPicker #description { color: $text-muted; height: 3; padding: 0 1; }
     WorkloadPicker Horizontal { height: auto; }
     WorkloadPicker #params { width: 3fr; }
     WorkloadPicker #seed { width: 1fr; }
+    WorkloadPicker.-short Label { margin-top: 0; }
+    WorkloadPicker.-short OptionList { max-height: 12; }
     """
 
-    def __init__(self, workloads: list[tuple[str, str]], current: str | None, params: tuple = (),
-                 seed: int = 1, trace: str | None = None) -> None:
+    def __init__(self, workloads: list[tuple[str, str, str]], current: str | None, params: tuple = (),
+                 seed: int = 1, trace: str | None = None, check=None) -> None:
         super().__init__()
         self.workloads = workloads
         self.current = current
         self.params = params
         self.seed = seed
         self.trace = trace
+        self.check = check or (lambda name, params, seed: None)
 
     def compose(self) -> ComposeResult:
         with Vertical() as v:
-            v.border_title = "Pick a workload · enter runs it · esc cancels"
-            yield OptionList(*[Option(f"{name:<10} {self._short(desc)}", id=name) for name, desc in self.workloads],
-                             id="workloads")
+            v.border_title = "Pick a workload · tab moves · enter runs · esc cancels"
+            yield OptionList(*[Option(f"{name:<10} {fmt.fit(desc, OPTION_TEXT)}", id=name)
+                               for name, desc, _ in self.workloads], id="workloads", compact=True)
             yield Static("", id="description")
-            yield Label("parameters (key=value …, e.g. jobs=50 or footprint=64m accesses=200k) · seed")
+            yield Label("parameters (key=value …; the defaults are above) · seed")
             with Horizontal():
-                yield Input(self._params_text(), placeholder="defaults", id="params")
-                yield Input(str(self.seed), placeholder="1", id="seed", type="integer")
+                yield Input(self._params_text(), placeholder="defaults", id="params", compact=True)
+                yield Input(str(self.seed), placeholder="1", id="seed", type="integer", compact=True)
             yield Label("…or a trace file (Valgrind lackey, text addresses, or .npy ops); enter opens it")
-            yield Input(self.trace or "", placeholder="path/to/trace", id="trace")
+            yield Input(self.trace or "", placeholder="path/to/trace", id="trace", compact=True)
             yield Static("", id="picker-error")
 
     def on_mount(self) -> None:
         ol = self.query_one(OptionList)
-        names = [n for n, _ in self.workloads]
+        names = [n for n, _, _ in self.workloads]
         if self.current in names:
             ol.highlighted = names.index(self.current)
         ol.focus()
@@ -212,6 +243,10 @@ class WorkloadPicker(ModalScreen[dict | None]):
         except ValueError:
             self._error(f"seed must be an integer, not {seed_text!r}")
             return
+        problem = self.check(name, params, seed)
+        if problem:
+            self._error(problem)
+            return
         self.dismiss({"workload": name, "params": params, "seed": seed})
 
     @on(OptionList.OptionSelected)
@@ -222,14 +257,11 @@ class WorkloadPicker(ModalScreen[dict | None]):
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         """Parameters belong to one workload: show the current ones only on the current workload."""
         self._error("")
-        desc = dict(self.workloads).get(event.option.id, "")
-        self.query_one("#description", Static).update(desc)
+        _, desc, defaults = self.workloads[event.option_index]
+        self.query_one("#description", Static).update(
+            Text(fmt.fit(desc, DESCRIPTION_TEXT)).append(f"\nparameters (defaults): {defaults or 'none'}"))
         params = self.query_one("#params", Input)
         params.value = self._params_text() if event.option.id == self.current else ""
-
-    @staticmethod
-    def _short(text: str, width: int = 80) -> str:
-        return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
     def _params_text(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.params)
@@ -241,10 +273,9 @@ class WorkloadPicker(ModalScreen[dict | None]):
     @on(Input.Submitted, "#trace")
     def _trace_submitted(self, event: Input.Submitted) -> None:
         path = os.path.expanduser(event.value.strip())
-        if not path:
-            self._error("type the path of a trace file")
-        elif not os.path.isfile(path):
-            self._error(f"no such file: {path}")
+        problem = replay_problem(path) if path else "type the path of a trace file"
+        if problem:
+            self._error(problem)
         else:
             self.dismiss({"trace": path})
 

@@ -22,10 +22,11 @@ A trace path is stored relative to the session file's folder. Problems are
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
+
+from rvi_tui.workloads.traces import file_sha256
 
 from .export import atomic_write
 from .eventlog import KINDS
@@ -64,20 +65,12 @@ def tour_paths() -> list[str]:
     return sorted(str(folder / p.name) for p in folder.iterdir() if p.name.endswith(SUFFIX))
 
 
-def trace_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def dumps(spec: RunSpec, view: SessionView, path: str, trace_sha: str | None = None, warmup_ops: int = 0) -> str:
     """The file's text for a session saved at `path` (a trace is hashed now unless its hash is given)."""
     trace = None
     if spec.trace:
         trace = os.path.relpath(os.path.abspath(spec.trace), os.path.dirname(os.path.abspath(path)))
-        trace_sha = trace_sha or trace_sha256(spec.trace)
+        trace_sha = trace_sha or file_sha256(spec.trace)
     run = {"workload": spec.workload, "params": dict(spec.params), "seed": spec.seed, "trace": trace,
            "trace_sha256": trace_sha if spec.trace else None, "trace_format": spec.trace_format,
            "ifetch": spec.ifetch, "skip_bad_lines": spec.skip_bad_lines, "preset": spec.preset,
@@ -127,7 +120,7 @@ def load(path: str, check_trace: bool = True) -> SessionFile:
         if not os.path.isfile(spec.trace):
             raise SessionError(f"{name}: its trace {spec.trace} is not there any more")
         want = doc["run"].get("trace_sha256")
-        have = trace_sha256(spec.trace)
+        have = file_sha256(spec.trace)
         if want != have:
             raise SessionError(f"{name}: the trace {spec.trace} changed since the session was saved "
                                f"(SHA-256 {str(want)[:12]}… then, {have[:12]}… now)")

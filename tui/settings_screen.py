@@ -28,10 +28,12 @@ class SettingsScreen(ModalScreen[RunSpec | None]):
     SettingsScreen > Vertical { width: 76; height: auto; max-height: 100%; border: thick $primary;
                                 background: $surface; padding: 0 1; }
     SettingsScreen Horizontal { height: auto; }
-    SettingsScreen Label { padding: 1 1 0 0; width: 14; }
+    SettingsScreen Label { padding: 1 1 0 0; width: 100%; }
+    SettingsScreen Horizontal Label { width: 14; padding: 0 1 0 0; }  /* a field's name, beside it */
     SettingsScreen Select { width: 1fr; }
     SettingsScreen #settings-error { color: $text-error; width: 100%; padding: 0; }
     SettingsScreen #settings-buttons { align-horizontal: right; }
+    SettingsScreen.-short Label { padding: 0 1 0 0; }  /* whole at 80x24: the fields are compact, one row each */
     """
 
     def __init__(self, spec: RunSpec) -> None:
@@ -53,10 +55,10 @@ class SettingsScreen(ModalScreen[RunSpec | None]):
                 with Horizontal():
                     yield Label(label)
                     yield Select([(str(o), o) for o in options], value=self.current[key], allow_blank=False,
-                                 id=f"settings-{key}")
+                                 id=f"settings-{key}", compact=True)
             yield Label("config keys (KEY=VALUE, space-separated; see rvi-tui report --show-config)")
             yield Input(" ".join(self.spec.sets), placeholder="e.g. tlb.l2.entries=1536 pwc.enabled=false",
-                        id="settings-sets")
+                        id="settings-sets", compact=True)
             yield Label("", id="settings-error")
             with Horizontal(id="settings-buttons"):
                 yield Button("Apply", variant="primary", id="settings-apply")

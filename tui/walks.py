@@ -24,7 +24,10 @@ REF, SKIP, FAULT, FILL, DONE, ASSIST, LOOKUP = ("WalkRef", "WalkSkip", "HwFault"
 def kind(e) -> str:
     return type(e).__name__
 
+
 SERVED_ORDER = ("L1D", "L2$", "L3$", "DRAM", "mem")
+# The nested level that maps a host page: a nested walk ends there (no nL1 with 2 MiB host pages, no nL2 with 1 GiB)
+HOST_LEAF_LEVEL = {"4k": 1, "2m": 2, "1g": 3}
 SERVED_COST_KEYS = {"L1D": "cost.ref_l1d", "L2$": "cost.ref_l2", "L3$": "cost.ref_l3", "DRAM": "cost.ref_dram",
                     "mem": "cost.ref_flat"}
 
@@ -68,7 +71,7 @@ class WalkView:
     cells: dict = field(default_factory=dict)  # (row, col) -> Cell
     refs: int = 0
     served: dict = field(default_factory=dict)  # served -> count
-    skipped: dict = field(default_factory=dict)  # walk cache -> cells saved
+    skipped: dict = field(default_factory=dict)  # walk cache -> references saved (saved_refs)
     faulted: tuple = ()  # HwFault of each faulted attempt of the same op
     assist: bool = False
     cycles: int = 0  # walk cycles from the config's costs
@@ -101,6 +104,36 @@ def split_walks(events) -> list[Attempt]:
     if cur:
         out.append(Attempt(tuple(cur), None, assist))
     return out
+
+
+def saved_refs(items, nested_walk: int) -> dict[str, int]:
+    """The memory references a walk did not make, by the walk cache that spared them ("PWC", "NWC", "NTLB";
+    the grid and the event log both say this): a guest or 1-D PWC hit spares its level's entry read and, in a
+    2-D walk, the nested walk of that level's table; an NWC hit spares one nested reference; an NTLB hit a
+    whole nested walk. ``nested_walk`` is the references of one nested walk (0 for a 1-D walk). A walk's
+    references plus the ones saved are the references of the same walk made cold."""
+    saved: dict[str, int] = {}
+    in_row: dict[int, int] = {}  # nested cells made or saved, per row
+    pwc_rows = []
+    for x in items:
+        if kind(x) == REF:
+            if x.col:
+                in_row[x.row] = in_row.get(x.row, 0) + 1
+            continue
+        cache = x.by.split()[0]
+        if cache == "NTLB":
+            n = nested_walk
+            in_row[x.row] = in_row.get(x.row, 0) + nested_walk
+        elif x.col:  # an NWC hit: one nested reference
+            n = 1
+            in_row[x.row] = in_row.get(x.row, 0) + 1
+        else:  # a guest (or 1-D) PWC hit: the entry read; its nested walk is counted below
+            n = 1
+            pwc_rows.append(x.row)
+        saved[cache] = saved.get(cache, 0) + n
+    for row in pwc_rows:
+        saved["PWC"] += max(0, nested_walk - in_row.get(row, 0))
+    return saved
 
 
 def walk_cycles(attempt: Attempt, costs: dict) -> int:
@@ -150,7 +183,6 @@ def build_view(mode: str, events, op_index: int, op_text: str, glevels: int, hle
     two_d, rows, cols = grid_shape(mode, glevels, hlevels, hleaf)
     cells: dict = {}
     served: dict = {}
-    skipped: dict = {}
     num = 0
     guest_skipped_rows = []
     dims = []
@@ -165,12 +197,10 @@ def build_view(mode: str, events, op_index: int, op_text: str, glevels: int, hle
             for c in cols:
                 if c:
                     cells[(x.row, c)] = Cell("skip", by="NTLB")
-            skipped["NTLB"] = skipped.get("NTLB", 0) + len(cols) - 1
         else:
             cells[(x.row, x.col)] = Cell("skip", by=x.by)
             if two_d and x.dim == "guest":
                 guest_skipped_rows.append((x.row, x.by))
-            skipped[x.by] = skipped.get(x.by, 0) + 1
     for row, by in guest_skipped_rows:  # the nested walks of those rows are not needed either
         for c in cols:
             if c and (row, c) not in cells:
@@ -179,6 +209,7 @@ def build_view(mode: str, events, op_index: int, op_text: str, glevels: int, hle
     for e in events:
         if kind(e) == DONE:
             result = e
+    skipped = saved_refs(last.items, len(cols) - 1 if two_d else 0)
     return WalkView(mode, op_index, op_text, vaddr, two_d, rows, cols, cells, num, served, skipped, faulted,
                     last.assist, walk_cycles(last, costs), result, tuple(dims))
 

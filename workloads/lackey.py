@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .ops import FETCH, READ, WRITE
-from .textparse import (BAD, DONE, E_RANGE, E_SIZE, E_SYNTAX, FULL, HEX_VALUE, MAX_OPS_PER_LINE, canonical_error,
+from .textparse import (BAD, DONE, E_RANGE, E_SIZE, E_SYNTAX, FULL, HEX_VALUE, MAX_OPS_PER_LINE, address_error,
                         is_space, line_end, parse_hex)
 
 _U = np.uint64
@@ -35,7 +35,7 @@ _SKIP, _FETCH, _LOAD, _STORE, _MODIFY = 0, 1, 2, 3, 4
 
 
 @njit(cache=True, nogil=True)
-def _parse_line(buf, s, e):
+def _parse_line(buf, s, e, va_bits):
     """(kind, addr, size, err) for the line buf[s:e] (newline excluded)."""
     while e > s and is_space(buf[e - 1]):
         e -= 1
@@ -80,19 +80,19 @@ def _parse_line(buf, s, e):
             return _SKIP, addr, _U(0), E_SIZE
         size = size * _U(10) + _U(c - 48)
         i += 1
-    err = canonical_error(addr)
+    err = address_error(addr, va_bits)
     if err:
         return _SKIP, addr, size, err
     if size > _U(0):
         if addr > _ALL_ONES - (size - _U(1)):
             return _SKIP, addr, size, E_RANGE
-        if canonical_error((addr + size - _U(1)) & ~_PAGE_MASK):
+        if address_error((addr + size - _U(1)) & ~_PAGE_MASK, va_bits):
             return _SKIP, addr, size, E_RANGE
     return kind, addr, size, 0
 
 
 @njit(cache=True, nogil=True)
-def _parse_exact(buf, s, end):
+def _parse_exact(buf, s, end, va_bits):
     """The fast path for a line exactly as lackey prints it ("I  hex,dec" or " X hex,dec" then a newline).
 
     (kind, addr, size, index of the newline), or kind -1 for anything else, which
@@ -134,9 +134,9 @@ def _parse_exact(buf, s, end):
         i += 1
     if i == start or i - start > _MAX_SIZE_DIGITS or i >= end or buf[i] != 10:
         return -1, _U(0), _U(0), s
-    if canonical_error(addr) or addr > _ALL_ONES - size:
+    if address_error(addr, va_bits) or addr > _ALL_ONES - size:
         return -1, _U(0), _U(0), s
-    if size > _U(0) and canonical_error((addr + size - _U(1)) & ~_PAGE_MASK):
+    if size > _U(0) and address_error((addr + size - _U(1)) & ~_PAGE_MASK, va_bits):
         return -1, _U(0), _U(0), s
     return kind, addr, size, i
 
@@ -154,24 +154,25 @@ def _emit(out_rw, out_addr, n, rw, addr, next_page):
 
 
 @njit(cache=True, nogil=True)
-def parse_lackey(buf, pos, final, line_no, ifetch, skip_bad, out_rw, out_addr, n_out):
+def parse_lackey(buf, pos, final, line_no, ifetch, skip_bad, va_bits, out_rw, out_addr, n_out):
     """The lackey kernel (see ``textparse`` for the contract)."""
     end = buf.size
     cap = out_rw.size
     skipped = 0
+    fetches = 0
     while pos < end:
         if n_out + MAX_OPS_PER_LINE > cap:
-            return pos, line_no, n_out, skipped, FULL, 0, 0, 0
-        kind, addr, size, nl = _parse_exact(buf, pos, end)
+            return pos, line_no, n_out, skipped, fetches, FULL, 0, 0, 0
+        kind, addr, size, nl = _parse_exact(buf, pos, end, va_bits)
         err = 0
         if kind < 0:
             nl = line_end(buf, pos, end)
             if nl == end and not final:
                 break
-            kind, addr, size, err = _parse_line(buf, pos, nl)
+            kind, addr, size, err = _parse_line(buf, pos, nl, va_bits)
         if err:
             if not skip_bad:
-                return pos, line_no, n_out, skipped, BAD, err, pos, nl
+                return pos, line_no, n_out, skipped, fetches, BAD, err, pos, nl
             skipped += 1
         elif kind != _SKIP:
             next_page = _U(0)
@@ -186,6 +187,8 @@ def parse_lackey(buf, pos, final, line_no, ifetch, skip_bad, out_rw, out_addr, n
                 n_out = _emit(out_rw, out_addr, n_out, WRITE, addr, next_page)
             elif ifetch:
                 n_out = _emit(out_rw, out_addr, n_out, FETCH, addr, next_page)
+            else:
+                fetches += 1
         pos = nl + 1
         line_no += 1
-    return min(pos, end), line_no, n_out, skipped, DONE, 0, 0, 0
+    return min(pos, end), line_no, n_out, skipped, fetches, DONE, 0, 0, 0

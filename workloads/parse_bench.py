@@ -46,7 +46,7 @@ def write_lackey_sample(path, lines: int = 10_000_000, *, seed: int = 1) -> int:
 def _warm_up() -> None:
     """Compile (or load from numba's cache) the kernel so the timing measures parsing only."""
     buf = np.frombuffer(b" L 1000,8\n", dtype=np.uint8)
-    parse_lackey(buf, 0, True, 1, True, False, np.empty(8, np.uint8), np.empty(8, np.uint64), 0)
+    parse_lackey(buf, 0, True, 1, True, False, 48, np.empty(8, np.uint8), np.empty(8, np.uint64), 0)
 
 
 def lackey_parse_rate(path) -> tuple[int, float]:

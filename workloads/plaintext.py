@@ -14,14 +14,14 @@ import numpy as np
 from numba import njit
 
 from .ops import FETCH, READ, WRITE
-from .textparse import BAD, DONE, E_SYNTAX, FULL, MAX_OPS_PER_LINE, canonical_error, is_space, line_end, parse_hex
+from .textparse import BAD, DONE, E_SYNTAX, FULL, MAX_OPS_PER_LINE, address_error, is_space, line_end, parse_hex
 
 _U = np.uint64
 _NONE = -1
 
 
 @njit(cache=True, nogil=True)
-def _parse_line(buf, s, e):
+def _parse_line(buf, s, e, va_bits):
     """(rw or _NONE for no access, addr, err) for the line buf[s:e]."""
     i = s
     while i < e and buf[i] != 35:  # cut the comment
@@ -49,33 +49,36 @@ def _parse_line(buf, s, e):
         return _NONE, addr, err
     if i != e:
         return _NONE, addr, E_SYNTAX
-    err = canonical_error(addr)
+    err = address_error(addr, va_bits)
     if err:
         return _NONE, addr, err
     return rw, addr, 0
 
 
 @njit(cache=True, nogil=True)
-def parse_text(buf, pos, final, line_no, ifetch, skip_bad, out_rw, out_addr, n_out):
+def parse_text(buf, pos, final, line_no, ifetch, skip_bad, va_bits, out_rw, out_addr, n_out):
     """The plain-text kernel (see ``textparse`` for the contract)."""
     end = buf.size
     cap = out_rw.size
     skipped = 0
+    fetches = 0
     while pos < end:
         if n_out + MAX_OPS_PER_LINE > cap:
-            return pos, line_no, n_out, skipped, FULL, 0, 0, 0
+            return pos, line_no, n_out, skipped, fetches, FULL, 0, 0, 0
         nl = line_end(buf, pos, end)
         if nl == end and not final:
             break
-        rw, addr, err = _parse_line(buf, pos, nl)
+        rw, addr, err = _parse_line(buf, pos, nl, va_bits)
         if err:
             if not skip_bad:
-                return pos, line_no, n_out, skipped, BAD, err, pos, nl
+                return pos, line_no, n_out, skipped, fetches, BAD, err, pos, nl
             skipped += 1
-        elif rw != _NONE and (rw != FETCH or ifetch):
+        elif rw == FETCH and not ifetch:
+            fetches += 1
+        elif rw != _NONE:
             out_rw[n_out] = rw
             out_addr[n_out] = addr
             n_out += 1
         pos = nl + 1
         line_no += 1
-    return min(pos, end), line_no, n_out, skipped, DONE, 0, 0, 0
+    return min(pos, end), line_no, n_out, skipped, fetches, DONE, 0, 0, 0

@@ -3,8 +3,12 @@
 Lackey writes tens of bytes per access, so its log goes through a FIFO
 straight into a gzip stream instead of onto disk; the compressed trace is
 written to a temporary file beside the target and renamed over it only when
-the program has finished well. The command is an argument list, never a
-shell string. The program's stdin and stdout are /dev/null.
+the program has finished well, or when Ctrl-C stopped it: then the trace
+keeps every complete record made so far and ends with a line saying it was
+cut short (a ``==`` line, which trace readers skip, as they skip Valgrind's
+own). The target must be a regular file or a free name (``atomic``). The
+command is an argument list, never a shell string; its output goes where
+rvi-tui's goes, its stdin is /dev/null.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import os
 import select
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,11 +36,37 @@ _READ = 1 << 20
 _RECORD_START = np.array([ord("I"), ord(" ")], dtype=np.uint8)  # a lackey record line starts with one of these
 
 
+INTERRUPTED_MARK = "==rvi-tui== interrupted by Ctrl-C: the trace ends here, after {records} records\n"
+STOP_GRACE = 2.0  # seconds a program has to exit after Ctrl-C before it is killed
+
+
 @dataclass(frozen=True)
 class RecordResult:
     records: int  # lackey records (I/L/S/M lines) written
     seconds: float
     out_path: str
+    interrupted: bool = False  # Ctrl-C stopped the program: the trace is cut short (and says so)
+
+
+class _CtrlC:
+    """While active (in the main thread), Ctrl-C sets ``requested`` instead of raising KeyboardInterrupt, so
+    the recording can stop the program and keep what it has."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
 
 
 class _RecordCounter:
@@ -96,21 +128,26 @@ def record_trace(cmd: list[str], out_path, *,
         log = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         proc = None
         try:
-            with atomic_output(out_path) as raw:
+            with atomic_output(out_path) as raw, _CtrlC() as ctrl_c:
                 with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
                     proc = subprocess.Popen(
                         [valgrind, "--tool=lackey", "--trace-mem=yes", f"--log-file={fifo}", "--", *cmd],
-                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors)
-                    _pump(log, proc, gz, counter, start, on_progress)
-                status = proc.wait()
-                if status != 0:
+                        stdin=subprocess.DEVNULL, stderr=errors)
+                    _pump(log, proc, gz, counter, start, on_progress, ctrl_c)
+                    status = proc.wait()
+                    if ctrl_c.requested and counter.records:
+                        gz.write(INTERRUPTED_MARK.format(records=counter.records).encode())
+                if ctrl_c.requested and not counter.records:
+                    raise RecordError(f"{shlex.join(cmd)}: interrupted before anything was recorded")
+                if status != 0 and not ctrl_c.requested:
                     why = _last_line(errors)
                     raise RecordError(f"{shlex.join(cmd)} failed with exit status {status}" + (f": {why}" if why else ""))
                 if counter.records == 0:
                     raise RecordError(f"{shlex.join(cmd)}: valgrind recorded no memory accesses")
         except OSError as e:
-            where = f" ({e.filename})" if e.filename else ""
-            raise RecordError(f"recording failed: {e.strerror or e}{where}") from None
+            if e.filename:
+                raise RecordError(f"{e.filename}: {e.strerror or e}") from None
+            raise RecordError(f"recording failed: {e.strerror or e}") from None
         finally:
             if proc is not None and proc.poll() is None:
                 proc.kill()
@@ -119,16 +156,25 @@ def record_trace(cmd: list[str], out_path, *,
     seconds = time.monotonic() - start
     if on_progress is not None:
         on_progress(counter.records, seconds)
-    return RecordResult(counter.records, seconds, out_path)
+    return RecordResult(counter.records, seconds, out_path, ctrl_c.requested)
 
 
 def _pump(log: int, proc: subprocess.Popen, gz, counter: _RecordCounter, start: float,
-          on_progress: Callable[[int, float], None] | None) -> None:
-    """Copy the FIFO into ``gz`` until valgrind has exited and closed it."""
+          on_progress: Callable[[int, float], None] | None, ctrl_c: _CtrlC) -> None:
+    """Copy the FIFO into ``gz``, whole lines only, until valgrind has exited and closed it; after Ctrl-C,
+    stop the program (killing it if it has not gone in STOP_GRACE seconds) and drop a cut last line."""
     poller = select.poll()
     poller.register(log, select.POLLIN)
     next_report = start + PROGRESS_EVERY
+    stop_by = None
+    partial = b""  # the start of a line whose end has not come yet
     while True:
+        if ctrl_c.requested and proc.poll() is None:
+            if stop_by is None:  # the terminal sent SIGINT to the program too; say it again in case it was not
+                stop_by = time.monotonic() + STOP_GRACE
+                proc.send_signal(signal.SIGINT)
+            elif time.monotonic() > stop_by:
+                proc.kill()
         exited = proc.poll() is not None  # before the read: an empty read after exit means all is read
         try:
             data = os.read(log, _READ)
@@ -136,10 +182,17 @@ def _pump(log: int, proc: subprocess.Popen, gz, counter: _RecordCounter, start: 
             poller.poll(100)
             data = None
         if data:
-            gz.write(data)
-            counter.feed(data)
+            data = partial + data
+            cut = data.rfind(b"\n") + 1
+            partial = data[cut:]
+            if cut:
+                gz.write(data[:cut])
+                counter.feed(data[:cut])
         elif data == b"":  # no writer: valgrind has not opened the log yet, or has closed it
             if exited:
+                if partial and not ctrl_c.requested:  # a last line without a newline, complete
+                    gz.write(partial)
+                    counter.feed(partial)
                 return
             time.sleep(0.01)
         now = time.monotonic()

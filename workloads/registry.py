@@ -18,12 +18,11 @@ from .multiproc import multi, round_robin
 from .npyfile import save_ops
 from .os_activity import KCompile, MmapChurn, TlbStress, WebServer
 from .synthetic import Chase, Phases, Random, Seq, Stride, Zipf
-from .traces import open_trace
-from .units import parse_count, parse_size
+from .units import count_text, parse_count, parse_size, size_text
 
 __all__ = [
     "DEFAULT_CHUNK", "RecordError", "TraceError", "Workload", "WorkloadError", "list_workloads", "make_workload",
-    "open_trace", "parse_size", "round_robin", "save_ops",
+    "open_trace", "parse_size", "round_robin", "save_ops", "workload_parameters", "workload_rows",
 ]
 
 REAL_LS_FILE = "real-ls.lackey.gz"
@@ -32,8 +31,20 @@ REAL_LS_DESCRIPTION = ("real trace: `ls -l /etc/default` (x86-64 Linux, glibc) r
 _SIZE_PARAMS = {"footprint", "stride", "node"}
 
 
+def __getattr__(name: str):
+    """``open_trace``, imported when first asked for: the trace parsers import numba (~0.2 s), which checking
+    a workload's name and parameters before the app starts need not wait for."""
+    if name == "open_trace":
+        from .traces import open_trace
+
+        return open_trace
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def real_ls(*, accesses: int | None = None, ifetch: bool = False) -> Workload:
     """The shipped lackey trace of a real program; ``accesses`` replays only its first accesses."""
+    from .traces import open_trace
+
     path = resources.files(__package__).joinpath("data", REAL_LS_FILE)
     trace = open_trace(str(path), "lackey", ifetch=ifetch)
     trace.name, trace.description = "real-ls", REAL_LS_DESCRIPTION
@@ -54,12 +65,42 @@ def list_workloads() -> list[tuple[str, str]]:
     return [(name, description) for name, (_, description) in _BUILTINS.items()]
 
 
+def workload_parameters(name: str) -> list[tuple[str, str]]:
+    """(parameter, its default as typed on a command line) of a built-in workload, the seed left out (it has
+    an option of its own); 'auto' for a default the workload works out itself."""
+    if name not in _BUILTINS:
+        raise WorkloadError(f"unknown workload {name!r} (known: {', '.join(_BUILTINS)})")
+    out = []
+    for key, p in inspect.signature(_BUILTINS[name][0]).parameters.items():
+        if key == "seed":
+            continue
+        default = p.default
+        if default is None:
+            text = "auto"
+        elif key in _SIZE_PARAMS:
+            text = size_text(default)
+        elif isinstance(default, int) and not isinstance(default, bool):
+            text = count_text(default)
+        else:
+            text = str(default).lower() if isinstance(default, bool) else str(default)
+        out.append((key, text))
+    return out
+
+
+def workload_rows() -> list[tuple[str, str, str]]:
+    """(name, description, 'key=default …') of every built-in workload."""
+    return [(name, desc, " ".join(f"{k}={v}" for k, v in workload_parameters(name))) for name, desc in list_workloads()]
+
+
 def _coerce(name: str, key: str, value, default):
     """A command-line string converted like the parameter's default; other values as they are."""
     if not isinstance(value, str):
         return value
-    if key in _SIZE_PARAMS:
-        return parse_size(value)
+    if key in _SIZE_PARAMS or isinstance(default, int) and not isinstance(default, bool) or key == "accesses":
+        try:
+            return parse_size(value) if key in _SIZE_PARAMS else parse_count(value)
+        except WorkloadError as e:
+            raise WorkloadError(f"{name}: {key}: {e}") from None
     if isinstance(default, bool):
         lowered = value.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
@@ -67,8 +108,6 @@ def _coerce(name: str, key: str, value, default):
         if lowered in ("0", "false", "no", "off"):
             return False
         raise WorkloadError(f"{name}: {key} must be true or false, not {value!r}")
-    if isinstance(default, int) or key == "accesses":
-        return parse_count(value)
     if isinstance(default, float):
         try:
             return float(value)

@@ -46,3 +46,19 @@ def parse_count(text: str) -> int:
     if rem:
         raise WorkloadError(f"bad count {text!r}: not a whole number")
     return value
+
+
+def size_text(n: int) -> str:
+    """Bytes in the largest binary unit that divides them: 67108864 -> '64m'."""
+    for unit in ("t", "g", "m", "k"):
+        if n and n % _UNITS[unit] == 0:
+            return f"{n // _UNITS[unit]}{unit}"
+    return str(n)
+
+
+def count_text(n: int) -> str:
+    """A count in the largest decimal unit that divides it: 1000000 -> '1m'."""
+    for unit in ("g", "m", "k"):
+        if n and n % _DECIMAL[unit] == 0:
+            return f"{n // _DECIMAL[unit]}{unit}"
+    return str(n)

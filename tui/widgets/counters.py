@@ -15,7 +15,7 @@ from textual.widget import Widget
 from rvi_tui.engine.counters import EXIT_REASONS
 
 from .. import fmt
-from ._border import set_subtitle, set_title
+from ._border import TitledPane, set_subtitle, set_title
 
 MODES = ("native", "shadow", "nested")
 KVM_ROWS = ("pf_taken", "pf_fixed", "pf_emulate", "pf_guest", "mmu_pte_write", "mmu_pde_zapped",
@@ -40,12 +40,17 @@ def _get(summary: dict, path: str):
 MAIN_ROWS = (
     ("accesses", "accesses", "count"),
     ("cycles/access", "cycles_per_access", "ratio"),
+    # the cycle breakdown, per access: the six parts add up to cycles/access
+    (" base", "cycles_breakdown.base", "per_access"),
+    (" TLB", "cycles_breakdown.tlb", "per_access"),
+    (" walk", "cycles_breakdown.walk", "per_access"),
+    (" guest OS", "cycles_breakdown.guest_os", "per_access"),
+    (" VM exits", "cycles_breakdown.exit", "per_access"),
+    (" hypervisor", "cycles_breakdown.hypervisor", "per_access"),
     ("vs native", "overhead_vs_native", "overhead"),
     ("TLB miss rate", "tlb.miss_rate", "pct"),
     ("walks", "walks", "count"),
     ("refs/walk", "walk_refs_per_walk", "ratio"),
-    ("walk cycles", "cycles_breakdown.walk", "share"),
-    ("VMM cycles", "cycles_breakdown.hypervisor", "vmm"),
     ("VM exits", "exits.total", "count"),
 )
 # The rows a pinned baseline shows: its value ('total' column) and this run's change ('now' column); the
@@ -58,6 +63,8 @@ PINNED_ROWS = (
 )
 # A ratio over nothing is shown as a dash, not as 0: the count each ratio row divides by.
 DIVIDED_BY = {"cycles_per_access": "accesses", "tlb.miss_rate": "accesses", "walk_refs_per_walk": "walks"}
+SPARK_LINES = 4  # the sparklines' heading and one line per mode
+SPARK_ROOM = SPARK_LINES + 2 + len(MAIN_ROWS)  # rows a pane needs to show the sparklines and the main rows
 
 
 class CountersBody(Widget):
@@ -102,7 +109,12 @@ class CountersBody(Widget):
         self.refresh(layout=relayout)
 
     def on_resize(self) -> None:
-        self._text = self._build()  # the 'now' columns depend on the width
+        self.rebuild()  # the 'now' columns depend on the width
+
+    def rebuild(self) -> None:
+        """Lay the text out again for the pane's size (a resize while paused brings no new frame)."""
+        self._text = self._build()
+        self.refresh(layout=True)
 
     def st(self, name):
         return self.get_component_rich_style(name)
@@ -117,14 +129,19 @@ class CountersBody(Widget):
         width = self.size.width or 58
         show_now = width >= LABEL_W + 3 * (TOTAL_W + NOW_W)
         out = Text(no_wrap=True, overflow="ellipsis")
-        self._sparklines(out, width)
+        room = self.parent.size.height if self.parent is not None else SPARK_ROOM
+        if room >= SPARK_ROOM:  # a short pane gives up the sparklines first: the table says the same
+            self._sparklines(out, width)
         # header
         cell_w = TOTAL_W + (NOW_W if show_now else 0)
         out.append(f"{'':<{LABEL_W}}")
         for m in MODES:
             style = self.st("ctr--mode") if m == self.viewed else self.st("ctr--head")
-            name = f"▸{m}" if m == self.viewed else m
-            out.append(f"{name:^{cell_w}}" if show_now else f"{name:>{cell_w}}", style=style)
+            if show_now:
+                name = f"▸{m}" if m == self.viewed else m
+                out.append(f"{name:^{cell_w}}", style=style)
+            else:  # no room for the marker: the viewed mode in capitals, as the status line names it
+                out.append(f"{m.upper() if m == self.viewed else m:>{cell_w}}", style=style)
         out.append("\n")
         if show_now:
             out.append(f"{'':<{LABEL_W}}")
@@ -199,7 +216,7 @@ class CountersBody(Widget):
             if m not in self.total:
                 out.append(" " * (TOTAL_W + (NOW_W if show_now else 0)))
                 continue
-            over = DIVIDED_BY.get(path)
+            over = "accesses" if kind == "per_access" else DIVIDED_BY.get(path)
             text = "—" if over and not self.total[m][over] else self._fmt(kind, totals[m], self.total[m])
             style = ""
             if best is not None and best != worst:
@@ -229,15 +246,13 @@ class CountersBody(Widget):
             return fmt.percent(v, short)
         if kind == "overhead":
             return fmt.signed_percent(v, short) if v is not None else "—"
-        if kind in ("share", "vmm"):
-            cycles = summary["cycles"]
-            if kind == "vmm":
-                v = v + summary["cycles_breakdown"]["exit"]
-            return fmt.percent(v / cycles, short) if cycles else "—"
+        if kind == "per_access":
+            return fmt.ratio(v / summary["accesses"], 0 if short and v >= 100 * summary["accesses"] else 1) \
+                if summary["accesses"] else "—"
         return str(v)
 
 
-class CountersPane(VerticalScroll):
+class CountersPane(TitledPane, VerticalScroll):
     """Border and scrolling around the body."""
 
     DEFAULT_CSS = """
@@ -246,6 +261,9 @@ class CountersPane(VerticalScroll):
 
     def compose(self):
         yield CountersBody(id="counters-body")
+
+    def on_resize(self) -> None:
+        self.body.rebuild()  # the sparklines come and go with the pane's height
 
     @property
     def body(self) -> CountersBody:

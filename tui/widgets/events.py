@@ -15,15 +15,16 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from .. import fmt
 from ..eventlog import KINDS, LogLine
-from ._border import set_subtitle, set_title
+from ._border import TitledPane, set_subtitle, set_title
 
 MAX_LINES = 2000
 GROW = 200  # virtual height grows in steps of this many rows
 WIDTH = 80  # virtual width before the first layout; then the pane's (longer lines are cut at its edge)
 
 
-class EventLog(ScrollView, can_focus=True):
+class EventLog(TitledPane, ScrollView, can_focus=True):
     COMPONENT_CLASSES = {f"ev--{k}" for k in KINDS}
     DEFAULT_CSS = """
     EventLog { scrollbar-size-vertical: 1; overflow-x: hidden; scrollbar-gutter: stable; }
@@ -110,7 +111,7 @@ class EventLog(ScrollView, can_focus=True):
         if size != self.virtual_size:
             self.virtual_size = size
         if self.follow:
-            self.scroll_end(animate=False, immediate=False, x_axis=False)
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
         self.refresh()
 
     def add_lines(self, lines: list[LogLine]) -> None:
@@ -134,9 +135,10 @@ class EventLog(ScrollView, can_focus=True):
         i = y + scroll_y
         width = self.size.width
         base = self.rich_style
+        room = self.scrollable_content_region.width
         if not self.lines:
             if i < len(self.EMPTY):
-                text = Text(self.EMPTY[i], style=self.get_component_rich_style("ev--tlb"), no_wrap=True)
+                text = Text(fmt.fit(self.EMPTY[i], room), style=self.get_component_rich_style("ev--tlb"), no_wrap=True)
                 return Strip(list(text.render(self.app.console)), text.cell_len).apply_style(base).crop_extend(
                     scroll_x, scroll_x + width, base)
             return Strip.blank(width, base)
@@ -149,6 +151,7 @@ class EventLog(ScrollView, can_focus=True):
         if not 0 <= i < len(self.lines):
             return Strip.blank(width, base)
         line = self.lines[i]
-        text = Text(line.text, style=self.get_component_rich_style(f"ev--{line.kind}"), no_wrap=True)
+        # cut at a word with '…', never inside a number: 'hPA 0x4f7f890' cut from 0x4f7f89000 read as another address
+        text = Text(fmt.fit(line.text, room), style=self.get_component_rich_style(f"ev--{line.kind}"), no_wrap=True)
         strip = Strip(list(text.render(self.app.console)), text.cell_len).apply_style(base)
         return strip.crop_extend(scroll_x, scroll_x + width, base)

@@ -15,10 +15,14 @@ from textual.widget import Widget
 from rvi_tui.engine import entry as E
 
 from ..walks import WalkView
-from ._border import set_title
+from .. import fmt
+from ._border import TitledPane, set_title
 
 SERVED_CLASS = {"L1D": "pt--l1d", "L2$": "pt--l2", "L3$": "pt--l3", "DRAM": "pt--dram", "mem": "pt--l3"}
 STATE_TEXT = {"in sync": "in sync·WP", "unsync": "unsync", "direct": "direct"}
+# A path's columns in priority order (name, cells), most essential first: a narrow pane keeps what fits.
+PATH_COLUMNS = (("level", 5), ("frame", 12), ("walk", 10), ("flags", 8), ("idx", 3), ("table", 13))
+NESTED_COLUMNS = (("name", 4), ("gpa", 11), ("hpa", 12), ("walk", 10), ("levels", 4 * 5))
 _LABEL = re.compile(r"^(.*?)\s*gPA\s+(0x[0-9a-fA-F]+)\s*$")
 
 PANE_CSS = """
@@ -61,7 +65,7 @@ def translate(path, va: int) -> tuple[int, int] | None:
     return base | (va & ((1 << shift) - 1)), size
 
 
-class _PathPane(Widget):
+class _PathPane(TitledPane, Widget):
     COMPONENT_CLASSES = PT_CLASSES
 
     def __init__(self, **kwargs) -> None:
@@ -103,13 +107,29 @@ class _PathPane(Widget):
             return Text(f"● #{cell.num} {cell.served}", style=self.st(SERVED_CLASS.get(cell.served, "pt--read")))
         return Text(f"○ {cell.by}", style=self.st("pt--skip"))
 
+    _args: tuple = ()  # what the pane last showed: shown again, laid out anew, when the pane is resized
+
+    def on_resize(self) -> None:
+        if self._args:
+            self.show(*self._args)
+
     def path_lines(self, path, view: WalkView | None, head: str, table_space: str, states: bool = False) -> Text:
-        """One line per entry, root first. With states (shadow), the sync state replaces the table column."""
+        """One line per entry, root first. With states (shadow), the sync state replaces the table column.
+        A narrow pane leaves out columns, least essential last in PATH_COLUMNS."""
+        width = self.content_region.width or 80
+        shown = fmt.fit_columns(PATH_COLUMNS, width)
         out = Text(no_wrap=True, overflow="ellipsis")
-        cols = f"{'level':<5} "
-        cols += f"{'sync state':<12}" if states else f"{('table ' + table_space):>13}"
-        cols += f" {'idx':>3}  {'→ frame':>12} {'flags':<8} walk"
-        out.append(head + "\n")
+        cols = f"{'level':<5}"
+        if "table" in shown:
+            cols += " " + (f"{'sync state':<12}" if states else f"{('table ' + table_space):>13}")
+        if "idx" in shown:
+            cols += f" {'idx':>3}"
+        cols += f" {'→ frame':>12}"
+        if "flags" in shown:
+            cols += f" {'flags':<8}"
+        if "walk" in shown:
+            cols += " walk"
+        out.append(fmt.fit(head, width) + "\n")
         out.append(cols + "\n", style=self.st("pt--head"))
         if not path:
             out.append("  (no entries)", style=self.st("pt--muted"))
@@ -119,17 +139,22 @@ class _PathPane(Widget):
             style = self.st("pt--read") if mark.plain else None
             name = E.LEVEL_NAMES.get(row.level, f"L{row.level}")
             frame = f"{row.frame << 12:#x}" if row.present else "absent"
-            line = Text(f"{name:<5} ", style=style or "")
-            if states:
-                state = STATE_TEXT.get(row.state, row.state or "")
-                cls = {"in sync": "pt--insync", "unsync": "pt--unsync"}.get(row.state, "pt--wp")
-                line.append(f"{state[:12]:<12}", style=self.st(cls))
-            else:
-                line.append(f"{row.table << 12:>#13x}", style=style or "")
-            line.append(f" {row.index:>3}  ", style=style or "")
-            line.append(f"{frame:>12}", style=(style or "") if row.present else self.st("pt--absent"))
-            line.append(f" {row.flags:<8} ", style=style or "")
-            line.append_text(mark)
+            line = Text(f"{name:<5}", style=style or "")
+            if "table" in shown:
+                if states:
+                    state = STATE_TEXT.get(row.state, row.state or "")
+                    cls = {"in sync": "pt--insync", "unsync": "pt--unsync"}.get(row.state, "pt--wp")
+                    line.append(f" {state[:12]:<12}", style=self.st(cls))
+                else:
+                    line.append(f" {row.table << 12:>#13x}", style=style or "")
+            if "idx" in shown:
+                line.append(f" {row.index:>3}", style=style or "")
+            line.append(f" {frame:>12}", style=(style or "") if row.present else self.st("pt--absent"))
+            if "flags" in shown:
+                line.append(f" {row.flags:<8}", style=style or "")
+            if "walk" in shown:
+                line.append(" ")
+                line.append_text(mark)
             out.append_text(line)
             out.append("\n")
             if row.present and row.value & E.PS and row.level in (2, 3):
@@ -142,6 +167,7 @@ class GuestTablePane(_PathPane):
     DEFAULT_CSS = PANE_CSS.format(name="GuestTablePane")
 
     def show(self, mode: str, snap, view: WalkView | None) -> None:
+        self._args = (mode, snap, view)
         space = "PA" if mode == "native" else "gPA"
         titles = {
             "native": "Page table (VA→PA) · the hardware walks it",
@@ -158,6 +184,7 @@ class GuestTablePane(_PathPane):
         self.set_text(self.path_lines(snap.guest_path, view, head, space))
 
     def show_note(self, mode: str, note: str) -> None:
+        self._args = ()
         set_title(self, "Page table" if mode == "native" else "Guest page table")
         self.set_text(Text(note, style=self.st("pt--muted")))
 
@@ -166,6 +193,7 @@ class SecondTablePane(_PathPane):
     DEFAULT_CSS = PANE_CSS.format(name="SecondTablePane")
 
     def show(self, mode: str, snap, view: WalkView | None) -> None:
+        self._args = (mode, snap, view)
         if view is not None and view.vaddr != snap.vaddr:
             view = None
         levels = max((r.level for r in snap.guest_path), default=4)
@@ -178,6 +206,7 @@ class SecondTablePane(_PathPane):
             self._nested(snap, view)
 
     def show_note(self, mode: str, note: str) -> None:
+        self._args = ()
         set_title(self, {"native": "Physical memory", "shadow": "Shadow page table",
                              "nested": "Nested page table"}[mode])
         self.set_text(Text(note, style=self.st("pt--muted")))
@@ -192,7 +221,8 @@ class SecondTablePane(_PathPane):
             pa, size = t
             out.append(f"VA {snap.vaddr:#x} → PA ")
             out.append(f"{pa:#x}", style="bold")
-            out.append(f"\nframe {pa >> 12:#x} · {E.PAGE_SIZE_LABELS[size]} page · one table, no hypervisor")
+            out.append("\n" + fmt.fit(f"frame {pa >> 12:#x} · {E.PAGE_SIZE_LABELS[size]} page · one table, "
+                                      "no hypervisor", self.content_region.width or 80))
         self.set_text(out)
 
     def _shadow(self, snap, view) -> None:
@@ -210,9 +240,10 @@ class SecondTablePane(_PathPane):
             return
         levels = max(len(rows) for _, rows in snap.second_paths) or 4
         top = max((r.level for _, rows in snap.second_paths for r in rows), default=4)
-        lv = list(range(top, top - levels, -1))
+        shown = fmt.fit_columns(NESTED_COLUMNS, self.content_region.width or 80)
+        lv = list(range(top, top - levels, -1)) if "levels" in shown else []
         out.append(f"{'':<4} {'gPA':>11} " + "".join(f"{'nL' + str(i):>4}" for i in lv)
-                   + f" {'→ hPA':>12} walk\n", style=self.st("pt--head"))
+                   + f" {'→ hPA':>12}" + (" walk" if "walk" in shown else "") + "\n", style=self.st("pt--head"))
         glevels = max((r.level for r in snap.guest_path), default=4)
         for i, (label, rows) in enumerate(snap.second_paths):
             m = _LABEL.match(label)
@@ -237,7 +268,8 @@ class SecondTablePane(_PathPane):
                 line.append(f" {leaf.frame << 12:>#12x} ")
             else:
                 line.append(f" {'absent':>12} ", style=self.st("pt--absent"))
-            line.append_text(self._row_walk(view, row_id))
+            if "walk" in shown:
+                line.append_text(self._row_walk(view, row_id))
             out.append_text(line)
             out.append("\n")
         out.rstrip()

@@ -11,27 +11,54 @@ from __future__ import annotations
 from rich.text import Text
 from textual.containers import Vertical
 from textual.geometry import Size
+from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
+from .. import fmt
 from ..fmt import SIZE_LABELS
-from ._border import set_subtitle, set_title
+from ._border import TitledPane, set_subtitle, set_title
 
 MARK_TEXT = {"hit": "●hit", "fill": "+fill", "evict": "×fill"}
-COLUMNS = f"{'':5} {'set':>4} {'way':>3} {'VPN':>11} {'frame':>9} {'sz':>2} {'PCID':>4} {'VPID':>4} {'WDG':3}"
+# (name, heading, cells), in display order; PRIORITY says which a narrow pane keeps, most essential first.
+COLUMNS = (("mark", "", 5), ("set", "set", 4), ("way", "way", 3), ("vpn", "VPN", 11), ("frame", "frame", 9),
+           ("size", "sz", 2), ("pcid", "PCID", 4), ("vpid", "VPID", 4), ("flags", "WDG", 3))
+PRIORITY = ("mark", "vpn", "frame", "size", "flags", "set", "way", "pcid", "vpid")
+ALL_COLUMNS = frozenset(PRIORITY)
+_WIDTH = {name: cells for name, _, cells in COLUMNS}
 
 
-def entry_line(e, mark: str | None) -> str:
+def shown_columns(width: int) -> frozenset[str]:
+    """The columns a pane ``width`` cells wide shows: as many as fit, in PRIORITY order."""
+    return frozenset(fmt.fit_columns(tuple((name, _WIDTH[name]) for name in PRIORITY), width))
+
+
+def _line(values: dict, shown) -> str:
+    return " ".join(f"{values[name]:>{cells}}" if name != "mark" and name != "flags" else f"{values[name]:{cells}}"
+                    for name, _, cells in COLUMNS if name in shown)
+
+
+def heading(shown=ALL_COLUMNS) -> str:
+    return _line({name: head for name, head, _ in COLUMNS}, shown)
+
+
+def entry_line(e, mark: str | None, shown=ALL_COLUMNS) -> str:
     flags = ("W" if e.writable else "-") + ("D" if e.dirty else "-") + ("G" if e.global_ else "-")
     size = SIZE_LABELS[e.size] if 0 <= e.size < len(SIZE_LABELS) else "?"
-    return (f"{MARK_TEXT.get(mark, ''):5} {e.set:>4} {e.way:>3} {e.vpn:>#11x} {e.frame:>#9x} {size:>2} "
-            f"{e.pcid:>4} {e.vpid:>4} {flags:3}")
+    return _line({"mark": MARK_TEXT.get(mark, ""), "set": e.set, "way": e.way, "vpn": f"{e.vpn:#x}",
+                  "frame": f"{e.frame:#x}", "size": size, "pcid": e.pcid, "vpid": e.vpid, "flags": flags}, shown)
 
 
-def head_line(view) -> str:
+def head_line(view, width: int = 80) -> str:
+    """'── L2  24/3072 entries  (128 sets × 24 ways)', shorter where that does not fit."""
+    n = f"{len(view.entries)}/{view.capacity}"
     geometry = "fully assoc." if view.sets == 1 else f"{view.sets} sets × {view.ways} ways"
-    return f"── {view.struct}  {len(view.entries)}/{view.capacity} entries  ({geometry}) "
+    short = "fully assoc." if view.sets == 1 else f"{view.sets}×{view.ways}"
+    for line in (f"── {view.struct}  {n} entries  ({geometry}) ", f"── {view.struct} {n} · {short}"):
+        if len(line) <= width:
+            return line
+    return fmt.fit(f"── {view.struct} {n}", width)
 
 
 class TlbRows(ScrollView, can_focus=True):
@@ -51,6 +78,17 @@ class TlbRows(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.items: list = []  # ("head", TlbView) | ("entry", TlbEntry) | ("empty", str)
         self.marks: dict = {}
+        self.shown = ALL_COLUMNS  # the columns that fit the pane's width
+
+    def on_resize(self) -> None:
+        shown = shown_columns(self.scrollable_content_region.width)
+        if shown != self.shown:
+            self.shown = shown
+            self.refresh()
+        self.post_message(TlbRows.ColumnsChanged())
+
+    class ColumnsChanged(Message):
+        """The rows' width changed: the pane's column heads follow."""
 
     def set_data(self, views, marks: dict, follow: bool) -> None:
         items: list = []
@@ -66,7 +104,7 @@ class TlbRows(ScrollView, can_focus=True):
         # a new virtual size re-lays out the screen: grow in steps (rows past the items are blank)
         height = -(-len(items) // 64) * 64
         if self.virtual_size.height < height or self.virtual_size.height > height + 64:
-            self.virtual_size = Size(len(COLUMNS), height)
+            self.virtual_size = Size(len(heading(self.shown)), height)
         if follow and marks:
             for i, (kind, e) in enumerate(items):
                 if kind == "entry" and (e.struct, e.set, e.way) in marks:
@@ -78,7 +116,7 @@ class TlbRows(ScrollView, can_focus=True):
     def clear(self, note: str = "") -> None:
         self.items = [("empty", note)] if note else []
         self.marks = {}
-        self.virtual_size = Size(len(COLUMNS), len(self.items))
+        self.virtual_size = Size(len(heading(self.shown)), len(self.items))
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
@@ -89,21 +127,22 @@ class TlbRows(ScrollView, can_focus=True):
         if i >= len(self.items):
             return Strip.blank(width, base)
         kind, obj = self.items[i]
+        room = self.scrollable_content_region.width
         if kind == "head":
-            text = Text(head_line(obj), style=self.get_component_rich_style("tlb--head"))
+            text = Text(head_line(obj, room), style=self.get_component_rich_style("tlb--head"))
         elif kind == "empty":
-            text = Text(obj, style=self.get_component_rich_style("tlb--empty"))
+            text = Text(fmt.fit(obj, room), style=self.get_component_rich_style("tlb--empty"))
         else:
             mark = self.marks.get((obj.struct, obj.set, obj.way))
             style = self.get_component_rich_style(f"tlb--{mark}") if mark else None
-            text = Text(entry_line(obj, mark), style=style or "")
+            text = Text(fmt.fit(entry_line(obj, mark, self.shown), room), style=style or "")
             if mark:
                 text.pad_right(max(0, width - text.cell_len))
         strip = Strip(list(text.render(self.app.console)), text.cell_len).apply_style(base)
         return strip.crop_extend(scroll_x, scroll_x + width, base)
 
 
-class TlbPane(Vertical):
+class TlbPane(TitledPane, Vertical):
     """Border, column heads and the rows."""
 
     DEFAULT_CSS = """
@@ -111,8 +150,11 @@ class TlbPane(Vertical):
     """
 
     def compose(self):
-        yield Static(COLUMNS, id="tlb-columns", markup=False)
+        yield Static(heading(), id="tlb-columns", markup=False)
         yield TlbRows(id="tlb-rows")
+
+    def on_tlb_rows_columns_changed(self) -> None:
+        self.query_one("#tlb-columns", Static).update(heading(self.rows.shown))
 
     @property
     def rows(self) -> TlbRows:

@@ -15,10 +15,16 @@ from textual.widget import Widget
 
 from rvi_tui.engine import entry as E
 
+from .. import fmt
 from ..walks import SERVED_ORDER, WalkView
-from ._border import set_subtitle, set_title
+from ._border import TitledPane, set_subtitle, set_title
 
 CELL = 7
+# (row-label cells, cell cells, numbered cells?) of the 2-D grid, widest first
+GRID_LAYOUTS = ((9, CELL, True), (9, 4, False), (5, 4, False))
+# the 1-D walk's columns in priority order (name, cells): level and ref are always there
+ONE_D_COLUMNS = (("level", 9), ("ref", CELL), ("entry", 18), ("flags", 8), ("address", 16))
+SUMMARY_LINES = 3
 SERVED_CLASS = {"L1D": "walk--l1d", "L2$": "walk--l2", "L3$": "walk--l3", "DRAM": "walk--dram", "mem": "walk--mem"}
 FAULT_NAMES = {"guest-fault": "guest #PF", "npf": "nested #PF", "shadow-fault": "shadow #PF"}
 
@@ -36,7 +42,7 @@ def col_label(col: int) -> str:
     return "gPTE" if col == 0 else f"nL{col}"
 
 
-class WalkGrid(Widget):
+class WalkGrid(TitledPane, Widget):
     COMPONENT_CLASSES = {"walk--l1d", "walk--l2", "walk--l3", "walk--dram", "walk--mem", "walk--skip",
                          "walk--implied", "walk--empty", "walk--head", "walk--fault", "walk--note"}
     DEFAULT_CSS = """
@@ -83,102 +89,151 @@ class WalkGrid(Widget):
     def _line_count(self) -> int:
         """Fixed for a mode and a level count: a pane that changed height would re-lay out the screen."""
         rows = self.glevels + 1 if self.mode == "nested" else self.glevels
-        return rows + 1 + 3  # column heads, rows, summary, result, faulted attempts
+        return rows + 1 + SUMMARY_LINES  # column heads, rows, the summary's lines
 
     def _style(self, name: str):
         return self.get_component_rich_style(name)
 
-    def _cell(self, cell, width: int = CELL) -> Text:
+    def _cell(self, cell, width: int = CELL, numbered: bool = True) -> Text:
+        """A cell ``width`` wide: '12 DRAM' (reference 12, served by DRAM) or, without the number, 'DRAM'."""
         if cell is None:
             return Text("·".center(width), style=self._style("walk--empty"))
         if cell.kind == "ref":
-            return Text(f"{cell.num:>2} {cell.served:<4}"[:width].ljust(width), style=self._style(SERVED_CLASS[cell.served]))
+            text = f"{cell.num:>2} {cell.served}" if numbered else cell.served
+            return Text(text[:width].ljust(width), style=self._style(SERVED_CLASS[cell.served]))
         if cell.kind == "implied":
             return Text("─".center(width), style=self._style("walk--implied"))
-        return Text(cell.by[:width].center(width), style=self._style("walk--skip"))
+        name = cell.by if numbered else cell.by.split()[0]
+        return Text(name[:width].center(width), style=self._style("walk--skip"))
 
     def render(self) -> Text:
         v = self.view
+        width = self.content_region.width or 80
         if v is None:
-            out = Text(self.note or "no TLB miss yet: step with space, or run with p",
+            out = Text(fmt.fit(self.note or "no TLB miss yet: step with space, or run with p", width),
                        style=self._style("walk--note"))
         else:
             out = Text(no_wrap=True, overflow="ellipsis")
             if v.two_d:
-                self._render_2d(out, v)
+                self._render_2d(out, v, width)
             else:
-                self._render_1d(out, v)
-            self._render_summary(out, v)
+                self._render_1d(out, v, width)
+            self._render_summary(out, v, width)
         missing = self._line_count() - 1 - out.plain.count("\n")
         if missing > 0:
             out.append("\n" * missing)
         return out
 
-    def _render_2d(self, out: Text, v: WalkView) -> None:
-        head = Text(f"{'':9}", style=self._style("walk--head"))
+    @staticmethod
+    def grid_layout(n_cols: int, width: int) -> tuple[int, int, bool]:
+        """(row-label cells, cell cells, numbered?) of the widest 2-D grid that fits ``width``: reference
+        numbers go first, then the long row labels ('gL4 gCR3' becomes 'gL4')."""
+        for label, cell, numbered in GRID_LAYOUTS:
+            if label + n_cols * (cell + 1) + 1 <= width:
+                break
+        return label, cell, numbered
+
+    def _render_2d(self, out: Text, v: WalkView, width: int) -> None:
+        label_w, cell_w, numbered = self.grid_layout(len(v.cols), width)
+        head = Text(" " * label_w, style=self._style("walk--head"))
         for c in v.cols:
             if c == 0:
                 head.append("│", style=self._style("walk--empty"))
-            head.append(f"{col_label(c):^{CELL}} ", style=self._style("walk--head"))
+            head.append(f"{col_label(c):^{cell_w}} ", style=self._style("walk--head"))
         out.append_text(head)
         out.append("\n")
         for r in v.rows:
-            line = Text(f"{row_label(r, self.glevels, True, v.mode):<9}", style=self._style("walk--head"))
+            name = row_label(r, self.glevels, True, v.mode)
+            line = Text(f"{name if len(name) <= label_w - 1 else name.split()[0]:<{label_w}}",
+                        style=self._style("walk--head"))
             for c in v.cols:
                 if c == 0:
                     line.append("│", style=self._style("walk--empty"))
                     if r == 0:
-                        line.append_text(Text("→ data".center(CELL), style=self._style("walk--implied")))
+                        line.append_text(Text("→ data".center(cell_w)[:cell_w] if numbered else "data",
+                                              style=self._style("walk--implied")))
                         continue
-                line.append_text(self._cell(v.cells.get((r, c))))
+                line.append_text(self._cell(v.cells.get((r, c)), cell_w, numbered))
                 line.append(" ")
             out.append_text(line)
             out.append("\n")
 
-    def _render_1d(self, out: Text, v: WalkView) -> None:
-        out.append(f"{'level':<9}{'ref':^{CELL}}  {'entry address':>16}  {'entry':>14}  flags\n",
-                   style=self._style("walk--head"))
+    def _render_1d(self, out: Text, v: WalkView, width: int) -> None:
+        shown = fmt.fit_columns(ONE_D_COLUMNS, width, gap=2)
+        numbered = "ref" in shown
+        ref_w = CELL if numbered else 4
+        head = f"{'level':<9}{'ref':^{ref_w}}"
+        for name, heading, cells in (("address", "entry address", 16), ("entry", "entry", 18)):
+            if name in shown:
+                head += f"  {heading:>{cells}}"
+        if "flags" in shown:
+            head += "  flags"
+        out.append(head + "\n", style=self._style("walk--head"))
         for r in v.rows:
             cell = v.cells.get((r, 0))
             line = Text(f"{row_label(r, self.glevels, False, v.mode):<9}", style=self._style("walk--head"))
-            line.append_text(self._cell(cell))
+            line.append_text(self._cell(cell, ref_w, numbered))
             if cell is not None and cell.kind == "ref":
-                line.append(f"  {cell.paddr:>#16x}  {cell.entry & 0xFFFFFFFFFFFFFFFF:>#14x}  {E.flags_text(cell.entry)}")
+                if "address" in shown:
+                    line.append(f"  {cell.paddr:>#16x}")
+                if "entry" in shown:
+                    line.append(f"  {cell.entry & 0xFFFFFFFFFFFFFFFF:>#18x}")
+                if "flags" in shown:
+                    line.append(f"  {E.flags_text(cell.entry)}")
             elif cell is not None:
-                line.append("  saved: a walk cache held this level", style=self._style("walk--note"))
+                line.append(fmt.fit("  saved: a walk cache held this level", max(0, width - line.cell_len)),
+                            style=self._style("walk--note"))
             out.append_text(line)
             out.append("\n")
 
-    def _render_summary(self, out: Text, v: WalkView) -> None:
-        line = Text(f"{v.refs} ref{'s' if v.refs != 1 else ''}", style="bold")
+    def _render_summary(self, out: Text, v: WalkView, width: int) -> None:
+        """Three lines: what the walk read and saved, where it led and what it cost, the faulted attempts
+        before it; parts that do not fit a line go to the next, so no number is ever cut."""
+        served = Text(f"{v.refs} ref{'s' if v.refs != 1 else ''}", style="bold")
         sep = ": "
         for s in SERVED_ORDER:
             if v.served.get(s):
-                line.append(sep)
-                line.append(f"{s} {v.served[s]}", style=self._style(SERVED_CLASS[s]))
+                served.append(sep)
+                served.append(f"{s} {v.served[s]}", style=self._style(SERVED_CLASS[s]))
                 sep = " "
+        parts = [served]
         if v.skipped:
-            by_cache: dict[str, int] = {}
-            for k, n in v.skipped.items():
-                by_cache[k.split()[0]] = by_cache.get(k.split()[0], 0) + n
-            line.append(f" · {sum(by_cache.values())} saved: ")
-            line.append(" ".join(f"{k} {n}" for k, n in by_cache.items()), style=self._style("walk--skip"))
-        out.append_text(line)
-        out.append("\n")
-        tail = Text()
+            saved = Text(f"{sum(v.skipped.values())} saved: ")
+            saved.append(" ".join(f"{k} {n}" for k, n in v.skipped.items()), style=self._style("walk--skip"))
+            parts.append(saved)
         if v.result is not None:
             size = ("4K", "2M", "1G")[v.result.size] if 0 <= v.result.size < 3 else "?"
             space = "PA" if v.mode == "native" else "hPA"
-            tail.append(f"→ {space} {v.result.paddr:#x} ({size} TLB page) · ")
-        tail.append(f"walk ≈{v.cycles:,} cycles")
+            parts.append(Text(f"→ {space} {v.result.paddr:#x} ({size} TLB page)"))
+        parts.append(Text(f"walk ≈{v.cycles:,} cycles"))
         if v.assist:
-            tail.append(" · D-bit assist re-walk")
-        out.append_text(tail)
+            parts.append(Text("D-bit assist re-walk"))
         if v.faulted:
             counts: dict[str, int] = {}
             for f in v.faulted:
                 name = FAULT_NAMES.get(f.kind, f.kind)
                 counts[name] = counts.get(name, 0) + 1
             kinds = ", ".join(f"{k} ×{n}" if n > 1 else k for k, n in counts.items())
-            out.append(f"\nafter {len(v.faulted)} faulted walk{'s' if len(v.faulted) > 1 else ''} "
-                       f"({kinds}): see Events", style=self._style("walk--fault"))
+            parts.append(Text(f"after {len(v.faulted)} faulted walk{'s' if len(v.faulted) > 1 else ''} "
+                              f"({kinds}): see Events", style=self._style("walk--fault")))
+        out.append_text(flow(parts, width, SUMMARY_LINES))
+
+
+def flow(parts: list[Text], width: int, lines: int) -> Text:
+    """``parts`` joined by ' · ', a part that does not fit going to the next line; at most ``lines`` lines,
+    the last ending in '…' if parts were left out (a part is never cut inside)."""
+    rows: list[Text] = [Text()]
+    for i, part in enumerate(parts):
+        row = rows[-1]
+        if row.cell_len and row.cell_len + 3 + part.cell_len > width:
+            if len(rows) == lines:
+                row.append(" …" if row.cell_len + 2 <= width else "")
+                break
+            rows.append(Text())
+            row = rows[-1]
+        elif row.cell_len:
+            row.append(" · ")
+        if part.cell_len > width:  # too long for any line: cut at a word, with '…'
+            part = Text(fmt.fit(part.plain, width), style=part.style)
+        row.append_text(part)
+    return Text("\n").join(rows)
