@@ -204,8 +204,9 @@ def param_pairs(items) -> dict:
 
 
 def ops_count(workload) -> Callable[[], int | None]:
-    """The workload's length once known, for a progress bar: counted in a thread of its own (an OS workload
-    generates its stream to count it; a trace's is known only once read)."""
+    """The workload's length once known, for a progress bar: counted in a thread of its own, started when the
+    bar first asks (an OS workload generates its whole stream again to count it, a second for kcompile's
+    default: not worth it when no bar is shown; a trace's length is known only once read)."""
     known: dict = {}
 
     def count() -> None:
@@ -214,8 +215,13 @@ def ops_count(workload) -> Callable[[], int | None]:
         except Exception:  # the run itself reports a bad stream; a count is only a nicety
             pass
 
-    threading.Thread(target=count, name="rvi-count", daemon=True).start()
-    return lambda: known.get("n")
+    def total() -> int | None:
+        if "started" not in known:
+            known["started"] = True
+            threading.Thread(target=count, name="rvi-count", daemon=True).start()
+        return known.get("n")
+
+    return total
 
 
 def start_kernels(err) -> None:
