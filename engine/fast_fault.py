@@ -83,10 +83,12 @@ from .layout import (
     SW_COST_COPY,
     SW_COST_FILL,
     SW_COST_INJECT,
+    SW_COST_INVLPG,
     SW_COST_NPF,
     SW_COST_PF,
     SW_COST_PTE,
     SW_FAST,
+    SW_FLUSHED_SEQ,
     SW_GCR3,
     SW_HOST_ALLOC,
     SW_HOST_SIZE,
@@ -119,6 +121,9 @@ CYC_GUEST_OS = INDEX["cyc_guest_os"]
 EXIT_GUEST_PF_INJECT = INDEX["exit_guest_pf_inject"]
 EXIT_SHADOW_FAULT = INDEX["exit_shadow_fault"]
 EXIT_NPF = INDEX["exit_npf"]
+EXIT_INVLPG = INDEX["exit_invlpg"]
+INVLPG = INDEX["invlpg"]
+TLB_FLUSH = INDEX["tlb_flush"]
 PF_TAKEN = INDEX["pf_taken"]
 PF_FIXED = INDEX["pf_fixed"]
 PF_GUEST = INDEX["pf_guest"]
@@ -303,15 +308,44 @@ def drop_if_page_4k(c, slot, ways, fields, vpn, asid):
 
 
 @routine
+def pcid_entry(key, tag, asid):
+    """Whether a way (its key and tag) holds a translation of address space asid: its VPID's and PCID's.
+    Branch-free, for one way or arrays of them (mmu.MMU's flushes)."""
+    return (key != -1) & (tag == asid)
+
+
+@routine
+def vpid_entry(key, tag, vpid):
+    """Whether a way holds a translation of VPID vpid, of any PCID (INVVPID single-context)."""
+    return (key != -1) & ((tag >> 12) == vpid)
+
+
+@routine
+def drop_tagged(geom, c, s, tag, whole_vpid):
+    """Empty every way of structure s holding a translation of address space `tag` (pcid_entry), or with
+    whole_vpid of the VPID `tag` (vpid_entry)."""
+    ways = geom[s, 2]
+    block = ways * geom[s, 4]
+    for first in range(geom[s, 0], geom[s, 0] + geom[s, 1] * block, block):
+        for slot in range(first, first + ways):
+            if vpid_entry(c[slot], c[slot + ways], tag) if whole_vpid else pcid_entry(c[slot], c[slot + ways], tag):
+                empty(c, slot, slot + (geom[s, 4] - 1) * ways)
+
+
+@routine
 def drop_pcid_walk_caches(geom, c, asid):
     """Empty every paging-structure cache entry of PCID asid (INVLPG, and a flush of the PCID's entries)."""
     for s in range(S_PWC, S_PWC + 4):
-        ways = geom[s, 2]
-        block = ways * geom[s, 4]
-        for first in range(geom[s, 0], geom[s, 0] + geom[s, 1] * block, block):
-            for slot in range(first, first + ways):
-                if c[slot] != -1 and c[slot + ways] == asid:
-                    empty(c, slot, slot + (geom[s, 4] - 1) * ways)
+        drop_tagged(geom, c, s, asid, False)
+
+
+@routine
+def flush_vpid(geom, c, vpid):
+    """Every TLB and paging-structure cache entry of one VPID, global ones too (mmu.MMU.flush_vpid)."""
+    for s in range(S_L1_4K, S_L2 + 1):
+        drop_tagged(geom, c, s, vpid, True)
+    for s in range(S_PWC, S_PWC + 4):
+        drop_tagged(geom, c, s, vpid, True)
 
 
 @routine
@@ -348,6 +382,49 @@ def set_leaf_spte(h_tables, meta, row, index, value):
     """Install a leaf SPTE made from the guest entry (a fill or a prefetch): it no longer lags the guest's."""
     h_tables[row, index] = value
     stale_discard(meta, row, index)
+
+
+@routine
+def synced_spte(access, s, g, placed):
+    """What FNAME(sync_spte) leaves in a present SPTE s for guest entry g: 0 if g is not present, not accessed
+    (FNAME(prefetch_invalid_gpte)) or maps another frame than `placed` (where s's frame would be, had it been
+    made from g); else s with its rights narrowed to the guest's (spte_rights). Syncing never widens a SPTE: the
+    next write fault does. Branch-free, for entries or arrays of them (shadow.Shadow._synced_value)."""
+    valid = ((g & P) != 0) & ((g & A) != 0) & (frame_of(s) == placed)
+    return (s & (spte_rights(access, g) | ~(RW | US))) * valid
+
+
+@routine
+def flush_request(cnt, sw):
+    """KVM serves the TLB flush requests of one exit once, at the next entry (kvm_vcpu_flush_tlb_all,
+    tlb_flush++), however many zaps asked (shadow.Shadow._flush_hw)."""
+    if sw[SW_FLUSHED_SEQ] != sw[SW_SEQ]:
+        sw[SW_FLUSHED_SEQ] = sw[SW_SEQ]
+        cnt[TLB_FLUSH] += 1
+
+
+@routine
+def shadow_invlpg(va, srow, index, g, geom, c, st, cnt, sw, h_tables, meta):
+    """A guest INVLPG under shadow paging (shadow.Shadow.invlpg) where va's shadow path leads to the 4 KiB leaf
+    page at srow, g the guest's entry now: the exit; in an unsync page the entry for va brought up to date
+    (FNAME(sync_spte)) and the VPID flushed if that dropped or narrowed a present SPTE; the hardware INVLPG."""
+    shadow_exit(cnt, sw, EXIT_INVLPG, sw[SW_COST_INVLPG])
+    sw[SW_NOTED_EXIT] += 1
+    cnt[INVLPG] += 1
+    if meta[srow, M_UNSYNC]:
+        s = h_tables[srow, index]
+        if s & P:
+            value = synced_spte(meta[srow, M_ACCESS], s, g,
+                                host_frame(frame_of(g), 9 * sw[SW_HOST_SIZE], sw[SW_PLACE_MASK]))
+            if value != s:
+                h_tables[srow, index] = value
+            stale_discard(meta, srow, index)
+            sw[SW_NOTED_SHADOW_SYNC] += 1
+            if value != s:
+                flush_vpid(geom, c, st[ST_ASID] >> 12)
+                flush_request(cnt, sw)
+    invlpg_4k(geom, c, va, st[ST_ASID])
+    sw[SW_NOTED_FLUSH] += 1
 
 
 @routine
@@ -456,14 +533,21 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st,
     host_size = sw[SW_HOST_SIZE]
     if leaf & P:
         if WALK_1D and shadow:  # a hidden fault, unless the guest's own entry forbids the write (copy-on-write: injected)
-            if not linked or (write and not (rights & leaf & RW and leaf & D)):
+            if write and not rights & leaf & RW:
+                return shadow_cow(va, levels, grow, index, gtable, leaf, rights, linked, srow, g_tables, g_rows,
+                                  g_base, h_tables, geom, c, st, cnt, sw, vmas, pool, counts, backed, meta, gfn_pages)
+            if not linked or (write and not leaf & D):  # no shadow path yet, or the dirty-tracking exit
                 return False
             shadow_fill(va, levels, grow, index, leaf, rights, srow, g_tables, g_rows, g_base, h_tables, h_rows,
                         h_base, st, cnt, sw, backed, meta, host_size)
             return True
         if not write or leaf & RW or not leaf & COW or sw[SW_MAX_PAGE] or vma_writable(vmas, va) != 1:
             return False
-        return guest_cow(va, leaf, grow, index, g_tables, geom, c, st, cnt, sw, pool, counts)
+        copy = cow_plan(leaf, sw, pool, counts)
+        if copy < 0:
+            return False
+        guest_cow(va, leaf, copy, grow, index, -1, g_tables, geom, c, st, cnt, sw, pool, counts, h_tables, meta)
+        return True
     # a demand fault: the guest maps the zero page or a fresh page into its page table (under shadow paging,
     # after the hypervisor reflected the fault to it)
     writable = vma_writable(vmas, va)
@@ -480,11 +564,7 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st,
         # notes the entry as stale; a write-protected table traps, and that is the Python handler's
         if shadowed and not (shadowed == 1 and linked and meta[srow, M_UNSYNC]):
             return False
-        shadow_exit(cnt, sw, EXIT_GUEST_PF_INJECT, sw[SW_COST_INJECT])
-        sw[SW_NOTED_EXIT] += 1
-        cnt[PF_TAKEN] += 1
-        cnt[PF_GUEST] += 1
-        back_path_tables(va, levels, g_tables, g_rows, g_base, sw, cnt, backed, host_size)
+        inject(va, levels, g_tables, g_rows, g_base, cnt, sw, backed)
         if shadowed:
             stale_add(meta, srow, index)
     count_guest_fault(cnt, sw[SW_COST_PF])
@@ -502,22 +582,33 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st,
 
 
 @routine
-def guest_cow(va, leaf, grow, index, g_tables, geom, c, st, cnt, sw, pool, counts):
-    """A write to a copy-on-write 4 KiB page (guest_os.GuestOS._cow): copy it if it is shared or the zero page
-    (wp_page_copy: the old translation flushed), else make it writable in place (wp_page_reuse)."""
+def cow_plan(leaf, sw, pool, counts):
+    """How a write to the copy-on-write 4 KiB page `leaf` maps goes (guest_os.GuestOS._cow): 1 a copy (the page
+    is shared, or the zero page), 0 made writable in place, -1 a case for the Python handler."""
     frame = frame_of(leaf)
     zero = sw[SW_ZERO_FRAME]
-    copy = frame == zero or refs_shared(counts, frame, 0)
-    if copy:
-        if pool[POOL_N] == 0:
-            return False
-        if frame != zero:
-            block, bsize = refs_block(counts, frame, 0)
-            if block < 0:
-                return False
-            if counts[REFS_BLOCK + bsize, block >> (9 * bsize)] == 1 \
-                    and (bsize or POOL_FIRST + pool[POOL_N] >= pool.shape[0]):
-                return False  # the last reference on a large block, or no room to free a frame: Python's
+    if not (frame == zero or refs_shared(counts, frame, 0)):
+        return 0
+    if pool[POOL_N] == 0:
+        return -1
+    if frame != zero:
+        block, bsize = refs_block(counts, frame, 0)
+        if block < 0:
+            return -1
+        if counts[REFS_BLOCK + bsize, block >> (9 * bsize)] == 1 \
+                and (bsize or POOL_FIRST + pool[POOL_N] >= pool.shape[0]):
+            return -1  # the last reference on a large block, or no room to free a frame: Python's
+    return 1
+
+
+@routine
+def guest_cow(va, leaf, copy, grow, index, srow, g_tables, geom, c, st, cnt, sw, pool, counts, h_tables, meta):
+    """A write to a copy-on-write 4 KiB page (guest_os.GuestOS._cow), as cow_plan said: copy it (wp_page_copy:
+    the old translation flushed) or make it writable in place (wp_page_reuse). Under shadow paging `srow` is
+    the unsync shadow page of the guest's table (the store only makes its entry stale) and the INVLPG exits
+    (shadow_invlpg); else -1."""
+    frame = frame_of(leaf)
+    zero = sw[SW_ZERO_FRAME]
     count_guest_fault(cnt, sw[SW_COST_PF])
     cnt[COW_FAULTS] += 1
     if copy:
@@ -529,14 +620,19 @@ def guest_cow(va, leaf, grow, index, g_tables, geom, c, st, cnt, sw, pool, count
                 pool_push(pool, block)
         frame = pool_pop(pool)
         refs_new(counts, frame, 0)
-    g_tables[grow, index] = make(frame, (leaf & ~ADDR_MASK & ~COW) | RW | A | D)
+    entry = make(frame, (leaf & ~ADDR_MASK & ~COW) | RW | A | D)
+    g_tables[grow, index] = entry
+    if WALK_1D and srow >= 0:
+        stale_add(meta, srow, index)
     count_pte_write(cnt, sw[SW_COST_PTE], 1)
     if copy:
-        invlpg_4k(geom, c, va, st[ST_ASID])
-        sw[SW_NOTED_FLUSH] += 1
+        if WALK_1D and srow >= 0:
+            shadow_invlpg(va, srow, index, entry, geom, c, st, cnt, sw, h_tables, meta)
+        else:
+            invlpg_4k(geom, c, va, st[ST_ASID])
+            sw[SW_NOTED_FLUSH] += 1
         cnt[GUEST_INVLPGS] += 1
     sw[SW_NOTED_GUEST_FAULT] += 1
-    return True
 
 
 @routine
@@ -563,6 +659,35 @@ def nested_fault(gfn, h_tables, h_rows, st, cnt, sw, backed):
     sw[SW_NOTED_EXIT] += 1
     cnt[PF_TAKEN] += 1
     cnt[PF_FIXED] += 1
+    return True
+
+
+@routine
+def inject(va, levels, g_tables, g_rows, g_base, cnt, sw, backed):
+    """The hypervisor's software walk found the fault the guest's own: it reflects the #PF into the guest
+    (kvm_inject_page_fault; shadow.Shadow.handle: pf_taken and pf_guest, the walk's table pages backed)."""
+    shadow_exit(cnt, sw, EXIT_GUEST_PF_INJECT, sw[SW_COST_INJECT])
+    sw[SW_NOTED_EXIT] += 1
+    cnt[PF_TAKEN] += 1
+    cnt[PF_GUEST] += 1
+    back_path_tables(va, levels, g_tables, g_rows, g_base, sw, cnt, backed, sw[SW_HOST_SIZE])
+
+
+@routine
+def shadow_cow(va, levels, grow, index, gtable, leaf, rights, linked, srow, g_tables, g_rows, g_base, h_tables, geom, c,
+               st, cnt, sw, vmas, pool, counts, backed, meta, gfn_pages):
+    """Under shadow paging, a write to a copy-on-write 4 KiB page the guest maps read-only: the fault is
+    injected and the guest copies or reuses the page (guest_cow), where its store is a plain one (the only
+    shadow page of its table is unsync: the entry goes stale) and its INVLPG exits (shadow_invlpg)."""
+    if not (linked and leaf & COW and rights & RW) or sw[SW_MAX_PAGE] or vma_writable(vmas, va) != 1:
+        return False
+    if gtable >= gfn_pages.shape[0] or gfn_pages[gtable] != 1 or not meta[srow, M_UNSYNC]:  # write-protected: Python's
+        return False
+    copy = cow_plan(leaf, sw, pool, counts)
+    if copy < 0:
+        return False
+    inject(va, levels, g_tables, g_rows, g_base, cnt, sw, backed)
+    guest_cow(va, leaf, copy, grow, index, srow, g_tables, geom, c, st, cnt, sw, pool, counts, h_tables, meta)
     return True
 
 

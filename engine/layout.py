@@ -144,7 +144,9 @@ SW_COST_COPY = 18  # cycles: copying one
 SW_MAX_PAGE = 19  # the guest's largest page size code (guest.page)
 SW_COST_NPF = 20  # cycles: the hypervisor's handler of a nested page fault
 SW_UNSYNC = 21  # shadow: the mmu_unsync gauge's live value (shadow pages unsync now)
-N_SW = 22
+SW_COST_INVLPG = 22  # cycles: the hypervisor's handler of an INVLPG exit
+SW_FLUSHED_SEQ = 23  # shadow: the exit (SW_SEQ) whose TLB flush request was served last (-1: none yet)
+N_SW = 24
 
 # --- a physical memory's free 4 KiB frames (physmem.PhysicalMemory.pool: one int64 array) -----------------
 POOL_N = 0  # frames in the stack

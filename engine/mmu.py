@@ -11,7 +11,7 @@ import numpy as np
 
 from . import entry as E
 from .config import Config
-from .fast_fault import drop_if_page_4k, drop_pcid_walk_caches
+from .fast_fault import drop_if_page_4k, pcid_entry, vpid_entry
 from .layout import (
     C_BASE,
     C_DRAM,
@@ -169,7 +169,7 @@ class MMU:
 
     def _tagged(self, ways: Ways, asid: int) -> np.ndarray:
         c = self.c
-        return (c[ways.key] != -1) & (c[ways.tag] == asid)
+        return pcid_entry(c[ways.key], c[ways.tag], asid)
 
     # --- the invalidations software can ask for ---------------------------------------------
     def invlpg(self, va: int, asid: int) -> None:
@@ -201,7 +201,7 @@ class MMU:
                 first = int(self.geom[s, 0]) + (vpn & mask if mask >= 0 else vpn % sets) * ways * fields_
                 for way in np.flatnonzero(c[first : first + ways] == vpn << 2).tolist():
                     drop_if_page_4k(c, first + way, ways, fields_, vpn, asid)
-        drop_pcid_walk_caches(self.geom, c, asid)
+        self._empty(self.pwcs, self._tagged(self.pwcs, asid))
 
     def flush_asid(self, asid: int, keep_global: bool = True) -> None:
         """A CR3 load without PCID / INVPCID single-context: drop one address space's entries."""
@@ -209,7 +209,7 @@ class MMU:
         if keep_global:
             gone &= (self.c[self.tlbs.flags] & TF_GLOBAL) == 0
         self._empty(self.tlbs, gone)
-        drop_pcid_walk_caches(self.geom, self.c, asid)
+        self._empty(self.pwcs, self._tagged(self.pwcs, asid))
 
     def flush_vpid(self, vpid: int) -> None:
         """Every linear translation of one VPID, global ones too (INVVPID single-context)."""
@@ -217,7 +217,7 @@ class MMU:
             return
         c = self.c
         for ways in (self.tlbs, self.pwcs):
-            self._empty(ways, (c[ways.key] != -1) & ((c[ways.tag] >> 12) == vpid))
+            self._empty(ways, vpid_entry(c[ways.key], c[ways.tag], vpid))
         self.flushed_vpid = vpid
 
     def flush_all(self) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 from . import entry as E
 from . import events as ev
 from .counters import INDEX
-from .fast_fault import prefetch, set_leaf_spte, shadow_exit, spte_rights, stale_add, stale_discard
+from .fast_fault import flush_request, prefetch, set_leaf_spte, shadow_exit, stale_add, stale_discard, synced_spte
 from .layout import (
     M_ACCESS,
     M_DIRECT,
@@ -54,6 +54,8 @@ from .layout import (
     STOP_SHADOW_FAULT,
     SW_COST_FILL,
     SW_COST_INJECT,
+    SW_COST_INVLPG,
+    SW_FLUSHED_SEQ,
     SW_PREFETCH,
     SW_SEQ,
     SW_UNSYNC,
@@ -126,6 +128,8 @@ class Shadow(Mode):
         machine.sw[SW_COST_INJECT] = self.cost["inject"]
         machine.sw[SW_COST_FILL] = self.cost["shadow_fill"]
         machine.sw[SW_PREFETCH] = cfg["shadow.prefetch"]
+        machine.sw[SW_COST_INVLPG] = self.cost["invlpg"]
+        machine.sw[SW_FLUSHED_SEQ] = -1
         self.unsync_enabled = cfg["shadow.unsync"]
         self.flooding = cfg["shadow.flooding"]
         self.flood_threshold = cfg["shadow.flood_threshold"]
@@ -138,7 +142,6 @@ class Shadow(Mode):
         self.by_gfn: dict[int, list[ShadowPage]] = {}  # guest table frame -> its (non-direct) shadow pages
         self.roots: dict[int, ShadowPage] = {}  # guest CR3 frame -> root shadow page
         self.current_root: ShadowPage | None = None
-        self._flushed_seq = -1
         # a row per host table row: the state of the shadow page there (layout M_*; ShadowPage reads it)
         self.meta = np.zeros((len(self.hmem.tables), N_META), dtype=np.int64)
         self.gfn_pages = np.zeros(64, dtype=np.int32)  # guest frame -> how many (non-direct) shadow pages it has
@@ -275,9 +278,7 @@ class Shadow(Mode):
         kvm_mmu_remote_flush_or_zap call kvm_flush_remote_tlbs, which raises KVM_REQ_TLB_FLUSH; the vCPU serves
         it before it re-enters the guest (kvm_vcpu_flush_tlb_all, tlb_flush++), once however many zaps asked."""
         self.m.mmu.flush_vpid(self.vpid)
-        if self._flushed_seq != self.seq:
-            self._flushed_seq = self.seq
-            self.m.count("tlb_flush")
+        flush_request(self.m.cnt, self.m.sw)
 
     # --- the guest's privileged actions ------------------------------------------------------------
     def pte_writes(self, table: int, indices: list[int], olds: list[int], news: list[int]) -> None:
@@ -405,8 +406,7 @@ class Shadow(Mode):
         accessed (FNAME(prefetch_invalid_gpte)) or maps another frame; else s with its rights narrowed to the
         guest's (sp's role access, the guest's RW/US, RW only once dirty: FNAME(protect_clean_gpte)). Syncing
         never widens a SPTE: the next write fault does. s and g are entries, or arrays of them."""
-        valid = ((g & E.P) != 0) & ((g & E.A) != 0) & (E.frame_of(s) == self.m.host.placement(E.frame_of(g)))
-        return (s & (spte_rights(sp.access, g) | ~(E.RW | E.US))) * valid
+        return synced_spte(sp.access, s, g, self.m.host.placement(E.frame_of(g)))
 
     def _sync_spte(self, sp: ShadowPage, index: int) -> bool:
         """Bring one entry of an unsync page up to date (kvm_sync_spte); returns whether KVM flushes."""

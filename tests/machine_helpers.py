@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rvi_tui.engine import config as C
+from rvi_tui.engine.layout import SW_FLUSHED_SEQ
 from rvi_tui.workloads import ops as O
 
 BASE = 0x7F00_0000_0000
@@ -113,5 +114,5 @@ def machine_state(m, caches: bool = True) -> dict:
         state["shadow_order"] = list(mode.pages)
         state["shadow_roots"] = {g: sp.frame for g, sp in mode.roots.items()}
         state["shadow_current"] = mode.current_root.frame if mode.current_root is not None else None
-        state["shadow_unsync"] = (mode.n_unsync, mode.seq - mode._flushed_seq)
+        state["shadow_unsync"] = (mode.n_unsync, mode.seq - int(mode.m.sw[SW_FLUSHED_SEQ]))
     return state
