@@ -105,7 +105,7 @@ from .layout import (
     SW_ZERO_FRAME,
     TF_GLOBAL,
 )
-from .routine import cold_routine, routine
+from .routine import fault_routine
 from .setassoc import empty
 from .walk import VA_MASK
 
@@ -138,7 +138,7 @@ GUEST_INVLPGS = INDEX["guest_invlpgs"]
 
 
 # --- the host --------------------------------------------------------------------------------------------
-@routine
+@fault_routine
 def host_frame(gfn, unit_bits, mask):
     """Where guest frame gfn lives in host memory: its host page scattered by a fixed bijection (host.Placement)."""
     unit = gfn >> unit_bits
@@ -146,7 +146,7 @@ def host_frame(gfn, unit_bits, mask):
     return (page << unit_bits) | (gfn & ((1 << unit_bits) - 1))
 
 
-@routine
+@fault_routine
 def back_host_page(backed, unit, cnt, cycles):
     """Back host page `unit` if it is not yet (kvm_faultin_pfn, in whichever fault first needs it): counted
     (host_page_allocs) and charged `cycles` of hypervisor time. Returns whether it was newly backed."""
@@ -159,7 +159,7 @@ def back_host_page(backed, unit, cnt, cycles):
 
 
 # --- accounting ------------------------------------------------------------------------------------------
-@routine
+@fault_routine
 def count_exit(cnt, reason, trip, handler):
     """A VM exit for `reason` (a counter slot, exit_*): the round trip plus the hypervisor's handler."""
     cnt[EXITS] += 1
@@ -168,7 +168,7 @@ def count_exit(cnt, reason, trip, handler):
     cnt[CYC_HYPERVISOR] += handler
 
 
-@routine
+@fault_routine
 def shadow_exit(cnt, sw, reason, handler):
     """A VM exit under shadow paging (shadow.Shadow._exit): counted, one more exit for KVM's flush-once rule
     (SW_SEQ), and the mmu_unsync gauge rewritten from its live value, as whenever the hypervisor runs."""
@@ -177,14 +177,14 @@ def shadow_exit(cnt, sw, reason, handler):
     cnt[MMU_UNSYNC] = sw[SW_UNSYNC]
 
 
-@routine
+@fault_routine
 def count_guest_fault(cnt, cost):
     """The guest kernel takes a #PF: its handler's fixed work."""
     cnt[GUEST_PF] += 1
     cnt[CYC_GUEST_OS] += cost
 
 
-@routine
+@fault_routine
 def count_pte_write(cnt, cost, n):
     """The guest kernel stores n page-table entries."""
     cnt[PTE_WRITES] += n
@@ -192,31 +192,31 @@ def count_pte_write(cnt, cost, n):
 
 
 # --- entries ---------------------------------------------------------------------------------------------
-@routine
+@fault_routine
 def make(frame, flags):
     """An entry pointing at 4 KiB frame number `frame` with `flags` (entry.make)."""
     return ((frame << 12) & ADDR_MASK) | flags
 
 
-@routine
+@fault_routine
 def frame_of(entry):
     return (entry & ADDR_MASK) >> 12
 
 
-@routine
+@fault_routine
 def leaf_entry(frame, size, flags):
     """The leaf entry mapping a page of size code `size` at `frame` with `flags`: present, PS for a large page."""
     return make(frame, flags | P | (PS if size else 0))
 
 
-@routine
+@fault_routine
 def zero_page_flags(writable):
     """The guest's entry for the shared zero page, less its frame: user, accessed, read-only, and copy-on-write
     in a writable mapping, so that the first write copies it (do_anonymous_page: pte_mkspecial, no write bit)."""
     return P | US | A | (COW if writable else 0)
 
 
-@routine
+@fault_routine
 def spte_rights(access, gentry):
     """The rights (RW, US) a shadow leaf grants for guest entry `gentry` under a shadow page of role access
     `access`: the guest's own, RW only once the guest's D bit is set (FNAME(gpte_access), protect_clean_gpte).
@@ -224,7 +224,7 @@ def spte_rights(access, gentry):
     return access & gentry & (US | ((gentry & D) >> CLEAN_SHIFT))
 
 
-@routine
+@fault_routine
 def table_row(rows, base, frame):
     """The row of the table page at `frame` in its memory's table array, or -1 (physmem.PhysicalMemory.rows_of)."""
     slot = frame - base
@@ -233,7 +233,7 @@ def table_row(rows, base, frame):
     return rows[slot]
 
 
-@routine
+@fault_routine
 def demand_flags(writable, write):
     """The guest's entry for a fresh anonymous page, less its frame: accessed, writable in a writable mapping,
     and dirty when a write faulted it in (do_anonymous_page: maybe_mkwrite(pte_mkdirty(entry)))."""
@@ -241,7 +241,7 @@ def demand_flags(writable, write):
 
 
 # --- guest frames and their references ---------------------------------------------------------------------
-@routine
+@fault_routine
 def pool_pop(pool):
     """The next free 4 KiB frame (physmem.PhysicalMemory.alloc), now in use; -1 if the stack is empty."""
     n = pool[POOL_N]
@@ -252,7 +252,7 @@ def pool_pop(pool):
     return pool[POOL_FIRST + n - 1]
 
 
-@routine
+@fault_routine
 def pool_push(pool, frame):
     """A 4 KiB frame free again (the caller has made room for it)."""
     pool[POOL_FIRST + pool[POOL_N]] = frame
@@ -260,14 +260,14 @@ def pool_push(pool, frame):
     pool[POOL_IN_USE] -= 1
 
 
-@routine
+@fault_routine
 def refs_new(counts, frame, size):
     """A new block of this size at frame, mapped once (page_refs.PageRefs.alloc)."""
     counts[size, frame >> (9 * size)] = 1
     counts[REFS_BLOCK + size, frame >> (9 * size)] = 1
 
 
-@routine
+@fault_routine
 def refs_block(counts, frame, size):
     """(first frame, size) of the allocated block holding the unit (frame, size): the one block holding its
     frame, of its size or larger; (-1, -1) if there is none."""
@@ -277,7 +277,7 @@ def refs_block(counts, frame, size):
     return -1, -1
 
 
-@routine
+@fault_routine
 def refs_unmap(counts, frame, size):
     """Drop one mapping of the unit; returns its block (first frame, size)."""
     block, bsize = refs_block(counts, frame, size)
@@ -285,7 +285,7 @@ def refs_unmap(counts, frame, size):
     return block, bsize
 
 
-@routine
+@fault_routine
 def refs_shared(counts, frame, size):
     """Whether a write must copy the unit: another mapping of it, or of a larger unit holding it."""
     if counts[size, frame >> (9 * size)] > 1:
@@ -297,7 +297,7 @@ def refs_shared(counts, frame, size):
 
 
 # --- the TLB -----------------------------------------------------------------------------------------------
-@routine
+@fault_routine
 def drop_if_page_4k(c, slot, ways, fields, vpn, asid):
     """Empty the TLB way at `slot` (of a structure with `ways` ways of `fields` fields) if it holds the 4 KiB
     page vpn for this VPID: under PCID asid, or global."""
@@ -307,20 +307,20 @@ def drop_if_page_4k(c, slot, ways, fields, vpn, asid):
             empty(c, slot, slot + (fields - 1) * ways)
 
 
-@routine
+@fault_routine
 def pcid_entry(key, tag, asid):
     """Whether a way (its key and tag) holds a translation of address space asid: its VPID's and PCID's.
     Branch-free, for one way or arrays of them (mmu.MMU's flushes)."""
     return (key != -1) & (tag == asid)
 
 
-@routine
+@fault_routine
 def vpid_entry(key, tag, vpid):
     """Whether a way holds a translation of VPID vpid, of any PCID (INVVPID single-context)."""
     return (key != -1) & ((tag >> 12) == vpid)
 
 
-@routine
+@fault_routine
 def drop_tagged(geom, c, s, tag, whole_vpid):
     """Empty every way of structure s holding a translation of address space `tag` (pcid_entry), or with
     whole_vpid of the VPID `tag` (vpid_entry)."""
@@ -332,14 +332,14 @@ def drop_tagged(geom, c, s, tag, whole_vpid):
                 empty(c, slot, slot + (geom[s, 4] - 1) * ways)
 
 
-@routine
+@fault_routine
 def drop_pcid_walk_caches(geom, c, asid):
     """Empty every paging-structure cache entry of PCID asid (INVLPG, and a flush of the PCID's entries)."""
     for s in range(S_PWC, S_PWC + 4):
         drop_tagged(geom, c, s, asid, False)
 
 
-@routine
+@fault_routine
 def flush_vpid(geom, c, vpid):
     """Every TLB and paging-structure cache entry of one VPID, global ones too (mmu.MMU.flush_vpid)."""
     for s in range(S_L1_4K, S_L2 + 1):
@@ -348,7 +348,7 @@ def flush_vpid(geom, c, vpid):
         drop_tagged(geom, c, s, vpid, True)
 
 
-@routine
+@fault_routine
 def invlpg_4k(geom, c, va, asid):
     """INVLPG where every TLB entry is a whole 4 KiB page (the guest maps no larger one): the entries of va's page,
     each in the set of its page number in the L1 4K array and in the L2, and every paging-structure cache entry
@@ -367,24 +367,24 @@ def invlpg_4k(geom, c, va, asid):
 
 
 # --- shadow pages ----------------------------------------------------------------------------------------
-@routine
+@fault_routine
 def stale_add(meta, row, index):
     meta[row, M_STALE + (index >> 5)] |= 1 << (index & 31)
 
 
-@routine
+@fault_routine
 def stale_discard(meta, row, index):
     meta[row, M_STALE + (index >> 5)] &= ~(1 << (index & 31))
 
 
-@routine
+@fault_routine
 def set_leaf_spte(h_tables, meta, row, index, value):
     """Install a leaf SPTE made from the guest entry (a fill or a prefetch): it no longer lags the guest's."""
     h_tables[row, index] = value
     stale_discard(meta, row, index)
 
 
-@routine
+@fault_routine
 def synced_spte(access, s, g, placed):
     """What FNAME(sync_spte) leaves in a present SPTE s for guest entry g: 0 if g is not present, not accessed
     (FNAME(prefetch_invalid_gpte)) or maps another frame than `placed` (where s's frame would be, had it been
@@ -394,7 +394,7 @@ def synced_spte(access, s, g, placed):
     return (s & (spte_rights(access, g) | ~(RW | US))) * valid
 
 
-@routine
+@fault_routine
 def flush_request(cnt, sw):
     """KVM serves the TLB flush requests of one exit once, at the next entry (kvm_vcpu_flush_tlb_all,
     tlb_flush++), however many zaps asked (shadow.Shadow._flush_hw)."""
@@ -403,7 +403,7 @@ def flush_request(cnt, sw):
         cnt[TLB_FLUSH] += 1
 
 
-@routine
+@fault_routine
 def shadow_invlpg(va, srow, index, g, geom, c, st, cnt, sw, h_tables, meta):
     """A guest INVLPG under shadow paging (shadow.Shadow.invlpg) where va's shadow path leads to the 4 KiB leaf
     page at srow, g the guest's entry now: the exit; in an unsync page the entry for va brought up to date
@@ -427,7 +427,7 @@ def shadow_invlpg(va, srow, index, g, geom, c, st, cnt, sw, h_tables, meta):
     sw[SW_NOTED_FLUSH] += 1
 
 
-@routine
+@fault_routine
 def prefetch(h_tables, meta, row, index, extra, num, g_tables, g_rows, g_base, backed, host_size, mask):
     """FNAME(pte_prefetch): after a fault on the 4 KiB SPTE `index` of the shadow page at `row`, fill the other
     entries of its aligned group of `num` (PTE_PREFETCH_NUM) that are not present, in order. For a guest table
@@ -463,7 +463,7 @@ def prefetch(h_tables, meta, row, index, extra, num, g_tables, g_rows, g_base, b
 
 
 # --- the fast path ---------------------------------------------------------------------------------------
-@routine
+@fault_routine
 def vma_writable(vmas, va):
     """1 or 0: whether the VMA holding va is writable; -1 if no VMA holds it (vmas: sorted start, end, writable)."""
     lo = 0
@@ -479,7 +479,7 @@ def vma_writable(vmas, va):
     return vmas[lo - 1, 2]
 
 
-@cold_routine
+@fault_routine
 def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cnt, sw, vmas, pool, counts, backed,
                meta, gfn_pages):
     """Handle the fault the kernel stopped at if it is one of the common ones (the module docstring); returns
@@ -581,7 +581,7 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st,
     return True
 
 
-@routine
+@fault_routine
 def cow_plan(leaf, sw, pool, counts):
     """How a write to the copy-on-write 4 KiB page `leaf` maps goes (guest_os.GuestOS._cow): 1 a copy (the page
     is shared, or the zero page), 0 made writable in place, -1 a case for the Python handler."""
@@ -601,7 +601,7 @@ def cow_plan(leaf, sw, pool, counts):
     return 1
 
 
-@routine
+@fault_routine
 def guest_cow(va, leaf, copy, grow, index, srow, g_tables, geom, c, st, cnt, sw, pool, counts, h_tables, meta):
     """A write to a copy-on-write 4 KiB page (guest_os.GuestOS._cow), as cow_plan said: copy it (wp_page_copy:
     the old translation flushed) or make it writable in place (wp_page_reuse). Under shadow paging `srow` is
@@ -635,7 +635,7 @@ def guest_cow(va, leaf, copy, grow, index, srow, g_tables, geom, c, st, cnt, sw,
     sw[SW_NOTED_GUEST_FAULT] += 1
 
 
-@routine
+@fault_routine
 def nested_fault(gfn, h_tables, h_rows, st, cnt, sw, backed):
     """A nested page fault (modes.Nested.handle: kvm_mmu_page_fault -> kvm_tdp_page_fault, pf_taken and pf_fixed):
     the hypervisor backs the host page holding gfn and maps it in the nested table, if the nested table page
@@ -662,7 +662,7 @@ def nested_fault(gfn, h_tables, h_rows, st, cnt, sw, backed):
     return True
 
 
-@routine
+@fault_routine
 def inject(va, levels, g_tables, g_rows, g_base, cnt, sw, backed):
     """The hypervisor's software walk found the fault the guest's own: it reflects the #PF into the guest
     (kvm_inject_page_fault; shadow.Shadow.handle: pf_taken and pf_guest, the walk's table pages backed)."""
@@ -673,7 +673,7 @@ def inject(va, levels, g_tables, g_rows, g_base, cnt, sw, backed):
     back_path_tables(va, levels, g_tables, g_rows, g_base, sw, cnt, backed, sw[SW_HOST_SIZE])
 
 
-@routine
+@fault_routine
 def shadow_cow(va, levels, grow, index, gtable, leaf, rights, linked, srow, g_tables, g_rows, g_base, h_tables, geom, c,
                st, cnt, sw, vmas, pool, counts, backed, meta, gfn_pages):
     """Under shadow paging, a write to a copy-on-write 4 KiB page the guest maps read-only: the fault is
@@ -691,7 +691,7 @@ def shadow_cow(va, levels, grow, index, gtable, leaf, rights, linked, srow, g_ta
     return True
 
 
-@routine
+@fault_routine
 def back_path_tables(va, levels, g_tables, g_rows, g_base, sw, cnt, backed, host_size):
     """The hypervisor's software walk reads each guest table page of va's path through its own mapping of guest
     memory, which backs the host page on first use (shadow.Shadow._back_tables); counts the entries read."""
@@ -704,7 +704,7 @@ def back_path_tables(va, levels, g_tables, g_rows, g_base, sw, cnt, backed, host
             table = frame_of(g_tables[row, (va >> (12 + 9 * (level - 1))) & 511])
 
 
-@routine
+@fault_routine
 def shadow_fill(va, levels, grow, index, leaf, rights, srow, g_tables, g_rows, g_base, h_tables, h_rows, h_base,
                 st, cnt, sw, backed, meta, host_size):
     """A hidden fault on a present 4 KiB guest leaf under an existing shadow path (shadow.Shadow.handle and
