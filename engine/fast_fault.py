@@ -12,9 +12,14 @@ of its own inside the guest's handling. These need none of that:
   the shared zero page, a write a fresh, cleared 4 KiB page mapped dirty
   (``do_anonymous_page``), natively and under nested paging;
 * **a write to a copy-on-write 4 KiB page** where the guest maps only 4 KiB
-  pages, natively and under nested paging: the page is copied if it is shared
-  or the zero page (``wp_page_copy``, which flushes the old translation: an
-  INVLPG), else made writable in place (``wp_page_reuse``);
+  pages: the page is copied if it is shared or the zero page (``wp_page_copy``,
+  which flushes the old translation: an INVLPG), else made writable in place
+  (``wp_page_reuse``). Natively and under nested paging; under shadow paging
+  where the shadow path exists and the guest's table is shadowed by one unsync
+  page, so that the fault is injected, the guest's store only makes that
+  page's entry stale, and its INVLPG exits and syncs the entry
+  (``FNAME(invlpg)``/``FNAME(sync_spte)``, flushing the VPID if that dropped
+  the entry);
 * under shadow paging, **a demand fault injected**: the hypervisor's software
   walk finds the guest entry absent, reflects the #PF into the guest
   (``kvm_inject_page_fault``) and the guest maps the page as above; its store
