@@ -106,10 +106,23 @@ def run_stage(folder: Path, stage: str) -> int:
     peak_kb = own_peak_rss_kb()
     from . import hardware
 
+    niceness = os.nice(0) if hasattr(os, "nice") else 0
     write_atomically(hardware.stage_marker(folder, stage), json.dumps({"seconds": round(seconds, 2),
-                                                                     "peak_rss_kb": peak_kb}))
+                                                                     "peak_rss_kb": peak_kb, "nice": niceness}))
     print(f"rvi-tui compiler: {stage} build compiled in {seconds:.1f} s, peak RSS {peak_kb // 1024} MB", flush=True)
     return 0
+
+
+BACKGROUND_NICE = 10  # the compiler yields the CPU to the app that started it: keys answer while it compiles
+
+
+def yield_the_cpu() -> None:
+    """Lower this process's priority (its stages inherit it), so that on a busy machine the app's process, whose
+    UI and engine share one GIL, is scheduled first; on an idle core the compile runs as fast as before."""
+    try:
+        os.nice(BACKGROUND_NICE)
+    except (AttributeError, OSError):  # not POSIX, or not allowed: compile at the normal priority
+        pass
 
 
 def main(argv: list[str]) -> int:
@@ -120,6 +133,7 @@ def main(argv: list[str]) -> int:
     hardware.use_cache_dir(folder)  # before anything imports numba
     if len(argv) > 1:
         return run_stage(folder, argv[1])
+    yield_the_cpu()
     with open(folder / hardware.LOCK, "a+") as lock:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the process ends, however it ends

@@ -14,8 +14,9 @@ from test_tui import SIZE, SMALL, ready, wait_for
 
 
 async def test_tab_reaches_every_field_of_the_workload_picker_and_typed_text_lands_there(tmp_path):
-    """Tab moves from the list to the parameters, the seed and the trace path; what is typed goes into the
-    focused field, and Enter in a field submits what the fields say (not the highlighted built-in alone)."""
+    """Tab moves from the list to the parameters, the seed, the offered files and the trace path; what is typed
+    goes into the focused field, and Enter in a field submits what the fields say (not the highlighted built-in
+    alone)."""
     app = RviApp(**SMALL)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
@@ -29,8 +30,10 @@ async def test_tab_reaches_every_field_of_the_workload_picker_and_typed_text_lan
         assert picker.focused is picker.query_one("#seed", Input)
         await pilot.press("backspace", "3")
         await pilot.press("tab")
+        assert picker.focused is picker.query_one("#offered")  # the guided tour's sessions
+        await pilot.press("tab")
         assert picker.focused is picker.query_one("#trace", Input)
-        await pilot.press("shift+tab", "enter")  # back to the seed; Enter runs the built-in with these fields
+        await pilot.press("shift+tab", "shift+tab", "enter")  # back to the seed; Enter runs the built-in with these fields
         await wait_for(pilot, lambda: app.spec.seed == 3, what="the new run")
         assert app.spec.workload == "kcompile" and app.spec.params == (("jobs", "7"),)
 
@@ -54,6 +57,8 @@ async def test_the_picker_checks_parameters_in_the_dialog_and_keeps_the_current_
             assert app.screen is picker and needle in str(picker.query_one("#picker-error").render())
         error = picker.query_one("#picker-error")
         trace = picker.query_one("#trace")
+        offered = picker.query_one("#offered")
+        assert offered.region.height == 3  # the tour's three sessions
         assert error.region.bottom <= 24 and trace.region.bottom <= 24  # both on screen at 80x24
         assert app.runner.generation == generation and app.runner.state == "paused"
         await pilot.press("escape")

@@ -9,6 +9,8 @@ queues commands to it and pulls ``Frame`` copies of its state, at most
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import sys
 import time
@@ -30,8 +32,9 @@ from rvi_tui.workloads.errors import WorkloadError
 
 from .eventlog import LogLine, op_lines
 from .explain import counter_help
-from .export import counters_document, write_export
+from .export import counters_document, export_names, write_export
 from .messages import EngineUpdate
+from .offered import offered_files
 from .runner import (ERROR, FINISHED, LOADING, MODES, PAUSED, RUNNING, SEEKING, SPEEDS, STEP_LIMIT, WARMING, Frame,
                      Runner, RunSpec, speed_label)
 from .screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
@@ -134,8 +137,9 @@ class RviApp(App):
                  sets=(), seed: int = 1, guest_page: str | None = None, host_page: str | None = None,
                  levels: int | None = None, *, trace_format: str | None = None, ifetch: bool = False,
                  skip_bad_lines: bool = False, export_dir: str | None = None, speed: int | None = None,
-                 run_hz: float = RUN_HZ, session_file=None) -> None:
-        """session_file: a sessionfile.SessionFile to reopen (its run and view replace the run arguments)."""
+                 run_hz: float = RUN_HZ, session_file=None, data_dirs: tuple[str, ...] = ()) -> None:
+        """session_file: a sessionfile.SessionFile to reopen (its run and view replace the run arguments);
+        data_dirs: the picker lists the traces and session files in these (`--data`)."""
         super().__init__()
         self.study_results: tuple[str, list[dict]] | None = None  # the Study screen's last results
         self.pinned: tuple[str, dict] | None = None  # a run's counters kept as a baseline (m)
@@ -152,6 +156,7 @@ class RviApp(App):
                               levels, trace_format, ifetch, skip_bad_lines)
         self.view_mode = mode
         self.export_dir = export_dir
+        self.data_dirs = tuple(data_dirs)
         self.run_hz = min(float(run_hz), MAX_HZ)
         self.runner = Runner(notify=self._engine_nudge)
         if speed is not None:
@@ -182,6 +187,13 @@ class RviApp(App):
         return self.main_screen
 
     def on_mount(self) -> None:
+        if self.is_web:  # a browser tab of `rvi-tui serve`
+            from textual.drivers.web_driver import WebDriver
+
+            from .web_driver import write_whole_packets
+
+            if isinstance(self._driver, WebDriver):
+                write_whole_packets(self._driver)
         self._tick = self.set_interval(1 / self.run_hz, self.request_refresh, pause=True)
         self._busy_tick = self.set_interval(0.5, self._busy_refresh)
         self.call_after_refresh(self.request_refresh)
@@ -203,6 +215,21 @@ class RviApp(App):
             self.runner.seek(view.op)
         if view.note:
             self.notify(view.note, title="session", timeout=20)
+
+    def open_session(self, path: str) -> None:
+        """Reopen a session file (one the picker offers): its run from op 0, then its mode and view."""
+        from .sessionfile import SessionError, load
+
+        try:
+            self.session_file = load(path)
+        except SessionError as e:
+            self.notify(str(e), severity="error", timeout=10)
+            return
+        if self.runner.state == RUNNING:
+            self.runner.pause()
+        self.load(self.session_file.spec)
+        self.action_view(self.session_file.view.mode)
+        self._open_view(self.session_file.view)
 
     def on_unmount(self) -> None:
         self.runner.stop(timeout=0.5)
@@ -518,6 +545,9 @@ class RviApp(App):
         def chosen(result: dict | None) -> None:
             if not result:
                 return
+            if "session" in result:
+                self.open_session(result["session"])
+                return
             if "trace" in result:  # keep the machine; the trace's format is detected (or the one given)
                 new = replace(spec, workload=None, params=(), trace=result["trace"], trace_format=None)
             else:
@@ -535,8 +565,10 @@ class RviApp(App):
                 return str(e)
             return None
 
+        offered = list(offered_files(list(self.data_dirs)).values())
+        # in a browser, only what the server offers: no path field
         self.push_screen(WorkloadPicker(workload_rows(), spec.workload, spec.params, spec.seed, spec.trace,
-                                        check=problem), chosen)
+                                        check=problem, offered=offered, typed_path=not self.is_web), chosen)
 
     def action_export(self) -> None:
         self.refresh_panes()
@@ -555,6 +587,10 @@ class RviApp(App):
         directory = self.export_dir or os.getcwd()
         try:
             svg = self.export_screenshot(title=f"rvi-tui · {spec.label} · op {f.ops_done:,}")
+            if self.is_web:  # served: the files go to the browser, never into the server's folders
+                self._deliver_export(directory, document, svg, spec.trace and os.path.basename(spec.trace)
+                                     or spec.workload or "run")
+                return
             paths = write_export(directory, document, svg, spec.trace and os.path.basename(spec.trace)
                                  or spec.workload or "run")
         except OSError as e:
@@ -564,6 +600,14 @@ class RviApp(App):
             return
         self.last_export = paths
         self.notify(f"counters: {paths[0]}\nscreenshot: {paths[1]}", title="exported", timeout=10)
+
+    def _deliver_export(self, directory: str, document: dict, svg: str, workload: str) -> None:
+        names = [os.path.basename(p) for p in export_names(directory, workload, int(document["ops_done"]))]
+        self.deliver_text(io.StringIO(json.dumps(document, indent=2) + "\n"), save_filename=names[0],
+                          mime_type="application/json")
+        self.deliver_text(io.StringIO(svg), save_filename=names[1], mime_type="image/svg+xml")
+        self.last_export = tuple(names)
+        self.notify(f"counters: {names[0]}\nscreenshot: {names[1]}", title="exported as downloads", timeout=10)
 
     # --- travelling in time -------------------------------------------------------------------------
     def _seek(self, op: int, relative: bool = False) -> None:
@@ -627,6 +671,16 @@ class RviApp(App):
         base = export_names(self.export_dir or os.getcwd(), spec.trace and os.path.basename(spec.trace)
                             or spec.workload or "run", f.ops_done)[0]
         path = base[: -len(".json")] + SUFFIX
+        if self.is_web:  # served: a download, never a file on the server
+            from .sessionfile import dumps
+
+            name = os.path.basename(path)
+            self.deliver_text(io.StringIO(dumps(spec, view, path, self.runner.trace_sha256, f.warmup_ops)),
+                              save_filename=name, mime_type="application/json")
+            self.last_session_path = name
+            self.notify(f"{name}\nreopen it: rvi-tui --session {name}", title="session saved as a download",
+                        timeout=10)
+            return
         try:
             path = save(path, spec, view, self.runner.trace_sha256, f.warmup_ops)
         except OSError as e:
@@ -662,6 +716,10 @@ class RviApp(App):
         self.push_screen(SettingsScreen(self.spec), chosen)
 
     def action_study(self) -> None:
+        if self.is_web:  # a served tab: its worker processes would take the cores and memory of the other tabs
+            self.notify("the study runs worker processes, so not in a browser tab: `rvi-tui study` runs it in a "
+                        "terminal", severity="warning", timeout=8)
+            return
         from .study_screen import StudyScreen
 
         self.push_screen(StudyScreen(self.spec.preset))
@@ -731,7 +789,8 @@ def run_app(*, mouse: bool = True, **kwargs) -> int:
 
     kwargs are RviApp's: workload_name, workload_params, trace, mode, preset, sets, seed, guest_page,
     host_page, levels, trace_format, ifetch, skip_bad_lines, export_dir, speed (an index into
-    runner.SPEEDS; default flat out), run_hz, session_file (a sessionfile.SessionFile: its run replaces the others).
+    runner.SPEEDS; default flat out), run_hz, session_file (a sessionfile.SessionFile: its run replaces the others),
+    data_dirs.
     """
     sf = kwargs.get("session_file")
     if sf is not None:

@@ -5,6 +5,7 @@
     rvi-tui study [options]            workloads x modes x page sizes (the VMware study's table)
     rvi-tui bench [--trace FILE]       engine throughput (accesses/s), against pycachesim
     rvi-tui record [-o FILE] -- CMD    a real program's memory trace through Valgrind lackey
+    rvi-tui serve [options]            the app in web browsers, one app per tab (the `web` extra)
 
 A user mistake (a bad option value, a malformed trace, a missing file or
 program) is one line on stderr and exit status 2, never a traceback.
@@ -70,6 +71,15 @@ def _add_workload_options(p: argparse.ArgumentParser, default: str) -> None:
     g.add_argument("--list-workloads", action="store_true", help="list the built-in workloads and exit")
 
 
+def _add_app_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
+    p.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
+    p.add_argument("--session", metavar="FILE", help="reopen a saved session (*.rvi.json) at its op and view")
+    p.add_argument("--data", action="append", metavar="DIR",
+                   help="a directory whose traces and session files the workload picker lists and `rvi-tui serve` "
+                        "offers (repeatable)")
+
+
 class OneLineParser(argparse.ArgumentParser):
     """A bad option is one line, like every other user mistake; --help shows the usage."""
 
@@ -81,11 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="rvi-tui", description=__doc__.split("\n\n")[0],
                            formatter_class=argparse.RawDescriptionHelpFormatter,
                            epilog="Run `rvi-tui COMMAND --help` for a command's options.")
-    parser.add_argument("--mode", choices=MODES, default="nested", help="mode shown first in the app")
-    parser.add_argument("--no-mouse", action="store_true", help="leave the mouse to the terminal (copy/paste)")
+    _add_app_options(parser)
     parser.add_argument("--export-dir", metavar="DIR", help="where `e` writes its exports (default: the current "
                                                             "directory)")
-    parser.add_argument("--session", metavar="FILE", help="reopen a saved session (*.rvi.json) at its op and view")
     _add_machine_options(parser)
     _add_workload_options(parser, "kcompile")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -149,7 +157,59 @@ def build_parser() -> argparse.ArgumentParser:
     rc = sub.add_parser("record", help="record a program's memory trace with Valgrind lackey")
     rc.add_argument("-o", "--output", default="trace.lackey.gz", help="output file (default trace.lackey.gz)")
     rc.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+
+    sv = sub.add_parser("serve", help="serve the app to web browsers, one app per tab (needs the web extra)",
+                        description="Serve the app to web browsers: each tab runs its own app, started with the "
+                                    "options below. Links: /?workload=NAME, /?trace=KEY, /?session=KEY; "
+                                    "/links lists them.")
+    g = sv.add_argument_group("serving")
+    g.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    g.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    g.add_argument("--max-sessions", type=int, metavar="N",
+                   help="apps running at once; a tab beyond them gets a busy page (default: what this machine's "
+                        "memory holds)")
+    g.add_argument("--idle-timeout", type=float, default=30.0, metavar="MINUTES",
+                   help="end a tab's app after this many minutes without a key (default 30; 0 = never)")
+    _add_app_options(sv)
+    _add_machine_options(sv)
+    _add_workload_options(sv, "kcompile")
     return parser
+
+
+# What picks the run: a link to another workload or file replaces these options of `rvi-tui serve`.
+SOURCE_OPTIONS = ("workload", "trace", "fmt", "param", "footprint", "accesses", "session")
+NOT_PASSED_ON = ("help", "command", "list_workloads",
+                 "export_dir")  # a served tab's exports are downloads, never files on the server
+
+
+def app_argv(args, *, source: bool) -> list[str]:
+    """The `rvi-tui` options in `args` (a parsed `serve` command line) as arguments of the app: those that pick
+    the run if `source`, the others (machine, mode, data directories) if not. Every option of the app's own
+    parser is covered, so an option added to the app reaches served tabs without a change here."""
+    argv: list[str] = []
+    for action in build_parser()._actions:
+        dest = action.dest
+        if not action.option_strings or dest in NOT_PASSED_ON or (dest in SOURCE_OPTIONS) != source:
+            continue
+        value = getattr(args, dest, action.default)
+        if value == action.default:
+            continue
+        option = next(o for o in action.option_strings if o.startswith("--"))
+        if action.nargs == 0:
+            argv.append(option)
+        elif isinstance(value, list):
+            for item in value:
+                argv += [option, str(item)]
+        else:
+            argv += [option, str(value)]
+    return argv
+
+
+def check_data_dirs(args) -> None:
+    for directory in args.data or ():
+        if not os.path.isdir(directory):
+            raise UsageError(f"--data {directory}: not a directory")
 
 
 # --- shared option handling ------------------------------------------------------------------
@@ -626,16 +686,42 @@ def cmd_record(args, out, err) -> int:
     return 130 if result.interrupted else 0
 
 
+def served_in_a_browser() -> bool:
+    """Whether this app is one tab of `rvi-tui serve` (or of any textual-serve server): a browser draws it."""
+    return "web_driver" in os.environ.get("TEXTUAL_DRIVER", "")
+
+
+def checked_app_options(args) -> dict:
+    """The app's run as RviApp's keyword arguments, once checked: a bad workload, parameter, setting or trace is
+    a one-line error here, before a screen (or a served tab) is taken over."""
+    from .app import check_args
+
+    params = {k: v for k, v in (("footprint", args.footprint), ("accesses", args.accesses)) if v is not None}
+    params.update(param_pairs(args.param))
+    options = dict(workload_name=args.workload, workload_params=params, trace=args.trace[0] if args.trace else None,
+                   mode=args.mode, preset=args.preset, sets=tuple(args.sets), seed=args.seed,
+                   guest_page=args.guest_page, host_page=args.host_page, levels=args.levels, trace_format=args.fmt,
+                   ifetch=args.ifetch, skip_bad_lines=args.skip_bad_lines)
+    problem = check_args(**options)
+    if problem:
+        raise UsageError(problem)
+    return options
+
+
 def cmd_app(args, out, err) -> int:
+    check_data_dirs(args)
+    if args.export_dir is not None and not os.path.isdir(args.export_dir):
+        raise UsageError(f"--export-dir {args.export_dir}: no such directory")
     if args.session:
         from .sessionfile import load
 
         session_file = load(args.session)  # a damaged file, an unknown version, a changed trace: one line, exit 2
-        if not out.isatty():
+        if not out.isatty() and not served_in_a_browser():
             raise UsageError("the app needs a terminal; for headless use: rvi-tui report --session FILE --json")
         from .app import run_app
 
-        return run_app(session_file=session_file, mouse=not args.no_mouse)
+        return run_app(session_file=session_file, export_dir=args.export_dir, data_dirs=tuple(args.data or ()),
+                       mouse=not args.no_mouse)
     if args.list_workloads:
         from ..workloads.registry import workload_rows
 
@@ -644,25 +730,56 @@ def cmd_app(args, out, err) -> int:
     load_config(args)  # a bad option is an error before the screen opens
     if args.trace and len(args.trace) > 1:
         raise UsageError("the app replays one trace; `rvi-tui report` takes several")
-    from .app import check_args, run_app
-
-    params = {k: v for k, v in (("footprint", args.footprint), ("accesses", args.accesses)) if v is not None}
-    params.update(param_pairs(args.param))
-    options = dict(workload_name=args.workload, workload_params=params, trace=args.trace[0] if args.trace else None,
-                   mode=args.mode, preset=args.preset, sets=tuple(args.sets), seed=args.seed,
-                   guest_page=args.guest_page, host_page=args.host_page, levels=args.levels, trace_format=args.fmt,
-                   ifetch=args.ifetch, skip_bad_lines=args.skip_bad_lines)
-    problem = check_args(**options)  # a bad workload, parameter or trace too
-    if problem:
-        raise UsageError(problem)
-    if args.export_dir is not None and not os.path.isdir(args.export_dir):
-        raise UsageError(f"--export-dir {args.export_dir}: no such directory")
-    if not out.isatty():
+    options = checked_app_options(args)
+    if not out.isatty() and not served_in_a_browser():
         raise UsageError("the app needs a terminal; for headless use see `rvi-tui report --help`")
-    return run_app(**options, export_dir=args.export_dir, mouse=not args.no_mouse)
+    from .app import run_app
+
+    return run_app(**options, export_dir=args.export_dir, data_dirs=tuple(args.data or ()), mouse=not args.no_mouse)
 
 
-COMMANDS = {"report": cmd_report, "study": cmd_study, "bench": cmd_bench, "record": cmd_record, None: cmd_app}
+def cmd_serve(args, out, err) -> int:
+    try:
+        from . import serve
+    except ImportError:
+        raise UsageError("`rvi-tui serve` needs the web extra (textual-serve): pip install 'rvi-tui[web]' "
+                         "(from a clone: pip install '.[web]')") from None
+    if args.list_workloads:
+        return cmd_app(args, out, err)
+    check_data_dirs(args)
+    if args.max_sessions is not None and args.max_sessions < 1:
+        raise UsageError(f"--max-sessions {args.max_sessions}: must be at least 1")
+    if not args.idle_timeout >= 0:
+        raise UsageError(f"--idle-timeout {args.idle_timeout:g}: must be 0 (never) or more minutes")
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port}: must be between 1 and 65535")
+    load_config(args)
+    if args.trace and len(args.trace) > 1:
+        raise UsageError("the app replays one trace; `rvi-tui report` takes several")
+    checked_app_options(args)  # a bad workload, parameter or trace is an error now, not in every tab
+    if args.session:
+        from .sessionfile import load
+
+        load(args.session)
+        args.session = os.path.abspath(args.session)
+    # each tab's app runs in the server's own folder: paths given here must not depend on it
+    args.trace = [os.path.abspath(t) for t in args.trace] if args.trace else None
+    args.data = [os.path.abspath(d) for d in args.data] if args.data else None
+    from ..engine import hardware
+
+    hardware.start_compiling()  # on a fresh install: once, now, rather than in the first tab's app
+    if hardware.status().compiling:
+        print("rvi-tui serve: compiling the simulator kernels in the background (once after an install, about "
+              "75 s); tabs opened meanwhile run them interpreted", file=out, flush=True)
+    options = serve.ServeOptions(host=args.host, port=args.port,
+                                 max_sessions=args.max_sessions or serve.default_max_sessions(),
+                                 idle_timeout_s=args.idle_timeout * 60, app_options=tuple(app_argv(args, source=False)),
+                                 default_source=tuple(app_argv(args, source=True)), data_dirs=tuple(args.data or ()))
+    return serve.serve(options, out)
+
+
+COMMANDS = {"report": cmd_report, "study": cmd_study, "bench": cmd_bench, "record": cmd_record, "serve": cmd_serve,
+            None: cmd_app}
 
 
 def main(argv=None, out=None, err=None) -> int:

@@ -164,16 +164,18 @@ def parse_params(text: str) -> tuple:
     return tuple(out)
 
 
-OPTION_TEXT = 64  # a workload's description in the list: one line at 80 columns (the whole one shows below)
+OPTION_TEXT = 62  # a workload's description in the list: one line at 80 columns, beside a scroll bar (the whole one shows below)
 DESCRIPTION_TEXT = 74
 
 
 class WorkloadPicker(ModalScreen[dict | None]):
-    """Built-in workloads with parameters and seed, or a trace file; every field reachable with Tab.
+    """Built-in workloads with parameters and seed, or a file; every field reachable with Tab.
 
     ``workloads`` are (name, description, parameters with their defaults); ``check(name, params, seed)``
     says what is wrong with a choice (None if nothing): a bad choice keeps the dialog open with the reason,
-    and the current run goes on.
+    and the current run goes on. A file is one of `offered` (``offered.OfferedFile``s from the `--data`
+    directories; the result is ``{file.kind: file.path}``), or a trace path typed in, unless `typed_path` is
+    False (a served app).
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -182,6 +184,7 @@ class WorkloadPicker(ModalScreen[dict | None]):
     WorkloadPicker > Vertical { width: 100; max-width: 100%; height: auto; max-height: 100%;
                                 border: round $accent; background: $surface; padding: 0 1; }
     WorkloadPicker OptionList { height: auto; max-height: 14; }
+    WorkloadPicker #offered { max-height: 8; }
     WorkloadPicker Label { margin-top: 1; color: $text-muted; }
     WorkloadPicker #picker-error { color: $text-error; height: auto; min-height: 1; }
     WorkloadPicker #description { color: $text-muted; height: 3; padding: 0 1; }
@@ -189,12 +192,15 @@ class WorkloadPicker(ModalScreen[dict | None]):
     WorkloadPicker #params { width: 3fr; }
     WorkloadPicker #seed { width: 1fr; }
     WorkloadPicker.-short Label { margin-top: 0; }
-    WorkloadPicker.-short OptionList { max-height: 12; }
+    WorkloadPicker.-short OptionList { max-height: 10; }  /* whole at 80x24 with three offered files */
+    WorkloadPicker.-short #offered { max-height: 3; }
     """
 
     def __init__(self, workloads: list[tuple[str, str, str]], current: str | None, params: tuple = (),
-                 seed: int = 1, trace: str | None = None, check=None) -> None:
+                 seed: int = 1, trace: str | None = None, *, check=None, offered=(), typed_path: bool = True) -> None:
         super().__init__()
+        self.offered = list(offered)
+        self.typed_path = typed_path
         self.workloads = workloads
         self.current = current
         self.params = params
@@ -212,12 +218,16 @@ class WorkloadPicker(ModalScreen[dict | None]):
             with Horizontal():
                 yield Input(self._params_text(), placeholder="defaults", id="params", compact=True)
                 yield Input(str(self.seed), placeholder="1", id="seed", type="integer", compact=True)
-            yield Label("…or a trace file (Valgrind lackey, text addresses, or .npy ops); enter opens it")
-            yield Input(self.trace or "", placeholder="path/to/trace", id="trace", compact=True)
+            if self.offered:
+                yield Label("…or one of these files (tours/: the guided tour's sessions); enter opens it")
+                yield OptionList(*[Option(f.key) for f in self.offered], id="offered", compact=True)
+            if self.typed_path:
+                yield Label("…or a trace file (Valgrind lackey, addresses as text, or .npy); enter opens it")
+                yield Input(self.trace or "", placeholder="path/to/trace", id="trace", compact=True)
             yield Static("", id="picker-error")
 
     def on_mount(self) -> None:
-        ol = self.query_one(OptionList)
+        ol = self.query_one("#workloads", OptionList)
         names = [n for n, _, _ in self.workloads]
         if self.current in names:
             ol.highlighted = names.index(self.current)
@@ -227,7 +237,7 @@ class WorkloadPicker(ModalScreen[dict | None]):
         self.query_one("#picker-error", Static).update(text)
 
     def _submit_builtin(self) -> None:
-        ol = self.query_one(OptionList)
+        ol = self.query_one("#workloads", OptionList)
         if ol.highlighted is None:
             self._error("choose a workload in the list")
             return
@@ -249,11 +259,16 @@ class WorkloadPicker(ModalScreen[dict | None]):
             return
         self.dismiss({"workload": name, "params": params, "seed": seed})
 
-    @on(OptionList.OptionSelected)
+    @on(OptionList.OptionSelected, "#workloads")
     def _selected(self, event: OptionList.OptionSelected) -> None:
         self._submit_builtin()
 
-    @on(OptionList.OptionHighlighted)
+    @on(OptionList.OptionSelected, "#offered")
+    def _offered_selected(self, event: OptionList.OptionSelected) -> None:
+        chosen = self.offered[event.option_index]
+        self.dismiss({chosen.kind: chosen.path})
+
+    @on(OptionList.OptionHighlighted, "#workloads")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         """Parameters belong to one workload: show the current ones only on the current workload."""
         self._error("")
