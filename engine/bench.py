@@ -93,6 +93,32 @@ def time_machine(machine: Machine, addrs: np.ndarray, rws: np.ndarray | None = N
     }
 
 
+FAULT_PAGES = 1 << 20  # first touches the fault stream times at most: 4 GiB of pages
+
+
+def fault_stream(n: int, seed: int = 1, base: int = 0x7F00_0000_0000) -> np.ndarray:
+    """Ops mapping n pages and touching each once, in a random order: every access a guest page fault, half of
+    them reads (the zero page mapped) and half writes (a fresh page), as a program filling a large, scattered
+    working set does; a page table is made once for every 512 pages."""
+    rng = np.random.default_rng(seed)
+    pages = rng.permutation(n).astype(np.uint64)
+    touches = O.accesses(np.uint64(base) + (pages << np.uint64(12)))
+    touches["rw"] = rng.integers(0, 2, n) * O.WRITE
+    return O.concat([O.mmap(1, base, n << 12), touches])
+
+
+def time_faults(mode: str, config: Config, ops: np.ndarray) -> dict:
+    """A fresh machine on a fault stream: its seconds, guest page faults, VM exits and the cost of a fault."""
+    machine = Machine(mode, config)
+    start = time.perf_counter()
+    for i in range(0, len(ops), CHUNK):
+        machine.run(ops[i : i + CHUNK])
+    seconds = time.perf_counter() - start
+    c = machine.counters()
+    return {"seconds": seconds, "faults": c["guest_pf"], "exits": c["exits"],
+            "faults_per_s": c["guest_pf"] / seconds, "us_per_fault": seconds / c["guest_pf"] * 1e6}
+
+
 def pycachesim_baseline(config: Config, addrs: np.ndarray) -> dict | None:
     """The same stream through pycachesim set up as the L1 4K TLB over the L2 (4 KiB 'lines'), or None."""
     try:

@@ -5,9 +5,10 @@
 
 Started by ``hardware.start_compiling`` (and by ``rvi-tui bench --compile`` on a
 throwaway folder). The stages come in the order that gets a user to compiled
-code soonest: the step build alone (no inlining: small and quick, and it
-serves the batch path too until the next stages are in), then the batch
-builds, 1D and 2D, all inlined, both at once (two cores halve their wall time).
+code soonest, one a core (at most two at once): the step build (no inlining:
+small and quick, and it serves the batch path too until the next stages are
+in) beside the longer batch build, 1D, and the batch 2D build on the core the
+step build leaves; the compiler runs at a lower priority than the app.
 Each stage runs in a process of its own, so the memory numba and LLVM hold
 for one build is given back when it ends. The first process holds an
 exclusive lock on the folder while it works, so a second one waits and then
@@ -15,7 +16,7 @@ finds the work done. Each stage writes ``STAGE.json`` (seconds, peak RSS)
 atomically when its kernels are in the cache: a reader never sees a stage
 marked done that is not. The first process writes ``compile.json`` at the end:
 its wall seconds, and a bound on the peak RSS of all its processes together
-(its own peak plus the largest sum of the peaks of stages that ran at once).
+(its own peak plus the sum of the largest stage peaks, as many as ran at once).
 """
 
 from __future__ import annotations
@@ -125,6 +126,37 @@ def yield_the_cpu() -> None:
         pass
 
 
+def stages_at_once() -> int:
+    """One stage a core, at most two: the step build and the longer batch build start together, and the
+    other batch build takes the core the step build leaves (a third at once would only slow the first)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(2, cores))
+
+
+def run_stages(folder: Path, todo: list[str], at_once: int) -> list[int] | int:
+    """Each stage of `todo` in a process of its own, in order, `at_once` at a time: their peak RSS in KB, or
+    the exit status of the first that failed (the others are waited for)."""
+    waiting = list(todo)
+    running: dict[int, subprocess.Popen] = {}
+    peaks: list[int] = []
+    failed = 0
+    while waiting or running:
+        while waiting and len(running) < at_once and not failed:
+            stage = waiting.pop(0)
+            proc = subprocess.Popen([sys.executable, "-m", MODULE, str(folder), stage], stdin=subprocess.DEVNULL)
+            running[proc.pid] = proc
+        if not running:
+            break
+        pid, status, usage = os.wait4(-1, 0)
+        proc = running.pop(pid, None)
+        if proc is None:  # not a stage (nothing else is started here, but be safe)
+            continue
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        failed = failed or proc.returncode
+        peaks.append(usage.ru_maxrss)
+    return failed or peaks
+
+
 def main(argv: list[str]) -> int:
     folder = Path(argv[0])
     folder.mkdir(parents=True, exist_ok=True)
@@ -142,16 +174,11 @@ def main(argv: list[str]) -> int:
             print(f"rvi-tui compiler: {folder} is complete already", flush=True)
             return 0
         start = time.perf_counter()
-        first, *rest = hardware.STAGES
-        stages_peak_kb = 0
-        for wave in ([first], rest):  # the quick step build alone, then the rest at once
-            procs = [subprocess.Popen([sys.executable, "-m", MODULE, str(folder), stage], stdin=subprocess.DEVNULL)
-                     for stage in wave if stage in todo]
-            results = [wait_for(proc) for proc in procs]
-            if any(code for code, _ in results):
-                return next(code for code, _ in results if code)
-            stages_peak_kb = max(stages_peak_kb, sum(peak for _, peak in results))
-        peak_kb = own_peak_rss_kb() + stages_peak_kb
+        peaks = run_stages(folder, todo, stages_at_once())
+        if isinstance(peaks, int):
+            return peaks
+        # a bound on what ran at once: the largest peaks, as many as ran side by side
+        peak_kb = own_peak_rss_kb() + sum(sorted(peaks, reverse=True)[:stages_at_once()])
         write_atomically(folder / RECORD, json.dumps({"seconds": round(time.perf_counter() - start, 2),
                                                        "peak_rss_kb": peak_kb}))
     print(f"rvi-tui compiler: compiled into {folder}", flush=True)

@@ -18,23 +18,26 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Protocol
+
+import numpy as np
 
 from . import entry as E
 from .counters import INDEX
 from .errors import EngineError
+from .fast_fault import COW, count_guest_fault, count_pte_write, demand_flags, leaf_entry, zero_page_flags
 from .page_refs import PageRefs
 from .pagetable import RadixTable
 from .physmem import PhysicalMemory
 
-COW = 1 << 9  # an available-to-software bit: the page is shared copy-on-write
 FLUSH_CEILING = 33  # pages; past it munmap flushes the whole TLB (Linux tlb_single_page_flush_ceiling [U])
 
 
 class Platform(Protocol):
     """What the guest kernel's privileged actions cost and do on the machine it runs on."""
 
-    def pte_write(self, table: int, index: int, old: int, new: int) -> None: ...
+    def pte_writes(self, table: int, indices: list[int], olds: list[int], news: list[int]) -> None: ...
     def table_freed(self, table: int) -> None: ...
     def load_cr3(self, proc: Process, flush: bool = False) -> None: ...
     def invlpg(self, proc: Process, va: int) -> None: ...
@@ -55,15 +58,31 @@ class Process:
     pid: int
     table: RadixTable
     pcid: int
-    vmas: list[Vma] = field(default_factory=list)
+    vmas: list[Vma] = field(default_factory=list)  # sorted by start: change them through set_vmas / insert_vma
+
+    def __post_init__(self) -> None:
+        self.set_vmas(self.vmas)
 
     @property
     def root(self) -> int:
         return self.table.root
 
+    def set_vmas(self, vmas: list[Vma]) -> None:
+        """Replace the VMAs (sorted by start). Their starts are kept for lookups, and the (start, end, writable)
+        rows the fast fault path reads (fast_fault.vma_writable)."""
+        self.vmas = vmas
+        self._starts = [v.start for v in vmas]
+        self.vma_table = np.array([(v.start, v.end, v.writable) for v in vmas], dtype=np.int64).reshape(-1, 3)
+
+    def insert_vma(self, vma: Vma) -> None:
+        i = bisect.bisect_left(self._starts, vma.start)
+        self.vmas.insert(i, vma)
+        self._starts.insert(i, vma.start)
+        self.vma_table = np.insert(self.vma_table, i, (vma.start, vma.end, vma.writable), axis=0)
+
     def vma_at(self, va: int) -> Vma | None:
-        i = bisect.bisect_right([v.start for v in self.vmas], va) - 1
-        if i >= 0 and self.vmas[i].start <= va < self.vmas[i].end:
+        i = bisect.bisect_right(self._starts, va) - 1
+        if i >= 0 and va < self.vmas[i].end:
             return self.vmas[i]
         return None
 
@@ -104,10 +123,9 @@ class GuestOS:
         cost.copy_4k are per 4 KiB, from a measured bandwidth; see the preset)."""
         self._charge((self.cost_copy if copy else self.cost_clear) << (9 * size))
 
-    def _on_write(self, table: int, index: int, old: int, new: int) -> None:
-        self._count("pte_writes")
-        self._charge(self.cost_pte)
-        self.platform.pte_write(table, index, old, new)
+    def _on_write(self, table: int, indices: list[int], olds: list[int], news: list[int]) -> None:
+        count_pte_write(self.cnt, self.cost_pte, len(indices))
+        self.platform.pte_writes(table, indices, olds, news)
 
     def spawn(self, pid: int) -> Process:
         if pid in self.procs:
@@ -126,16 +144,15 @@ class GuestOS:
     # --- page faults --------------------------------------------------------------------------
     def page_fault(self, va: int, write: bool, present: bool) -> str:
         """Handle a #PF of the current process at va; returns what it did ('demand', 'cow')."""
-        self._count("guest_pf")
-        self._charge(self.cost_pf)
+        count_guest_fault(self.cnt, self.cost_pf)
         proc = self.current
         if not E.is_canonical(va, self.levels):
             raise EngineError(f"address {va:#x} is not canonical for {self.levels}-level paging"
                               + (" (try --levels 5)" if self.levels == 4 else ""))
         vma = proc.vma_at(va) or self._implicit_vma(proc, va)
-        last = proc.table.walk(va)[-1]
+        last = proc.table.last(va)
         if not last.leaf:
-            self._demand_map(proc, vma, va, write, last.level)
+            self._demand_map(proc, vma, va, write, last)
             return "demand"
         if write and not last.value & E.RW:
             if last.value & COW and vma.writable:
@@ -158,7 +175,7 @@ class GuestOS:
         return vma
 
     def _insert_vma(self, proc: Process, vma: Vma) -> None:
-        proc.vmas.insert(bisect.bisect_left([v.start for v in proc.vmas], vma.start), vma)
+        proc.insert_vma(vma)
 
     def _page_size_for(self, vma: Vma, va: int, deepest: int) -> int:
         """The largest page inside the VMA with no smaller table under it yet (`deepest` = level of
@@ -172,25 +189,25 @@ class GuestOS:
                 return size
         return E.PAGE_4K
 
-    def _demand_map(self, proc: Process, vma: Vma, va: int, write: bool, deepest: int) -> None:
+    def _demand_map(self, proc: Process, vma: Vma, va: int, write: bool, absent) -> None:
         """Map a fresh page; a write fault maps it accessed and dirty, as Linux's do_anonymous_page does.
 
         A read fault that would map a 4 KiB page maps the shared zero page instead, read-only and
         copy-on-write when the VMA is writable (do_anonymous_page: ``!(vmf->flags & FAULT_FLAG_WRITE)``
         -> my_zero_pfn, pte_mkspecial; no allocation). The first write then faults and copies it
         (wp_page_copy), which counts as a copy-on-write fault. Large pages are allocated as before (Linux's
-        huge zero page is not modelled)."""
-        size = self._page_size_for(vma, va, deepest)
+        huge zero page is not modelled). `absent` is the first absent entry of va's path, where the mapping
+        starts."""
+        size = self._page_size_for(vma, va, absent.level)
         if not write and size == E.PAGE_4K:
             if self.zero_frame is None:
                 self.zero_frame = self.mem.alloc(E.PAGE_4K)
             self._count("zero_page_maps")
-            proc.table.map(va, self.zero_frame, size, E.US | E.A | (COW if vma.writable else 0))
+            proc.table.map(va, self.zero_frame, size, zero_page_flags(vma.writable), absent)
             return
         frame = self.pages.alloc(size)
         self._prepare(size, copy=False)  # do_anonymous_page / do_huge_pmd_anonymous_page clear the page
-        flags = E.US | E.A | (E.RW if vma.writable else 0) | (E.D if write and vma.writable else 0)
-        proc.table.map(va, frame, size, flags)
+        proc.table.map(va, frame, size, demand_flags(vma.writable, write), absent)
 
     def _release(self, frame: int, size: int) -> None:
         """One mapping of a data page gone; the zero page is nobody's and stays."""
@@ -212,7 +229,7 @@ class GuestOS:
         frame, size = E.frame_of(last.value), last.level - 1
         if size == E.PAGE_2M and self.pages.shared(frame, size):
             self._split(proc, va & ~(E.page_bytes(size) - 1), last)
-            last = proc.table.walk(va)[-1]
+            last = proc.table.last(va)
             frame, size = E.frame_of(last.value), last.level - 1
         leaf = last.value
         copy = frame == self.zero_frame or self.pages.shared(frame, size)
@@ -221,7 +238,7 @@ class GuestOS:
             self._release(frame, size)
             frame = self.pages.alloc(size)
         flags = (leaf & ~E.ADDR_MASK & ~COW) | E.RW | E.A | E.D  # both map the page dirty
-        proc.table.set_leaf(va, E.make(frame, flags))
+        proc.table.write_entry(last.table, last.index, E.make(frame, flags))
         if copy:
             self.platform.invlpg(proc, va)
             self._count("guest_invlpgs")
@@ -265,23 +282,15 @@ class GuestOS:
                 kept.append(Vma(v.start, start, v.writable, v.huge, v.implicit))
             if v.end > end:
                 kept.append(Vma(end, v.end, v.writable, v.huge, v.implicit))
-        proc.vmas = sorted(kept, key=lambda v: v.start)
+        proc.set_vmas(sorted(kept, key=lambda v: v.start))
         while True:  # a large page partly unmapped is split first (Linux: split_huge_pmd), to the size needed
-            partial = next(((va, leaf) for va, leaf in proc.table.leaves()
-                            if leaf.level > 1 and va < end and va + E.page_bytes(leaf.level - 1) > start
-                            and (va < start or va + E.page_bytes(leaf.level - 1) > end)), None)
+            partial = next(((va, leaf) for va, leaf in proc.table.leaves(start, end)
+                            if leaf.level > 1 and (va < start or va + E.page_bytes(leaf.level - 1) > end)), None)
             if partial is None:
                 break
             self._split(proc, *partial)
-        cleared = []
-        for va, leaf in list(proc.table.leaves()):
-            size = leaf.level - 1
-            if va + E.page_bytes(size) <= start or va >= end:
-                continue
-            proc.table.write_entry(leaf.table, leaf.index, 0)
-            self._release(E.frame_of(leaf.value), size)
-            cleared.append(va)
-        self._free_empty_tables(proc)
+        cleared = self._clear(proc, proc.table.leaves(start, end))
+        self._free_empty_tables(proc, start, end)
         if not cleared:
             return
         if len(cleared) > FLUSH_CEILING:
@@ -307,9 +316,10 @@ class GuestOS:
         self.platform.invlpg(proc, va)
         self._count("guest_invlpgs")
 
-    def _free_empty_tables(self, proc: Process) -> None:
-        """Free table pages left empty (Linux free_pgtables), clearing their parent entries."""
-        for table, _level, parent in list(proc.table.tables()):
+    def _free_empty_tables(self, proc: Process, start: int, end: int) -> None:
+        """Free table pages left empty by unmapping [start, end) (Linux free_pgtables), clearing their parent
+        entries."""
+        for table, _level, parent in proc.table.tables(start, end):
             if parent is None or self.mem.table(table).any():
                 continue
             proc.table.write_entry(parent[0], parent[1], 0)
@@ -322,19 +332,32 @@ class GuestOS:
         self._charge(self.cost_op)
         parent = self.proc(parent_pid)
         child = self.spawn(child_pid)
-        child.vmas = [Vma(v.start, v.end, v.writable, v.huge, v.implicit) for v in parent.vmas]
-        for va, leaf in list(parent.table.leaves()):
-            value = leaf.value
-            if value & E.RW:
-                value = (value & ~E.RW) | COW
-                parent.table.write_entry(leaf.table, leaf.index, value)
-            elif value & COW == 0 and self._vma_writable(parent, va):
-                value |= COW
-                parent.table.write_entry(leaf.table, leaf.index, value)
-            frame = E.frame_of(value)
-            if frame != self.zero_frame:  # copy_present_pte: the zero page is special, not refcounted
-                self.pages.share(frame, leaf.level - 1)
-            child.table.map(va, frame, leaf.level - 1, value & ~E.ADDR_MASK & ~E.P & ~E.PS & ~E.A & ~E.D)
+        child.set_vmas([Vma(v.start, v.end, v.writable, v.huge, v.implicit) for v in parent.vmas])
+        copies: dict[int, int] = {}  # a parent table page -> the child's at the same place, once it has one
+        # a table page at a time (a run of leaves in one page): the parent's stores, then the child's; only the
+        # child's first store in a page it has no copy of yet allocates, in the same order as leaf by leaf
+        for table, run in groupby(parent.table.leaves(), key=lambda found: found[1].table):
+            run = list(run)
+            values = []
+            for va, leaf in run:
+                value = leaf.value
+                if value & E.RW:
+                    value = (value & ~E.RW) | COW
+                elif value & COW == 0 and self._vma_writable(parent, va):
+                    value |= COW
+                values.append(value)
+            parent.table.write_entries(table, [leaf.index for _, leaf in run], values)
+            entries = []
+            for (va, leaf), value in zip(run, values):
+                frame, size = E.frame_of(value), leaf.level - 1
+                if frame != self.zero_frame:  # copy_present_pte: the zero page is special, not refcounted
+                    self.pages.share(frame, size)
+                entries.append((va, leaf.index, frame, size, value & ~E.ADDR_MASK & ~E.P & ~E.PS & ~E.A & ~E.D))
+            if table not in copies:
+                va, _, frame, size, flags = entries.pop(0)
+                copies[table] = child.table.map(va, frame, size, flags)
+            child.table.write_entries(copies[table], [index for _, index, _, _, _ in entries],
+                                      [leaf_entry(frame, size, flags) for _, _, frame, size, flags in entries])
         self.platform.flush_tlb(parent)  # the parent's writable translations are stale now
         self._count("guest_tlb_flushes")
 
@@ -342,15 +365,24 @@ class GuestOS:
         vma = proc.vma_at(va)
         return vma is not None and vma.writable
 
+    def _clear(self, proc: Process, leaves: list) -> list[int]:
+        """Clear these leaf entries of proc's table and release their pages; returns their addresses. The stores go
+        a table page at a time (a run of leaves in one page), each page's releases after them: releasing touches
+        no table."""
+        for table, run in groupby(leaves, key=lambda found: found[1].table):
+            run = list(run)
+            proc.table.write_entries(table, [leaf.index for _, leaf in run], [0] * len(run))
+            for _, leaf in run:
+                self._release(E.frame_of(leaf.value), leaf.level - 1)
+        return [va for va, _ in leaves]
+
     def _destroy_space(self, proc: Process) -> None:
         """Unmap everything and free every table page, the root too (exit_mmap + free_pgtables)."""
-        for va, leaf in list(proc.table.leaves()):
-            proc.table.write_entry(leaf.table, leaf.index, 0)
-            self._release(E.frame_of(leaf.value), leaf.level - 1)
-        for table, _level, _parent in list(proc.table.tables()):
+        self._clear(proc, proc.table.leaves())
+        for table, _level, _parent in proc.table.tables():
             self.platform.table_freed(table)
             self.mem.free_table(table)
-        proc.vmas = []
+        proc.set_vmas([])
 
     def exec(self, pid: int) -> None:
         """Replace the address space with an empty one (a new root, so a new CR3).

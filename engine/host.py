@@ -13,11 +13,12 @@ nested table, shadow tables) are allocated above it.
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import entry as E
+from .fast_fault import host_frame
 from .pagetable import RadixTable
 from .physmem import PhysicalMemory
-
-_MIX = 0x9E3779B1  # odd: multiplication by it is a bijection modulo 2^k
 
 
 class Placement:
@@ -29,13 +30,8 @@ class Placement:
         self.bits = guest_frames.bit_length() - 1 - self.unit_bits  # host pages in guest RAM = 2**bits
         self.mask = (1 << self.bits) - 1
 
-    def host_page(self, unit: int) -> int:
-        return ((unit * _MIX) ^ (self.mask >> 1)) & self.mask
-
     def __call__(self, gfn: int) -> int:
-        unit = gfn >> self.unit_bits
-        offset = gfn & ((1 << self.unit_bits) - 1)
-        return (self.host_page(unit) << self.unit_bits) | offset
+        return host_frame(gfn, self.unit_bits, self.mask)
 
 
 class Host:
@@ -48,24 +44,26 @@ class Host:
         # table pages live above guest RAM; give them as much room as guest RAM itself
         self.mem = PhysicalMemory("host", frames=guest_frames, base=guest_frames)
         self.nested = RadixTable(self.mem, nested_levels) if with_nested_table else None
-        self.backed: set[int] = set()  # host pages (in units of the host page size) backing guest memory
-        self.backed_pages = 0
+        # 1 for each host page (in units of the host page size, by guest frame) backing guest memory; it grows
+        # with the guest frames in use (cover), and a unit past its end is not backed
+        self.backed = np.zeros(64, dtype=np.uint8)
+
+    def unit(self, gfn: int) -> int:
+        """The host page (in host page units) holding guest frame gfn."""
+        return gfn >> self.placement.unit_bits
 
     def is_backed(self, gfn: int) -> bool:
-        return gfn >> (9 * self.host_size) in self.backed
+        unit = self.unit(gfn)
+        return unit < len(self.backed) and bool(self.backed[unit])
 
-    def touch(self, gfn: int) -> bool:
-        """Back the host page holding guest frame gfn if it is not yet; returns whether it was newly backed.
-
-        The same in every virtualized mode: KVM allocates the host page inside whichever fault first needs
-        the frame (kvm_faultin_pfn -> __gfn_to_pfn_memslot -> hva_to_pfn, which faults the page into the
-        VMM's address space), be it a nested page fault or a shadow page fault."""
-        unit = gfn >> (9 * self.host_size)
-        if unit in self.backed:
-            return False
-        self.backed.add(unit)
-        self.backed_pages += 1
-        return True
+    def cover(self, frames: int) -> np.ndarray:
+        """The backed array, grown if needed to hold a unit for each guest frame below `frames`."""
+        units = self.unit(max(frames, 1) - 1) + 1
+        if units > len(self.backed):
+            grown = np.zeros(max(units, 2 * len(self.backed)), dtype=np.uint8)
+            grown[: len(self.backed)] = self.backed
+            self.backed = grown
+        return self.backed
 
     def back(self, gfn: int) -> tuple[int, int]:
         """Map the host page holding guest frame gfn in the nested table; returns (gPA page, hPA page) frames."""
@@ -73,5 +71,4 @@ class Host:
         gpage = gfn & ~(unit_frames - 1)
         hpage = self.placement(gpage)
         self.nested.map(gpage << E.PAGE_SHIFT, hpage, self.host_size, E.RW | E.US)
-        self.touch(gfn)
         return gpage, hpage

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .build import WALK_1D, WALK_2D
+from .build import RECORD_EVENTS, WALK_1D, WALK_2D
 from .counters import (
     K_ACCESSES,
     K_ASSIST_REFS,
@@ -84,6 +84,7 @@ from .layout import (
     TF_SIZE_MASK,
     TF_WRITABLE,
 )
+from .fast_fault import fast_fault
 from .routine import routine
 from .setassoc import sa_fill, sa_find, sa_flags, sa_insert, sa_touch, sa_val, set_base
 from .walk import VA_MASK, WALK_NPF, WALK_OK, cache_access, emit, walk_1d, walk_2d
@@ -91,6 +92,7 @@ from .walk import VA_MASK, WALK_NPF, WALK_OK, cache_access, emit, walk_1d, walk_
 ACCESS = 0
 WRITE = 1
 FETCH = 2
+FAST_TRIES = 4  # fast-path faults one access may take before software must look (a shadow one takes two)
 
 
 @routine
@@ -287,11 +289,14 @@ def fault(code, faddr, flevel, write, fpresent, frow, refs, cnt, st, ev, stop):
 
 
 @njit(nogil=True, cache=True, _nrt=False)
-def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop):
+def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop,
+                 sw, vmas, pool, counts, backed, meta, gfn_pages):
     """Run ops[start:end] until the end or the first op software must handle; returns its index.
 
     `ops` is the op array itself (workloads.ops.OP_DTYPE records), read in place: splitting it
-    into columns first would cost about as much as the accesses that hit the TLB.
+    into columns first would cost about as much as the accesses that hit the TLB. In batch runs a
+    common fault is handled in compiled code and the access retried (fast_fault.py, which says what
+    `sw`, `vmas`, `pool`, `counts`, `backed`, `meta` and `gfn_pages` hold).
     """
     i = start
     # Batch runs (events off) serve plain L1 hits here, with counts in locals until the return;
@@ -323,6 +328,7 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
     l1_hits = 0
     n_write = 0
     n_fetch = 0
+    tries = 0
     while i < end:
         op = ops[i]
         if op["kind"] != ACCESS:
@@ -374,7 +380,17 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
         else:
             code = access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop)
             if code != STOP_DONE:
+                # (the builds that record events serve the step path, whose faults go to Python: they leave it out)
+                if not RECORD_EVENTS and fast and tries < FAST_TRIES and fast_fault(
+                        code, stop[SI_ADDR], write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cnt, sw, vmas,
+                        pool, counts, backed, meta, gfn_pages):
+                    tries += 1  # handled: the access is tried again, as after a return to software
+                    page_a = -1
+                    page_b = -1
+                    last_line = -1
+                    continue
                 break
+            tries = 0
             page_a = -1
             page_b = -1
             last_line = -1

@@ -120,3 +120,51 @@ SERVED_L3 = 2
 SERVED_DRAM = 3
 SERVED_MEM = 4  # flat latency (cache model off)
 SERVED_NAMES = ("L1D", "L2$", "L3$", "DRAM", "mem")
+
+# --- software state the fast fault path reads and writes (fast_fault.py; one int64 array per machine) -----
+SW_FAST = 0  # 1 = the batch path handles the common faults in compiled code (0: every fault goes to Python)
+SW_ZERO_FRAME = 1  # the guest's shared zero page, -1 until its first use (input, set before each kernel call)
+SW_GCR3 = 2  # the current process's guest CR3 frame (input)
+SW_COST_PF = 3  # cycles: the guest's fault handler (guest_os.GuestOS.cost_pf)
+SW_COST_PTE = 4  # cycles: one guest PTE write
+SW_VM_EXIT = 5  # cycles: a VM exit's round trip
+SW_COST_INJECT = 6  # cycles: the hypervisor's handler of an injected #PF
+SW_COST_FILL = 7  # cycles: the hypervisor's handler of a hidden fault (a shadow fill)
+SW_HOST_ALLOC = 8  # cycles: allocating (and clearing) one host page behind guest memory
+SW_HOST_SIZE = 9  # host page size code
+SW_PLACE_MASK = 10  # host.Placement.mask
+SW_PREFETCH = 11  # shadow.prefetch (PTE_PREFETCH_NUM)
+SW_SEQ = 12  # shadow: exits so far (KVM's flush requests made during one exit are served once)
+SW_NOTED_EXIT = 13  # software events of the fast path, by kind, since Python last took them (machine.noted)
+SW_NOTED_GUEST_FAULT = 14
+SW_NOTED_SHADOW_SYNC = 15
+SW_NOTED_FLUSH = 16
+SW_COST_CLEAR = 17  # cycles: clearing a 4 KiB page (guest_os.GuestOS._prepare)
+SW_COST_COPY = 18  # cycles: copying one
+SW_MAX_PAGE = 19  # the guest's largest page size code (guest.page)
+SW_COST_NPF = 20  # cycles: the hypervisor's handler of a nested page fault
+SW_UNSYNC = 21  # shadow: the mmu_unsync gauge's live value (shadow pages unsync now)
+SW_COST_INVLPG = 22  # cycles: the hypervisor's handler of an INVLPG exit
+SW_FLUSHED_SEQ = 23  # shadow: the exit (SW_SEQ) whose TLB flush request was served last (-1: none yet)
+N_SW = 24
+
+# --- a physical memory's free 4 KiB frames (physmem.PhysicalMemory.pool: one int64 array) -----------------
+POOL_N = 0  # frames in the stack
+POOL_IN_USE = 1  # frames allocated, of every size
+POOL_FIRST = 2  # the stack: the next frame to hand out is the last one
+
+# --- guest page references (page_refs.PageRefs.counts: int32 rows, a column per unit) ---------------------
+# row s (0, 1, 2): mappings of the 4 KiB / 2 MiB / 1 GiB unit at column frame >> 9s;
+# row REFS_BLOCK + s: references on the block of that size starting there (0: no such block)
+REFS_BLOCK = 3
+
+# --- shadow pages: one row per host table row (shadow.py's ShadowPage state, read by the fast path) -------
+M_SHADOW = 0  # 1 = the host table page of this row is a shadow page
+M_GFN = 1
+M_LEVEL = 2
+M_DIRECT = 3
+M_ACCESS = 4
+M_UNSYNC = 5
+M_FLOOD = 6
+M_STALE = 7  # 16 words of 32 bits (the same in Python and numba): bit i set = entry i may lag the guest's
+N_META = 23

@@ -15,6 +15,7 @@ from . import events as ev
 from .config import Config
 from .counters import GAUGES, INDEX, N_COUNTERS, as_dict
 from .errors import EngineError
+from .fast_fault import count_exit
 from .guest_os import GuestOS
 from .host import Host
 from . import hardware
@@ -44,6 +45,20 @@ from .layout import (
     STOP_DONE,
     STOP_OSOP,
     STOP_PID,
+    SW_COST_CLEAR,
+    SW_COST_COPY,
+    SW_COST_PF,
+    SW_COST_PTE,
+    SW_MAX_PAGE,
+    SW_FAST,
+    SW_GCR3,
+    SW_NOTED_EXIT,
+    SW_NOTED_FLUSH,
+    SW_NOTED_GUEST_FAULT,
+    SW_NOTED_SHADOW_SYNC,
+    SW_VM_EXIT,
+    SW_ZERO_FRAME,
+    N_SW,
 )
 from .mmu import MMU
 from .modes import Mode, Native, Nested
@@ -52,6 +67,10 @@ from .shadow import Shadow
 from .snapshot import MachineSnapshot, path_rows, tlb_views
 
 MAX_RETRIES = 16  # faults one access may take before it is a bug, not a workload
+NO_VMAS = np.zeros((0, 3), dtype=np.int64)
+# software events the fast fault path counts (fast_fault.py), by the event class they stand for
+FAST_NOTES = ((SW_NOTED_EXIT, "Exit"), (SW_NOTED_GUEST_FAULT, "GuestFault"), (SW_NOTED_SHADOW_SYNC, "ShadowSync"),
+              (SW_NOTED_FLUSH, "Flush"))
 
 
 def make_mode(name: str) -> Mode:
@@ -70,6 +89,10 @@ class Machine:
         self.cnt_before_reset = np.zeros(N_COUNTERS, dtype=np.int64)  # what resets of cnt took away (a warm-up)
         self.noted: dict[str, int] = {}  # software events so far by kind (ShadowSync, Flush, ...), stepped or not
         self.mmu = MMU(config)
+        # the software state the fast fault path shares with the handlers (layout.SW_*; each owner fills its own)
+        self.sw = np.zeros(N_SW, dtype=np.int64)
+        self.sw[SW_FAST] = 1
+        self.sw[SW_VM_EXIT] = config["cost.vm_exit"]
         guest_frames = config["guest.mem_gib"] << 18
         host_size = E.size_code(config["host.page"])
         self.host = Host(guest_frames, host_size, config["host.levels"], with_nested_table=self.name == "nested")
@@ -92,6 +115,9 @@ class Machine:
         self.mode.attach(self)
         self.os = GuestOS(self.gmem, config["guest.levels"], E.size_code(config["guest.page"]),
                           config["guest.pcid"], self.mode, self.cnt, config)
+        # what the fast fault path charges for the guest's same work, and the largest page it maps
+        self.sw[[SW_COST_PF, SW_COST_PTE, SW_COST_CLEAR, SW_COST_COPY, SW_MAX_PAGE]] = (
+            self.os.cost_pf, self.os.cost_pte, self.os.cost_clear, self.os.cost_copy, self.os.max_page)
         self.mode.load_cr3(self.os.current)
 
     # --- checkpoints (timeline.py): the event buffer is scratch, made anew on load -----------------
@@ -106,11 +132,21 @@ class Machine:
     def count(self, name: str, n: int = 1) -> None:
         self.cnt[INDEX[name]] += n
 
-    def note(self, event) -> None:
-        kind = type(event).__name__
-        self.noted[kind] = self.noted.get(kind, 0) + 1
+    def note(self, kind: type, *fields) -> None:
+        """A software event of class `kind` (events.py): counted, and made only when a step asks for events."""
+        self.noted[kind.__name__] = self.noted.get(kind.__name__, 0) + 1
         if self._notes is not None:
-            self._notes.append(event)
+            self._notes.append(kind(*fields))
+
+    @property
+    def fast_faults(self) -> bool:
+        """Whether the batch path handles the common faults in compiled code (fast_fault.py); off, every fault
+        goes to the Python handlers, which must give the same result (tested)."""
+        return bool(self.sw[SW_FAST])
+
+    @fast_faults.setter
+    def fast_faults(self, on: bool) -> None:
+        self.sw[SW_FAST] = 1 if on else 0
 
     def reset_counters(self) -> None:
         """Forget the counts so far (the end of a warm-up), keeping the gauges' live values."""
@@ -123,18 +159,15 @@ class Machine:
 
     def exit(self, reason: str, handler_cycles: int, detail: str = "") -> None:
         """A VM exit: the round trip plus the hypervisor's handler."""
-        trip = self.config["cost.vm_exit"]
-        self.cnt[INDEX["exits"]] += 1
-        self.cnt[INDEX["exit_" + reason]] += 1
-        self.cnt[INDEX["cyc_exit"]] += trip
-        self.cnt[INDEX["cyc_hypervisor"]] += handler_cycles
-        self.note(ev.Exit(reason, trip + handler_cycles, detail))
+        trip = int(self.sw[SW_VM_EXIT])
+        count_exit(self.cnt, INDEX["exit_" + reason], trip, handler_cycles)
+        self.note(ev.Exit, reason, trip + handler_cycles, detail)
 
     def guest_page_fault(self, stop) -> None:
         va = int(stop[SI_ADDR])
         write = bool(stop[SI_WRITE])
         outcome = self.os.page_fault(va, write, bool(stop[SI_PRESENT]))
-        self.note(ev.GuestFault(va, write, outcome))
+        self.note(ev.GuestFault, va, write, outcome)
 
     def placement(self, gpa: int) -> int:
         """Where guest-physical address gpa lives in host memory."""
@@ -161,7 +194,7 @@ class Machine:
             raise EngineError(f"op kind {kind} is not a known op")
         if self.os.current is None:  # the running process exited: no address space is loaded
             self.st[ST_PID] = -1
-        self.note(ev.OsOp(O.describe(row)))
+        self.note(ev.OsOp, O.describe(row))
 
     def run(self, ops: np.ndarray, record: bool = False) -> list:
         """Run a chunk of ops. With record, return every event in order (the step path)."""
@@ -175,11 +208,18 @@ class Machine:
         last_fault = -1
         # compiled once it is ready (the build for this path and walk); the same source interpreted until then
         run_accesses = hardware.run_accesses(record, self.name == "nested")
+        sw = self.sw
         try:
             while i < n:
                 self.st[ST_EV_N] = 0
+                self.mmu.flushed_vpid = None  # the kernel may fill entries
+                vmas = self._fast_inputs()
                 j = run_accesses(ops, i, n, self.gmem.tables, self.gmem.rows,
-                                 self.host.mem.tables, self.host.mem.rows, self.mmu.geom, self.mmu.c, self.st, self.mmu.cost, self.cnt, self.ev, self.stop)
+                                 self.host.mem.tables, self.host.mem.rows, self.mmu.geom, self.mmu.c, self.st, self.mmu.cost, self.cnt, self.ev, self.stop,
+                                 sw, vmas, self.gmem.pool, self.os.pages.cover(self.gmem.top),
+                                 self.host.cover(self.gmem.top), self.mode.meta, self.mode.gfn_pages)
+                if sw[SW_NOTED_EXIT] or sw[SW_NOTED_GUEST_FAULT] or sw[SW_NOTED_SHADOW_SYNC] or sw[SW_NOTED_FLUSH]:
+                    self._take_fast_notes()
                 if record:
                     events.extend(ev.decode(self.ev[: min(int(self.st[ST_EV_N]), MAX_EVENTS)], self.mmu.geom))
                 code = int(self.stop[SI_CODE])
@@ -207,6 +247,25 @@ class Machine:
             self._notes = None
             self.st[ST_EV_ON] = 0
         return events
+
+    def _fast_inputs(self) -> np.ndarray:
+        """Set what the fast fault path reads of the guest OS (its zero page, the current CR3); returns the
+        current process's VMAs."""
+        os_, sw = self.os, self.sw
+        sw[SW_ZERO_FRAME] = -1 if os_.zero_frame is None else os_.zero_frame
+        proc = os_.current
+        if proc is None:
+            return NO_VMAS
+        sw[SW_GCR3] = proc.root
+        return proc.vma_table
+
+    def _take_fast_notes(self) -> None:
+        """Add the software events the fast fault path counted to `noted`."""
+        for slot, kind in FAST_NOTES:
+            n = int(self.sw[slot])
+            if n:
+                self.noted[kind] = self.noted.get(kind, 0) + n
+                self.sw[slot] = 0
 
     def step(self, op_row: np.ndarray) -> list:
         """One op (a length-1 op array) with its full event list."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import entry as E
 from .config import Config
+from .fast_fault import drop_if_page_4k, pcid_entry, vpid_entry
 from .layout import (
     C_BASE,
     C_DRAM,
@@ -36,7 +38,7 @@ from .layout import (
     TF_PAGE_SHIFT,
     TF_SIZE_MASK,
 )
-from .setassoc import ASID, FLAGS, KEY, VAL, drop, fields, lru_ages, make_arrays
+from .setassoc import ASID, FLAGS, KEY, VAL, empty, fields, lru_ages, make_arrays, slots
 from .walk import VA_MASK
 
 TLB_STRUCTS = (S_L1_4K, S_L1_2M, S_L1_1G, S_L2)
@@ -89,15 +91,39 @@ def _empty_cache(geom: np.ndarray, length: int) -> np.ndarray:
     """The cache array of a machine with nothing cached yet (every key -1, everything else 0), one per
     geometry (read-only: callers copy it)."""
     key = geom.tobytes()
-    empty = _EMPTY.get(key)
-    if empty is None:
-        empty = np.zeros(length, dtype=np.int64)
+    blank = _EMPTY.get(key)
+    if blank is None:
+        blank = np.zeros(length, dtype=np.int64)
         for s in range(len(geom)):
-            fields(geom, empty, s)[KEY] = -1
-        empty.flags.writeable = False
+            fields(geom, blank, s)[KEY] = -1
+        blank.flags.writeable = False
         _EMPTY.clear()  # one geometry at a time in practice; never more than one kept
-        _EMPTY[key] = empty
-    return empty
+        _EMPTY[key] = blank
+    return blank
+
+
+def _in_page(keys, tags, flags, va: int, asid: int):
+    """Which TLB entries (their key, tag and flags, as arrays) translate part of the page holding va for this
+    VPID, global ones of any PCID too. The page is the one the translation came from (TF_PAGE)."""
+    vpid = asid >> 12
+    mine = (tags == asid) | (((tags >> 12) == vpid) & ((flags & TF_GLOBAL) != 0))
+    entry_shift = 12 + 9 * (flags & TF_SIZE_MASK)
+    page_shift = 12 + 9 * ((flags & TF_PAGE_MASK) >> TF_PAGE_SHIFT)
+    start = (keys >> 2) << entry_shift  # first address the entry translates
+    return (keys != -1) & mine & ((start >> page_shift) == (va >> page_shift))
+
+
+class Ways:
+    """Every way of some structures as indices into the cache array: its key, tag (ASID), flags and stamp."""
+
+    def __init__(self, geom: np.ndarray, structs):
+        parts = [(slots(geom, s).ravel(), int(geom[s, 2]), int(geom[s, 4])) for s in structs]
+        self.key = np.concatenate([p for p, _, _ in parts] + [np.zeros(0, dtype=np.int64)])
+        ways = np.concatenate([np.full(len(p), w, dtype=np.int64) for p, w, _ in parts] + [np.zeros(0, dtype=np.int64)])
+        nf = np.concatenate([np.full(len(p), f, dtype=np.int64) for p, _, f in parts] + [np.zeros(0, dtype=np.int64)])
+        self.tag = self.key + ways
+        self.flags = self.key + 3 * ways
+        self.stamp = self.key + (nf - 1) * ways
 
 
 class MMU:
@@ -107,14 +133,24 @@ class MMU:
         fields_of = [2 if s >= S_CACHE_L1D else 5 for s in range(N_STRUCTS)]  # data caches: key and stamp only
         self.geom, self.c = make_arrays(geometry(config), fields_of)
         self.cost = costs(config)
-        # (5, sets, ways) views of every structure, for the invalidations below
+        # the largest page a translation can come from: no TLB entry is a piece of a larger page than this
+        self.max_page = E.size_code(config["guest.page"])
+        # the VPID flushed whole since the hardware last ran (machine.Machine.run clears it): only the kernel
+        # fills entries, so flushing it again before the next run would find nothing to drop
+        self.flushed_vpid: int | None = None
+        self._index()
+
+    def _index(self) -> None:
+        """(5, sets, ways) views of every structure, for snapshots, and its ways, for the invalidations below."""
         self.views = [fields(self.geom, self.c, s) for s in range(N_STRUCTS)]
+        self.tlbs = Ways(self.geom, TLB_STRUCTS)
+        self.pwcs = Ways(self.geom, PWC_STRUCTS)
 
     # --- checkpoints (timeline.py) -----------------------------------------------------------
     def __getstate__(self) -> dict:
         """The cache array as its difference from an empty one: most of it is data-cache lines never filled, so a
-        checkpoint holds what was filled, not megabytes of empty ways. The views are rebuilt on load."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("c", "views")}
+        checkpoint holds what was filled, not megabytes of empty ways. The views and ways are rebuilt on load."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("c", "views", "tlbs", "pwcs")}
         changed = np.flatnonzero(self.c != _empty_cache(self.geom, len(self.c)))
         state["c_changed"] = (changed.astype(np.int32 if len(self.c) < 1 << 31 else np.int64), self.c[changed])
         state["c_len"] = len(self.c)
@@ -131,7 +167,7 @@ class MMU:
         c[where] = values
         self.__dict__.update(state)
         self.c = c
-        self.views = [fields(self.geom, self.c, s) for s in range(N_STRUCTS)]
+        self._index()
 
     def recycle(self) -> None:
         """This MMU's machine is thrown away (a restore replaced it): the next MMU restored reuses its cache
@@ -142,13 +178,14 @@ class MMU:
             spare.append(self.c)
         self.c, self.views = None, []
 
-    def _drop(self, s: int, mask: np.ndarray | None = None) -> None:
-        view = self.views[s]
-        gone = (view[KEY] != -1) if mask is None else (view[KEY] != -1) & mask
-        drop(self.geom, self.c, s, gone)
+    def _empty(self, ways: Ways, gone: np.ndarray) -> None:
+        """Empty the ways where `gone` is true (a mask over `ways`)."""
+        if gone.any():
+            empty(self.c, ways.key[gone], ways.stamp[gone])
 
-    def _tagged(self, s: int, asid: int) -> np.ndarray:
-        return self.views[s][ASID] == asid
+    def _tagged(self, ways: Ways, asid: int) -> np.ndarray:
+        c = self.c
+        return pcid_entry(c[ways.key], c[ways.tag], asid)
 
     # --- the invalidations software can ask for ---------------------------------------------
     def invlpg(self, va: int, asid: int) -> None:
@@ -160,38 +197,49 @@ class MMU:
         2 MiB L1 loses every piece. "Execution of INVLPG for a linear address on a page will
         invalidate any and all smaller-page TLB entries for the translation of any linear address on
         that page" (SDM Vol. 3A §4.10.2.3); INVLPG "flushes all TLB entries for that page" (SDM
-        Vol. 2A, INVLPG)."""
+        Vol. 2A, INVLPG).
+
+        Where the guest maps only 4 KiB pages, every entry is a whole 4 KiB page in the set of its page
+        number, so only the ways of that set of the L1 4K array and of the L2 that hold the page's key are
+        looked at (fast_fault.drop_if_page_4k; the fast fault path's fast_fault.invlpg_4k looks at the same
+        set); otherwise every entry."""
         va &= VA_MASK
-        vpid = asid >> 12
-        for s in TLB_STRUCTS:
-            v = self.views[s]
-            mine = (v[ASID] == asid) | (((v[ASID] >> 12) == vpid) & ((v[FLAGS] & TF_GLOBAL) != 0))
-            entry_shift = 12 + 9 * (v[FLAGS] & TF_SIZE_MASK)
-            page_shift = 12 + 9 * ((v[FLAGS] & TF_PAGE_MASK) >> TF_PAGE_SHIFT)
-            start = (v[KEY] >> 2) << entry_shift  # first address the entry translates
-            self._drop(s, mine & ((start >> page_shift) == (va >> page_shift)))
-        for s in PWC_STRUCTS:
-            self._drop(s, self._tagged(s, asid))
+        c = self.c
+        if self.max_page:
+            ways = self.tlbs
+            self._empty(ways, _in_page(c[ways.key], c[ways.tag], c[ways.flags], va, asid))
+        else:
+            vpn = va >> 12
+            for s in (S_L1_4K, S_L2):
+                sets, ways, mask, fields_ = (int(x) for x in self.geom[s, 1:5])
+                if not sets:
+                    continue
+                first = int(self.geom[s, 0]) + (vpn & mask if mask >= 0 else vpn % sets) * ways * fields_
+                for way in np.flatnonzero(c[first : first + ways] == vpn << 2).tolist():
+                    drop_if_page_4k(c, first + way, ways, fields_, vpn, asid)
+        self._empty(self.pwcs, self._tagged(self.pwcs, asid))
 
     def flush_asid(self, asid: int, keep_global: bool = True) -> None:
         """A CR3 load without PCID / INVPCID single-context: drop one address space's entries."""
-        for s in TLB_STRUCTS:
-            mask = self._tagged(s, asid)
-            if keep_global:
-                mask &= (self.views[s][FLAGS] & TF_GLOBAL) == 0
-            self._drop(s, mask)
-        for s in PWC_STRUCTS:
-            self._drop(s, self._tagged(s, asid))
+        gone = self._tagged(self.tlbs, asid)
+        if keep_global:
+            gone &= (self.c[self.tlbs.flags] & TF_GLOBAL) == 0
+        self._empty(self.tlbs, gone)
+        self._empty(self.pwcs, self._tagged(self.pwcs, asid))
 
     def flush_vpid(self, vpid: int) -> None:
         """Every linear translation of one VPID, global ones too (INVVPID single-context)."""
-        for s in TLB_STRUCTS + PWC_STRUCTS:
-            self._drop(s, (self.views[s][ASID] >> 12) == vpid)
+        if vpid == self.flushed_vpid:
+            return
+        c = self.c
+        for ways in (self.tlbs, self.pwcs):
+            self._empty(ways, vpid_entry(c[ways.key], c[ways.tag], vpid))
+        self.flushed_vpid = vpid
 
     def flush_all(self) -> None:
         """Cold hardware: empty every TLB, walk cache and data cache (benchmarks start from here)."""
-        for s in range(N_STRUCTS):
-            self._drop(s)
+        every = Ways(self.geom, range(N_STRUCTS))  # a data cache has many ways: not kept
+        self._empty(every, self.c[every.key] != -1)
 
     # --- views for snapshots ---------------------------------------------------------------
     def entries(self, s: int) -> list[tuple[int, int, int, int, int, int, int]]:

@@ -21,18 +21,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from . import entry as E
 from . import events as ev
-from .counters import INDEX
+from .fast_fault import back_host_page
 from .layout import (
     MODE_NATIVE,
     MODE_NESTED,
+    N_META,
     SI_ADDR,
     ST_ASID,
     ST_PID,
     ST_ROOT,
     STOP_GUEST_FAULT,
     STOP_NPF,
+    SW_COST_NPF,
+    SW_HOST_ALLOC,
+    SW_HOST_SIZE,
+    SW_PLACE_MASK,
 )
 from .snapshot import path_rows
 
@@ -49,13 +56,21 @@ class Mode:
 
     def attach(self, machine: Machine) -> None:
         self.m = machine
+        # what the fast fault path reads of the shadow pages (shadow.py fills them; empty in other modes)
+        self.meta = np.zeros((1, N_META), dtype=np.int64)
+        self.gfn_pages = np.zeros(1, dtype=np.int32)
+        host, cfg, sw = machine.host, machine.config, machine.sw
+        sw[SW_HOST_SIZE] = host.host_size
+        sw[SW_PLACE_MASK] = host.placement.mask
+        # the measured fault includes clearing 4 KiB; a 2 MiB or 1 GiB host page clears 512 or 262,144 times that
+        sw[SW_HOST_ALLOC] = cfg["cost.host_page_alloc"] + cfg["cost.clear_4k"] * ((1 << (9 * host.host_size)) - 1)
 
     def asid(self, proc: Process) -> int:
         return (self.vpid << 12) | proc.pcid
 
     # --- the guest OS's privileged actions (guest_os.Platform) -------------------------------
-    def pte_write(self, table: int, index: int, old: int, new: int) -> None:
-        pass
+    def pte_writes(self, table: int, indices: list[int], olds: list[int], news: list[int]) -> None:
+        """Guest stores to one of its table pages: plain stores, unless the mode traps them."""
 
     def table_freed(self, table: int) -> None:
         pass
@@ -66,7 +81,7 @@ class Mode:
         self.enter(proc, proc.root)
         if flush:
             self.m.mmu.flush_asid(self.asid(proc), keep_global=True)
-            self.m.note(ev.Flush("asid", self.asid(proc)))
+            self.m.note(ev.Flush, "asid", self.asid(proc))
 
     def back_host_page(self, gfn: int) -> bool:
         """Allocate the host page behind guest frame gfn if it is not yet: KVM's kvm_faultin_pfn ->
@@ -75,13 +90,7 @@ class Mode:
         (host_page_allocs) and charged (cost.host_page_alloc, hypervisor cycles, plus clearing a large host
         page's bytes beyond the first 4 KiB: cost.clear_4k each) the same in every mode."""
         m = self.m
-        if not m.host.touch(gfn):
-            return False
-        m.count("host_page_allocs")
-        # the measured fault includes clearing 4 KiB; a 2 MiB or 1 GiB host page clears 512 or 262,144 times that
-        cfg = m.config
-        m.cnt[INDEX["cyc_hypervisor"]] += cfg["cost.host_page_alloc"] + cfg["cost.clear_4k"] * ((1 << (9 * m.host.host_size)) - 1)
-        return True
+        return back_host_page(m.host.cover(gfn + 1), m.host.unit(gfn), m.cnt, int(m.sw[SW_HOST_ALLOC]))
 
     def enter(self, proc: Process, root: int) -> None:
         """Point the hardware at `root` for proc; without PCID the CR3 load flushes non-global entries."""
@@ -91,15 +100,15 @@ class Mode:
         m.st[ST_PID] = proc.pid
         if not m.os.pcid_enabled:
             m.mmu.flush_asid(self.asid(proc), keep_global=True)
-            m.note(ev.Flush("asid", self.asid(proc)))
+            m.note(ev.Flush, "asid", self.asid(proc))
 
     def invlpg(self, proc: Process, va: int) -> None:
         self.m.mmu.invlpg(va, self.asid(proc))
-        self.m.note(ev.Flush("invlpg", va))
+        self.m.note(ev.Flush, "invlpg", va)
 
     def flush_tlb(self, proc: Process) -> None:
         self.m.mmu.flush_asid(self.asid(proc), keep_global=True)
-        self.m.note(ev.Flush("asid", self.asid(proc)))
+        self.m.note(ev.Flush, "asid", self.asid(proc))
 
     # --- what the UI's second pane shows ---------------------------------------------------------
     def second_paths(self, va: int, guest_path) -> tuple:
@@ -126,6 +135,10 @@ class Nested(Mode):
     vpid = 1
     virtualized = True
 
+    def attach(self, machine: Machine) -> None:
+        super().attach(machine)
+        machine.sw[SW_COST_NPF] = machine.config["cost.npf_handler"]
+
     def second_paths(self, va: int, guest_path) -> tuple:
         """The nested walk of every gPA the 2D walk of va translates: each guest table page, then the data page."""
         nested = self.m.host.nested
@@ -147,7 +160,7 @@ class Nested(Mode):
             gfn = int(stop[SI_ADDR]) >> 12
             self.back_host_page(gfn)
             gpage, hpage = m.host.back(gfn)
-            m.exit("npf", m.config["cost.npf_handler"], f"gPA {gpage << 12:#x} -> hPA {hpage << 12:#x}")
+            m.exit("npf", int(m.sw[SW_COST_NPF]), f"gPA {gpage << 12:#x} -> hPA {hpage << 12:#x}")
             m.count("pf_taken")
             m.count("pf_fixed")
             return

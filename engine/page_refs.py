@@ -7,68 +7,84 @@ on its unit and one on the unit's block, and the block goes back to the allocato
 reference, however it was split: Linux likewise keeps a transparent huge page's memory until its
 last subpage is unmapped.
 
-A unit is keyed by (first frame, size code), not by frame alone: a split block's first 4 KiB
-unit starts at the same frame as the 2 MiB unit another process may still map whole.
+A unit is a (first frame, size code) pair, not a frame alone: a split block's first 4 KiB unit
+starts at the same frame as the 2 MiB unit another process may still map whole. The counts are
+one int32 array (layout ``REFS_BLOCK``): a row per unit size and a row per block size, a column
+per aligned frame of that size, which the fast fault path (``fast_fault.py``) reads and writes
+with the same routines. A unit's block is the one allocated block that holds its first frame.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from .fast_fault import refs_block, refs_new, refs_shared, refs_unmap
+from .layout import REFS_BLOCK
 from .physmem import PhysicalMemory
 
 
 class PageRefs:
     def __init__(self, mem: PhysicalMemory):
         self.mem = mem
-        self.units: dict[tuple[int, int], int] = {}  # (frame, size) -> mappings of that unit
-        self.block_of: dict[tuple[int, int], int] = {}  # a unit split off a block -> the block's first frame
-        self.blocks: dict[int, list[int]] = {}  # block's first frame -> [size, references]
+        self.counts = np.zeros((2 * REFS_BLOCK, 512), dtype=np.int32)
+
+    def cover(self, frames: int) -> np.ndarray:
+        """The counts, grown if needed to have a column for each frame below `frames`."""
+        if frames > self.counts.shape[1]:
+            grown = np.zeros((self.counts.shape[0], max(frames, 2 * self.counts.shape[1])), dtype=np.int32)
+            grown[:, : self.counts.shape[1]] = self.counts
+            self.counts = grown
+        return self.counts
 
     def alloc(self, size: int) -> int:
         """A new block, mapped once; returns its first frame."""
         frame = self.mem.alloc(size)
-        self.units[(frame, size)] = 1
-        self.blocks[frame] = [size, 1]
+        refs_new(self.cover(self.mem.top), frame, size)
         return frame
 
     def share(self, frame: int, size: int) -> None:
         """One more mapping of a mapped unit (fork)."""
-        unit = (frame, size)
-        self.units[unit] += 1
-        self.blocks[self.block_of.get(unit, frame)][1] += 1
+        counts = self.counts
+        counts[size, frame >> (9 * size)] += 1
+        block, bsize = refs_block(counts, frame, size)
+        counts[REFS_BLOCK + bsize, block >> (9 * bsize)] += 1
 
     def shared(self, frame: int, size: int) -> bool:
         """Whether a write must copy the unit: another mapping of it, or of a larger unit holding it."""
-        if self.units[(frame, size)] > 1:
-            return True
-        return any((frame & ~((1 << (9 * larger)) - 1), larger) in self.units for larger in range(size + 1, 3))
+        return bool(refs_shared(self.counts, frame, size))
 
     def release(self, frame: int, size: int) -> None:
         """One mapping of the unit gone (munmap, exit, a COW copy); frees the block with its last reference."""
-        block = self._unmap(frame, size)
-        refs = self.blocks[block]
-        refs[1] -= 1
-        if refs[1] == 0:
-            del self.blocks[block]
-            self.mem.free(block, refs[0])
+        block, bsize = refs_unmap(self.counts, frame, size)
+        self.counts[REFS_BLOCK + bsize, block >> (9 * bsize)] -= 1
+        if not self.counts[REFS_BLOCK + bsize, block >> (9 * bsize)]:
+            self.mem.free(block, bsize)
 
     def split(self, frame: int, size: int) -> None:
         """One mapping of a large unit becomes mappings of its 512 next-smaller units, in the same block."""
-        block = self._unmap(frame, size)
-        step = 1 << (9 * (size - 1))
-        for i in range(512):
-            unit = (frame + i * step, size - 1)
-            self.units[unit] = self.units.get(unit, 0) + 1
-            self.block_of[unit] = block
-        self.blocks[block][1] += 511
+        block, bsize = refs_unmap(self.counts, frame, size)
+        self.counts[size - 1, (frame >> (9 * (size - 1))) + np.arange(512)] += 1
+        self.counts[REFS_BLOCK + bsize, block >> (9 * bsize)] += 511
 
-    def _unmap(self, frame: int, size: int) -> int:
-        """Drop one mapping of the unit; returns its block."""
-        unit = (frame, size)
-        block = self.block_of.get(unit, frame)
-        left = self.units[unit] - 1
-        if left:
-            self.units[unit] = left
-        else:
-            del self.units[unit]
-            self.block_of.pop(unit, None)
-        return block
+    # --- views, for checks ----------------------------------------------------------------------
+    @property
+    def units(self) -> dict[tuple[int, int], int]:
+        """(first frame, size) -> mappings of every mapped unit."""
+        return {(int(i) << (9 * s), s): int(self.counts[s, i])
+                for s in range(REFS_BLOCK) for i in np.flatnonzero(self.counts[s])}
+
+    @property
+    def blocks(self) -> dict[int, list[int]]:
+        """First frame -> [size, references] of every allocated data block."""
+        return {int(i) << (9 * s): [s, int(self.counts[REFS_BLOCK + s, i])]
+                for s in range(REFS_BLOCK) for i in np.flatnonzero(self.counts[REFS_BLOCK + s])}
+
+    @property
+    def block_of(self) -> dict[tuple[int, int], int]:
+        """A unit split off a block -> the block's first frame."""
+        found = {}
+        for unit in self.units:
+            block, bsize = refs_block(self.counts, *unit)
+            if (block, bsize) != unit:
+                found[unit] = block
+        return found

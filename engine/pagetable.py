@@ -8,13 +8,17 @@ under shadow paging a guest's table writes are what the hypervisor traps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
+
 from . import entry as E
+from .fast_fault import leaf_entry
 from .physmem import PhysicalMemory
 
-WriteHook = Callable[[int, int, int, int], None]  # (table frame, index, old, new)
+# (table frame, indices, old values, new values) of entries of one table page written, in the order written
+WriteHook = Callable[[int, list[int], list[int], list[int]], None]
 
 
 class PathEntry(NamedTuple):
@@ -39,12 +43,29 @@ class RadixTable:
 
     # --- entries ----------------------------------------------------------------------
     def write_entry(self, table: int, index: int, value: int) -> None:
-        old = self.mem.read(table, index)
+        mem = self.mem
+        row = mem.row(table)
+        old = mem.tables.item(row, index)
         if old == value:
             return
-        self.mem.write(table, index, value)
+        mem.tables[row, index] = value
         if self.on_write is not None:
-            self.on_write(table, index, old, value)
+            self.on_write(table, [index], [old], [value])
+
+    def write_entries(self, table: int, indices: list[int], values: list[int]) -> None:
+        """Write entries of one table page, in order (as write_entry on each: the owner sees those that change)."""
+        mem = self.mem
+        row = mem.row(table)
+        where = np.asarray(indices, dtype=np.int64)
+        new = np.asarray(values, dtype=np.int64)
+        old = mem.tables[row, where]
+        changed = old != new
+        if not changed.any():
+            return
+        where, old, new = where[changed], old[changed], new[changed]
+        mem.tables[row, where] = new
+        if self.on_write is not None:
+            self.on_write(table, where.tolist(), old.tolist(), new.tolist())
 
     def walk(self, va: int) -> list[PathEntry]:
         """The entries a walk of va reads, root first, down to the leaf or the first absent entry."""
@@ -60,38 +81,50 @@ class RadixTable:
             table = (value & E.ADDR_MASK) >> E.PAGE_SHIFT
         return path
 
+    def last(self, va: int) -> PathEntry:
+        """The last entry a walk of va reads: the leaf, or the first absent entry."""
+        table = self.root
+        mem = self.mem
+        for level in range(self.levels, 0, -1):
+            index = (va >> (E.PAGE_SHIFT + 9 * (level - 1))) & 511
+            value = mem.tables.item(mem.row(table), index)
+            if not value & E.P or level == 1 or value & E.PS:
+                return PathEntry(level, table, index, value)
+            table = (value & E.ADDR_MASK) >> E.PAGE_SHIFT
+        raise AssertionError("unreachable: level 1 always ends a walk")
+
     def lookup(self, va: int) -> tuple[int, int, int] | None:
         """(page frame, size code, leaf entry) mapping va, or None."""
-        last = self.walk(va)[-1]
+        last = self.last(va)
         if not last.leaf:
             return None
         return E.frame_of(last.value), last.level - 1, last.value
 
     # --- mapping ------------------------------------------------------------------------
-    def map(self, va: int, frame: int, size_code: int, flags: int) -> list[int]:
-        """Map the page of size `size_code` holding va to `frame`; returns the table pages it allocated."""
+    def map(self, va: int, frame: int, size_code: int, flags: int, absent: PathEntry | None = None) -> int:
+        """Map the page of size `size_code` holding va to `frame`, making the table pages it needs; returns the
+        table page the leaf entry is in.
+
+        `absent`, the first absent entry of va's path (a walk's last entry), saves walking down to it again."""
         leaf_level = size_code + 1
-        table = self.root
-        new_tables = []
-        for level in range(self.levels, leaf_level, -1):
+        table, top = (self.root, self.levels) if absent is None else (absent.table, absent.level)
+        for level in range(top, leaf_level, -1):
             index = E.index_at(va, level)
             value = self.mem.read(table, index)
             if not value & E.P:
                 child = self.mem.alloc_table()
-                new_tables.append(child)
                 self.write_entry(table, index, E.make(child, E.P | E.RW | E.US))
                 table = child
             else:
                 if value & E.PS:
                     raise ValueError(f"{va:#x}: a large page already covers this range")
                 table = E.frame_of(value)
-        leaf_flags = flags | E.P | (E.PS if size_code else 0)
-        self.write_entry(table, E.index_at(va, leaf_level), E.make(frame, leaf_flags))
-        return new_tables
+        self.write_entry(table, E.index_at(va, leaf_level), leaf_entry(frame, size_code, flags))
+        return table
 
     def set_leaf(self, va: int, value: int) -> PathEntry:
         """Rewrite the present leaf mapping va; returns the old one."""
-        leaf = self.walk(va)[-1]
+        leaf = self.last(va)
         if not leaf.leaf:
             raise ValueError(f"{va:#x} is not mapped")
         self.write_entry(leaf.table, leaf.index, value)
@@ -99,38 +132,49 @@ class RadixTable:
 
     def unmap(self, va: int) -> PathEntry | None:
         """Clear the leaf mapping va; returns it (None if nothing was mapped)."""
-        leaf = self.walk(va)[-1]
+        leaf = self.last(va)
         if not leaf.leaf:
             return None
         self.write_entry(leaf.table, leaf.index, 0)
         return leaf
 
-    def leaves(self, table: int | None = None, level: int | None = None, va: int = 0) -> Iterator[tuple[int, PathEntry]]:
-        """Every present leaf as (va, entry), in address order."""
-        table = self.root if table is None else table
-        level = self.levels if level is None else level
-        values = self.mem.table(table)
-        for index in values.nonzero()[0]:
-            index = int(index)
-            value = int(values[index])
-            if not value & E.P:
-                continue
-            sub_va = va | (index << (E.PAGE_SHIFT + 9 * (level - 1)))
-            entry = PathEntry(level, table, index, value)
-            if entry.leaf:
-                yield sub_va, entry
-            else:
-                yield from self.leaves(E.frame_of(value), level - 1, sub_va)
+    def leaves(self, start: int = 0, end: int | None = None) -> list[tuple[int, PathEntry]]:
+        """Every present leaf mapping part of [start, end) (everything by default) as (va, entry), in address order."""
+        found: list[tuple[int, PathEntry]] = []
+        self._leaves(self.root, self.levels, 0, start, end, found)
+        return found
 
-    def tables(self, table: int | None = None, level: int | None = None,
-               parent: tuple[int, int] | None = None) -> Iterator[tuple[int, int, tuple[int, int] | None]]:
-        """Every table page as (frame, level, (parent frame, index) or None), children before their parent."""
-        table = self.root if table is None else table
-        level = self.levels if level is None else level
+    def _leaves(self, table: int, level: int, base: int, start: int, end: int | None, found: list) -> None:
+        for index, value in self._entries(table, level, base, start, end):
+            va = base | (index << (E.PAGE_SHIFT + 9 * (level - 1)))
+            if level == 1 or value & E.PS:
+                found.append((va, PathEntry(level, table, index, value)))
+            else:
+                self._leaves((value & E.ADDR_MASK) >> E.PAGE_SHIFT, level - 1, va, start, end, found)
+
+    def _entries(self, table: int, level: int, base: int, start: int, end: int | None) -> list[tuple[int, int]]:
+        """(index, value) of the present entries of a table page (level, mapping from va `base`) whose span
+        overlaps [start, end)."""
+        shift = E.PAGE_SHIFT + 9 * (level - 1)
+        first = max(0, (start - base) >> shift)
+        last = 512 if end is None else min(512, ((end - 1 - base) >> shift) + 1)
+        if first >= last:
+            return []
+        values = self.mem.table(table)[first:last]
+        where = values.nonzero()[0]
+        return [(int(i) + first, v) for i, v in zip(where.tolist(), values[where].tolist()) if v & E.P]
+
+    def tables(self, start: int = 0, end: int | None = None) -> list[tuple[int, int, tuple[int, int] | None]]:
+        """Every table page with a part of [start, end) under it (every one by default) as (frame, level,
+        (parent frame, index) or None), children before their parent."""
+        found: list[tuple[int, int, tuple[int, int] | None]] = []
+        self._tables(self.root, self.levels, 0, None, start, end, found)
+        return found
+
+    def _tables(self, table: int, level: int, base: int, parent, start: int, end: int | None, found: list) -> None:
         if level > 1:
-            values = self.mem.table(table)
-            for index in values.nonzero()[0]:
-                value = int(values[int(index)])
-                if value & E.P and not value & E.PS:
-                    yield from self.tables(E.frame_of(value), level - 1, (table, int(index)))
-        yield table, level, parent
+            for index, value in self._entries(table, level, base, start, end):
+                if not value & E.PS:
+                    va = base | (index << (E.PAGE_SHIFT + 9 * (level - 1)))
+                    self._tables((value & E.ADDR_MASK) >> E.PAGE_SHIFT, level - 1, va, (table, index), start, end, found)
+        found.append((table, level, parent))

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import EngineError
+from .fast_fault import pool_pop, pool_push
+from .layout import POOL_FIRST, POOL_IN_USE, POOL_N
 
 CHUNK_2M = 512  # 4 KiB frames in 2 MiB
 CHUNK_1G = 512 * 512
@@ -30,13 +32,26 @@ class PhysicalMemory:
         self._free_rows: list[int] = []
         self._rows_used = 0
         self._next = base  # bump pointer, in frames, always 2 MiB aligned
-        self._free_4k: list[int] = []
+        # the free 4 KiB frames, a stack the fast fault path pops and pushes too, and the frames in use (layout POOL_*)
+        self.pool = np.zeros(POOL_FIRST + CHUNK_2M, dtype=np.int64)
         self._free_2m: list[int] = []
         self._free_1g: list[int] = []
-        self.frames_in_use = 0
         self.table_pages = 0
 
+    @property
+    def frames_in_use(self) -> int:
+        return int(self.pool[POOL_IN_USE])
+
+    def free_4k(self) -> list[int]:
+        """The free 4 KiB frames, the next to hand out last."""
+        return self.pool[POOL_FIRST : POOL_FIRST + self.pool[POOL_N]].tolist()
+
     # --- frames ---------------------------------------------------------------------
+    @property
+    def top(self) -> int:
+        """The first frame never handed out: every frame allocated so far lies below it."""
+        return self._next
+
     def _bump(self, frames: int) -> int:
         start = -(-self._next // frames) * frames
         while self._next < start:  # the gap before an aligned 1 GiB block stays usable
@@ -49,29 +64,34 @@ class PhysicalMemory:
 
     def alloc(self, size_code: int = 0) -> int:
         """A free, naturally aligned block of 4 KiB (0), 2 MiB (1) or 1 GiB (2); returns its first frame."""
+        pool = self.pool
         if size_code == 0:
-            if not self._free_4k:
+            if not pool[POOL_N]:  # a 2 MiB chunk becomes 512 free frames, handed out lowest first
                 chunk = self._free_2m.pop() if self._free_2m else self._bump(CHUNK_2M)
-                self._free_4k.extend(range(chunk + CHUNK_2M - 1, chunk - 1, -1))
-            frame = self._free_4k.pop()
-            self.frames_in_use += 1
-        elif size_code == 1:
+                pool[POOL_FIRST : POOL_FIRST + CHUNK_2M] = np.arange(chunk + CHUNK_2M - 1, chunk - 1, -1)
+                pool[POOL_N] = CHUNK_2M
+            return int(pool_pop(pool))
+        if size_code == 1:
             frame = self._free_2m.pop() if self._free_2m else self._bump(CHUNK_2M)
-            self.frames_in_use += CHUNK_2M
         else:
             frame = self._free_1g.pop() if self._free_1g else self._bump(CHUNK_1G)
-            self.frames_in_use += CHUNK_1G
+        pool[POOL_IN_USE] += 1 << (9 * size_code)
         return frame
 
     def free(self, frame: int, size_code: int = 0) -> None:
         if self.rows_of(frame) >= 0:
             raise EngineError(f"{self.name}: freeing table page {frame:#x} as data")
-        [self._free_4k, self._free_2m, self._free_1g][size_code].append(frame)
-        self.frames_in_use -= (1, CHUNK_2M, CHUNK_1G)[size_code]
+        if size_code == 0:
+            if POOL_FIRST + self.pool[POOL_N] >= len(self.pool):
+                self.pool = np.concatenate([self.pool, np.zeros(len(self.pool), dtype=np.int64)])
+            pool_push(self.pool, frame)
+            return
+        (self._free_2m if size_code == 1 else self._free_1g).append(frame)
+        self.pool[POOL_IN_USE] -= 1 << (9 * size_code)
 
     def is_free(self, frame: int) -> bool:
         """Whether frame lies in no allocated block (a linear search: for checks, not the hot path)."""
-        return (frame >= self._next or frame in self._free_4k or (frame & ~(CHUNK_2M - 1)) in self._free_2m
+        return (frame >= self._next or frame in self.free_4k() or (frame & ~(CHUNK_2M - 1)) in self._free_2m
                 or (frame & ~(CHUNK_1G - 1)) in self._free_1g)
 
     # --- table pages ------------------------------------------------------------------

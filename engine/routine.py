@@ -20,3 +20,8 @@ from numba.extending import register_jitable
 from .build import INLINE
 
 routine = register_jitable(_nrt=False, forceinline=INLINE, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
+# The fault path's routines (fast_fault.py) are functions of their own in every build: beside a fault's work a call
+# costs nothing, and LLVM optimises each once instead of again inside every routine that would inline it (the
+# fault path is deep: inlined, its innermost routines were optimised six times over).
+fault_routine = register_jitable(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)

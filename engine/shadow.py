@@ -30,13 +30,37 @@ zapped at once (KVM gets there later, through flooding or zap-on-reuse).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from . import entry as E
 from . import events as ev
 from .counters import INDEX
-from .layout import MODE_SHADOW, SI_ADDR, SI_WRITE, STOP_SHADOW_FAULT
+from .fast_fault import flush_request, prefetch, set_leaf_spte, shadow_exit, stale_add, stale_discard, synced_spte
+from .layout import (
+    M_ACCESS,
+    M_DIRECT,
+    M_FLOOD,
+    M_GFN,
+    M_LEVEL,
+    M_SHADOW,
+    M_STALE,
+    M_UNSYNC,
+    MODE_SHADOW,
+    N_META,
+    SI_ADDR,
+    SI_WRITE,
+    STOP_SHADOW_FAULT,
+    SW_COST_FILL,
+    SW_COST_INJECT,
+    SW_COST_INVLPG,
+    SW_FLUSHED_SEQ,
+    SW_PREFETCH,
+    SW_SEQ,
+    SW_UNSYNC,
+    SW_VM_EXIT,
+)
 from .modes import Mode
 from .snapshot import PathRow
 
@@ -46,25 +70,49 @@ if TYPE_CHECKING:
 LINK = E.P | E.RW | E.US | E.A  # a non-leaf shadow entry; rights are enforced at the leaf
 
 
-@dataclass(eq=False)
 class ShadowPage:
-    frame: int  # host frame of the shadow table page
-    gfn: int  # guest table frame it shadows (direct pages: first guest frame of the region)
-    level: int
-    direct: bool = False  # shadows part of a guest large page, not a guest table
-    # role.access: the rights (RW, US) the guest grants above this page; for a direct page, the
-    # large leaf's own too, less RW while the leaf is clean (FNAME(gpte_access), protect_clean_gpte).
-    # Two mappings with different rights never share a page: a forked child's read-only view of a
-    # large page must not reach the parent's writable entries.
-    access: int = E.RW | E.US
-    unsync: bool = False
-    # entries of an unsync page the guest wrote since it went unsync: their shadow entry may lag the guest's
-    # until a sync, an INVLPG of their address or a fault on them refreshes it (KVM: the unsync page's SPTEs
-    # are whatever they were when the guest's stores stopped trapping)
-    stale: set = field(default_factory=set)
-    flood: int = 0  # emulated writes since the hypervisor last used the page
-    parents: set = field(default_factory=set)  # {(parent ShadowPage, index)}
-    children: dict = field(default_factory=dict)  # index -> child ShadowPage
+    """One shadow page: its host table page, the role it was made for, and its links.
+
+    Its sync state, write-flooding count and stale entries live in the shadow mode's `meta` row for the page
+    (layout M_*), which the fast fault path reads and writes too (fast_fault.py)."""
+
+    __slots__ = ("owner", "frame", "row", "gfn", "level", "direct", "access", "parents", "children")
+
+    def __init__(self, owner: Shadow, frame: int, gfn: int, level: int, direct: bool, access: int):
+        self.owner = owner
+        self.frame = frame  # host frame of the shadow table page
+        self.row = owner.hmem.row(frame)  # its row in the host's table array, and in owner.meta
+        self.gfn = gfn  # guest table frame it shadows (direct pages: first guest frame of the region)
+        self.level = level
+        self.direct = direct  # shadows part of a guest large page, not a guest table
+        # role.access: the rights (RW, US) the guest grants above this page; for a direct page, the
+        # large leaf's own too, less RW while the leaf is clean (FNAME(gpte_access), protect_clean_gpte).
+        # Two mappings with different rights never share a page: a forked child's read-only view of a
+        # large page must not reach the parent's writable entries.
+        self.access = access
+        self.parents: set[tuple[ShadowPage, int]] = set()
+        self.children: dict[int, ShadowPage] = {}  # index -> child ShadowPage
+
+    @property
+    def unsync(self) -> bool:
+        return bool(self.owner.meta[self.row, M_UNSYNC])
+
+    @property
+    def flood(self) -> int:
+        """Emulated writes since the hypervisor last used the page."""
+        return int(self.owner.meta[self.row, M_FLOOD])
+
+    @flood.setter
+    def flood(self, value: int) -> None:
+        self.owner.meta[self.row, M_FLOOD] = value
+
+    @property
+    def stale(self) -> set[int]:
+        """Entries of an unsync page the guest wrote since it went unsync: their shadow entry may lag the guest's
+        until a sync, an INVLPG of their address or a fault on them refreshes it (KVM: the unsync page's SPTEs are
+        whatever they were when the guest's stores stopped trapping)."""
+        words = self.owner.meta[self.row, M_STALE:M_STALE + 16]
+        return {w * 32 + b for w in range(16) for b in range(32) if (int(words[w]) >> b) & 1}
 
 
 class Shadow(Mode):
@@ -77,6 +125,11 @@ class Shadow(Mode):
         super().attach(machine)
         cfg = machine.config
         self.cost = {k: cfg[f"cost.{k}_handler"] for k in ("shadow_fill", "pt_write", "cr3", "invlpg", "inject", "dirty")}
+        machine.sw[SW_COST_INJECT] = self.cost["inject"]
+        machine.sw[SW_COST_FILL] = self.cost["shadow_fill"]
+        machine.sw[SW_PREFETCH] = cfg["shadow.prefetch"]
+        machine.sw[SW_COST_INVLPG] = self.cost["invlpg"]
+        machine.sw[SW_FLUSHED_SEQ] = -1
         self.unsync_enabled = cfg["shadow.unsync"]
         self.flooding = cfg["shadow.flooding"]
         self.flood_threshold = cfg["shadow.flood_threshold"]
@@ -89,19 +142,29 @@ class Shadow(Mode):
         self.by_gfn: dict[int, list[ShadowPage]] = {}  # guest table frame -> its (non-direct) shadow pages
         self.roots: dict[int, ShadowPage] = {}  # guest CR3 frame -> root shadow page
         self.current_root: ShadowPage | None = None
-        self.n_unsync = 0  # the mmu_unsync gauge's live value
-        self.seq = 0  # exits so far: KVM's flush requests made during one exit are served once, at the entry
-        self._flushed_seq = -1
+        # a row per host table row: the state of the shadow page there (layout M_*; ShadowPage reads it)
+        self.meta = np.zeros((len(self.hmem.tables), N_META), dtype=np.int64)
+        self.gfn_pages = np.zeros(64, dtype=np.int32)  # guest frame -> how many (non-direct) shadow pages it has
+
+    @property
+    def seq(self) -> int:
+        """Exits so far: KVM's flush requests made during one exit are served once, at the entry."""
+        return int(self.m.sw[SW_SEQ])
 
     # --- accounting ----------------------------------------------------------------------------
     @property
     def hmem(self):
         return self.m.host.mem
 
+    @property
+    def n_unsync(self) -> int:
+        """The mmu_unsync gauge's live value."""
+        return int(self.m.sw[SW_UNSYNC])
+
     def _exit(self, reason: str, cycles: int, detail: str = "") -> None:
-        self.seq += 1
-        self.m.exit(reason, cycles, detail)
-        self._gauge()
+        m = self.m
+        shadow_exit(m.cnt, m.sw, INDEX["exit_" + reason], cycles)
+        m.note(ev.Exit, reason, int(m.sw[SW_VM_EXIT]) + cycles, detail)
 
     def _fault_exit(self, reason: str, cycles: int, detail: str, outcome: str | None) -> None:
         """An intercepted #PF: kvm_mmu_page_fault counts pf_taken, then pf_fixed (RET_PF_FIXED) or pf_emulate
@@ -113,16 +176,17 @@ class Shadow(Mode):
 
     def _gauge(self) -> None:
         """mmu_unsync is a gauge (kvm_unsync_page ++, kvm_unlink_unsync_page --): the slot holds the live
-        count, rewritten whenever the hypervisor runs, so that a counter reset keeps it right."""
+        count, rewritten whenever the hypervisor runs (fast_fault.shadow_exit), so that a counter reset keeps
+        it right."""
         self.m.cnt[INDEX["mmu_unsync"]] = self.n_unsync
 
     def _set_unsync(self, sp: ShadowPage, unsync: bool) -> None:
         if sp.unsync == unsync:
             return
-        sp.unsync = unsync
-        self.n_unsync += 1 if unsync else -1
+        self.meta[sp.row, M_UNSYNC] = unsync
+        self.m.sw[SW_UNSYNC] += 1 if unsync else -1
         if not unsync:
-            sp.stale.clear()
+            self.meta[sp.row, M_STALE:M_STALE + 16] = 0
         self._gauge()
 
     # --- shadow pages --------------------------------------------------------------------------
@@ -136,10 +200,18 @@ class Shadow(Mode):
         self.m.count("mmu_cache_miss")
         if len(self.pages) >= self.max_pages:
             self._recycle()
-        sp = ShadowPage(self.hmem.alloc_table(), gfn, level, direct, access=access)
+        sp = ShadowPage(self, self.hmem.alloc_table(), gfn, level, direct, access)
+        if sp.row >= len(self.meta):
+            self.meta = np.concatenate([self.meta, np.zeros_like(self.meta)])
+        self.meta[sp.row] = 0
+        self.meta[sp.row, [M_SHADOW, M_GFN, M_LEVEL, M_DIRECT, M_ACCESS]] = (1, gfn, level, direct, access)
         self.pages[key] = sp
         if not direct:
             self.by_gfn.setdefault(gfn, []).append(sp)
+            if gfn >= len(self.gfn_pages):
+                self.gfn_pages = np.concatenate([self.gfn_pages, np.zeros(max(gfn + 1, 2 * len(self.gfn_pages))
+                                                                          - len(self.gfn_pages), dtype=np.int32)])
+            self.gfn_pages[gfn] += 1
         return sp
 
     def _recycle(self) -> None:
@@ -155,10 +227,14 @@ class Shadow(Mode):
         return any(not sp.unsync for sp in self.by_gfn.get(gfn, ()))
 
     def _set(self, sp: ShadowPage, index: int, value: int) -> None:
+        self._unlink(sp, index)
+        self.hmem.write(sp.frame, index, value)
+
+    def _unlink(self, sp: ShadowPage, index: int) -> None:
+        """Forget the link entry `index` of sp held to a child page, if it held one (its SPTE is rewritten next)."""
         old_child = sp.children.pop(index, None)
         if old_child is not None:
             old_child.parents.discard((sp, index))
-        self.hmem.write(sp.frame, index, value)
 
     def _link(self, sp: ShadowPage, index: int, child: ShadowPage) -> None:
         """Point entry `index` of sp at child. Replacing a link to another page (a direct page of other
@@ -186,25 +262,33 @@ class Shadow(Mode):
             peers.remove(sp)
             if not peers:
                 del self.by_gfn[sp.gfn]
+            self.gfn_pages[sp.gfn] -= 1
         for cr3, root in list(self.roots.items()):
             if root is sp:
                 del self.roots[cr3]
         if sp is self.current_root:
             self.current_root = None
+        self.meta[sp.row] = 0
         self.hmem.free_table(sp.frame)
         self._flush_hw()
-        self.m.note(ev.ShadowSync(why, 0, sp.gfn, sp.level))
+        self.m.note(ev.ShadowSync, why, 0, sp.gfn, sp.level)
 
     def _flush_hw(self) -> None:
         """KVM flushes the vCPU's TLB after zapping present SPTEs: kvm_mmu_commit_zap_page and
         kvm_mmu_remote_flush_or_zap call kvm_flush_remote_tlbs, which raises KVM_REQ_TLB_FLUSH; the vCPU serves
         it before it re-enters the guest (kvm_vcpu_flush_tlb_all, tlb_flush++), once however many zaps asked."""
         self.m.mmu.flush_vpid(self.vpid)
-        if self._flushed_seq != self.seq:
-            self._flushed_seq = self.seq
-            self.m.count("tlb_flush")
+        flush_request(self.m.cnt, self.m.sw)
 
     # --- the guest's privileged actions ------------------------------------------------------------
+    def pte_writes(self, table: int, indices: list[int], olds: list[int], news: list[int]) -> None:
+        """Guest stores to one of its table pages, one by one (pte_write); a table no shadow page shadows takes
+        plain stores."""
+        if table not in self.by_gfn:
+            return
+        for index, old, new in zip(indices, olds, news):
+            self.pte_write(table, index, old, new)
+
     def pte_write(self, table: int, index: int, old: int, new: int) -> None:
         """A guest store to one of its table pages.
 
@@ -220,7 +304,7 @@ class Shadow(Mode):
             return
         if not self.write_protected(table):
             for sp in pages:
-                sp.stale.add(index)
+                stale_add(self.meta, sp.row, index)
             return
         leaf_pages = [sp for sp in pages if sp.level == 1]
         if self.unsync_enabled and len(leaf_pages) == len(pages):
@@ -228,8 +312,8 @@ class Shadow(Mode):
             for sp in pages:
                 if not sp.unsync:
                     self._set_unsync(sp, True)
-                    self.m.note(ev.ShadowSync("unsync", 0, table, sp.level))
-                sp.stale.add(index)
+                    self.m.note(ev.ShadowSync, "unsync", 0, table, sp.level)
+                stale_add(self.meta, sp.row, index)
             return
         self._fault_exit("pt_write", self.cost["pt_write"], f"gPT {table << 12:#x}[{index}]", "pf_emulate")
         self.m.count("mmu_pte_write")
@@ -247,8 +331,8 @@ class Shadow(Mode):
             if was & E.P:
                 self._set(sp, index, 0)  # current KVM zaps the SPTE rather than prefetching the new one
                 flush = True
-            sp.stale.discard(index)
-            self.m.note(ev.ShadowSync("emulate", 0, table, sp.level))
+            stale_discard(self.meta, sp.row, index)
+            self.m.note(ev.ShadowSync, "emulate", 0, table, sp.level)
         if flush:
             self._flush_hw()
 
@@ -270,14 +354,14 @@ class Shadow(Mode):
             m.count("tlb_flush")
         if flush:
             m.mmu.flush_asid(self.asid(proc), keep_global=True)
-            m.note(ev.Flush("asid", self.asid(proc)))
+            m.note(ev.Flush, "asid", self.asid(proc))
 
     def _root_for(self, gcr3: int) -> ShadowPage:
         root = self.roots.get(gcr3)
         if root is None:
             root = self._get_page(gcr3, self.levels, False, E.RW | E.US)
             self.roots[gcr3] = root
-            self.m.note(ev.ShadowSync("root", 0, gcr3, self.levels))
+            self.m.note(ev.ShadowSync, "root", 0, gcr3, self.levels)
         self.current_root = root
         return root
 
@@ -301,7 +385,7 @@ class Shadow(Mode):
                 break
             sp, level = child, level - 1
         self.m.mmu.invlpg(va, self.asid(proc))
-        self.m.note(ev.Flush("invlpg", va))
+        self.m.note(ev.Flush, "invlpg", va)
 
     def flush_tlb(self, proc: Process) -> None:
         """A guest TLB flush is a CR3 reload: it exits and resyncs every unsync page (kvm_vcpu_flush_tlb_guest:
@@ -310,25 +394,19 @@ class Shadow(Mode):
         self.m.count("tlb_flush")
         self._sync_all()
         self.m.mmu.flush_asid(self.asid(proc), keep_global=True)
-        self.m.note(ev.Flush("asid", self.asid(proc)))
+        self.m.note(ev.Flush, "asid", self.asid(proc))
 
     def _sync_all(self) -> None:
         for sp in list(self.pages.values()):
             if sp.unsync:
                 self._sync(sp)
 
-    def _synced_value(self, sp: ShadowPage, s: int, g: int) -> int:
+    def _synced_value(self, sp: ShadowPage, s, g):
         """What FNAME(sync_spte) leaves in a present SPTE s for guest entry g: 0 if g is not present, not
         accessed (FNAME(prefetch_invalid_gpte)) or maps another frame; else s with its rights narrowed to the
         guest's (sp's role access, the guest's RW/US, RW only once dirty: FNAME(protect_clean_gpte)). Syncing
-        never widens a SPTE: the next write fault does."""
-        if not (g & E.P and g & E.A) or E.frame_of(s) != self.m.host.placement(E.frame_of(g)):
-            return 0
-        rights = sp.access & g & (E.RW | E.US)
-        if not g & E.D:
-            rights &= ~E.RW
-        keep = rights | ~(E.RW | E.US)
-        return s & keep
+        never widens a SPTE: the next write fault does. s and g are entries, or arrays of them."""
+        return synced_spte(sp.access, s, g, self.m.host.placement(E.frame_of(g)))
 
     def _sync_spte(self, sp: ShadowPage, index: int) -> bool:
         """Bring one entry of an unsync page up to date (kvm_sync_spte); returns whether KVM flushes."""
@@ -339,8 +417,8 @@ class Shadow(Mode):
             if value != s:
                 self._set(sp, index, value)
                 flush = True
-            sp.stale.discard(index)
-            self.m.note(ev.ShadowSync("sync-spte", 0, sp.gfn, sp.level))
+            stale_discard(self.meta, sp.row, index)
+            self.m.note(ev.ShadowSync, "sync-spte", 0, sp.gfn, sp.level)
         if flush:
             self._flush_hw()
         return flush
@@ -350,20 +428,19 @@ class Shadow(Mode):
         it again (kvm_unlink_unsync_page: mmu_unsync falls) and flush if any SPTE was dropped or narrowed."""
         changed = False
         if self.m.gmem.is_table(sp.gfn):
-            guest = self.m.gmem.table(sp.gfn)
-            for index in self.hmem.table(sp.frame).nonzero()[0]:
-                index = int(index)
-                s = self.hmem.read(sp.frame, index)
-                if not s & E.P:
-                    continue
-                value = self._synced_value(sp, s, int(guest[index]))
-                if value != s:
-                    self._set(sp, index, value)
-                    changed = True
+            shadow = self.hmem.table(sp.frame)
+            present = np.flatnonzero(shadow & E.P)
+            s = shadow[present]
+            value = self._synced_value(sp, s, self.m.gmem.table(sp.gfn)[present])
+            changed = bool((value != s).any())
+            if changed:
+                for index in present[value != s].tolist():
+                    self._unlink(sp, index)
+                shadow[present] = value
         self._set_unsync(sp, False)
         if changed:
             self._flush_hw()
-        self.m.note(ev.ShadowSync("resync", 0, sp.gfn, sp.level))
+        self.m.note(ev.ShadowSync, "resync", 0, sp.gfn, sp.level)
 
     # --- faults -------------------------------------------------------------------------------------
     def handle(self, code: int, stop) -> None:
@@ -443,47 +520,18 @@ class Shadow(Mode):
         if tsize:
             flags |= E.PS
         index = E.index_at(va, level)
-        self._set(sp, index, E.make(self.m.host.placement(gfn), flags))
-        sp.stale.discard(index)
-        self.m.note(ev.ShadowSync("fill", va, path[-1].table, level))
+        self._unlink(sp, index)
+        set_leaf_spte(self.hmem.tables, self.meta, sp.row, index, E.make(self.m.host.placement(gfn), flags))
+        self.m.note(ev.ShadowSync, "fill", va, path[-1].table, level)
         if level == 1:
             self._prefetch(sp, index, extra)
 
     def _prefetch(self, sp: ShadowPage, index: int, extra: int) -> None:
-        """FNAME(pte_prefetch): after a fault on a 4 KiB SPTE, fill the other entries of its aligned group of
-        PTE_PREFETCH_NUM (8) that are not present, in order. For a guest table page: from the guest entries,
-        stopping at the first one not present or not accessed (FNAME(prefetch_invalid_gpte)) or whose host
-        page is not backed yet (gfn_to_pfn_memslot_atomic cannot fault it in); rights as a fill gives them.
-        For a direct page (a guest large page over 4 KiB host pages): the next frames of that page, with the
-        page's role access (__direct_pte_prefetch), up to the first not backed. Prefetching is not a fault:
-        no exit, no counter."""
-        if self.prefetch_num <= 1:
-            return
-        placement, host = self.m.host.placement, self.m.host
-        base = index & ~(self.prefetch_num - 1)
-        filled = 0
-        for i in range(base, base + self.prefetch_num):
-            if i == index or self.hmem.read(sp.frame, i) & E.P:
-                continue
-            if sp.direct:
-                gfn = sp.gfn + i
-                flags = E.P | E.A | sp.access | extra
-            else:
-                g = self.m.gmem.read(sp.gfn, i)
-                if not (g & E.P and g & E.A):
-                    break
-                gfn = E.frame_of(g)
-                rights = sp.access & g & (E.RW | E.US)
-                if not g & E.D:
-                    rights &= ~E.RW
-                flags = E.P | E.A | rights | (g & (E.G | E.NX))
-            if not host.is_backed(gfn):
-                break
-            self._set(sp, i, E.make(placement(gfn), flags))
-            sp.stale.discard(i)
-            filled += 1
-        if filled:
-            self.m.note(ev.ShadowSync("prefetch", 0, sp.gfn, sp.level))
+        """FNAME(pte_prefetch) around the 4 KiB SPTE `index` of sp (fast_fault.prefetch says which entries)."""
+        m = self.m
+        if prefetch(self.hmem.tables, self.meta, sp.row, index, extra, self.prefetch_num, m.gmem.tables, m.gmem.rows,
+                    m.gmem.base, m.host.backed, self.host_size, m.host.placement.mask):
+            m.note(ev.ShadowSync, "prefetch", 0, sp.gfn, sp.level)
 
     # --- for the UI and the checker ---------------------------------------------------------------
     def page_state(self, gfn: int) -> str:

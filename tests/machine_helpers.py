@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rvi_tui.engine import config as C
+from rvi_tui.engine.layout import SW_FLUSHED_SEQ
 from rvi_tui.workloads import ops as O
 
 BASE = 0x7F00_0000_0000
@@ -68,29 +69,34 @@ def cache_entries(m, s: int) -> list:
             for i, w in zip(*np.nonzero(v[KEY] != -1))]
 
 
-def machine_state(m) -> dict:
+def machine_state(m, caches: bool = True) -> dict:
     """Everything that makes up one machine's state, as plain data, for comparing two machines: counters,
-    every TLB / walk-cache / data-cache entry with its LRU age, the hardware's registers, the guest's and the
-    host's table pages, the guest OS's processes and memory, the host's backing and the shadow pages."""
-    from rvi_tui.engine.layout import N_STRUCTS, ST_CLOCK, ST_MAX_WALK
+    every TLB / walk-cache / data-cache entry with its LRU age (unless `caches` is false: the slowest part to
+    take), the hardware's registers, the guest's and the host's table pages, the guest OS's processes and
+    memory, the host's backing and the shadow pages."""
+    import numpy as np
+    from rvi_tui.engine.layout import N_STRUCTS, ST_CLOCK, ST_MAX_WALK, SW_FAST
 
     def tables(mem):
         rows = {f: mem.table(f).tolist() for f in range(mem.base, mem.base + len(mem.rows)) if mem.is_table(f)}
         return {"tables": rows, "frames_in_use": mem.frames_in_use, "next": mem._next,
-                "free": (list(mem._free_4k), list(mem._free_2m), list(mem._free_1g))}
+                "free": (mem.free_4k(), list(mem._free_2m), list(mem._free_1g))}
 
     st = m.st.copy()
     st[ST_CLOCK] = 0  # the LRU clock's raw value may differ (the batch path skips no-op touches); ages may not
     st[ST_MAX_WALK] = 0  # the event index's scratch: cleared at its buckets' ends, which only a history session has
+    sw = m.sw.copy()
+    sw[SW_FAST] = 0  # the switch of the fast fault path, which a comparison may set differently
     os_ = m.os
     state = {
         "counters": m.counters(),
         "noted": dict(m.noted),
-        "caches": [cache_entries(m, s) for s in range(N_STRUCTS)],
+        "caches": [cache_entries(m, s) for s in range(N_STRUCTS)] if caches else None,
         "st": st.tolist(),
+        "sw": sw.tolist(),
         "guest": tables(m.gmem),
         "host": tables(m.host.mem),
-        "backed": sorted(m.host.backed),
+        "backed": np.flatnonzero(m.host.backed).tolist(),
         "procs": {pid: (p.root, p.pcid, [(v.start, v.end, v.writable, v.huge, v.implicit) for v in p.vmas])
                   for pid, p in os_.procs.items()},
         "current": os_.current.pid if os_.current is not None else None,
@@ -108,5 +114,5 @@ def machine_state(m) -> dict:
         state["shadow_order"] = list(mode.pages)
         state["shadow_roots"] = {g: sp.frame for g, sp in mode.roots.items()}
         state["shadow_current"] = mode.current_root.frame if mode.current_root is not None else None
-        state["shadow_unsync"] = (mode.n_unsync, mode.seq - mode._flushed_seq)
+        state["shadow_unsync"] = (mode.n_unsync, mode.seq - int(mode.m.sw[SW_FLUSHED_SEQ]))
     return state

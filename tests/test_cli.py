@@ -104,6 +104,10 @@ def test_bench_json_reports_streams_per_mode():
     for stream in ("random", "seq", "real-ls"):
         for mode in ("native", "nested"):
             assert data["streams"][stream][mode] > 0
+    faults = data["detail"]["faults"]
+    for mode in ("native", "nested"):  # the fault stream: every access the first touch of its page
+        assert faults[mode]["faults"] == 30_000 and data["us_per_fault"][mode] > 0
+    assert faults["nested"]["exits"] > 0 and faults["native"]["exits"] == 0
     assert data["lackey_parse_lines_per_s"] > 0
 
 

@@ -264,8 +264,9 @@ def param_pairs(items) -> dict:
 
 
 def ops_count(workload) -> Callable[[], int | None]:
-    """The workload's length once known, for a progress bar: counted in a thread of its own (an OS workload
-    generates its stream to count it; a trace's is known only once read)."""
+    """The workload's length once known, for a progress bar: counted in a thread of its own, started when the
+    bar first asks (an OS workload generates its whole stream again to count it, a second for kcompile's
+    default: not worth it when no bar is shown; a trace's length is known only once read)."""
     known: dict = {}
 
     def count() -> None:
@@ -274,8 +275,13 @@ def ops_count(workload) -> Callable[[], int | None]:
         except Exception:  # the run itself reports a bad stream; a count is only a nicety
             pass
 
-    threading.Thread(target=count, name="rvi-count", daemon=True).start()
-    return lambda: known.get("n")
+    def total() -> int | None:
+        if "started" not in known:
+            known["started"] = True
+            threading.Thread(target=count, name="rvi-count", daemon=True).start()
+        return known.get("n")
+
+    return total
 
 
 def start_kernels(err) -> None:
@@ -596,6 +602,11 @@ def cmd_bench(args, out, err) -> int:
             if mode == "native":
                 row["tlb_walk"] = bench.bare_baseline(config, addrs, machine)
         results["streams"][name] = {k: v for k, v in row.items() if v is not None}  # None: a bare kernel does not apply
+    pages = min(n, bench.FAULT_PAGES)
+    print(f"rvi-tui bench: faults: {pages:,} first touches of scattered pages", file=err, flush=True)
+    faults = bench.fault_stream(pages)
+    results["faults"] = {"what": f"{pages:,} first touches of 4 KiB pages in a random order, half of them writes",
+                         **{mode: bench.time_faults(mode, config, faults) for mode in modes}}
     import tempfile
 
     from ..workloads.parse_bench import lackey_parse_rate, write_lackey_sample
@@ -609,6 +620,7 @@ def cmd_bench(args, out, err) -> int:
         flat = {"streams": {name: {k: (v["accesses_per_s"] if isinstance(v, dict) else v)
                                    for k, v in row.items() if k != "what"}
                             for name, row in results["streams"].items()},
+                "us_per_fault": {mode: results["faults"][mode]["us_per_fault"] for mode in modes},
                 "lackey_parse_lines_per_s": results["lackey_parse_lines_per_s"], "detail": results}
         json.dump(flat, out, indent=2)
         out.write("\n")

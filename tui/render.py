@@ -188,6 +188,10 @@ def bench(results: dict, modes, out) -> None:
                       *(cell(k) for k in refs), *(cell(m) for m in modes), same)
     console = _console(out, 120)
     console.print(table)
+    faults = results["faults"]
+    console.print(f"page faults ({faults['what']}): " + "; ".join(
+        f"{m} {faults[m]['us_per_fault']:.2f} µs a fault ({faults[m]['faults_per_s'] / 1e6:.2f} M/s, "
+        f"{faults[m]['exits'] / faults[m]['faults']:.1f} exits a fault)" for m in modes))
     console.print(f"lackey parsing: {results['lackey_parse_lines_per_s'] / 1e6:.1f} M lines/s")
 
 
