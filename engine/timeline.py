@@ -36,7 +36,7 @@ checkpoint at or below the op and replays the ops from there, in batch.
 
 Memory bound (documented in the README): tape ≈ 5-24 bytes an op, index
 ``BUCKET``-th of ``8 * len(INDEX_COLUMNS) * modes`` bytes an op, checkpoints at
-most ``max_bytes`` (default 64 MiB) for the coarse ones, plus ``FINE_KEPT``
+most ``max_bytes`` (default 40 MiB) for the coarse ones, plus ``FINE_KEPT``
 uncompressed and ``NEAR_SPAN // NEAR`` compressed ones (about 4.7 MB and
 1 MB each on a 1 M-op kcompile run).
 """
@@ -63,7 +63,7 @@ NEAR_SPAN = 1024
 HALVE_MIN = 32
 LADDER = (16, 48, 112)  # a jump to op t leaves mid checkpoints at t - these too: the first ops gone back replay few
 BUCKET = 1024
-MAX_BYTES = 64 << 20
+MAX_BYTES = 40 << 20
 
 # What the event index keeps per machine: counters, and the software events the machine noted.
 COUNTER_COLUMNS = ("tlb_misses", "walks", "assist_walks", "guest_pf", "exits") + tuple("exit_" + r for r in EXIT_REASONS)
