@@ -39,6 +39,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -312,6 +313,24 @@ def _poll() -> None:
     _adopt(frozenset(stage for stage in STAGES if stage_record(stage) is not None))
 
 
+def stop_compiling() -> None:
+    """End the compiler child and its stages, if one runs (a benchmark that compiled into a throwaway folder:
+    left running, it would load the machine for the next measurement)."""
+    global _child
+    with _lock:
+        child, _child = _child, None
+    if child is None or child.poll() is not None:
+        return
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(child.pid, signal.SIGTERM)
+        else:
+            child.terminate()
+        child.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+
+
 def start_compiling() -> None:
     """Start the compiler child unless the cache is complete, one already runs, or compiling is off."""
     global _child, _child_started, _child_error
@@ -324,8 +343,11 @@ def start_compiling() -> None:
         folder = cache_dir()
         try:
             with open(folder / LOG, "ab") as log:  # the child keeps its own copy of the descriptor
+                # a session of its own: a terminal's Ctrl-C or hangup leaves it to finish, and stop_compiling()
+                # ends it with its stages
                 _child = subprocess.Popen([sys.executable, "-m", f"{__package__}.compile_kernels", str(folder)],
-                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=dict(os.environ))
+                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=dict(os.environ),
+                                          start_new_session=True)
         except OSError as e:  # the engine runs on, interpreted
             _child_error = f"cannot start the kernel compiler: {e}"
             return

@@ -248,3 +248,37 @@ def test_bench_compile_reports_seconds_and_peak_rss(monkeypatch, capsys):
     assert result["stages"]["step"] == {"seconds": 1.5, "peak_rss_mb": 256.0}
     assert result["stages"]["batch2d"] == {"seconds": 3.5, "peak_rss_mb": 1024.0}
     assert seen and not Path(seen[0]).exists(), "the throwaway cache is removed"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the compiler's processes")
+def test_stop_compiling_ends_the_compiler_and_its_stages(tmp_path):
+    """`bench --cold` compiles into a throwaway folder; its compiler, left running after the measurement, loaded
+    the machine for the next one."""
+    folder = tmp_path / "kernels"
+    probe = ("import sys, time; from pathlib import Path; from rvi_tui.engine import hardware;"
+             "hardware.use_cache_dir(Path(sys.argv[1])); hardware.start_compiling();"
+             "deadline = time.monotonic() + 60\n"
+             "while not list(Path(sys.argv[1]).glob('*.log')) and time.monotonic() < deadline: time.sleep(0.1)\n"
+             "time.sleep(3); assert hardware.status().compiling; hardware.stop_compiling(); print('stopped')")
+    env = {k: v for k, v in os.environ.items() if k not in ("RVI_TUI_KERNELS", "RVI_TUI_CACHE_DIR")}
+    done = subprocess.run([sys.executable, "-c", probe, str(folder)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0 and "stopped" in done.stdout, done.stderr
+
+    def compilers() -> list[str]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "compile_kernels" in cmdline and str(folder) in cmdline:
+                found.append(cmdline)
+        return found
+
+    import time
+
+    deadline = time.monotonic() + 10  # a stage may take a moment to see its SIGTERM
+    while compilers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert compilers() == []
