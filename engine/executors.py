@@ -143,8 +143,11 @@ def sweep_speedup(cells: list[Cell], jobs: int = 2) -> dict:
         from distributed import LocalCluster
     except ImportError:
         return out
+    import logging
+
+    # silence_logs: the workers' heartbeats that race the cluster's own shutdown are logged as tracebacks
     with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+                      dashboard_address=None, silence_logs=logging.CRITICAL) as cluster:
         list(run_dask(cells[:jobs], cluster.scheduler_address))  # the workers load their kernels first
         out["dask_s"], remote = timed(lambda: run_dask(cells, cluster.scheduler_address))
     out["dask_same"] = remote == serial

@@ -528,11 +528,12 @@ def _in_grid_order(grid, done: dict) -> list[dict]:
 
 
 def bench_sweep(args, out, err) -> int:
-    """48 small cells (2 workloads x 2 page pairs x 12 seeds): serial, local workers, a LocalCluster."""
+    """48 cells (the default study's kcompile and tlbstress cells x 2 page pairs x 12 seeds, a second or two
+    each, as a study's cells are): serial, local workers, a LocalCluster."""
     from ..engine import executors, sweep
 
-    grid = sweep.build_grid([("kcompile", (("jobs", "20"),)), ("tlbstress", (("footprint", "64m"), ("accesses", "200k")))],
-                            seeds=12)
+    cells = [(name, params) for name, params in sweep.default_workloads() if name in ("kcompile", "tlbstress")]
+    grid = sweep.build_grid(cells, seeds=12)
     print(f"rvi-tui bench --sweep: {len(grid.cells)} cells, serially, then in 2 workers, then on a LocalCluster…",
           file=err, flush=True)
     r = executors.sweep_speedup(grid.cells, 2)
