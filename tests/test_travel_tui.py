@@ -195,8 +195,7 @@ async def test_s_saves_a_session_that_reopens_on_the_same_screen(tmp_path):
         await wait_for(pilot, lambda: app.last_session_path is not None)
         app.clear_notifications()
         await settle(pilot, app)
-        await settle(pilot, app)  # under load one redraw may still be on its way
-        live = screen_text(app)
+        live = await settled_screen(pilot, app)
         counters = app.frame.counters
     path = app.last_session_path
     assert path.endswith(".rvi.json") and json.load(open(path))["view"] == {
@@ -206,13 +205,25 @@ async def test_s_saves_a_session_that_reopens_on_the_same_screen(tmp_path):
         await seeked(pilot, again, 700)
         again.clear_notifications()
         await settle(pilot, again)
-        await settle(pilot, again)
         assert again.view_mode == "shadow"
-        assert screen_text(again) == live
+        assert await settled_screen(pilot, again) == live  # footer too: its keys lit, not dimmed as for a seek
     out = io.StringIO()
     assert cli.main(["report", "--session", path, "--json"], out=out, err=io.StringIO()) == 0
     report = json.loads(out.getvalue())
     assert report["op"] == 700 and report["modes"] == json.loads(json.dumps(summarize(counters)))
+
+
+async def settled_screen(pilot, app, timeout: float = 10.0) -> list:
+    """The screen once two reads 0.2 s apart agree: the footer's keys are dimmed or lit by a bindings refresh
+    that can land after the last redraw of the panes."""
+    start = time.monotonic()
+    before = screen_text(app)
+    while True:
+        await pilot.pause(0.2)
+        now = screen_text(app)
+        if now == before or time.monotonic() - start > timeout:
+            return now
+        before = now
 
 
 def screen_text(app) -> list:

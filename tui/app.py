@@ -171,6 +171,7 @@ class RviApp(App):
         self._last_render = 0.0
         self._refresh_pending = False
         self._state_seen = ""
+        self._keys_state = ""  # the engine state the footer's keys were last lit or dimmed for (check_action)
         self._error_seen: str | None = None
         self._warmup_seen: set[int] = set()  # generations whose warm-up end was announced
         self.render_count = 0  # redraws so far (the refresh-rate benchmark reads it)
@@ -316,6 +317,10 @@ class RviApp(App):
                 self._tick.pause()
             self._state_seen = f.state
             self.refresh_bindings()
+        elif f.state != self._keys_state:
+            # the keys were last checked while the engine was elsewhere (a quick seek, drawn only at its end):
+            # check them again, or the footer stays dimmed as for a seek
+            self.refresh_bindings()
         if f.warmup_done and f.generation not in self._warmup_seen:
             self._warmup_seen.add(f.generation)
             self.history.reset()  # the counters restarted: rates over a window that spans the restart mean nothing
@@ -438,7 +443,7 @@ class RviApp(App):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if isinstance(self.screen, ModalScreen) and action in APP_KEY_ACTIONS:
             return False  # under a dialog, the app's own keys are inert; Tab, Shift+Tab and ctrl+q still work
-        state = self.runner.state
+        state = self._keys_state = self.runner.state
         if state == SEEKING:
             return True if action in ("cancel_seek", "view", "help", "quit", "pick_search") else None
         if action == "cancel_seek":
