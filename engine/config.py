@@ -93,18 +93,24 @@ class Config(Mapping):
         return Config(values, self.preset)
 
 
+def key_value_pairs(items, option: str, form: str = "key=value") -> dict[str, str]:
+    """Options of the form KEY=VALUE (--set, --param, --compare) as a dict: keys stripped, values as given."""
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} expects {form}, got {item!r}")
+        pairs[key.strip()] = value
+    return pairs
+
+
 def load(preset: str = DEFAULT_PRESET, sets: Iterable[str] = (), overrides: Mapping | None = None) -> Config:
     """Load a preset, then apply ``key=value`` strings and an overrides mapping."""
     if preset not in preset_names():
         raise ConfigError(f"unknown preset '{preset}' (known: {', '.join(preset_names())})")
     text = resources.files(__package__).joinpath("presets", f"{preset}.toml").read_text()
     config = Config(flatten(tomllib.loads(text)), preset)
-    pairs = {}
-    for item in sets:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        pairs[key.strip()] = value
+    pairs = key_value_pairs(sets, "--set")
     if pairs:
         config = config.with_overrides(pairs)
     if overrides:

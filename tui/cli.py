@@ -254,13 +254,7 @@ def workload_from(args, default: str, levels: int):
 
 def param_pairs(items) -> dict:
     """--param key=value options as a dict."""
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--param expects key=value, got {item!r}")
-        params[key.strip()] = value
-    return params
+    return C.key_value_pairs(items, "--param")
 
 
 def ops_count(workload) -> Callable[[], int | None]:
@@ -355,13 +349,7 @@ def cmd_report(args, out, err) -> int:
 
 
 def _compare_sets(items) -> dict[str, str]:
-    out = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--compare expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
+    return {k: v.strip() for k, v in C.key_value_pairs(items or (), "--compare", "KEY=VALUE").items()}
 
 
 def _run_report(args, config, shown, err) -> tuple[dict, dict]:
