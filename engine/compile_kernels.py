@@ -41,7 +41,7 @@ except ImportError:  # not POSIX: no lock; numba writes each cache file atomical
 
 def compile_stage(stage: str) -> None:
     """Compile one build by running it: the engine's machines of its modes on its path, and with the 1D batch
-    build (the shorter of the two that compile at once), the trace parsers (lackey and plain text)."""
+    build (compiled beside the quick step build), the trace parsers (lackey and plain text)."""
     from ..workloads.registry import make_workload, open_trace
     from . import hardware
     from .warmup import warm_up
@@ -126,11 +126,15 @@ def yield_the_cpu() -> None:
         pass
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the OS says)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def stages_at_once() -> int:
     """One stage a core, at most two: the step build and the longer batch build start together, and the
     other batch build takes the core the step build leaves (a third at once would only slow the first)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(2, cores))
+    return max(1, min(2, usable_cores()))
 
 
 def run_stages(folder: Path, todo: list[str], at_once: int) -> list[int] | int:
@@ -174,11 +178,12 @@ def main(argv: list[str]) -> int:
             print(f"rvi-tui compiler: {folder} is complete already", flush=True)
             return 0
         start = time.perf_counter()
-        peaks = run_stages(folder, todo, stages_at_once())
+        at_once = stages_at_once()
+        peaks = run_stages(folder, todo, at_once)
         if isinstance(peaks, int):
             return peaks
         # a bound on what ran at once: the largest peaks, as many as ran side by side
-        peak_kb = own_peak_rss_kb() + sum(sorted(peaks, reverse=True)[:stages_at_once()])
+        peak_kb = own_peak_rss_kb() + sum(sorted(peaks, reverse=True)[:at_once])
         write_atomically(folder / RECORD, json.dumps({"seconds": round(time.perf_counter() - start, 2),
                                                        "peak_rss_kb": peak_kb}))
     print(f"rvi-tui compiler: compiled into {folder}", flush=True)

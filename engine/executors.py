@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
 
+from .compile_kernels import usable_cores
 from .errors import EngineError
 from .sweep import Cell, TraceMissing, run_cell
 
@@ -21,7 +21,7 @@ Started = Callable[[Cell], None]
 
 
 def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()
 
 
 def run_serial(cells: list[Cell], started: Started | None = None) -> Iterator[dict]:
