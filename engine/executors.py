@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -124,6 +125,32 @@ def run_dask(cells: list[Cell], scheduler: str, started: Started | None = None) 
         client.close()
 
 
+@contextlib.contextmanager
+def local_cluster(workers: int) -> Iterator:
+    """A Dask LocalCluster of `workers` one-thread worker processes on 127.0.0.1, without a dashboard. Its Nannies
+    set their workers' variables (MALLOC_TRIM_THRESHOLD_, OMP_NUM_THREADS, ...) in this process's environment
+    and leave them there, for every process started later to inherit: they are taken back."""
+    import logging
+
+    from distributed import LocalCluster
+
+    saved = dict(os.environ)
+    try:
+        # silence_logs: the workers' heartbeats that race the cluster's own shutdown are logged as tracebacks
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None, silence_logs=logging.CRITICAL) as cluster:
+            _restore_environ(saved)
+            yield cluster
+    finally:
+        _restore_environ(saved)
+
+
+def _restore_environ(saved: dict) -> None:
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update({k: v for k, v in saved.items() if os.environ.get(k) != v})
+
+
 def sweep_speedup(cells: list[Cell], jobs: int = 2) -> dict:
     """Seconds for the same cells serially, in `jobs` local workers, and on a `jobs`-worker Dask LocalCluster
     bound to 127.0.0.1 (when distributed is installed), each with the rows checked equal to the serial run's.
@@ -140,14 +167,10 @@ def sweep_speedup(cells: list[Cell], jobs: int = 2) -> dict:
     out["local_s"], local = timed(lambda: run_local(cells, jobs))
     out["local_same"] = local == serial
     try:
-        from distributed import LocalCluster
+        import distributed  # noqa: F401
     except ImportError:
         return out
-    import logging
-
-    # silence_logs: the workers' heartbeats that race the cluster's own shutdown are logged as tracebacks
-    with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.CRITICAL) as cluster:
+    with local_cluster(jobs) as cluster:
         list(run_dask(cells[:jobs], cluster.scheduler_address))  # the workers load their kernels first
         out["dask_s"], remote = timed(lambda: run_dask(cells, cluster.scheduler_address))
     out["dask_same"] = remote == serial
