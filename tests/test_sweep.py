@@ -4,6 +4,7 @@ results files, resume, a failing cell, Ctrl-C, bad axes, charts, and the missing
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import os
@@ -64,6 +65,20 @@ def test_a_dask_local_cluster_gives_the_serial_rows(serial_results):
         remote = list(executors.run_dask(small_grid().cells, cluster.scheduler_address))
     assert comparable(remote) == comparable(serial_results)
     assert dict(os.environ) == environ  # no Nanny's MALLOC_TRIM_THRESHOLD_ left for later processes to inherit
+
+
+def test_a_worker_keeps_no_machine_of_the_cells_it_has_run():
+    """A cell's machines sit in reference cycles; a worker that kept them until a full collection came grew by
+    hundreds of MB a cell."""
+    from rvi_tui.engine.machine import Machine
+
+    def machines() -> int:
+        return sum(isinstance(o, Machine) for o in gc.get_objects())
+
+    gc.collect()
+    before = machines()
+    assert all(not r["error"] for r in executors.run_serial(small_grid().cells[:2]))
+    assert machines() <= before
 
 
 def test_a_cell_takes_no_more_page_faults_in_a_process_started_as_dask_starts_its_workers():
