@@ -7,7 +7,7 @@ frees. A cell allocates and frees buffers of tens of KiB to MiBs all the time: g
 the heap back at nearly every free, and maps every buffer over 128 KiB afresh, so that each is faulted in
 again, zeroed. Measured (a kcompile cell, 2M/2M pages): 178,000 minor page faults against 3,500 without the
 variable, and a quarter more CPU time; a tlbstress cell (4K/4K) 43,000 against 9,000 once trimming was held
-off, down to 15,000 with the mapping threshold raised too. So while a cell runs in such a process, both
+off, down to 10,600 with the mapping threshold raised too. So while a cell runs in such a process, both
 thresholds are at the highest values glibc's adaptive ones reach on 64-bit; after it, the configured values
 are put back and the heap trimmed once, as the worker's owner asked. A process without these variables is
 left alone: the adaptive thresholds serve it.
@@ -21,7 +21,7 @@ import functools
 import os
 import platform
 
-# mallopt's parameter numbers (glibc's malloc.h), each with the value held while a cell runs and glibc's default
+# mallopt's parameter numbers (glibc's malloc.h), the values held while a cell runs, glibc's defaults
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 HELD = {M_TRIM_THRESHOLD: 64 << 20, M_MMAP_THRESHOLD: 32 << 20}  # 2 x and 1 x DEFAULT_MMAP_THRESHOLD_MAX
 DEFAULT = 128 << 10  # both thresholds' defaults

@@ -195,8 +195,8 @@ def _trace_dir() -> str:
 
 def run_cell(cell: Cell, trace_bytes: bytes | None = None) -> dict:
     """Run one cell: {"key", "axes", "command", "seconds", "ops", "warmup_ops", "rows" (one per mode)}.
-    A user mistake inside the cell is returned as "error", so the other cells go on. In a Dask worker the C
-    heap is not trimmed while the cell runs (engine.c_heap: that costs a cell a quarter more CPU)."""
+    A user mistake inside the cell is returned as "error", so the other cells go on. In a Dask worker glibc's
+    heap thresholds are raised while the cell runs (engine.c_heap: a worker's cost a cell a quarter more CPU)."""
     with c_heap.untrimmed():
         result = _run_cell(cell, trace_bytes)
         # The cell's machines are held in reference cycles (a mode and its machine, the guest OS and its write
