@@ -47,8 +47,10 @@ def sa_find(geom, c, s, index, key, asid):
         return -1
     ways = geom[s, 2]
     first = set_base(geom, s, index)
-    for slot in range(first, first + ways):
-        if c[slot] == key:
+    keys = c[first : first + ways]  # (a set's fields read as slices: indices from 0 need no negative-index fix-up)
+    for way in range(ways):
+        if keys[way] == key:
+            slot = first + way
             tag = c[slot + ASID * ways]
             if tag == asid or ((c[slot + FLAGS * ways] & TF_GLOBAL) != 0 and (tag >> 12) == (asid >> 12)):
                 return slot
@@ -81,27 +83,29 @@ def line_find(geom, c, s, line):
     """Slot of a line in a two-field (key, stamp) data cache, or -1 (a line is in at most one way)."""
     ways = geom[s, 2]
     first = set_base(geom, s, line)
-    for slot in range(first, first + ways):
-        if c[slot] == line:
-            return slot
+    keys = c[first : first + ways]
+    for way in range(ways):
+        if keys[way] == line:
+            return first + way
     return -1
 
 
 @routine
-def lru_way(c, first, ways, stamps):
-    """The way to evict from the set at `first`: the lowest stamp, the first of equals.
+def lru_way(c, first, ways):
+    """The slot to evict from the set at `first`: the lowest stamp, the first of equals.
 
     An empty way has stamp 0 and every filled one a clock value >= 1, so this is
     'the first empty way, else the least recently used' in one branch-free pass.
     """
-    victim = first
-    oldest = c[first + stamps]
-    for slot in range(first + 1, first + ways):
-        stamp = c[slot + stamps]
+    stamps = c[first + STAMP * ways : first + (STAMP + 1) * ways]
+    victim = 0
+    oldest = stamps[0]
+    for way in range(1, ways):
+        stamp = stamps[way]
         older = stamp < oldest
-        victim = slot if older else victim
+        victim = way if older else victim
         oldest = stamp if older else oldest
-    return victim
+    return first + victim
 
 
 @routine
@@ -109,7 +113,7 @@ def line_fill(geom, c, st, s, line):
     """Fill a line into a two-field data cache: an empty way, else the LRU way."""
     ways = geom[s, 2]
     first = set_base(geom, s, line)
-    victim = lru_way(c, first, ways, STAMP * ways)
+    victim = lru_way(c, first, ways)
     c[victim] = line
     st[ST_CLOCK] += 1
     c[victim + STAMP * ways] = st[ST_CLOCK]
@@ -126,7 +130,7 @@ def sa_fill(geom, c, st, s, index, key, asid, val, flags):
         return -1, -1
     ways = geom[s, 2]
     first = set_base(geom, s, index)
-    return sa_put(c, st, lru_way(c, first, ways, STAMP * ways), ways, key, asid, val, flags)
+    return sa_put(c, st, lru_way(c, first, ways), ways, key, asid, val, flags)
 
 
 @routine
@@ -142,7 +146,7 @@ def sa_insert(geom, c, st, s, index, key, asid, val, flags):
         if c[slot] == key and c[slot + ASID * ways] == asid:
             present = slot
             break
-    victim = present if present >= 0 else lru_way(c, first, ways, STAMP * ways)
+    victim = present if present >= 0 else lru_way(c, first, ways)
     return sa_put(c, st, victim, ways, key, asid, val, flags)
 
 
