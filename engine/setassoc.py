@@ -47,10 +47,8 @@ def sa_find(geom, c, s, index, key, asid):
         return -1
     ways = geom[s, 2]
     first = set_base(geom, s, index)
-    keys = c[first : first + ways]  # (a set's fields read as slices: indices from 0 need no negative-index fix-up)
-    for way in range(ways):
-        if keys[way] == key:
-            slot = first + way
+    for slot in range(first, first + ways):
+        if c[slot] == key:
             tag = c[slot + ASID * ways]
             if tag == asid or ((c[slot + FLAGS * ways] & TF_GLOBAL) != 0 and (tag >> 12) == (asid >> 12)):
                 return slot
