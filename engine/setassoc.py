@@ -81,10 +81,9 @@ def line_find(geom, c, s, line):
     """Slot of a line in a two-field (key, stamp) data cache, or -1 (a line is in at most one way)."""
     ways = geom[s, 2]
     first = set_base(geom, s, line)
-    keys = c[first : first + ways]
-    for way in range(ways):
-        if keys[way] == line:
-            return first + way
+    for slot in range(first, first + ways):
+        if c[slot] == line:
+            return slot
     return -1
 
 
@@ -95,8 +94,8 @@ def lru_way(c, first, ways):
     An empty way has stamp 0 and every filled one a clock value >= 1, so this is
     'the first empty way, else the least recently used' in one branch-free pass.
     """
-    stamps = c[first + STAMP * ways : first + (STAMP + 1) * ways]
-    victim = 0
+    stamps = c[first + STAMP * ways : first + (STAMP + 1) * ways]  # a slice: indices from 0 need no negative-index
+    victim = 0  # fix-up (a shift, an and and an add) on each load
     oldest = stamps[0]
     for way in range(1, ways):
         stamp = stamps[way]
