@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rvi_tui.engine import config as C
+from rvi_tui.engine import heap
 from rvi_tui.engine.errors import ConfigError, EngineError
 from rvi_tui.engine.report import summarize
 from rvi_tui.workloads.errors import TraceError, WorkloadError
@@ -558,6 +559,7 @@ class Runner:
         from rvi_tui.engine.session import Session
 
         session = Session(stream, config, modes=MODES, warmup_ops=workload.warmup_ops, history=True)
+        heap.settle()  # the app, numba and the new run are all here: keep them out of later full collections
         with self.lock:
             self.trace_sha256 = sha
             self.history_epoch += 1
