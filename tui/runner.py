@@ -326,14 +326,22 @@ class Runner:
         The engine and the UI share the GIL: a redraw that competes with the engine takes about twice its
         CPU time. Held for a pull plus a redraw (~10-30 ms) the engine loses the same time, the key less.
         """
-        self._hold_depth += 1  # re-entrant: a redraw's hold contains its pull's (UI thread only)
-        self._ui_waiting.set()
+        self.ui_busy()
         try:
             yield
         finally:
-            self._hold_depth -= 1
-            if not self._hold_depth:
-                self._ui_waiting.clear()
+            self.ui_done()
+
+    def ui_busy(self) -> None:
+        """The engine starts no new sub-batch until as many ``ui_done`` calls (UI thread only: nested holds, a
+        redraw's inside a key's)."""
+        self._hold_depth += 1
+        self._ui_waiting.set()
+
+    def ui_done(self) -> None:
+        self._hold_depth -= 1
+        if not self._hold_depth:
+            self._ui_waiting.clear()
 
     def _task_frame(self) -> Frame:
         return Frame(self.generation, self.state, self.message, self.error, self.spec, speed=self.speed,
