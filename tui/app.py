@@ -20,7 +20,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.events import Resize
+from textual.events import Event, Key, Resize
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
@@ -231,6 +231,14 @@ class RviApp(App):
         self.load(self.session_file.spec)
         self.action_view(self.session_file.view.mode)
         self._open_view(self.session_file.view)
+
+    async def on_event(self, event: Event) -> None:
+        if isinstance(event, Key):
+            # sharing the GIL with a running engine, a key's redraw took about twice its CPU time: the engine
+            # starts no new sub-batch from the key until the screen it brings is painted
+            self.runner.ui_busy()
+            self.call_after_refresh(self.runner.ui_done)
+        await super().on_event(event)
 
     def on_unmount(self) -> None:
         self.runner.stop(timeout=0.5)
