@@ -14,6 +14,7 @@ import time
 import pytest
 from rvi_tui.engine.errors import EngineError
 from rvi_tui.engine.session import Session
+from rvi_tui.tui import app as app_module
 from rvi_tui.tui.app import RviApp, check_args
 from rvi_tui.tui.runner import SPEEDS
 from rvi_tui.tui.screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
@@ -172,10 +173,11 @@ async def test_p_runs_then_pauses():
         assert app.frame.counters["nested"]["accesses"] > 0
 
 
-async def test_a_key_holds_a_running_engine_until_its_screen_is_painted():
+async def test_a_key_holds_a_running_engine_until_its_screen_is_painted(monkeypatch):
     """The engine and the UI share the GIL: a redraw that competes with a running engine takes about twice its
     CPU time. From a key until the screen it brings is painted, the engine starts no new sub-batch; then it
     goes on."""
+    monkeypatch.setattr(app_module, "KEY_HOLD_S", 30.0)  # the fallback for keys without an action stays out
     app = RviApp(workload_name="kcompile", workload_params={"jobs": 400})
     paints = []  # (mode shown, engine held) at each paint
     display = app._display
