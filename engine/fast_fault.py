@@ -111,7 +111,7 @@ from .layout import (
     TF_GLOBAL,
 )
 from .routine import fault_routine
-from .setassoc import empty
+from .setassoc import ASID, FLAGS, STAMP, empty
 from .walk import VA_MASK
 
 COW = 1 << 9  # an available-to-software bit: the page is shared copy-on-write (guest_os.COW)
@@ -303,13 +303,13 @@ def refs_shared(counts, frame, size):
 
 # --- the TLB -----------------------------------------------------------------------------------------------
 @fault_routine
-def drop_if_page_4k(c, slot, ways, fields, vpn, asid):
-    """Empty the TLB way at `slot` (of a structure with `ways` ways of `fields` fields) if it holds the 4 KiB
+def drop_if_page_4k(c, slot, ways, vpn, asid):
+    """Empty the TLB way at `slot` (of a structure with `ways` ways) if it holds the 4 KiB
     page vpn for this VPID: under PCID asid, or global."""
     if c[slot] == vpn << 2:  # a 4 KiB page's key: its number, size code 0
-        tag = c[slot + ways]
-        if tag == asid or ((tag >> 12) == (asid >> 12) and c[slot + 3 * ways] & TF_GLOBAL):
-            empty(c, slot, slot + (fields - 1) * ways)
+        tag = c[slot + ASID * ways]
+        if tag == asid or ((tag >> 12) == (asid >> 12) and c[slot + FLAGS * ways] & TF_GLOBAL):
+            empty(c, slot, slot + STAMP * ways)
 
 
 @fault_routine
@@ -333,8 +333,9 @@ def drop_tagged(geom, c, s, tag, whole_vpid):
     block = ways * geom[s, 4]
     for first in range(geom[s, 0], geom[s, 0] + geom[s, 1] * block, block):
         for slot in range(first, first + ways):
-            if vpid_entry(c[slot], c[slot + ways], tag) if whole_vpid else pcid_entry(c[slot], c[slot + ways], tag):
-                empty(c, slot, slot + (geom[s, 4] - 1) * ways)
+            t = c[slot + ASID * ways]
+            if vpid_entry(c[slot], t, tag) if whole_vpid else pcid_entry(c[slot], t, tag):
+                empty(c, slot, slot + STAMP * ways)
 
 
 @fault_routine
@@ -367,7 +368,7 @@ def invlpg_4k(geom, c, va, asid):
         mask = geom[s, 3]
         first = geom[s, 0] + (vpn & mask if mask >= 0 else vpn % sets) * ways * geom[s, 4]
         for slot in range(first, first + ways):
-            drop_if_page_4k(c, slot, ways, geom[s, 4], vpn, asid)
+            drop_if_page_4k(c, slot, ways, vpn, asid)
     drop_pcid_walk_caches(geom, c, asid)
 
 

@@ -181,13 +181,18 @@ def l1_probe(va, geom, c, st, ev):
 
 
 @routine
-def tlb_lookup(va, geom, c, st, cost, cnt, ev):
-    """Probe the L1 arrays, then the L2. Returns (slot or -1, level 0/1, structure)."""
+def tlb_lookup(va, l1_missed, geom, c, st, cost, cnt, ev):
+    """Probe the L1 arrays, then the L2. Returns (slot or -1, level 0/1, structure).
+
+    `l1_missed`: the caller has just probed the L1 for va and missed (a miss changes nothing, so probing
+    again would find the same).
+    """
     va = va & VA_MASK
     cnt[K_CYC_TLB] += cost[C_L1]
-    slot, s = l1_probe(va, geom, c, st, ev)
-    if slot >= 0:
-        return slot, 0, s
+    if not l1_missed:
+        slot, s = l1_probe(va, geom, c, st, ev)
+        if slot >= 0:
+            return slot, 0, s
     emit(ev, st, EV_TLB, S_L1_4K, 0, -1, va >> 12, 0, 0)
     if geom[S_L2, 1] == 0:
         return -1, -1, S_L2
@@ -216,15 +221,15 @@ def probe(geom, c, st, s, va, size, asid, sizes, ev):
 
 
 @routine
-def access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop):
-    """One access: TLB lookup, a walk on a miss, fill.
+def access(va, write, l1_missed, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop):
+    """One access: TLB lookup (from the L2 when `l1_missed`: see tlb_lookup), a walk on a miss, fill.
 
     Returns STOP_DONE or a stop code.
 
     A write that hits a clean or read-only entry walks too (to set D, or to
     find the fault), but still counts as the TLB hit it was.
     """
-    slot, level, s = tlb_lookup(va, geom, c, st, cost, cnt, ev)
+    slot, level, s = tlb_lookup(va, l1_missed, geom, c, st, cost, cnt, ev)
     frame = 0
     size = 0
     walked = slot < 0
@@ -342,6 +347,7 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
         linear = va & VA_MASK  # what the TLB and the walk index; a fault reports va itself
         write = rw == WRITE
         hit = False
+        l1_missed = False  # the L1 was probed for this access and missed: the full path starts at the L2
         if fast:
             page = linear >> 12
             if page == page_a:
@@ -364,6 +370,8 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
                     wd_a = (sa_flags(geom, c, hs, slot) & (TF_WRITABLE | TF_DIRTY)) == (TF_WRITABLE | TF_DIRTY)
                     frame_a = sa_val(geom, c, hs, slot)
                     mask_a = (1 << (12 + 9 * size)) - 1
+                else:
+                    l1_missed = True
             if hit and write and not wd_a:
                 hit = False  # a write to a clean or read-only entry needs the walk: the full path
         if hit:
@@ -378,7 +386,7 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
             else:
                 base_cycles += access_cost
         else:
-            code = access(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop)
+            code = access(va, write, l1_missed, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop)
             if code != STOP_DONE:
                 # (the builds that record events serve the step path, whose faults go to Python: they leave it out)
                 if not RECORD_EVENTS and fast and tries < FAST_TRIES and fast_fault(

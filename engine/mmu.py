@@ -38,7 +38,7 @@ from .layout import (
     TF_PAGE_SHIFT,
     TF_SIZE_MASK,
 )
-from .setassoc import ASID, FLAGS, KEY, VAL, empty, fields, lru_ages, make_arrays, slots
+from .setassoc import ASID, FLAGS, KEY, STAMP, VAL, empty, fields, lru_ages, make_arrays, slots
 from .walk import VA_MASK
 
 TLB_STRUCTS = (S_L1_4K, S_L1_2M, S_L1_1G, S_L2)
@@ -117,13 +117,12 @@ class Ways:
     """Every way of some structures as indices into the cache array: its key, tag (ASID), flags and stamp."""
 
     def __init__(self, geom: np.ndarray, structs):
-        parts = [(slots(geom, s).ravel(), int(geom[s, 2]), int(geom[s, 4])) for s in structs]
-        self.key = np.concatenate([p for p, _, _ in parts] + [np.zeros(0, dtype=np.int64)])
-        ways = np.concatenate([np.full(len(p), w, dtype=np.int64) for p, w, _ in parts] + [np.zeros(0, dtype=np.int64)])
-        nf = np.concatenate([np.full(len(p), f, dtype=np.int64) for p, _, f in parts] + [np.zeros(0, dtype=np.int64)])
-        self.tag = self.key + ways
-        self.flags = self.key + 3 * ways
-        self.stamp = self.key + (nf - 1) * ways
+        parts = [(slots(geom, s).ravel(), int(geom[s, 2])) for s in structs]
+        self.key = np.concatenate([p for p, _ in parts] + [np.zeros(0, dtype=np.int64)])
+        ways = np.concatenate([np.full(len(p), w, dtype=np.int64) for p, w in parts] + [np.zeros(0, dtype=np.int64)])
+        self.tag = self.key + ASID * ways
+        self.flags = self.key + FLAGS * ways
+        self.stamp = self.key + STAMP * ways
 
 
 class MMU:
@@ -216,7 +215,7 @@ class MMU:
                     continue
                 first = int(self.geom[s, 0]) + (vpn & mask if mask >= 0 else vpn % sets) * ways * fields_
                 for way in np.flatnonzero(c[first : first + ways] == vpn << 2).tolist():
-                    drop_if_page_4k(c, first + way, ways, fields_, vpn, asid)
+                    drop_if_page_4k(c, first + way, ways, vpn, asid)
         self._empty(self.pwcs, self._tagged(self.pwcs, asid))
 
     def flush_asid(self, asid: int, keep_global: bool = True) -> None:

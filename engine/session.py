@@ -14,13 +14,12 @@ UI asks for an op and shows what it gets.
 
 from __future__ import annotations
 
-import gc
-
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 
 from ..workloads import ops as O
+from . import heap
 from .config import Config
 from .layout import ST_MAX_WALK
 from .machine import Machine
@@ -195,8 +194,9 @@ class Session:
         yield from self._going(op, chunk, start=min([op, *missing]), halve=True)
         if moved > NEAR:
             # a jump's restore and replay made some 10^5 objects: collect them now, within the jump's time, so
-            # that a full collection (50-130 ms) does not fall on one of the steps back that tend to follow
-            gc.collect()
+            # that a full collection (50-130 ms) does not fall on one of the steps back that tend to follow,
+            # and freeze the survivors, so that those that do fall there scan only what is newer
+            heap.settle()
 
     def _going(self, op: int, chunk: int = 2048, start: int | None = None, halve: bool = False):
         """Run to `op`, first restoring the nearest checkpoint at or below op `start` (default `op`) when the

@@ -7,12 +7,14 @@ state is one array ``c`` plus a geometry table
 ``geom[s] = (base, sets, ways, index mask or -1, fields)`` (sets = 0: absent).
 
 Layout is set-major: each set is one contiguous block of ``fields * ways``
-words — ``[keys | asids | values | flags | stamps]`` for TLBs and walk caches,
+words — ``[keys | stamps | asids | values | flags]`` for TLBs and walk caches,
 just ``[keys | stamps]`` for the data caches (``geom[s, 4]`` says which) — so
 probing a set and updating its LRU state touches a few adjacent cache lines of
 the host, not arrays scattered over megabytes. A slot is the index of its key;
-its other fields sit ``ways``, ``2 * ways``... further on; the stamp is always
-the last. A key of -1 is an empty way.
+field F of its way sits ``F * ways`` further on (KEY, STAMP, ... below). The
+stamps follow the keys because a miss reads those two alone (the probe, then
+the fill's choice of a victim): adjacent, they share the host's cache lines
+and its adjacent-line prefetch. A key of -1 is an empty way.
 The set is ``index mod sets``; the victim is an empty way, else the way with
 the oldest stamp (true LRU). An empty way has key -1 and stamp 0; a filled one
 has the clock value of its last use, always >= 1.
@@ -25,7 +27,7 @@ import numpy as np
 from .layout import ST_CLOCK, TF_GLOBAL
 from .routine import routine
 
-KEY, ASID, VAL, FLAGS, STAMP = range(5)  # field order inside a set block
+KEY, STAMP, ASID, VAL, FLAGS = range(5)  # field order inside a set block: a data cache has the first two
 
 
 @routine
@@ -47,31 +49,31 @@ def sa_find(geom, c, s, index, key, asid):
     first = set_base(geom, s, index)
     for slot in range(first, first + ways):
         if c[slot] == key:
-            tag = c[slot + ways]
-            if tag == asid or ((c[slot + 3 * ways] & TF_GLOBAL) != 0 and (tag >> 12) == (asid >> 12)):
+            tag = c[slot + ASID * ways]
+            if tag == asid or ((c[slot + FLAGS * ways] & TF_GLOBAL) != 0 and (tag >> 12) == (asid >> 12)):
                 return slot
     return -1
 
 
 @routine
 def sa_val(geom, c, s, slot):
-    return c[slot + 2 * geom[s, 2]]
+    return c[slot + VAL * geom[s, 2]]
 
 
 @routine
 def sa_flags(geom, c, s, slot):
-    return c[slot + 3 * geom[s, 2]]
+    return c[slot + FLAGS * geom[s, 2]]
 
 
 @routine
 def sa_set_flags(geom, c, s, slot, flags):
-    c[slot + 3 * geom[s, 2]] = flags
+    c[slot + FLAGS * geom[s, 2]] = flags
 
 
 @routine
 def sa_touch(geom, c, st, s, slot):
     st[ST_CLOCK] += 1
-    c[slot + (geom[s, 4] - 1) * geom[s, 2]] = st[ST_CLOCK]
+    c[slot + STAMP * geom[s, 2]] = st[ST_CLOCK]
 
 
 @routine
@@ -86,20 +88,21 @@ def line_find(geom, c, s, line):
 
 
 @routine
-def lru_way(c, first, ways, stamps):
-    """The way to evict from the set at `first`: the lowest stamp, the first of equals.
+def lru_way(c, first, ways):
+    """The slot to evict from the set at `first`: the lowest stamp, the first of equals.
 
     An empty way has stamp 0 and every filled one a clock value >= 1, so this is
     'the first empty way, else the least recently used' in one branch-free pass.
     """
-    victim = first
-    oldest = c[first + stamps]
-    for slot in range(first + 1, first + ways):
-        stamp = c[slot + stamps]
+    stamps = c[first + STAMP * ways : first + (STAMP + 1) * ways]  # a slice: indices from 0 need no negative-index
+    victim = 0  # fix-up (a shift, an and and an add) on each load
+    oldest = stamps[0]
+    for way in range(1, ways):
+        stamp = stamps[way]
         older = stamp < oldest
-        victim = slot if older else victim
+        victim = way if older else victim
         oldest = stamp if older else oldest
-    return victim
+    return first + victim
 
 
 @routine
@@ -107,10 +110,10 @@ def line_fill(geom, c, st, s, line):
     """Fill a line into a two-field data cache: an empty way, else the LRU way."""
     ways = geom[s, 2]
     first = set_base(geom, s, line)
-    victim = lru_way(c, first, ways, ways)
+    victim = lru_way(c, first, ways)
     c[victim] = line
     st[ST_CLOCK] += 1
-    c[victim + ways] = st[ST_CLOCK]
+    c[victim + STAMP * ways] = st[ST_CLOCK]
 
 
 @routine
@@ -124,7 +127,7 @@ def sa_fill(geom, c, st, s, index, key, asid, val, flags):
         return -1, -1
     ways = geom[s, 2]
     first = set_base(geom, s, index)
-    return sa_put(c, st, lru_way(c, first, ways, 4 * ways), ways, key, asid, val, flags)
+    return sa_put(c, st, lru_way(c, first, ways), ways, key, asid, val, flags)
 
 
 @routine
@@ -137,10 +140,10 @@ def sa_insert(geom, c, st, s, index, key, asid, val, flags):
     first = set_base(geom, s, index)
     present = -1
     for slot in range(first, first + ways):
-        if c[slot] == key and c[slot + ways] == asid:
+        if c[slot] == key and c[slot + ASID * ways] == asid:
             present = slot
             break
-    victim = present if present >= 0 else lru_way(c, first, ways, 4 * ways)
+    victim = present if present >= 0 else lru_way(c, first, ways)
     return sa_put(c, st, victim, ways, key, asid, val, flags)
 
 
@@ -148,14 +151,14 @@ def sa_insert(geom, c, st, s, index, key, asid, val, flags):
 def sa_put(c, st, slot, ways, key, asid, val, flags):
     """Write an entry into `slot` as the most recent of its set; returns (slot, evicted key or -1)."""
     evicted = c[slot]
-    if evicted == key and c[slot + ways] == asid:
+    if evicted == key and c[slot + ASID * ways] == asid:
         evicted = -1
     c[slot] = key
-    c[slot + ways] = asid
-    c[slot + 2 * ways] = val
-    c[slot + 3 * ways] = flags
+    c[slot + ASID * ways] = asid
+    c[slot + VAL * ways] = val
+    c[slot + FLAGS * ways] = flags
     st[ST_CLOCK] += 1
-    c[slot + 4 * ways] = st[ST_CLOCK]
+    c[slot + STAMP * ways] = st[ST_CLOCK]
     return slot, evicted
 
 
@@ -199,13 +202,13 @@ def empty(c, keys, stamps) -> None:
 def drop(geom, c, s: int, gone: np.ndarray) -> None:
     """Empty the ways of structure s where `gone` (sets, ways) is true."""
     keys = slots(geom, s)[gone]
-    empty(c, keys, keys + (int(geom[s, 4]) - 1) * int(geom[s, 2]))
+    empty(c, keys, keys + STAMP * int(geom[s, 2]))
 
 
 def lru_ages(geom, c, s: int) -> np.ndarray:
     """(sets, ways): how many valid ways of the same set were used more recently than each way."""
     view = fields(geom, c, s)
-    stamp = np.where(view[KEY] != -1, view[-1], -1)
+    stamp = np.where(view[KEY] != -1, view[STAMP], -1)
     return (stamp[:, None, :] > stamp[:, :, None]).sum(axis=2)
 
 

@@ -61,11 +61,12 @@ def assert_no_entry_twice(machine) -> None:
 def cache_entries(m, s: int) -> list:
     """(set, way, fields..., LRU age) of every valid entry of structure s (data caches: key only)."""
     import numpy as np
-    from rvi_tui.engine.setassoc import KEY, lru_ages
+    from rvi_tui.engine.setassoc import ASID, FLAGS, KEY, VAL, lru_ages
 
     v = m.mmu.views[s]
     ages = lru_ages(m.mmu.geom, m.mmu.c, s)
-    return [(int(i), int(w), *(int(v[f][i, w]) for f in range(v.shape[0] - 1)), int(ages[i, w]))
+    named = (KEY, ASID, VAL, FLAGS) if v.shape[0] == 5 else (KEY,)  # every field but the stamp: the age says it
+    return [(int(i), int(w), *(int(v[f][i, w]) for f in named), int(ages[i, w]))
             for i, w in zip(*np.nonzero(v[KEY] != -1))]
 
 

@@ -34,6 +34,7 @@ from serve_helpers import Served, alive, wait_until  # noqa: E402
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = os.environ.get("RVI_TUI_ARTIFACTS", "artifacts")
+TERMINAL_INPUT = "textarea.xterm-helper-textarea"  # where xterm.js takes keys (a click would reach the app too)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,19 @@ class Exports:
         except PlaywrightError:  # its popup was closed meanwhile (the SVG of an export already read)
             pass
 
+    @staticmethod
+    def close_popups(page, wait: bool) -> None:
+        """Close the popup each download opens (waiting up to 2 s for it when one is due: one that opened after
+        the next key was pressed would take that key), and give the terminal the keyboard again."""
+        for _ in range(20 if wait else 1):
+            popups = [p for p in page.context.pages if p.opener() == page]
+            for popup in popups:
+                popup.close()
+            if popups:
+                break
+            page.wait_for_timeout(100)
+        page.focus(TERMINAL_INPUT)
+
     @classmethod
     def until(cls, page, cond, what: str, timeout: float = 60.0, key: str = "e") -> dict:
         """Press `key` until the file it brings satisfies `cond` (the app takes `e` once its first frame is there,
@@ -80,9 +94,7 @@ class Exports:
                 page.wait_for_timeout(100)
                 if len(cls.documents) > seen:
                     break
-            for popup in page.context.pages:  # each download opens one
-                if popup.opener() == page:
-                    popup.close()
+            cls.close_popups(page, wait=len(cls.documents) > seen)
             if len(cls.documents) > seen and cond(cls.documents[-1]):
                 return cls.documents[-1]
         last = cls.documents[-1] if cls.documents else None
@@ -104,7 +116,7 @@ def open_app(page, served, path="/"):
     page.goto(served.url + path)
     page.wait_for_selector("body.-first-byte", state="attached", timeout=30_000)
     pid = wait_until(lambda: served.app_pids()[before:], 20, "the app's process")[0]
-    page.focus("textarea.xterm-helper-textarea")  # where xterm.js takes keys (a click would reach the app too)
+    page.focus(TERMINAL_INPUT)
     return pid
 
 

@@ -91,16 +91,30 @@ def test_going_back_op_after_op_replays_little_and_reaches_a_fresh_runs_state():
 
 def test_a_jump_collects_its_garbage_and_a_step_back_does_not():
     """A jump's restore and replay leave ~10^5 objects; a full collection then fell on one of the steps back
-    that follow (50-130 ms of a 150 ms budget). The jump, which has time to spare, collects them itself."""
+    that follow (50-130 ms of a 150 ms budget). The jump, which has time to spare, collects them itself, and
+    freezes the survivors (the restored machines among them), so that a later full collection does not scan
+    them; what an earlier jump froze and has died since is collected."""
     import gc
+    import weakref
+
+    class Cycle:
+        pass
 
     ops, warmup = stream("kcompile")
     s = Session([ops], config(PAGES[0]), warmup_ops=min(warmup, len(ops)), history=True)
     s.run(len(ops))
+    dead = Cycle()
+    dead.me = dead  # garbage that only a collection frees
+    gone = weakref.ref(dead)
+    gc.freeze()
+    del dead
     full = lambda: gc.get_stats()[2]["collections"]  # noqa: E731
     before = full()
     s.seek(FINE // 2)  # a jump back across the run
     assert full() > before
+    assert gone() is None
+    tracked = {id(o) for o in gc.get_objects()}
+    assert id(s.machines["native"]) not in tracked and id(s.machines["native"].mmu) not in tracked
     gc.disable()  # only the session's own collections count below
     try:
         before = full()

@@ -8,9 +8,23 @@ from hypothesis import strategies as st
 
 from machine_helpers import BASE, CACHES_OFF, cfg_from
 from rvi_tui.engine.events import Translated
-from rvi_tui.engine.layout import S_L2
+from rvi_tui.engine.layout import S_L2, ST_CLOCK
 from rvi_tui.engine.machine import Machine
-from rvi_tui.engine.setassoc import KEY, drop, fields, lru_ages, make_arrays, sa_find, sa_insert, sa_touch
+from rvi_tui.engine.setassoc import (
+    ASID,
+    FLAGS,
+    KEY,
+    STAMP,
+    VAL,
+    drop,
+    fields,
+    lru_ages,
+    make_arrays,
+    sa_fill,
+    sa_find,
+    sa_insert,
+    sa_touch,
+)
 from rvi_tui.workloads import ops as O
 
 
@@ -121,6 +135,21 @@ def test_tlb_hierarchy_matches_reference_per_access(pages, mode):
         outcomes.append(done[-1].via)
     expected = reference_hierarchy([(BASE >> 12) + p for p in pages], ReferenceCache(4, 2), ReferenceCache(6, 4))
     assert outcomes == expected
+
+
+def test_a_fill_reads_back_under_each_field_name_and_stamps_follow_keys():
+    """The compiled routines and the Python views agree on where each field lives; a set's stamps sit right
+    after its keys, as a TLB miss reads those two alone (setassoc's layout, README "Miss-heavy streams")."""
+    geom, c = make_arrays([(4, 12), (2, 3)], fields_of=[5, 2])
+    state = np.zeros(16, dtype=np.int64)
+    slot, evicted = sa_fill(geom, c, state, 0, 6, 6, 0x2003, 777, 0x41)
+    assert evicted == -1
+    view = fields(geom, c, 0)
+    row, way = 6 % 4, slot - int(geom[0, 0]) - (6 % 4) * 5 * 12
+    assert [int(view[f][row, way]) for f in (KEY, ASID, VAL, FLAGS, STAMP)] == [6, 0x2003, 777, 0x41, state[ST_CLOCK]]
+    assert c[slot + STAMP * 12] == state[ST_CLOCK] and STAMP == 1  # keys, then stamps, in every structure
+    assert sa_find(geom, c, 0, 6, 6, 0x2003) == slot and sa_find(geom, c, 0, 6, 6, 0x2004) == -1
+    assert fields(geom, c, 1).shape == (2, 2, 3)  # a data cache: keys and stamps alone
 
 
 def test_l2_sets_follow_vpn_modulo_sets():

@@ -179,9 +179,22 @@ async def test_escape_cancels_a_long_search_and_goes_back():
         await wait_for(pilot, lambda: app.runner.state == "seeking" and app.runner.session.ops_done > 5000)
         await settle(pilot, app)
         assert "esc cancels" in str(q(app, StatusBar).render())
+        keys = footer_keys(app)  # dimmed while the engine is away from the op shown, but for what still works
+        assert keys["step"].has_class("-disabled") and not keys["view('native')"].has_class("-disabled")
         await pilot.press("escape")
         await seeked(pilot, app, 3)
         assert any("cancelled" in n.message for n in app._notifications)
+        await settled_screen(pilot, app)
+        lit = footer_keys(app)
+        assert not lit["step"].has_class("-disabled")
+        # lit again in place: the same widgets (a recompose of the footer took 60-150 ms of a key's time)
+        assert all(lit[action] is key for action, key in keys.items())
+
+
+def footer_keys(app) -> dict:
+    from textual.widgets._footer import FooterKey
+
+    return {k.action: k for k in app.main_screen.query(FooterKey)}
 
 
 async def test_s_saves_a_session_that_reopens_on_the_same_screen(tmp_path):

@@ -14,6 +14,7 @@ import time
 import pytest
 from rvi_tui.engine.errors import EngineError
 from rvi_tui.engine.session import Session
+from rvi_tui.tui import app as app_module
 from rvi_tui.tui.app import RviApp, check_args
 from rvi_tui.tui.runner import SPEEDS
 from rvi_tui.tui.screens import ConfirmScreen, EventFilterScreen, HelpScreen, WorkloadPicker
@@ -170,6 +171,36 @@ async def test_p_runs_then_pauses():
         await settle(pilot, app)
         assert "PAUSED" in q(app, StatusBar).render().plain
         assert app.frame.counters["nested"]["accesses"] > 0
+
+
+async def test_a_key_holds_a_running_engine_until_its_screen_is_painted(monkeypatch):
+    """The engine and the UI share the GIL: a redraw that competes with a running engine takes about twice its
+    CPU time. From a key until the screen it brings is painted, the engine starts no new sub-batch; then it
+    goes on."""
+    monkeypatch.setattr(app_module, "KEY_HOLD_S", 30.0)  # the fallback for keys without an action stays out
+    app = RviApp(workload_name="kcompile", workload_params={"jobs": 400})
+    paints = []  # (mode shown, engine held) at each paint
+    display = app._display
+
+    def painting(screen, update):
+        display(screen, update)
+        if update is not None and not app._batch_count:
+            paints.append((app.view_mode, app.runner._ui_waiting.is_set()))
+
+    app._display = painting
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.session.ops_done > 1000, what="ops run")
+        for key, mode in (("2", "shadow"), ("3", "nested"), ("1", "native")):
+            paints.clear()
+            await pilot.press(key)
+            await wait_for(pilot, lambda: any(m == mode for m, _ in paints), timeout=10, what=f"{mode} painted")
+            assert next(held for m, held in paints if m == mode)
+            await wait_for(pilot, lambda: not app.runner._ui_waiting.is_set(), timeout=10, what="the hold let go")
+            ops = app.runner.session.ops_done
+            await wait_for(pilot, lambda: app.runner.session.ops_done > ops, timeout=10, what="the engine going on")
+        await pilot.press("p")
 
 
 async def test_p_pressed_while_loading_runs_once_loaded():

@@ -20,7 +20,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.events import Resize
+from textual.events import Event, Key, Resize
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
@@ -58,6 +58,7 @@ MIN_SIZE = (80, 24)
 PANES_HEIGHT = {"guest": 28, "second": 36}
 MAX_HZ = 20  # never redraw faster than this
 RUN_HZ = 10  # pull rate while the engine runs
+KEY_HOLD_S = 0.3  # the longest a key holds a running engine (one that runs no action of the app's)
 SNAPSHOT_EVERY = 0.25  # while running, TLB contents and table paths refresh at most 4 times a second
 LOG_OPS_PER_TICK = 40  # at most this many new stepped ops are written to the log per redraw
 LOG_REBUILD_OPS = 150  # ops of history shown after a mode or filter change
@@ -170,6 +171,7 @@ class RviApp(App):
         self._rebuild_log = True
         self._last_render = 0.0
         self._refresh_pending = False
+        self._keys_held = 0  # keys that hold the engine until their action's redraw is painted
         self._state_seen = ""
         self._keys_state = ""  # the engine state the footer's keys were last lit or dimmed for (check_action)
         self._error_seen: str | None = None
@@ -231,6 +233,26 @@ class RviApp(App):
         self.load(self.session_file.spec)
         self.action_view(self.session_file.view.mode)
         self._open_view(self.session_file.view)
+
+    async def on_event(self, event: Event) -> None:
+        if isinstance(event, Key) and not event.is_forwarded:  # a key's first pass (a second: back from a widget)
+            # sharing the GIL with a running engine, a key's redraw took about twice its CPU time: the engine
+            # starts no new sub-batch from the key until the screen its action brings is painted
+            self.runner.ui_busy()
+            self._keys_held += 1
+            self.set_timer(KEY_HOLD_S, self._let_engine_go)
+        await super().on_event(event)
+
+    async def run_action(self, action, default_namespace=None) -> bool:
+        ran = await super().run_action(action, default_namespace)
+        if self._keys_held:
+            self.call_after_refresh(self._let_engine_go)  # after the paint of what the action redrew
+        return ran
+
+    def _let_engine_go(self) -> None:
+        while self._keys_held:
+            self._keys_held -= 1
+            self.runner.ui_done()
 
     def on_unmount(self) -> None:
         self.runner.stop(timeout=0.5)

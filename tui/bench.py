@@ -104,18 +104,27 @@ async def key_latencies(app, pilot, keys: int, renders: list, until=None) -> lis
 
 
 def timed_app(**kwargs):
-    """An RviApp that notes (time, viewed mode) at the end of each redraw."""
+    """An RviApp that notes (time, viewed mode) of each redraw once it is on the screen: when the compositor
+    has painted what the frame changed (the terminal's write left out, as the tests' driver makes none)."""
     from .app import RviApp
 
     app = RviApp(**kwargs)
     renders: list[tuple[float, str]] = []
-    original = app._render_frame
+    drawn: list[str] = []  # frames drawn into the panes, not painted yet
+    render, display = app._render_frame, app._display
 
     def timed_render(frame):
-        original(frame)
-        renders.append((time.perf_counter(), app.view_mode))
+        render(frame)
+        drawn.append(app.view_mode)
 
-    app._render_frame = timed_render
+    def timed_display(screen, update):
+        display(screen, update)
+        if update is not None and drawn and not app._batch_count:
+            now = time.perf_counter()
+            renders.extend((now, mode) for mode in drawn)
+            drawn.clear()
+
+    app._render_frame, app._display = timed_render, timed_display
     return app, renders
 
 
@@ -204,7 +213,7 @@ async def measure_travel(ops: int = 1_000_000, jobs: int = 255, size=(120, 40)) 
     def noting_render(frame):
         timed(frame)
         if frame.notice:
-            notices.append((renders[-1][0], frame.notice))
+            notices.append((time.perf_counter(), frame.notice))
 
     app._render_frame = noting_render
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rvi_tui.engine import config as C
+from rvi_tui.engine import heap
 from rvi_tui.engine.errors import ConfigError, EngineError
 from rvi_tui.engine.report import summarize
 from rvi_tui.workloads.errors import TraceError, WorkloadError
@@ -325,14 +326,22 @@ class Runner:
         The engine and the UI share the GIL: a redraw that competes with the engine takes about twice its
         CPU time. Held for a pull plus a redraw (~10-30 ms) the engine loses the same time, the key less.
         """
-        self._hold_depth += 1  # re-entrant: a redraw's hold contains its pull's (UI thread only)
-        self._ui_waiting.set()
+        self.ui_busy()
         try:
             yield
         finally:
-            self._hold_depth -= 1
-            if not self._hold_depth:
-                self._ui_waiting.clear()
+            self.ui_done()
+
+    def ui_busy(self) -> None:
+        """The engine starts no new sub-batch until as many ``ui_done`` calls (UI thread only: nested holds, a
+        redraw's inside a key's)."""
+        self._hold_depth += 1
+        self._ui_waiting.set()
+
+    def ui_done(self) -> None:
+        self._hold_depth -= 1
+        if not self._hold_depth:
+            self._ui_waiting.clear()
 
     def _task_frame(self) -> Frame:
         return Frame(self.generation, self.state, self.message, self.error, self.spec, speed=self.speed,
@@ -558,6 +567,7 @@ class Runner:
         from rvi_tui.engine.session import Session
 
         session = Session(stream, config, modes=MODES, warmup_ops=workload.warmup_ops, history=True)
+        heap.settle()  # the app, numba and the new run are all here: keep them out of later full collections
         with self.lock:
             self.trace_sha256 = sha
             self.history_epoch += 1

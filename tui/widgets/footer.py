@@ -21,6 +21,20 @@ class KeyFooter(Footer):
     KeyFooter.-compact KeyGroup.-compact { padding-left: 0; }
     """
 
+    def bindings_changed(self, screen) -> None:
+        """Light or dim the keys in place when the keys shown are the same and only that changed (a seek's start
+        and end): a recompose mounts and styles every key anew and fits them again, 60-150 ms here, which fell
+        on the key pressed just after a jump."""
+        if self._bindings_ready and screen.app.app_focus and self.is_attached and screen is self.screen:
+            keys = list(self.query(FooterKey))
+            shown = shown_bindings(screen)
+            if keys and [(k.key, k.action) for k in keys] == [(b.key, b.action) for b, _ in shown]:
+                for k, (_, enabled) in zip(keys, shown):
+                    k._disabled = not enabled  # what FooterKey's own click checks
+                    k.set_class(not enabled, "-disabled")
+                return
+        super().bindings_changed(screen)
+
     def on_resize(self) -> None:
         self.call_after_refresh(self.fit_keys)
 
@@ -63,3 +77,13 @@ class KeyFooter(Footer):
                 if r == rank and rank > 1:  # ? and q always stay
                     width -= cells[id(widget)]
                     widget.display = False
+
+
+def shown_bindings(screen) -> list:
+    """(binding, enabled) of each key the footer shows, in its order: the first shown binding of each action,
+    as ``Footer.compose`` picks them."""
+    first: dict = {}
+    for _, binding, enabled, _ in screen.active_bindings.values():
+        if binding.show and binding.action not in first:
+            first[binding.action] = (binding, enabled)
+    return list(first.values())
