@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 from ..workloads.registry import make_workload, open_trace
 from ..workloads.traces import file_sha256
-from . import c_heap
 from . import config as C
+from . import malloc_thresholds
 from .errors import ConfigError
 from .report import summarize
 from .session import ALL_MODES, Session
@@ -196,8 +196,9 @@ def _trace_dir() -> str:
 def run_cell(cell: Cell, trace_bytes: bytes | None = None) -> dict:
     """Run one cell: {"key", "axes", "command", "seconds", "ops", "warmup_ops", "rows" (one per mode)}.
     A user mistake inside the cell is returned as "error", so the other cells go on. In a Dask worker glibc's
-    heap thresholds are raised while the cell runs (engine.c_heap: a worker's cost a cell a quarter more CPU)."""
-    with c_heap.untrimmed():
+    heap thresholds are raised while the cell runs (engine.malloc_thresholds: a worker's own cost a cell a
+    quarter more CPU)."""
+    with malloc_thresholds.untrimmed():
         result = _run_cell(cell, trace_bytes)
         # The cell's machines are held in reference cycles (a mode and its machine, the guest OS and its write
         # hook) that only a full collection frees, and a worker makes few objects, so one came cells later: a
