@@ -203,6 +203,48 @@ async def test_a_key_holds_a_running_engine_until_its_screen_is_painted(monkeypa
         await pilot.press("p")
 
 
+async def test_while_the_engine_runs_interpreted_redraws_are_few_and_hold_it_until_painted(monkeypatch):
+    """On a cold cache the engine runs its kernels as Python, holding the GIL: every redraw then holds the engine
+    until its paint, at most INTERPRETED_HZ times a second, so that the UI thread is mostly idle and ready for a
+    key; full garbage collections wait (heap.defer_full) until the compiled kernels arrive."""
+    import gc
+
+    from rvi_tui.engine import hardware, heap
+
+    state = {"status": hardware.Status(compiled=False, compiling=True, elapsed=3.0)}
+    monkeypatch.setattr(hardware, "status", lambda: state["status"])
+    monkeypatch.setattr(app_module, "KEY_HOLD_S", 30.0)  # only the paint lets the engine go
+    app = RviApp(workload_name="kcompile", workload_params={"jobs": 400})
+    paints = []  # (time, engine held) at each paint while running
+    display = app._display
+
+    def painting(screen, update):
+        display(screen, update)
+        if update is not None and not app._batch_count and app.runner.state == "running":
+            paints.append((time.perf_counter(), app.runner._ui_waiting.is_set()))
+
+    app._display = painting
+    threshold = gc.get_threshold()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.session.ops_done > 1000, what="ops run")
+        assert gc.get_threshold()[2] == heap.DEFERRED
+        paints.clear()
+        await pilot.pause(2.0)
+        assert paints and all(held for _, held in paints), paints
+        assert len(paints) <= 2 * app_module.INTERPRETED_HZ + 1, f"{len(paints)} paints in 2 s"
+        state["status"] = hardware.Status(compiled=True, full=True)  # the compiled kernels arrive
+        await wait_for(pilot, lambda: gc.get_threshold() == threshold, timeout=10, what="full collections back")
+        app.refresh_panes()
+        await wait_for(pilot, lambda: app._kernels_seen == "compiled", timeout=10, what="compiled drawn")
+        paints.clear()
+        await pilot.pause(1.0)
+        assert len(paints) > app_module.INTERPRETED_HZ + 1, "compiled, the panes redraw at the running rate again"
+        await pilot.press("p")
+    assert gc.get_threshold() == threshold
+
+
 async def test_p_pressed_while_loading_runs_once_loaded():
     app = RviApp(**SMALL)
     async with app.run_test(size=SIZE) as pilot:

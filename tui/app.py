@@ -30,7 +30,7 @@ from rvi_tui.engine.report import summarize
 from rvi_tui.workloads.bytestream import replay_problem
 from rvi_tui.workloads.errors import WorkloadError
 
-from .eventlog import LogLine, op_lines
+from .eventlog import LogLine, OpLinesMemo
 from .explain import counter_help
 from .export import counters_document, export_names, write_export
 from .messages import EngineUpdate
@@ -58,6 +58,9 @@ MIN_SIZE = (80, 24)
 PANES_HEIGHT = {"guest": 28, "second": 36}
 MAX_HZ = 20  # never redraw faster than this
 RUN_HZ = 10  # pull rate while the engine runs
+# ... while it runs interpreted: each redraw then holds the engine until painted, and the UI thread stays idle
+# most of the time, ready for a key (a key that finds a redraw under way waits for its paint)
+INTERPRETED_HZ = 4
 KEY_HOLD_S = 0.3  # the longest a key holds a running engine (one that runs no action of the app's)
 SNAPSHOT_EVERY = 0.25  # while running, TLB contents and table paths refresh at most 4 times a second
 LOG_OPS_PER_TICK = 40  # at most this many new stepped ops are written to the log per redraw
@@ -169,9 +172,10 @@ class RviApp(App):
         self._seq_seen = 0
         self._gen_seen = -1
         self._rebuild_log = True
+        self._op_lines = OpLinesMemo(4 * LOG_REBUILD_OPS)  # about the ops the log shows, in each mode
         self._last_render = 0.0
         self._refresh_pending = False
-        self._keys_held = 0  # keys that hold the engine until their action's redraw is painted
+        self._holds = 0  # keys and redraws that hold the engine until the screen they bring is painted
         self._state_seen = ""
         self._keys_state = ""  # the engine state the footer's keys were last lit or dimmed for (check_action)
         self._error_seen: str | None = None
@@ -197,7 +201,7 @@ class RviApp(App):
 
             if isinstance(self._driver, WebDriver):
                 write_whole_packets(self._driver)
-        self._tick = self.set_interval(1 / self.run_hz, self.request_refresh, pause=True)
+        self._tick = self.set_interval(1 / self.run_hz, self._on_tick, pause=True)
         self._busy_tick = self.set_interval(0.5, self._busy_refresh)
         self.call_after_refresh(self.request_refresh)
         self.runner.start()
@@ -238,21 +242,29 @@ class RviApp(App):
         if isinstance(event, Key) and not event.is_forwarded:  # a key's first pass (a second: back from a widget)
             # sharing the GIL with a running engine, a key's redraw took about twice its CPU time: the engine
             # starts no new sub-batch from the key until the screen its action brings is painted
-            self.runner.ui_busy()
-            self._keys_held += 1
-            self.set_timer(KEY_HOLD_S, self._let_engine_go)
+            self._hold_engine()
         await super().on_event(event)
 
     async def run_action(self, action, default_namespace=None) -> bool:
         ran = await super().run_action(action, default_namespace)
-        if self._keys_held:
+        if self._holds:
             self.call_after_refresh(self._let_engine_go)  # after the paint of what the action redrew
         return ran
 
+    def _hold_engine(self) -> None:
+        """The engine starts no new sub-batch until the next paint lets it go (KEY_HOLD_S at the latest)."""
+        self.runner.ui_busy()
+        self._holds += 1
+        self.set_timer(KEY_HOLD_S, self._let_engine_go)
+
     def _let_engine_go(self) -> None:
-        while self._keys_held:
-            self._keys_held -= 1
+        while self._holds:
+            self._holds -= 1
             self.runner.ui_done()
+
+    def _engine_interpreted(self) -> bool:
+        """The engine runs its kernels' source as Python (the compiler child is at work): it holds the GIL."""
+        return self.runner.state == RUNNING and self._kernels_seen.startswith("interpreted")
 
     def on_unmount(self) -> None:
         self.runner.stop(timeout=0.5)
@@ -262,6 +274,11 @@ class RviApp(App):
         self.post_message(EngineUpdate(reason))
 
     def on_engine_update(self, message: EngineUpdate) -> None:
+        self.request_refresh()
+
+    def _on_tick(self) -> None:
+        if self._engine_interpreted() and time.perf_counter() - self._last_render < 1 / INTERPRETED_HZ:
+            return
         self.request_refresh()
 
     def _busy_refresh(self) -> None:
@@ -290,6 +307,9 @@ class RviApp(App):
         except NoMatches:  # the panes are still being mounted: try again shortly
             self.set_timer(0.05, self.request_refresh)
             return
+        if self._engine_interpreted():  # it and the redraw would share the GIL up to the paint: keys wait
+            self._hold_engine()
+            self.call_after_refresh(self._let_engine_go)
         with self.runner.hold():
             frame = self.runner.pull(self.view_mode, since=since, have=self._snap_key,
                                      snapshot_every=SNAPSHOT_EVERY)
@@ -438,7 +458,7 @@ class RviApp(App):
             records = records[-LOG_REBUILD_OPS:]
             lines = []
             for r in records:
-                lines.extend(op_lines(r.op_index, r.op_text, r.events.get(mode, ()), r.gap, nested_walk))
+                lines.extend(self._op_lines.lines(r, mode, nested_walk))
             log.reset(lines)
             self._rebuild_log = False
         elif records:
@@ -448,7 +468,7 @@ class RviApp(App):
                 records = records[-LOG_OPS_PER_TICK:]
                 lines.append(LogLine("op", f"⋯ {skipped:,} stepped ops not shown (too fast to log; slow down with -)"))
             for r in records:
-                lines.extend(op_lines(r.op_index, r.op_text, r.events.get(mode, ()), r.gap, nested_walk))
+                lines.extend(self._op_lines.lines(r, mode, nested_walk))
             log.add_lines(lines)
         self._seq_seen = f.last_seq
 

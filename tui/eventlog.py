@@ -123,3 +123,25 @@ def op_lines(op_index: int, op_text: str, events, sampled_gap: int = 0, nested_w
             out.append(LogLine("op", f"  {e!r}"))
     flush_lookups()
     return out
+
+
+class OpLinesMemo:
+    """Each recent op's lines per mode, made once: a mode switch writes the last LOG_REBUILD_OPS ops' lines anew
+    (150 ops, 5-15 ms of formatting a key), mostly for ops the log has shown in that mode before. A record is an
+    op's events as the runner made them, never changed after; the memo holds the record too, so an entry is only
+    ever found for the very record it was made from."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lines: dict[tuple[int, str, int], tuple[object, list[LogLine]]] = {}
+
+    def lines(self, record, mode: str, nested_walk: int) -> list[LogLine]:
+        key = (id(record), mode, nested_walk)
+        known = self._lines.get(key)
+        if known is not None and known[0] is record:
+            return known[1]
+        out = op_lines(record.op_index, record.op_text, record.events.get(mode, ()), record.gap, nested_walk)
+        self._lines[key] = (record, out)
+        if len(self._lines) > self._size:
+            del self._lines[next(iter(self._lines))]  # the oldest
+        return out

@@ -419,6 +419,14 @@ class Runner:
 
         return hardware.status().describe()
 
+    @staticmethod
+    def _interpreted_while_compiling() -> bool:
+        """The kernels run as Python until the compiler child is done (a failed compile leaves them so for good)."""
+        from rvi_tui.engine import hardware
+
+        status = hardware.status()
+        return status.compiling and not status.compiled
+
     # --- thread side -----------------------------------------------------------------------------
     def _post(self, reason: str) -> None:
         try:
@@ -434,8 +442,11 @@ class Runner:
             except queue.Empty:
                 cmd = None
             if cmd is not None and cmd[0] == "stop":
+                heap.defer_full(False)
                 return
             try:
+                if self.warmed:
+                    heap.defer_full(self.state == RUNNING and self._interpreted_while_compiling())
                 if cmd is None and self.warmed and self.state != RUNNING:
                     self._adopt_compiled()
                 if cmd is not None:

@@ -91,6 +91,7 @@ class CountersBody(Widget):
         self.viewed = "nested"
         self.note = "waiting for the engine…"
         self.pinned: tuple[str, dict] | None = None
+        self._rows = 0  # the most lines the table had this run
 
     def show(self, total: dict | None, now: tuple | None, sparks: dict, viewed: str, note: str = "",
              pinned: tuple[str, dict] | None = None) -> None:
@@ -125,6 +126,7 @@ class CountersBody(Widget):
 
     def _build(self) -> Text:
         if not self.total:
+            self._rows = 0
             return Text(self.note, style=self.st("ctr--muted"))
         width = self.size.width or 58
         show_now = width >= LABEL_W + 3 * (TOTAL_W + NOW_W)
@@ -164,6 +166,12 @@ class CountersBody(Widget):
         if self.pinned:
             self._pinned(out, show_now)
         out.rstrip()
+        # never fewer lines than before in this run: a row that comes and goes (a kvm gauge back at 0) changed the
+        # body's height, which re-lays out and repaints the whole screen
+        lines = out.plain.count("\n")
+        if lines < self._rows:
+            out.append("\n" * (self._rows - lines))
+        self._rows = max(self._rows, lines)
         return out
 
     def _pinned(self, out: Text, show_now: bool) -> None:

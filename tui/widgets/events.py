@@ -20,7 +20,7 @@ from ..eventlog import KINDS, LogLine
 from ._border import TitledPane, set_subtitle, set_title
 
 MAX_LINES = 2000
-GROW = 200  # virtual height grows in steps of this many rows
+GROW = 250  # the least virtual height: it doubles from here as the log grows
 WIDTH = 80  # virtual width before the first layout; then the pane's (longer lines are cut at its edge)
 
 
@@ -100,11 +100,18 @@ class EventLog(TitledPane, ScrollView, can_focus=True):
             self.follow = True
 
     def _virtual_height(self) -> int:
-        """The log's height rounded up to a multiple of GROW rows (capped at MAX_LINES): changing a
-        ScrollView's virtual size re-lays out the whole screen (~50 ms here), so do it rarely. Lines are
-        drawn bottom-aligned; the rows above the oldest line are blank."""
+        """GROW rows, doubled as often as the lines need (capped at MAX_LINES), and never less than before
+        until the log is empty: changing a ScrollView's virtual size re-lays out and repaints the whole screen
+        (~50 ms here), so it happens a few times a run, not on every redraw of a growing log or every mode
+        switch (which writes the log anew, shorter). Lines are drawn bottom-aligned; the rows above the oldest
+        line are blank."""
         n = len(self.lines)
-        return min(MAX_LINES, -(-n // GROW) * GROW) if n else 0
+        if not n:
+            return 0
+        height = max(GROW, self.virtual_size.height)
+        while height < n:
+            height *= 2
+        return min(MAX_LINES, height)
 
     def _resize(self) -> None:
         size = Size(self.scrollable_content_region.width or WIDTH, self._virtual_height())
