@@ -245,6 +245,46 @@ async def test_while_the_engine_runs_interpreted_redraws_are_few_and_hold_it_unt
     assert gc.get_threshold() == threshold
 
 
+async def test_the_log_the_tlb_and_the_counters_re_lay_out_nothing_once_grown():
+    """A pane whose height changes re-lays out and repaints the whole screen. The event log (written anew, shorter,
+    on a mode switch), the TLB's rows (300 entries, then 10 after a context switch) and the counters (a row that
+    comes and goes) took a new height on most switches and redraws; now each only grows within a run. After one
+    round of the three modes they ask for no layout, switching or running; the log still ends with the viewed
+    mode's newest line. (The walk grid and the second table have a height of each mode's own.)"""
+    from textual.screen import Screen
+
+    app = RviApp(workload_name="kcompile", workload_params={"jobs": 400})
+    asked = []  # the widgets that asked for a layout
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runner.session.ops_done > 20_000, what="ops run")
+        for key in "1231":
+            await pilot.press(key)
+            await pilot.pause(0.3)
+        on_layout = Screen._on_layout
+
+        async def noting(screen, message):
+            asked.append(type(message.widget).__name__)
+            await on_layout(screen, message)
+
+        Screen._on_layout = noting
+        try:
+            await pilot.pause(1.0)  # running
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.runner.state == "paused", what="paused")
+            for key in "2313":
+                await pilot.press(key)
+                await settle(pilot, app)
+                log = q(app, EventLog)
+                nested_walk = 4 if app.view_mode == "nested" else 0
+                assert log.lines and log.lines[-1] == app._op_lines.lines(app.runner.records[-1], app.view_mode,
+                                                                          nested_walk)[-1]
+        finally:
+            Screen._on_layout = on_layout
+    assert not {"EventLog", "TlbRows", "CountersBody"} & set(asked), asked
+
+
 async def test_p_pressed_while_loading_runs_once_loaded():
     app = RviApp(**SMALL)
     async with app.run_test(size=SIZE) as pilot:

@@ -296,3 +296,24 @@ def test_runner_running_state_and_pull_while_running():
     finally:
         runner.stop()
     assert threading.active_count() >= 1
+
+
+def test_the_log_memo_gives_each_record_its_own_lines_and_stays_bounded():
+    """A mode switch writes the last ops' lines anew from the memo: the lines are op_lines' own, made once per record
+    and mode, and never another record's (records are told apart by identity, not by equal fields)."""
+    from rvi_tui.tui.eventlog import OpLinesMemo
+    from rvi_tui.tui.runner import OpRecord
+
+    events = {"native": [ev.TlbLookup("L1 4K", True, 0, 7, 5, 0), ev.Translated(0x5000, 0, "L1")],
+              "nested": [ref(2, 2, "L1D"), ev.Translated(0x9000, 0, "walk")]}
+    memo = OpLinesMemo(4)
+    first = OpRecord(1, 1, "R 0x5000", events, gap=3)
+    lines = memo.lines(first, "native", 0)
+    assert lines == op_lines(1, "R 0x5000", events["native"], 3, 0)
+    assert memo.lines(first, "native", 0) is lines  # made once
+    assert memo.lines(first, "nested", 4) == op_lines(1, "R 0x5000", events["nested"], 3, 4)
+    twin = OpRecord(1, 1, "R 0x5000", {"native": []})  # same seq and op: another record
+    assert memo.lines(twin, "native", 0) == op_lines(1, "R 0x5000", [], 0, 0) != lines
+    for seq in range(2, 10):
+        memo.lines(OpRecord(seq, seq, "W 0x1", {}), "native", 0)
+    assert len(memo._lines) == 4 and memo.lines(first, "native", 0) is not lines  # the oldest went first
