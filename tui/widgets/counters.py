@@ -95,6 +95,8 @@ class CountersBody(Widget):
 
     def show(self, total: dict | None, now: tuple | None, sparks: dict, viewed: str, note: str = "",
              pinned: tuple[str, dict] | None = None) -> None:
+        if (pinned is None) != (self.pinned is None):
+            self._rows = 0  # the pinned rows come or go: the table's height changes anyway
         self.pinned = pinned
         self.total = total
         self.now, self.dt = (now if now else (None, 0.0))
