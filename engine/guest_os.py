@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from itertools import groupby
 from typing import Protocol
 
 import numpy as np
@@ -85,6 +84,14 @@ class Process:
         if i >= 0 and va < self.vmas[i].end:
             return self.vmas[i]
         return None
+
+    def writable_at(self, vas: np.ndarray) -> np.ndarray:
+        """Whether a writable VMA holds each address (vma_at on each, at once)."""
+        if not len(self.vma_table):
+            return np.zeros(len(vas), dtype=bool)
+        i = np.searchsorted(self.vma_table[:, 0], vas, side="right") - 1
+        row = self.vma_table[np.maximum(i, 0)]
+        return (i >= 0) & (vas < row[:, 1]) & (row[:, 2] != 0)
 
 
 class GuestOS:
@@ -289,7 +296,7 @@ class GuestOS:
             if partial is None:
                 break
             self._split(proc, *partial)
-        cleared = self._clear(proc, proc.table.leaves(start, end))
+        cleared = self._clear(proc, proc.table.leaf_runs(start, end))
         self._free_empty_tables(proc, start, end)
         if not cleared:
             return
@@ -336,49 +343,42 @@ class GuestOS:
         copies: dict[int, int] = {}  # a parent table page -> the child's at the same place, once it has one
         # a table page at a time (a run of leaves in one page): the parent's stores, then the child's; only the
         # child's first store in a page it has no copy of yet allocates, in the same order as leaf by leaf
-        for table, run in groupby(parent.table.leaves(), key=lambda found: found[1].table):
-            run = list(run)
-            values = []
-            for va, leaf in run:
-                value = leaf.value
-                if value & E.RW:
-                    value = (value & ~E.RW) | COW
-                elif value & COW == 0 and self._vma_writable(parent, va):
-                    value |= COW
-                values.append(value)
-            parent.table.write_entries(table, [leaf.index for _, leaf in run], values)
-            entries = []
-            for (va, leaf), value in zip(run, values):
-                frame, size = E.frame_of(value), leaf.level - 1
-                if frame != self.zero_frame:  # copy_present_pte: the zero page is special, not refcounted
-                    self.pages.share(frame, size)
-                entries.append((va, leaf.index, frame, size, value & ~E.ADDR_MASK & ~E.P & ~E.PS & ~E.A & ~E.D))
-            if table not in copies:
-                va, _, frame, size, flags = entries.pop(0)
-                copies[table] = child.table.map(va, frame, size, flags)
-            child.table.write_entries(copies[table], [index for _, index, _, _, _ in entries],
-                                      [leaf_entry(frame, size, flags) for _, _, frame, size, flags in entries])
+        for run in parent.table.leaf_runs():
+            values = run.values
+            writable = (values & E.RW) != 0
+            values = np.where(writable, (values & ~E.RW) | COW, values)
+            maybe = ~writable & ((values & COW) == 0)  # read-only: copy-on-write too where the VMA is writable
+            if maybe.any():
+                values[maybe] |= np.where(parent.writable_at(run.vas[maybe]), COW, 0)
+            parent.table.write_entries(run.table, run.indices, values)
+            frames, size = (values & E.ADDR_MASK) >> E.PAGE_SHIFT, run.level - 1
+            # copy_present_pte: the zero page is special, not refcounted
+            self.pages.share_many(frames[frames != self.zero_frame] if self.zero_frame is not None else frames, size)
+            flags = values & ~E.ADDR_MASK & ~E.P & ~E.PS & ~E.A & ~E.D
+            rest = 0
+            if run.table not in copies:
+                copies[run.table] = child.table.map(int(run.vas[0]), int(frames[0]), size, int(flags[0]))
+                rest = 1
+            child.table.write_entries(copies[run.table], run.indices[rest:],
+                                      leaf_entry(frames[rest:], size, flags[rest:]))
         self.platform.flush_tlb(parent)  # the parent's writable translations are stale now
         self._count("guest_tlb_flushes")
 
-    def _vma_writable(self, proc: Process, va: int) -> bool:
-        vma = proc.vma_at(va)
-        return vma is not None and vma.writable
-
-    def _clear(self, proc: Process, leaves: list) -> list[int]:
-        """Clear these leaf entries of proc's table and release their pages; returns their addresses. The stores go
-        a table page at a time (a run of leaves in one page), each page's releases after them: releasing touches
+    def _clear(self, proc: Process, runs: list) -> list[int]:
+        """Clear these leaf runs of proc's table (pagetable.LeafRun) and release their pages; returns their
+        addresses. The stores go a table page at a time, each page's releases after them: releasing touches
         no table."""
-        for table, run in groupby(leaves, key=lambda found: found[1].table):
-            run = list(run)
-            proc.table.write_entries(table, [leaf.index for _, leaf in run], [0] * len(run))
-            for _, leaf in run:
-                self._release(E.frame_of(leaf.value), leaf.level - 1)
-        return [va for va, _ in leaves]
+        for run in runs:
+            proc.table.write_entries(run.table, run.indices, np.zeros(len(run.indices), dtype=np.int64))
+            frames = (run.values & E.ADDR_MASK) >> E.PAGE_SHIFT
+            if self.zero_frame is not None:  # the zero page is nobody's and stays
+                frames = frames[frames != self.zero_frame]
+            self.pages.release_many(frames, run.level - 1)
+        return np.concatenate([run.vas for run in runs]).tolist() if runs else []
 
     def _destroy_space(self, proc: Process) -> None:
         """Unmap everything and free every table page, the root too (exit_mmap + free_pgtables)."""
-        self._clear(proc, proc.table.leaves())
+        self._clear(proc, proc.table.leaf_runs())
         for table, _level, _parent in proc.table.tables():
             self.platform.table_freed(table)
             self.mem.free_table(table)

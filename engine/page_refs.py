@@ -49,6 +49,43 @@ class PageRefs:
         block, bsize = refs_block(counts, frame, size)
         counts[REFS_BLOCK + bsize, block >> (9 * bsize)] += 1
 
+    def share_many(self, frames: np.ndarray, size: int) -> None:
+        """share() on each of these mapped units (fork, a table page at a time): finding a unit's block reads
+        only whether blocks are there, which sharing does not change, so the order does not matter."""
+        block, bsize = self._blocks(frames, size)
+        flat = self.counts.reshape(-1)
+        np.add.at(flat, size * self.counts.shape[1] + (frames >> (9 * size)), 1)
+        np.add.at(flat, (REFS_BLOCK + bsize) * self.counts.shape[1] + (block >> (9 * bsize)), 1)
+
+    def release_many(self, frames: np.ndarray, size: int) -> None:
+        """release() on each of these units in order (munmap, exit, a table page at a time), the blocks freed in
+        the order their last references go. Each mapping holds a reference on its block, so no block is freed
+        before its last unit here: every unit's block is found before any count changes."""
+        block, bsize = self._blocks(frames, size)
+        flat = self.counts.reshape(-1)
+        width = self.counts.shape[1]
+        np.subtract.at(flat, size * width + (frames >> (9 * size)), 1)
+        where = (REFS_BLOCK + bsize) * width + (block >> (9 * bsize))
+        last = len(where) - 1 - np.unique(where[::-1], return_index=True)[1]  # each block's last reference
+        blocks = np.unique(where)
+        np.subtract.at(flat, where, 1)
+        freed = np.sort(last[flat[blocks] == 0])
+        for b in np.unique(bsize[freed]).tolist():  # the sizes' free lists are apart: only each one's order matters
+            self.mem.free_many(block[freed[bsize[freed] == b]], b)
+
+    def _blocks(self, frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """refs_block of each unit (frames[i], size): (first frames, sizes) of their blocks."""
+        block = np.full(len(frames), -1, dtype=np.int64)
+        bsize = np.full(len(frames), -1, dtype=np.int64)
+        for b in range(size, REFS_BLOCK):
+            column = frames >> (9 * b)
+            hit = (bsize < 0) & (self.counts[REFS_BLOCK + b, column] != 0)
+            block[hit] = column[hit] << (9 * b)
+            bsize[hit] = b
+        if (bsize < 0).any():
+            raise AssertionError(f"unit {int(frames[bsize < 0][0]):#x} of size {size} lies in no block")
+        return block, bsize
+
     def shared(self, frame: int, size: int) -> bool:
         """Whether a write must copy the unit: another mapping of it, or of a larger unit holding it."""
         return bool(refs_shared(self.counts, frame, size))

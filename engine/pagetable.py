@@ -34,6 +34,17 @@ class PathEntry(NamedTuple):
         return bool(self.value & E.P) and (self.level == 1 or bool(self.value & E.PS))
 
 
+class LeafRun(NamedTuple):
+    """Consecutive present leaves of one table page, as arrays: what fork, munmap and exit work through, a table
+    page at a time."""
+
+    table: int
+    level: int
+    vas: np.ndarray  # the address each leaf maps from
+    indices: np.ndarray
+    values: np.ndarray
+
+
 class RadixTable:
     def __init__(self, mem: PhysicalMemory, levels: int, on_write: WriteHook | None = None, root: int | None = None):
         self.mem = mem
@@ -151,6 +162,41 @@ class RadixTable:
                 found.append((va, PathEntry(level, table, index, value)))
             else:
                 self._leaves((value & E.ADDR_MASK) >> E.PAGE_SHIFT, level - 1, va, start, end, found)
+
+    def leaf_runs(self, start: int = 0, end: int | None = None) -> list[LeafRun]:
+        """leaves(start, end) in runs: each run the leaves that follow each other in one table page (a table
+        pointer in between ends a run), in address order. A page of 4 KiB leaves is one run, read at once."""
+        runs: list[LeafRun] = []
+        self._leaf_runs(self.root, self.levels, 0, start, end, runs)
+        return runs
+
+    def _leaf_runs(self, table: int, level: int, base: int, start: int, end: int | None, runs: list) -> None:
+        shift = E.PAGE_SHIFT + 9 * (level - 1)
+        first = max(0, (start - base) >> shift)
+        last = 512 if end is None else min(512, ((end - 1 - base) >> shift) + 1)
+        if first >= last:
+            return
+        values = self.mem.table(table)[first:last]
+        where = np.flatnonzero(values & E.P)
+        if not len(where):
+            return
+        present = values[where]
+        indices = where + first
+        leaf = np.ones(len(where), dtype=bool) if level == 1 else (present & E.PS) != 0
+        if leaf.all():
+            runs.append(LeafRun(table, level, base | (indices << shift), indices, present))
+            return
+        cuts = np.flatnonzero(~leaf)  # table pointers, each between two runs
+        begin = 0
+        for cut in cuts.tolist() + [len(where)]:
+            if cut > begin:
+                part = indices[begin:cut]
+                runs.append(LeafRun(table, level, base | (part << shift), part, present[begin:cut]))
+            if cut < len(where):
+                index = int(indices[cut])
+                self._leaf_runs(int(present[cut] & E.ADDR_MASK) >> E.PAGE_SHIFT, level - 1, base | (index << shift),
+                                start, end, runs)
+            begin = cut + 1
 
     def _entries(self, table: int, level: int, base: int, start: int, end: int | None) -> list[tuple[int, int]]:
         """(index, value) of the present entries of a table page (level, mapping from va `base`) whose span

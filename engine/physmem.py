@@ -89,6 +89,24 @@ class PhysicalMemory:
         (self._free_2m if size_code == 1 else self._free_1g).append(frame)
         self.pool[POOL_IN_USE] -= 1 << (9 * size_code)
 
+    def free_many(self, frames: np.ndarray, size_code: int) -> None:
+        """free() on each of these blocks of one size, in order (a 4 KiB frame freed last is allocated first)."""
+        if size_code or not len(frames):
+            for frame in frames.tolist():
+                self.free(frame, size_code)
+            return
+        slot = frames - self.base
+        inside = (slot >= 0) & (slot < self.rows.shape[0])
+        if (self.rows[slot[inside]] >= 0).any():
+            frame = int(frames[inside][self.rows[slot[inside]] >= 0][0])
+            raise EngineError(f"{self.name}: freeing table page {frame:#x} as data")
+        n = int(self.pool[POOL_N])
+        while POOL_FIRST + n + len(frames) > len(self.pool):
+            self.pool = np.concatenate([self.pool, np.zeros(len(self.pool), dtype=np.int64)])
+        self.pool[POOL_FIRST + n: POOL_FIRST + n + len(frames)] = frames  # as pool_push on each
+        self.pool[POOL_N] = n + len(frames)
+        self.pool[POOL_IN_USE] -= len(frames)
+
     def is_free(self, frame: int) -> bool:
         """Whether frame lies in no allocated block (a linear search: for checks, not the hot path)."""
         return (frame >= self._next or frame in self.free_4k() or (frame & ~(CHUNK_2M - 1)) in self._free_2m

@@ -283,10 +283,18 @@ class Shadow(Mode):
     # --- the guest's privileged actions ------------------------------------------------------------
     def pte_writes(self, table: int, indices: list[int], olds: list[int], news: list[int]) -> None:
         """Guest stores to one of its table pages, one by one (pte_write); a table no shadow page shadows takes
-        plain stores."""
-        if table not in self.by_gfn:
-            return
-        for index, old, new in zip(indices, olds, news):
+        plain stores. Once no synced shadow page shadows the table, the stores left are plain ones that only mark
+        their entries stale in its (unsync) shadow pages, and no such store changes that: they are marked at once
+        (a fork or an exit writes whole table pages)."""
+        for i, (index, old, new) in enumerate(zip(indices, olds, news)):
+            pages = self.by_gfn.get(table)
+            if not pages:
+                return
+            if not self.write_protected(table):
+                rest = np.asarray(indices[i:], dtype=np.int64)
+                for sp in pages:  # stale_add on each
+                    np.bitwise_or.at(self.meta[sp.row], M_STALE + (rest >> 5), 1 << (rest & 31))
+                return
             self.pte_write(table, index, old, new)
 
     def pte_write(self, table: int, index: int, old: int, new: int) -> None:

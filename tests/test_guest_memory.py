@@ -113,3 +113,89 @@ def test_guest_memory_follows_the_tables_and_comes_back_whole(ops, guest_page):
     check_accounting(m)
     assert m.gmem.frames_in_use - kernel_frames(m) == m.gmem.table_pages == 1
     assert not m.os.pages.units and not m.os.pages.blocks
+
+
+# fork, munmap and exit work a table page at a time on arrays (pagetable.leaf_runs, PageRefs.share_many and
+# release_many, PhysicalMemory.free_many, Process.writable_at): each must equal its one-at-a-time form
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 0, 0, 1, 2]), st.integers(0, 7), st.integers(0, (1 << 30) - 1)),
+                min_size=1, max_size=40),
+       st.integers(0, 8 << 30), st.integers(1, 3 << 30))
+def test_leaf_runs_are_the_leaves_grouped_by_table_page(maps, start, length):
+    from itertools import groupby
+
+    from rvi_tui.engine.pagetable import RadixTable
+    from rvi_tui.engine.physmem import PhysicalMemory
+
+    mem = PhysicalMemory("g", 1 << 22)
+    table = RadixTable(mem, 4)
+    for size, region, offset in maps:
+        va = ((region << 30) + offset) & ~((1 << (12 + 9 * size)) - 1)
+        try:
+            table.map(va, mem.alloc(size), size, E.P | E.RW | E.US)
+        except ValueError:  # a large page already covers it, or it would cover a table
+            pass
+    for lo, hi in ((0, None), (start, start + length)):
+        leaf_by_leaf = [(page, [(va, leaf.level, leaf.index, leaf.value) for va, leaf in run])
+                        for page, run in groupby(table.leaves(lo, hi), key=lambda found: found[1].table)]
+        runs = [(run.table, [(int(va), run.level, int(i), int(v)) for va, i, v in zip(run.vas, run.indices, run.values)])
+                for run in table.leaf_runs(lo, hi)]
+        assert runs == leaf_by_leaf
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["alloc4k", "alloc2m", "split", "share", "release"]),
+                          st.integers(0, 10**6)), min_size=1, max_size=60))
+def test_releasing_a_page_table_s_worth_frees_what_one_at_a_time_frees_in_the_same_order(steps):
+    """Two allocators and their reference counts, driven alike; one releases a batch of units with release_many,
+    the other one by one with release. Counts, free lists and the stack of free frames stay equal."""
+    import numpy as np
+
+    from rvi_tui.engine.page_refs import PageRefs
+    from rvi_tui.engine.physmem import PhysicalMemory
+
+    pair = [PageRefs(PhysicalMemory("g", 1 << 20)) for _ in range(2)]
+    units: list[tuple[int, int]] = []  # mapped units (frame, size), a mapping each
+    for what, pick in steps:
+        if what.startswith("alloc"):
+            size = 0 if what == "alloc4k" else 1
+            frames = {refs.alloc(size) for refs in pair}
+            assert len(frames) == 1
+            units.append((frames.pop(), size))
+        elif what == "split" and any(size == 1 for _, size in units):
+            frame, size = [u for u in units if u[1] == 1][pick % sum(u[1] == 1 for u in units)]
+            units.remove((frame, size))
+            for refs in pair:
+                refs.split(frame, size)
+            units += [(frame + i, 0) for i in range(512)]
+        elif what == "share" and units:
+            unit = units[pick % len(units)]
+            for refs in pair:
+                refs.share(*unit)
+            units.append(unit)
+        elif what == "release" and units:
+            size = units[pick % len(units)][1]
+            batch = [u for u in units if u[1] == size][: 1 + pick % 700]
+            for unit in batch:
+                units.remove(unit)
+                pair[1].release(*unit)
+            pair[0].release_many(np.array([frame for frame, _ in batch], dtype=np.int64), size)
+        a, b = pair
+        assert (a.counts == b.counts).all()
+        assert a.mem.free_4k() == b.mem.free_4k() and a.mem._free_2m == b.mem._free_2m
+        assert a.mem.frames_in_use == b.mem.frames_in_use
+
+
+def test_writable_at_is_vma_at_on_each_address():
+    import numpy as np
+
+    from rvi_tui.engine.guest_os import Process, Vma
+
+    proc = Process(1, None, 0, [Vma(0x1000, 0x5000, True, False), Vma(0x5000, 0x9000, False, False),
+                                Vma(0x20000, 0x30000, True, False)])
+    vas = np.arange(0, 0x40000, 0x800, dtype=np.int64)
+    want = [(v := proc.vma_at(int(va))) is not None and v.writable for va in vas]
+    assert proc.writable_at(vas).tolist() == want
+    assert not Process(2, None, 0, []).writable_at(vas).any()
