@@ -27,7 +27,7 @@ from .counters import INDEX
 from .errors import EngineError
 from .fast_fault import COW, count_guest_fault, count_pte_write, demand_flags, leaf_entry, zero_page_flags
 from .page_refs import PageRefs
-from .pagetable import RadixTable
+from .pagetable import PathEntry, RadixTable
 from .physmem import PhysicalMemory
 
 FLUSH_CEILING = 33  # pages; past it munmap flushes the whole TLB (Linux tlb_single_page_flush_ceiling [U])
@@ -291,12 +291,15 @@ class GuestOS:
                 kept.append(Vma(end, v.end, v.writable, v.huge, v.implicit))
         proc.set_vmas(sorted(kept, key=lambda v: v.start))
         while True:  # a large page partly unmapped is split first (Linux: split_huge_pmd), to the size needed
-            partial = next(((va, leaf) for va, leaf in proc.table.leaves(start, end)
-                            if leaf.level > 1 and (va < start or va + E.page_bytes(leaf.level - 1) > end)), None)
+            runs = proc.table.leaf_runs(start, end)
+            partial = next(((int(va), PathEntry(run.level, run.table, int(index), int(value)))
+                            for run in runs if run.level > 1
+                            for va, index, value in zip(run.vas, run.indices, run.values)
+                            if va < start or va + E.page_bytes(run.level - 1) > end), None)
             if partial is None:
                 break
             self._split(proc, *partial)
-        cleared = self._clear(proc, proc.table.leaf_runs(start, end))
+        cleared = self._clear(proc, runs)
         self._free_empty_tables(proc, start, end)
         if not cleared:
             return
