@@ -216,6 +216,10 @@ class GuestOS:
         self._prepare(size, copy=False)  # do_anonymous_page / do_huge_pmd_anonymous_page clear the page
         proc.table.map(va, frame, size, demand_flags(vma.writable, write), absent)
 
+    def _counted(self, frames: np.ndarray) -> np.ndarray:
+        """The frames whose mappings are reference-counted: all but the zero page, which is nobody's and stays."""
+        return frames if self.zero_frame is None else frames[frames != self.zero_frame]
+
     def _release(self, frame: int, size: int) -> None:
         """One mapping of a data page gone; the zero page is nobody's and stays."""
         if frame != self.zero_frame:
@@ -355,8 +359,7 @@ class GuestOS:
                 values[maybe] |= np.where(parent.writable_at(run.vas[maybe]), COW, 0)
             parent.table.write_entries(run.table, run.indices, values)
             frames, size = (values & E.ADDR_MASK) >> E.PAGE_SHIFT, run.level - 1
-            # copy_present_pte: the zero page is special, not refcounted
-            self.pages.share_many(frames[frames != self.zero_frame] if self.zero_frame is not None else frames, size)
+            self.pages.share_many(self._counted(frames), size)  # copy_present_pte: not the zero page
             flags = values & ~E.ADDR_MASK & ~E.P & ~E.PS & ~E.A & ~E.D
             rest = 0
             if run.table not in copies:
@@ -373,10 +376,7 @@ class GuestOS:
         no table."""
         for run in runs:
             proc.table.write_entries(run.table, run.indices, np.zeros(len(run.indices), dtype=np.int64))
-            frames = (run.values & E.ADDR_MASK) >> E.PAGE_SHIFT
-            if self.zero_frame is not None:  # the zero page is nobody's and stays
-                frames = frames[frames != self.zero_frame]
-            self.pages.release_many(frames, run.level - 1)
+            self.pages.release_many(self._counted((run.values & E.ADDR_MASK) >> E.PAGE_SHIFT), run.level - 1)
         return np.concatenate([run.vas for run in runs]).tolist() if runs else []
 
     def _destroy_space(self, proc: Process) -> None:

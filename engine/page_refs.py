@@ -66,8 +66,8 @@ class PageRefs:
         width = self.counts.shape[1]
         np.subtract.at(flat, size * width + (frames >> (9 * size)), 1)
         where = (REFS_BLOCK + bsize) * width + (block >> (9 * bsize))
-        last = len(where) - 1 - np.unique(where[::-1], return_index=True)[1]  # each block's last reference
-        blocks = np.unique(where)
+        blocks, from_end = np.unique(where[::-1], return_index=True)
+        last = len(where) - 1 - from_end  # each block's last reference
         np.subtract.at(flat, where, 1)
         freed = np.sort(last[flat[blocks] == 0])
         for b in np.unique(bsize[freed]).tolist():  # the sizes' free lists are apart: only each one's order matters

@@ -82,8 +82,7 @@ class PhysicalMemory:
         if self.rows_of(frame) >= 0:
             raise EngineError(f"{self.name}: freeing table page {frame:#x} as data")
         if size_code == 0:
-            if POOL_FIRST + self.pool[POOL_N] >= len(self.pool):
-                self.pool = np.concatenate([self.pool, np.zeros(len(self.pool), dtype=np.int64)])
+            self._pool_room(1)
             pool_push(self.pool, frame)
             return
         (self._free_2m if size_code == 1 else self._free_1g).append(frame)
@@ -100,12 +99,16 @@ class PhysicalMemory:
         if (self.rows[slot[inside]] >= 0).any():
             frame = int(frames[inside][self.rows[slot[inside]] >= 0][0])
             raise EngineError(f"{self.name}: freeing table page {frame:#x} as data")
+        self._pool_room(len(frames))
         n = int(self.pool[POOL_N])
-        while POOL_FIRST + n + len(frames) > len(self.pool):
-            self.pool = np.concatenate([self.pool, np.zeros(len(self.pool), dtype=np.int64)])
         self.pool[POOL_FIRST + n: POOL_FIRST + n + len(frames)] = frames  # as pool_push on each
         self.pool[POOL_N] = n + len(frames)
         self.pool[POOL_IN_USE] -= len(frames)
+
+    def _pool_room(self, frames: int) -> None:
+        """Room on the free-frame stack for this many more, doubling it as often as needed."""
+        while POOL_FIRST + int(self.pool[POOL_N]) + frames > len(self.pool):
+            self.pool = np.concatenate([self.pool, np.zeros(len(self.pool), dtype=np.int64)])
 
     def is_free(self, frame: int) -> bool:
         """Whether frame lies in no allocated block (a linear search: for checks, not the hot path)."""

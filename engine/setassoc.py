@@ -94,8 +94,9 @@ def lru_way(c, first, ways):
     An empty way has stamp 0 and every filled one a clock value >= 1, so this is
     'the first empty way, else the least recently used' in one branch-free pass.
     """
-    stamps = c[first + STAMP * ways : first + (STAMP + 1) * ways]  # a slice: indices from 0 need no negative-index
-    victim = 0  # fix-up (a shift, an and and an add) on each load
+    # a slice: indices from 0 need no negative-index fix-up (a shift, an and and an add) on each load
+    stamps = c[first + STAMP * ways : first + (STAMP + 1) * ways]
+    victim = 0
     oldest = stamps[0]
     for way in range(1, ways):
         stamp = stamps[way]

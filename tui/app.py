@@ -263,7 +263,8 @@ class RviApp(App):
             self.runner.ui_done()
 
     def _engine_interpreted(self) -> bool:
-        """The engine runs its kernels' source as Python (the compiler child is at work): it holds the GIL."""
+        """The engine runs its kernels' source as Python, holding the GIL (while the compiler child works, or for
+        good if no compiled kernels can be had: the runner's deferred full collections end with the former only)."""
         return self.runner.state == RUNNING and self._kernels_seen.startswith("interpreted")
 
     def on_unmount(self) -> None:
