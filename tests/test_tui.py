@@ -217,11 +217,14 @@ async def test_while_the_engine_runs_interpreted_redraws_are_few_and_hold_it_unt
     app = RviApp(workload_name="kcompile", workload_params={"jobs": 400})
     paints = []  # (redraw, engine held) at the first paint of each redraw while running (not the scrollbars'
     display = app._display  # own repaint a frame after a pane grew)
+    painted = {"last": None}  # the redraw painted last: kept across paints.clear(), so that a redraw's later
+    # repaint just after a clear is not taken for its first paint
 
     def painting(screen, update):
         display(screen, update)
         if update is not None and not app._batch_count and app.runner.state == "running" and (
-                not paints or paints[-1][0] != app.render_count):
+                painted["last"] != app.render_count):
+            painted["last"] = app.render_count
             paints.append((app.render_count, app.runner._ui_waiting.is_set()))
 
     app._display = painting
