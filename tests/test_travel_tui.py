@@ -295,3 +295,30 @@ def test_timeline_strip_cells():
     buckets = np.array([False, True, False, False])
     assert strip_cells(8, 0, 4096, 8192, buckets, 1024) == "●│──┄┄┄┄"  # bucket 1 = ops 1,024-2,047 = column 1
     assert strip_cells(4, 8192, 8192, 8192, None, 1024) == "───●"
+
+
+async def test_between_an_exit_and_the_next_switch_the_table_panes_say_no_process_runs():
+    """A process that exits leaves no current process until the next access switches one in: the guest and second
+    table panes say so instead of drawing the table of 'pid -1' at CR3 0."""
+    from rvi_tui.engine import config as C
+    from rvi_tui.engine.session import Session
+    from rvi_tui.workloads.registry import make_workload
+    from rvi_tui.tui.widgets import GuestTablePane, SecondTablePane
+
+    session = Session(make_workload(SMALL["workload_name"], **SMALL["workload_params"]).chunks(),
+                      C.load(C.DEFAULT_PRESET, ()), modes=("native",))
+    while session.machines["native"].os.current is not None:
+        session.run(1)
+    idle = session.ops_done  # the op after which no process runs
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("g", *str(idle), "enter")
+        await seeked(pilot, app, idle)
+        for pane in (GuestTablePane, SecondTablePane):
+            text = str(q(app, pane).render())
+            assert "no process is running" in text and "pid -1" not in text, text
+        await pilot.press("space")
+        await seeked(pilot, app, idle + 1)
+        assert "pid -1" not in str(q(app, GuestTablePane).render())
+        assert "· pid " in str(q(app, GuestTablePane).render())
