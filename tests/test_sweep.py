@@ -51,10 +51,54 @@ def test_the_grid_is_sources_times_swept_values_times_seeds():
     assert len(default.cells) == 8 and default.swept == ("pages",)  # the VMware table: 4 workloads x 2 pairs
 
 
-def test_local_workers_give_the_serial_rows(serial_results):
-    local = list(executors.run_local(small_grid().cells, jobs=2))
+def test_local_workers_give_the_serial_rows_and_take_a_cell_only_when_one_is_free(serial_results, monkeypatch):
+    """No more cells go to the pool than it has workers (with all of them queued, Pool.terminate on Ctrl-C
+    could hang: executors.run_local)."""
+    import multiprocessing.pool
+
+    submitted = []
+    busy = []  # at each hand-over of a cell to the pool: the cells handed before it and still running
+    apply_async = multiprocessing.pool.Pool.apply_async
+
+    def handing(pool, *args, **kwargs):
+        busy.append(sum(not r.ready() for r in submitted))
+        submitted.append(apply_async(pool, *args, **kwargs))
+        return submitted[-1]
+
+    monkeypatch.setattr(multiprocessing.pool.Pool, "apply_async", handing)
+    cells = small_grid().cells
+    local = list(executors.run_local(cells, jobs=2))
+    assert len(cells) > 2 and len(busy) == len(cells) and max(busy) == 1, busy
     assert comparable(local) == comparable(serial_results)
     assert all(not r["error"] and len(r["rows"]) == 3 for r in serial_results)
+
+
+def test_a_pool_whose_terminate_hangs_has_its_workers_killed(monkeypatch):
+    """Pool.terminate() can hang for good (CPython #96995); run_local then kills the workers itself after
+    executors.STOP_S, so Ctrl-C always ends a study."""
+    import multiprocessing.pool
+    import threading
+
+    release = threading.Event()
+    terminate = multiprocessing.pool.Pool.terminate
+    monkeypatch.setattr(multiprocessing.pool.Pool, "terminate", lambda pool: (release.wait(60), terminate(pool)))
+    monkeypatch.setattr(executors, "STOP_S", 0.5)
+    before = set(multiprocessing.active_children())
+    workers = set()
+
+    def stop():  # asked first with the pool's workers started
+        workers.update(set(multiprocessing.active_children()) - before)
+        return True
+
+    try:
+        start = time.monotonic()
+        assert list(executors.run_local(small_grid().cells, jobs=2, stop=stop)) == []
+        assert time.monotonic() - start < 30
+        for process in workers:
+            process.join(5)
+        assert len(workers) == 2 and all(p.exitcode == -signal.SIGKILL for p in workers), workers
+    finally:
+        release.set()  # the pool's own terminate() goes on, and ends what it has left
 
 
 def test_a_dask_local_cluster_gives_the_serial_rows(serial_results):
