@@ -3,6 +3,7 @@ results files, resume, a failing cell, Ctrl-C, bad axes, charts, and the missing
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
 import io
@@ -218,6 +219,22 @@ def test_missing_extras_say_how_to_install(monkeypatch):
     assert code == 2 and "pip install 'rvi-tui[cluster]'" in err
 
 
+def _process_state(pid: int, out) -> str:
+    """What a process that outlived its Ctrl-C is doing: its signal state, each thread's wait, the cells saved."""
+    def status(path):
+        return {k: v.strip() for k, v in (line.split(":", 1) for line in open(path))
+                if k in ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")}
+
+    threads = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            threads[tid] = (open(f"/proc/{pid}/task/{tid}/comm").read().strip(),
+                            open(f"/proc/{pid}/task/{tid}/wchan").read().strip(),
+                            open(f"/proc/{pid}/task/{tid}/syscall").read().split()[0])
+    cells = [len(json.loads(out.read_text())["cells"]) for _ in range(2) if not time.sleep(2)]
+    return f"process {status(f'/proc/{pid}/status')}; threads (name, wait, syscall) {threads}; cells saved 2 s apart {cells}"
+
+
 def test_ctrl_c_stops_the_workers_and_keeps_finished_cells(tmp_path):
     out = tmp_path / "r.json"
     proc = subprocess.Popen([sys.executable, "-m", "rvi_tui.tui.cli", "study", "--workloads", "kcompile:jobs=4",
@@ -230,7 +247,12 @@ def test_ctrl_c_stops_the_workers_and_keeps_finished_cells(tmp_path):
     workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert workers  # the pool is running
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the study went on after Ctrl-C: {_process_state(proc.pid, out)}") from None
+    finally:
+        proc.kill()
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     kept = json.loads(out.read_text())["cells"]
     assert 1 <= len(kept) < 400 and all(not c["error"] for c in kept)
