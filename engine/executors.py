@@ -12,7 +12,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 
 from .compile_kernels import usable_cores
@@ -20,7 +19,6 @@ from .errors import EngineError
 from .sweep import Cell, TraceMissing, run_cell
 
 Started = Callable[[Cell], None]
-STOP_S = 10.0  # how long the pool's own terminate() may take before its workers are killed
 
 
 def default_jobs() -> int:
@@ -56,57 +54,37 @@ def run_local(cells: list[Cell], jobs: int, started: Started | None = None,
               stop: Callable[[], bool] | None = None) -> Iterator[dict]:
     """Cells in `jobs` worker processes (spawned: no state inherited but the kernel cache's location,
     which hardware.configure() put in the environment). `stop()` true ends it between polls, the workers
-    stopped (an app closing its study screen).
-
-    A cell goes to the pool only when a worker is free for it, so that the pool's task thread is never
-    blocked on a full pipe to the workers when Ctrl-C stops them (see _stop_pool)."""
+    stopped (an app closing its study screen)."""
     if (jobs <= 1 or len(cells) <= 1) and stop is None:
         yield from run_serial(cells, started)
         return
-    workers = max(1, min(jobs, len(cells)))
     ctx = multiprocessing.get_context("spawn")
-    before = set(multiprocessing.active_children())
     with _real_stderr():
-        pool = ctx.Pool(workers, initializer=_ignore_sigint)
-    own = set(multiprocessing.active_children()) - before  # the pool's worker processes
+        pool = ctx.Pool(max(1, min(jobs, len(cells))), initializer=_ignore_sigint)
     try:
-        queue = iter(cells)
-        running = []
-
-        def submit() -> None:
-            cell = next(queue, None)
-            if cell is not None:
-                running.append(pool.apply_async(run_cell, (cell,)))
-                if started:
-                    started(cell)
-
-        for _ in range(workers):
-            submit()
-        while running:
+        pending = [pool.apply_async(run_cell, (cell,)) for cell in cells]
+        running = set()
+        for i, cell in enumerate(cells[:jobs]):
+            running.add(i)
+            if started:
+                started(cell)
+        next_up = len(running)
+        while pending:
             if stop is not None and stop():
                 return
-            done = next((r for r in running if r.ready()), None)
+            done = next((r for r in pending if r.ready()), None)
             if done is None:
-                running[0].wait(0.05)
+                pending[0].wait(0.05)
                 continue
-            running.remove(done)
-            submit()
+            pending.remove(done)
+            if next_up < len(cells) and started:
+                started(cells[next_up])
+            next_up += 1
             yield done.get()
         pool.close()
     finally:
-        _stop_pool(pool, own)
-
-
-def _stop_pool(pool, workers: set) -> None:
-    """Stop the pool's workers, cells still running or not. `Pool.terminate()` can hang for good on a lock
-    that a worker it killed was holding (CPython issues #73945, #96995; a Ctrl-C test did so once in CI):
-    it gets STOP_S, then what is left of the workers is killed and the pool is left to the collector."""
-    stopping = threading.Thread(target=lambda: (pool.terminate(), pool.join()), daemon=True)
-    stopping.start()
-    stopping.join(STOP_S)
-    if stopping.is_alive():
-        for process in workers:
-            process.kill()
+        pool.terminate()
+        pool.join()
 
 
 def run_dask(cells: list[Cell], scheduler: str, started: Started | None = None) -> Iterator[dict]:
