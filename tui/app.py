@@ -422,14 +422,18 @@ class RviApp(App):
         note = "no TLB miss yet: step with space, or run with p" if f.ops_done == 0 or f.state != RUNNING else \
             "no TLB miss sampled yet"
         q(WalkGrid).show(mode, f.walk, glevels, hlevels, note)
-        if snap.counters.get("accesses", 0) > 0 and snap.pid >= 0:
-            q(GuestTablePane).show(mode, snap, f.walk)
-            q(SecondTablePane).show(mode, snap, f.walk)
+        if snap.pid < 0:
+            note = "no process is running: the one that ran has exited; the next access switches one in"
+        elif snap.counters.get("accesses", 0) == 0:
+            note = "no memory access yet: space steps to the first one"
         else:
-            note = "no process is running: the one that ran has exited; the next access switches one in" if snap.pid < 0 else \
-                "no memory access yet: space steps to the first one"
+            note = ""
+        if note:
             q(GuestTablePane).show_note(mode, note)
             q(SecondTablePane).show_note(mode, note)
+        else:
+            q(GuestTablePane).show(mode, snap, f.walk)
+            q(SecondTablePane).show(mode, snap, f.walk)
         if f.state != RUNNING:
             self.history.add(f.counters, False)
         window = self.history.window() if f.state == RUNNING else None
