@@ -298,7 +298,7 @@ def test_timeline_strip_cells():
 
 
 async def test_between_an_exit_and_the_next_switch_the_table_panes_say_no_process_runs():
-    """A process that exits leaves no current process until the next access switches one in: the guest and second
+    """A process that exits leaves no current process until a switch to another: the guest and second
     table panes say so instead of drawing the table of 'pid -1' at CR3 0."""
     from rvi_tui.engine import config as C
     from rvi_tui.engine.session import Session

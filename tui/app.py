@@ -423,7 +423,7 @@ class RviApp(App):
             "no TLB miss sampled yet"
         q(WalkGrid).show(mode, f.walk, glevels, hlevels, note)
         if snap.pid < 0:
-            note = "no process is running: the one that ran has exited; the next access switches one in"
+            note = "no process is running: the last one has exited"
         elif snap.counters.get("accesses", 0) == 0:
             note = "no memory access yet: space steps to the first one"
         else:
