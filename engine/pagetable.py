@@ -149,23 +149,10 @@ class RadixTable:
         self.write_entry(leaf.table, leaf.index, 0)
         return leaf
 
-    def leaves(self, start: int = 0, end: int | None = None) -> list[tuple[int, PathEntry]]:
-        """Every present leaf mapping part of [start, end) (everything by default) as (va, entry), in address order."""
-        found: list[tuple[int, PathEntry]] = []
-        self._leaves(self.root, self.levels, 0, start, end, found)
-        return found
-
-    def _leaves(self, table: int, level: int, base: int, start: int, end: int | None, found: list) -> None:
-        for index, value in self._entries(table, level, base, start, end):
-            va = base | (index << (E.PAGE_SHIFT + 9 * (level - 1)))
-            if level == 1 or value & E.PS:
-                found.append((va, PathEntry(level, table, index, value)))
-            else:
-                self._leaves((value & E.ADDR_MASK) >> E.PAGE_SHIFT, level - 1, va, start, end, found)
-
     def leaf_runs(self, start: int = 0, end: int | None = None) -> list[LeafRun]:
-        """leaves(start, end) in runs: each run the leaves that follow each other in one table page (a table
-        pointer in between ends a run), in address order. A page of 4 KiB leaves is one run, read at once."""
+        """Every present leaf mapping part of [start, end) (everything by default), in address order, in runs:
+        each run the leaves that follow each other in one table page (a table pointer in between ends a run).
+        A page of 4 KiB leaves is one run, read at once."""
         runs: list[LeafRun] = []
         self._leaf_runs(self.root, self.levels, 0, start, end, runs)
         return runs

@@ -11,9 +11,30 @@ from machine_helpers import BASE, cfg_from
 from op_streams import REGION, op_streams
 from rvi_tui.engine import entry as E
 from rvi_tui.engine.machine import Machine
+from rvi_tui.engine.pagetable import PathEntry
 from rvi_tui.workloads import ops as O
 
 M2 = 2 << 20
+
+
+def table_leaves(table, start: int = 0, end: int | None = None) -> list[tuple[int, PathEntry]]:
+    """Every present leaf of a RadixTable mapping part of [start, end), as (va, entry) in address order, read
+    entry by entry: the reference RadixTable.leaf_runs is held to."""
+    found = []
+
+    def walk(frame: int, level: int, base: int) -> None:
+        span = 1 << (E.PAGE_SHIFT + 9 * (level - 1))
+        for index, value in enumerate(table.mem.table(frame).tolist()):
+            va = base | (index * span)
+            if not value & E.P or va + span <= start or (end is not None and va >= end):
+                continue
+            if level == 1 or value & E.PS:
+                found.append((va, PathEntry(level, frame, index, value)))
+            else:
+                walk((value & E.ADDR_MASK) >> E.PAGE_SHIFT, level - 1, va)
+
+    walk(table.root, table.levels, 0)
+    return found
 
 
 def mapped_frames(machine) -> set[int]:
@@ -21,7 +42,7 @@ def mapped_frames(machine) -> set[int]:
     page, which is the kernel's, not a process's."""
     frames = set()
     for proc in machine.os.procs.values():
-        for _va, leaf in proc.table.leaves():
+        for _va, leaf in table_leaves(proc.table):
             first = E.frame_of(leaf.value)
             frames.update(range(first, first + (1 << (9 * (leaf.level - 1)))))
     frames.discard(machine.os.zero_frame)
@@ -139,7 +160,7 @@ def test_leaf_runs_are_the_leaves_grouped_by_table_page(maps, start, length):
             pass
     for lo, hi in ((0, None), (start, start + length)):
         leaf_by_leaf = [(page, [(va, leaf.level, leaf.index, leaf.value) for va, leaf in run])
-                        for page, run in groupby(table.leaves(lo, hi), key=lambda found: found[1].table)]
+                        for page, run in groupby(table_leaves(table, lo, hi), key=lambda found: found[1].table)]
         runs = [(run.table, [(int(va), run.level, int(i), int(v)) for va, i, v in zip(run.vas, run.indices, run.values)])
                 for run in table.leaf_runs(lo, hi)]
         assert runs == leaf_by_leaf
