@@ -16,6 +16,7 @@ from rvi_tui.engine.counters import EXIT_REASONS
 
 from .. import fmt
 from ._border import TitledPane, set_subtitle, set_title
+from ._lines import RichLines
 
 MODES = ("native", "shadow", "nested")
 KVM_ROWS = ("pf_taken", "pf_fixed", "pf_emulate", "pf_guest", "mmu_pte_write", "mmu_pde_zapped",
@@ -67,7 +68,7 @@ SPARK_LINES = 4  # the sparklines' heading and one line per mode
 SPARK_ROOM = SPARK_LINES + 2 + len(MAIN_ROWS)  # rows a pane needs to show the sparklines and the main rows
 
 
-class CountersBody(Widget):
+class CountersBody(RichLines, Widget):
     COMPONENT_CLASSES = {"ctr--head", "ctr--mode", "ctr--now", "ctr--section", "ctr--spark", "ctr--muted",
                          "ctr--best", "ctr--worst"}
     DEFAULT_CSS = """

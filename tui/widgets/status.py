@@ -9,6 +9,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from .. import fmt
+from ._lines import RichLines
 
 
 @dataclass
@@ -36,7 +37,7 @@ STATE_GLYPH = {"running": "▶ RUNNING", "paused": "‖ PAUSED", "finished": "�
                "warming": "… WARMING UP", "loading": "… LOADING", "seeking": "… SEEKING"}
 
 
-class StatusBar(Widget):
+class StatusBar(RichLines, Widget):
     COMPONENT_CLASSES = {"status--mode", "status--running", "status--paused", "status--error", "status--busy",
                          "status--dim", "status--key"}
     DEFAULT_CSS = """

@@ -17,6 +17,7 @@ from rvi_tui.engine import entry as E
 from ..walks import WalkView
 from .. import fmt
 from ._border import TitledPane, set_title
+from ._lines import RichLines
 
 SERVED_CLASS = {"L1D": "pt--l1d", "L2$": "pt--l2", "L3$": "pt--l3", "DRAM": "pt--dram", "mem": "pt--l3"}
 STATE_TEXT = {"in sync": "in sync·WP", "unsync": "unsync", "direct": "direct"}
@@ -65,7 +66,7 @@ def translate(path, va: int) -> tuple[int, int] | None:
     return base | (va & ((1 << shift) - 1)), size
 
 
-class _PathPane(TitledPane, Widget):
+class _PathPane(TitledPane, RichLines, Widget):
     COMPONENT_CLASSES = PT_CLASSES
 
     def __init__(self, **kwargs) -> None:

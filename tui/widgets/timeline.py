@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from ._lines import RichLines
+
 
 def strip_cells(width: int, ops_done: int, frontier: int, total: int | None, buckets, bucket_ops: int) -> str:
     """The strip as `width` characters: `│` where a column's ops hold an event of the searched kind, `─` ops run
@@ -28,7 +30,7 @@ def strip_cells(width: int, ops_done: int, frontier: int, total: int | None, buc
     return "".join(cells)
 
 
-class TimelineStrip(Widget):
+class TimelineStrip(RichLines, Widget):
     """`op 41,210 ·····●···│··· walk ≥20 refs`: the run from op 0 to its end (or as far as it has gone)."""
 
     COMPONENT_CLASSES = {"timeline--hit", "timeline--here", "timeline--dim"}

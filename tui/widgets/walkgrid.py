@@ -18,6 +18,7 @@ from rvi_tui.engine import entry as E
 from .. import fmt
 from ..walks import SERVED_ORDER, WalkView
 from ._border import TitledPane, set_subtitle, set_title
+from ._lines import RichLines
 
 CELL = 7
 # (row-label cells, cell cells, numbered cells?) of the 2-D grid, widest first
@@ -42,7 +43,7 @@ def col_label(col: int) -> str:
     return "gPTE" if col == 0 else f"nL{col}"
 
 
-class WalkGrid(TitledPane, Widget):
+class WalkGrid(TitledPane, RichLines, Widget):
     COMPONENT_CLASSES = {"walk--l1d", "walk--l2", "walk--l3", "walk--dram", "walk--mem", "walk--skip",
                          "walk--implied", "walk--empty", "walk--head", "walk--fault", "walk--note"}
     DEFAULT_CSS = """

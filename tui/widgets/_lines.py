@@ -1,0 +1,37 @@
+"""Panes whose content is one Rich ``Text``, painted from strips that Rich makes once per change.
+
+Textual turns a widget's ``render()`` into strips through its ``Content`` on every paint, giving each
+segment a style of its own that carries the cell's offset. The live panes repaint several times a second,
+and all of them at each mode key: at 120x40 the counters' 37 lines took 7-9 ms a paint that way, and the
+panes together about 27 ms of a key's 41 ms (`python -m rvi_tui.tui.bench`). Rich's own line split of the
+same ``Text`` takes 2 ms and is kept until the pane changes or is resized. What the offsets serve, selecting
+text with the mouse inside the app, these panes do not offer (the terminal's own selection still works).
+"""
+
+from __future__ import annotations
+
+from textual.strip import Strip
+
+
+class RichLines:
+    """Mixed in before ``Widget``: ``render()`` gives the Text; it is drawn without wrapping, cut with '…'."""
+
+    _strips: list[Strip] | None = None
+    _strips_size = None
+
+    def refresh(self, *regions, repaint: bool = True, layout: bool = False, recompose: bool = False):
+        self._strips = None  # every change of what the pane shows comes through here
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    def render_line(self, y: int) -> Strip:
+        size = self.size
+        if self._strips is None or self._strips_size != size:
+            console = self.app.console
+            options = console.options.update(width=size.width, height=None, no_wrap=True, overflow="ellipsis")
+            style = self.visual_style.rich_style
+            lines = console.render_lines(self.render(), options, style=style, pad=True)
+            self._strips = [Strip(line, size.width) for line in lines[:size.height]]
+            self._strips_size = size
+        if y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(size.width, self.visual_style.rich_style)
