@@ -52,6 +52,9 @@ STEP_LIMIT = 200
 DEFAULT_SPEED = len(SPEEDS) - 1
 SLICE_S = 0.025  # target wall time of a running slice
 SUB_S = 0.004  # target wall time of one session.run() inside a slice: about the longest a pull waits
+# ... while the kernels run interpreted: a key's pull waits for the sub-batch under way, and interpreted ops
+# vary in cost (a fork's table copy), so the sub-batches that overshoot the target do so from a lower base
+INTERPRETED_SUB_S = 0.002
 MAX_SUB = 256  # ops per session.run(): a burst of faults (~0.2 ms each, in Python) stays ≲ 50 ms
 MAX_BATCH = 1 << 16
 HISTORY_OPS = 400  # stepped ops kept for the event log (per session)
@@ -694,6 +697,7 @@ class Runner:
                     time.sleep(min(0.02, 1 / speed))
                     return
                 n = min(n, allowed)
+            sub_s = INTERPRETED_SUB_S if self._interpreted_while_compiling() else SUB_S
             with self.lock:
                 before = s.ops_done
                 want = max(n - 1, 0)
@@ -709,7 +713,7 @@ class Runner:
                     self._end_warmup_if_due()
                     dt = time.perf_counter() - ts
                     if ran and dt > 0:
-                        self._sub = max(1, min(MAX_SUB, self._sub * 2, int(ran * SUB_S / dt)))
+                        self._sub = max(1, min(MAX_SUB, self._sub * 2, int(ran * sub_s / dt)))
                     want -= ran
                     if ran < k:
                         ended = True

@@ -190,6 +190,11 @@ class GuestTablePane(_PathPane):
         self.set_text(Text(note, style=self.st("pt--muted")))
 
 
+NATIVE_ELSEWHERE = ("In a VM this pane shows the second dimension:",
+                    "2 shadow: the hypervisor's gVA→hPA copy the hardware walks",
+                    "3 nested: the host table, walked for each guest reference")
+
+
 class SecondTablePane(_PathPane):
     DEFAULT_CSS = PANE_CSS.format(name="SecondTablePane")
 
@@ -198,7 +203,7 @@ class SecondTablePane(_PathPane):
         if view is not None and view.vaddr != snap.vaddr:
             view = None
         levels = max((r.level for r in snap.guest_path), default=4)
-        self.lines = {"native": 2, "shadow": 2 + levels, "nested": 2 + levels}[mode]
+        self.lines = 2 + levels  # in every mode (native shows 2 of them): a mode key repaints the panes in place
         if mode == "native":
             self._native(snap)
         elif mode == "shadow":
@@ -214,6 +219,7 @@ class SecondTablePane(_PathPane):
 
     def _native(self, snap) -> None:
         set_title(self, "Physical memory (native: no second dimension)")
+        width = self.content_region.width or 80
         out = Text(no_wrap=True, overflow="ellipsis")
         t = translate(snap.guest_path, snap.vaddr)
         if t is None:
@@ -223,7 +229,11 @@ class SecondTablePane(_PathPane):
             out.append(f"VA {snap.vaddr:#x} → PA ")
             out.append(f"{pa:#x}", style="bold")
             out.append("\n" + fmt.fit(f"frame {pa >> 12:#x} · {E.PAGE_SIZE_LABELS[size]} page · one table, "
-                                      "no hypervisor", self.content_region.width or 80))
+                                      "no hypervisor", width))
+        # the rows the other modes fill (the pane keeps its height across mode keys) say what they show
+        out.append("\n")
+        for line in NATIVE_ELSEWHERE[:self.lines - 3]:
+            out.append("\n" + fmt.fit(line, width), style=self.st("pt--muted"))
         self.set_text(out)
 
     def _shadow(self, snap, view) -> None:

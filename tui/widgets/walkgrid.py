@@ -88,9 +88,9 @@ class WalkGrid(TitledPane, RichLines, Widget):
         self.refresh(layout=self._line_count() != lines_before)
 
     def _line_count(self) -> int:
-        """Fixed for a mode and a level count: a pane that changed height would re-lay out the screen."""
-        rows = self.glevels + 1 if self.mode == "nested" else self.glevels
-        return rows + 1 + SUMMARY_LINES  # column heads, rows, the summary's lines
+        """Fixed for a level count, the same in every mode (the 2-D grid's rows): a mode key then repaints the
+        panes where they stand, and a pane that changed height would re-lay out the whole screen."""
+        return self.glevels + 1 + 1 + SUMMARY_LINES  # column heads, rows, the summary's lines
 
     def _style(self, name: str):
         return self.get_component_rich_style(name)
