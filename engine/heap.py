@@ -6,14 +6,17 @@ state), 50-130 ms a time, and it falls on whichever key's work allocates at the
 wrong moment. ``settle`` collects at a moment that can afford it (a jump, a
 load) and freezes the survivors, so that the full collections after it scan
 only what is newer (the recipe of CPython's ``gc.freeze`` documentation).
-``defer_full`` puts full collections off while they would fall on keys most
-(the engine running its kernels interpreted, for the seconds a fresh install
-compiles).
+``defer_full`` puts automatic full collections off while the engine runs:
+they are triggered by allocation, and a key's redraw is the burst of
+allocation most likely to trigger one. ``collect_full_if_due`` then collects at
+a moment the engine's thread picks, between its slices, when no key or redraw
+is waiting: a key can still meet one, but only by arriving during it.
 """
 
 from __future__ import annotations
 
 import gc
+import time
 
 
 def settle() -> None:
@@ -33,10 +36,10 @@ _threshold: tuple[int, int, int] | None = None  # the thresholds defer_full repl
 def defer_full(defer: bool) -> None:
     """Put automatic full collections off (young ones go on), or bring them back as they were.
 
-    For while the engine runs its kernels' source interpreted: it and the UI then share the GIL, and a
-    full collection (15-80 ms measured while compiling: ``python -m rvi_tui.tui.bench --cold``) falls on
-    whichever key or redraw allocates next. That phase ends when the compiled kernels arrive, so the
-    cyclic garbage it leaves uncollected is bounded; the first full collection after it takes that too.
+    For while the engine runs: a full collection (15-80 ms measured while compiling, 55-71 ms running
+    compiled: ``python -m rvi_tui.tui.bench``) falls on whichever key or redraw allocates next; on the
+    keys of a compiled run, one in ten. While the kernels run interpreted (until the compiled ones arrive:
+    a bounded phase) none is made; running compiled, ``collect_full_if_due`` makes them.
     """
     global _threshold
     if defer and _threshold is None:
@@ -46,3 +49,20 @@ def defer_full(defer: bool) -> None:
         now = gc.get_threshold()
         gc.set_threshold(now[0], now[1], _threshold[2])
         _threshold = None
+
+
+FULL_EVERY_S = 2.0  # running compiled: about as often as the automatic ones came (a full one per ~2 s measured)
+_last_full = 0.0
+
+
+def collect_full_if_due() -> bool:
+    """A full collection if FULL_EVERY_S have passed since the last one made here (the caller picks the moment:
+    no key or redraw waiting). Without it, the cyclic garbage that outlives the young collections (Textual's
+    strips, which cache themselves) would pile up while full collections are deferred."""
+    global _last_full
+    now = time.monotonic()
+    if now - _last_full < FULL_EVERY_S:
+        return False
+    gc.collect()
+    _last_full = time.monotonic()
+    return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -206,7 +207,9 @@ async def test_a_key_holds_a_running_engine_until_its_screen_is_painted(monkeypa
 async def test_while_the_engine_runs_interpreted_redraws_are_few_and_hold_it_until_painted(monkeypatch):
     """On a cold cache the engine runs its kernels as Python, holding the GIL: every redraw then holds the engine
     until its paint, at most INTERPRETED_HZ times a second, so that the UI thread is mostly idle and ready for a
-    key; full garbage collections wait (heap.defer_full) until the compiled kernels arrive."""
+    key; no full garbage collection is made until the compiled kernels arrive. Running compiled, automatic full
+    collections stay off and the engine's thread makes them between its slices (heap.collect_full_if_due);
+    paused, they are automatic again."""
     import gc
 
     from rvi_tui.engine import hardware, heap
@@ -239,13 +242,26 @@ async def test_while_the_engine_runs_interpreted_redraws_are_few_and_hold_it_unt
         assert paints and all(held for _, held in paints), paints
         assert len(paints) <= 2 * app_module.INTERPRETED_HZ + 1, f"{len(paints)} redraws in 2 s"
         state["status"] = hardware.Status(compiled=True, full=True)  # the compiled kernels arrive
-        await wait_for(pilot, lambda: gc.get_threshold() == threshold, timeout=10, what="full collections back")
+        full = []  # the threads that made a full collection
+
+        def noting(phase, info):
+            if phase == "start" and info["generation"] == 2:
+                full.append(threading.current_thread().name)
+
+        gc.callbacks.append(noting)
+        try:
+            await wait_for(pilot, lambda: full, timeout=3 * heap.FULL_EVERY_S, what="a full collection")
+        finally:
+            gc.callbacks.remove(noting)
+        assert set(full) == {app.runner._thread.name}, full
+        assert gc.get_threshold()[2] == heap.DEFERRED
         app.refresh_panes()
         await wait_for(pilot, lambda: app._kernels_seen == "compiled", timeout=10, what="compiled drawn")
         paints.clear()
         await pilot.pause(1.0)
         assert len(paints) > app_module.INTERPRETED_HZ + 1, "compiled, the panes redraw at the running rate again"
         await pilot.press("p")
+        await wait_for(pilot, lambda: gc.get_threshold() == threshold, timeout=10, what="full collections back")
     assert gc.get_threshold() == threshold
 
 

@@ -449,7 +449,7 @@ class Runner:
                 return
             try:
                 if self.warmed:
-                    heap.defer_full(self.state == RUNNING and self._interpreted_while_compiling())
+                    heap.defer_full(self.state == RUNNING)
                 if cmd is None and self.warmed and self.state != RUNNING:
                     self._adopt_compiled()
                 if cmd is not None:
@@ -458,6 +458,8 @@ class Runner:
                     self._task_slice()
                 elif self.state == RUNNING:
                     self._slice()
+                    if not self._ui_waiting.is_set() and not self._interpreted_while_compiling():
+                        heap.collect_full_if_due()
             except Exception as e:  # anything the engine raises ends the run, never the app
                 self._fail(e)
 
