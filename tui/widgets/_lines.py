@@ -13,8 +13,12 @@ from __future__ import annotations
 from textual.strip import Strip
 
 
+RICH_OVERFLOW = {"clip": "crop", "fold": "fold", "ellipsis": "ellipsis"}  # CSS text-overflow → Rich's overflow
+
+
 class RichLines:
-    """Mixed in before ``Widget``: ``render()`` gives the Text; it is drawn without wrapping, cut with '…'."""
+    """Mixed in before ``Widget``: ``render()`` gives the Text, wrapped and cut as the widget's CSS says
+    (``text-wrap``, ``text-overflow``), unless the Text says itself."""
 
     _strips: list[Strip] | None = None
     _strips_size = None
@@ -27,7 +31,9 @@ class RichLines:
         size = self.size
         if self._strips is None or self._strips_size != size:
             console = self.app.console
-            options = console.options.update(width=size.width, height=None, no_wrap=True, overflow="ellipsis")
+            styles = self.styles
+            options = console.options.update(width=size.width, height=None, no_wrap=styles.text_wrap == "nowrap",
+                                             overflow=RICH_OVERFLOW[styles.text_overflow])
             style = self.visual_style.rich_style
             lines = console.render_lines(self.render(), options, style=style, pad=True)
             self._strips = [Strip(line, size.width) for line in lines[:size.height]]
