@@ -175,7 +175,7 @@ class RviApp(App):
         self._op_lines = OpLinesMemo(4 * LOG_REBUILD_OPS)  # about the ops the log shows, in each mode
         self._last_render = 0.0
         self._refresh_pending = False
-        self._holds = 0  # keys and redraws that hold the engine until the screen they bring is painted
+        self._key_hold = None  # the release of the hold the key under way took on the engine
         self._state_seen = ""
         self._keys_state = ""  # the engine state the footer's keys were last lit or dimmed for (check_action)
         self._error_seen: str | None = None
@@ -242,25 +242,31 @@ class RviApp(App):
         if isinstance(event, Key) and not event.is_forwarded:  # a key's first pass (a second: back from a widget)
             # sharing the GIL with a running engine, a key's redraw took about twice its CPU time: the engine
             # starts no new sub-batch from the key until the screen its action brings is painted
-            self._hold_engine()
+            self._key_hold = self._hold_engine()
         await super().on_event(event)
 
     async def run_action(self, action, default_namespace=None) -> bool:
         ran = await super().run_action(action, default_namespace)
-        if self._holds:
-            self.call_after_refresh(self._let_engine_go)  # after the paint of what the action redrew
+        if self._key_hold is not None:
+            self.call_after_refresh(self._key_hold)  # after the paint of what the action redrew
+            self._key_hold = None
         return ran
 
-    def _hold_engine(self) -> None:
-        """The engine starts no new sub-batch until the next paint lets it go (KEY_HOLD_S at the latest)."""
+    def _hold_engine(self):
+        """The engine starts no new sub-batch until the returned release is called (after the paint of what
+        the hold is for) or KEY_HOLD_S have passed. Each hold has a release of its own: a paint that lets
+        one redraw's hold go must not let go that of a redraw made after it and not painted yet."""
         self.runner.ui_busy()
-        self._holds += 1
-        self.set_timer(KEY_HOLD_S, self._let_engine_go)
+        held = True
 
-    def _let_engine_go(self) -> None:
-        while self._holds:
-            self._holds -= 1
-            self.runner.ui_done()
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.runner.ui_done()
+
+        self.set_timer(KEY_HOLD_S, release)
+        return release
 
     def _engine_interpreted(self) -> bool:
         """The engine runs its kernels' source as Python, holding the GIL (while the compiler child works, or for
@@ -309,8 +315,7 @@ class RviApp(App):
             self.set_timer(0.05, self.request_refresh)
             return
         if self._engine_interpreted():  # it and the redraw would share the GIL up to the paint: keys wait
-            self._hold_engine()
-            self.call_after_refresh(self._let_engine_go)
+            self.call_after_refresh(self._hold_engine())
         with self.runner.hold():
             frame = self.runner.pull(self.view_mode, since=since, have=self._snap_key,
                                      snapshot_every=SNAPSHOT_EVERY)
