@@ -204,6 +204,25 @@ async def test_a_key_holds_a_running_engine_until_its_screen_is_painted(monkeypa
         await pilot.press("p")
 
 
+async def test_each_hold_on_the_engine_is_let_go_by_its_own_release_only(monkeypatch):
+    """A redraw's hold is let go after its paint; a redraw made after that paint and before the release ran
+    must stay held until its own paint. A release let go every hold."""
+    monkeypatch.setattr(app_module, "KEY_HOLD_S", 30.0)  # the fallback timer stays out
+    app = RviApp(**SMALL)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        held = app.runner._ui_waiting.is_set
+        first = app._hold_engine()
+        second = app._hold_engine()
+        assert held()
+        first()
+        assert held(), "the second hold was let go with the first"
+        first()  # twice (its paint, then its timer): it lets go nothing more
+        assert held()
+        second()
+        assert not held()
+
+
 async def test_while_the_engine_runs_interpreted_redraws_are_few_and_hold_it_until_painted(monkeypatch):
     """On a cold cache the engine runs its kernels as Python, holding the GIL: every redraw then holds the engine
     until its paint, at most INTERPRETED_HZ times a second, so that the UI thread is mostly idle and ready for a
