@@ -5,8 +5,9 @@ segment a style of its own that carries the cell's offset. The live panes repain
 and all of them at each mode key: at 120x40, paused, timed around each widget's ``render_lines``, the
 counters' 37 lines took 7-9 ms a paint that way, and the panes together about 27 ms of a key's 41 ms. Rich's
 own line split of the same ``Text`` takes 2 ms, and is kept until the pane changes or is resized: the panes
-then took 14 ms of a key's 30 ms. ``tests/test_rich_lines.py`` holds every cell to Textual's own drawing. What the offsets serve, selecting
-text with the mouse inside the app, these panes do not offer (the terminal's own selection still works).
+then took 14 ms of a key's 30 ms. ``tests/test_rich_lines.py`` holds every cell to Textual's own drawing.
+What the offsets serve, selecting text with the mouse inside the app, these panes do not offer (the
+terminal's own selection still works).
 """
 
 from __future__ import annotations
