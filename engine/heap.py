@@ -55,14 +55,12 @@ FULL_EVERY_S = 2.0  # running compiled: about as often as the automatic ones cam
 _last_full = 0.0
 
 
-def collect_full_if_due() -> bool:
+def collect_full_if_due() -> None:
     """A full collection if FULL_EVERY_S have passed since the last one made here (the caller picks the moment:
     no key or redraw waiting). Without it, the cyclic garbage that outlives the young collections (Textual's
     strips, which cache themselves) would pile up while full collections are deferred."""
     global _last_full
     now = time.monotonic()
-    if now - _last_full < FULL_EVERY_S:
-        return False
-    gc.collect()
-    _last_full = time.monotonic()
-    return True
+    if now - _last_full >= FULL_EVERY_S:
+        gc.collect()
+        _last_full = time.monotonic()

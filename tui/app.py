@@ -315,7 +315,8 @@ class RviApp(App):
             self.set_timer(0.05, self.request_refresh)
             return
         if self._engine_interpreted():  # it and the redraw would share the GIL up to the paint: keys wait
-            self.call_after_refresh(self._hold_engine())
+            release = self._hold_engine()
+            self.call_after_refresh(release)
         with self.runner.hold():
             frame = self.runner.pull(self.view_mode, since=since, have=self._snap_key,
                                      snapshot_every=SNAPSHOT_EVERY)

@@ -12,7 +12,19 @@ terminal's own selection still works).
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.strip import Strip
+
+def padded(text: Text, lines: int) -> Text:
+    """``text`` with blank lines after it up to ``lines`` lines (a copy, if any are added). Panes keep their
+    height this way while what they show gets shorter: a pane that changes height re-lays out the screen."""
+    missing = lines - 1 - text.plain.count("\n")
+    if missing <= 0:
+        return text
+    text = text.copy()
+    text.append("\n" * missing)
+    return text
+
 
 RICH_OVERFLOW = {"clip": "crop", "fold": "fold", "ellipsis": "ellipsis"}  # CSS text-overflow → Rich's overflow
 

@@ -16,7 +16,7 @@ from rvi_tui.engine.counters import EXIT_REASONS
 
 from .. import fmt
 from ._border import TitledPane, set_subtitle, set_title
-from ._lines import RichLines
+from ._lines import RichLines, padded
 
 MODES = ("native", "shadow", "nested")
 KVM_ROWS = ("pf_taken", "pf_fixed", "pf_emulate", "pf_guest", "mmu_pte_write", "mmu_pde_zapped",
@@ -172,10 +172,8 @@ class CountersBody(RichLines, Widget):
         # never fewer lines than before in this run: a row that comes and goes (a kvm gauge back at 0) changed the
         # body's height, which re-lays out and repaints the whole screen
         lines = out.plain.count("\n")
-        if lines < self._rows:
-            out.append("\n" * (self._rows - lines))
         self._rows = max(self._rows, lines)
-        return out
+        return padded(out, self._rows + 1)
 
     def _pinned(self, out: Text, show_now: bool) -> None:
         """The pinned run's figures, and this run's change against them (this / pinned − 1)."""

@@ -17,7 +17,7 @@ from rvi_tui.engine import entry as E
 from ..walks import WalkView
 from .. import fmt
 from ._border import TitledPane, set_title
-from ._lines import RichLines
+from ._lines import RichLines, padded
 
 SERVED_CLASS = {"L1D": "pt--l1d", "L2$": "pt--l2", "L3$": "pt--l3", "DRAM": "pt--dram", "mem": "pt--l3"}
 STATE_TEXT = {"in sync": "in sync·WP", "unsync": "unsync", "direct": "direct"}
@@ -79,18 +79,14 @@ class _PathPane(TitledPane, RichLines, Widget):
     def render(self) -> Text:
         return self._text
 
-    lines = 0  # the pane's fixed height for the current mode (set by show); 0 = as the text needs
+    lines = 0  # the pane's fixed height (set by show); 0 = as the text needs
 
     def set_text(self, text: Text) -> None:
         """Repaint only if the text changed; re-layout only if its height did (auto-height pane).
 
         Text is padded to ``lines`` so that the height stays put while the engine runs: a pane that
         changes height re-lays out the whole screen."""
-        if self.lines:
-            missing = self.lines - 1 - text.plain.count("\n")
-            if missing > 0:
-                text = text.copy()
-                text.append("\n" * missing)
+        text = padded(text, self.lines)
         if text == self._text:
             return
         relayout = text.plain.count("\n") != self._text.plain.count("\n")

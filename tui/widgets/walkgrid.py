@@ -18,7 +18,7 @@ from rvi_tui.engine import entry as E
 from .. import fmt
 from ..walks import SERVED_ORDER, WalkView
 from ._border import TitledPane, set_subtitle, set_title
-from ._lines import RichLines
+from ._lines import RichLines, padded
 
 CELL = 7
 # (row-label cells, cell cells, numbered cells?) of the 2-D grid, widest first
@@ -120,10 +120,7 @@ class WalkGrid(TitledPane, RichLines, Widget):
             else:
                 self._render_1d(out, v, width)
             self._render_summary(out, v, width)
-        missing = self._line_count() - 1 - out.plain.count("\n")
-        if missing > 0:
-            out.append("\n" * missing)
-        return out
+        return padded(out, self._line_count())
 
     @staticmethod
     def grid_layout(n_cols: int, width: int) -> tuple[int, int, bool]:
