@@ -13,3 +13,4 @@ RECORD_EVENTS = True  # emit() records events when the step path asks (st[ST_EV_
 INLINE = True  # LLVM inlines every routine into run_accesses (False: each is a function of its own)
 WALK_1D = True  # the one-dimensional walk (native, shadow)
 WALK_2D = True  # the two-dimensional nested walk
+VECTOR_SCANS = False  # set scans of wide sets without early exit, for LLVM to vectorise (setassoc.wide_first_way)

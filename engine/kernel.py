@@ -160,8 +160,8 @@ def tlb_fill(va, frame, size, flags, into_l2, assist, geom, c, st, ev):
 def tlb_put(geom, c, st, s, index, key, asid, val, flags, assist):
     """A fill into the LRU way; after an assist, an update of the entry where it is."""
     if assist:
-        return sa_insert(geom, c, st, s, index, key, asid, val, flags)
-    return sa_fill(geom, c, st, s, index, key, asid, val, flags)
+        return sa_insert(geom, c, st, s, index, key, asid, val, flags, True)
+    return sa_fill(geom, c, st, s, index, key, asid, val, flags, True)
 
 
 @routine
@@ -213,7 +213,7 @@ def probe(geom, c, st, s, va, size, asid, sizes, ev):
     if geom[s, 1] == 0 or (sizes >> size) & 1 == 0:
         return -1
     vpn = va >> (12 + 9 * size)
-    slot = sa_find(geom, c, s, vpn, vpn * 4 + size, asid)
+    slot = sa_find(geom, c, s, vpn, vpn * 4 + size, asid, True)
     if slot >= 0:
         sa_touch(geom, c, st, s, slot)
         emit(ev, st, EV_TLB, s, 1, slot - geom[s, 0], vpn, size, 0)

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .build import VECTOR_SCANS
 from .layout import ST_CLOCK, TF_GLOBAL
 from .routine import routine
 
 KEY, STAMP, ASID, VAL, FLAGS = range(5)  # field order inside a set block: a data cache has the first two
+NARROW = 8  # ways up to which every build's scans stop at the match (wide_first_way)
 
 
 @routine
@@ -41,18 +43,46 @@ def set_base(geom, s, index):
 
 
 @routine
-def sa_find(geom, c, s, index, key, asid):
-    """Slot holding (key, asid) in structure s, or -1. Global TLB entries match any PCID of their VPID."""
+def sa_find(geom, c, s, index, key, asid, wide):
+    """Slot holding (key, asid) in structure s, or -1. Global TLB entries match any PCID of their VPID.
+
+    `wide`: s may have many ways (a TLB), so the batch builds scan it with wide_first_way when it has.
+    Only the TLBs' lookups and fills ask: each place that may take that path costs compile time.
+    """
     if geom[s, 1] == 0:
         return -1
     ways = geom[s, 2]
     first = set_base(geom, s, index)
-    for slot in range(first, first + ways):
+    start = first
+    if VECTOR_SCANS and wide and ways > NARROW:
+        way = wide_first_way(c[first : first + ways], key)
+        if way == ways:
+            return -1
+        start = first + way  # the tag check below: past this way only for a key under another tag (rare)
+    for slot in range(start, first + ways):
         if c[slot] == key:
             tag = c[slot + ASID * ways]
             if tag == asid or ((c[slot + FLAGS * ways] & TF_GLOBAL) != 0 and (tag >> 12) == (asid >> 12)):
                 return slot
     return -1
+
+
+@routine
+def wide_first_way(keys, key):
+    """The first way whose key is `key`, or len(keys), for a wide set in the batch builds.
+
+    A scan that stops at the match was the miss path's largest cost with the modern preset's 72-way
+    L1 and 24-way L2. Written without an early exit and indexed from 0 (no negative-index fix-up),
+    it compiles to vector compares and a minimum over the set's contiguous keys. Sets of up to
+    NARROW ways, and every set in the step and interpreted builds, are scanned way by way up to
+    the match: there the vector code's set-up costs more than it saves (as Python, the full scan
+    is slower).
+    """
+    ways = keys.shape[0]
+    found = ways
+    for way in range(ways):
+        found = min(found, way if keys[way] == key else ways)
+    return found
 
 
 @routine
@@ -88,14 +118,19 @@ def line_find(geom, c, s, line):
 
 
 @routine
-def lru_way(c, first, ways):
+def lru_way(c, first, ways, wide):
     """The slot to evict from the set at `first`: the lowest stamp, the first of equals.
 
     An empty way has stamp 0 and every filled one a clock value >= 1, so this is
-    'the first empty way, else the least recently used' in one branch-free pass.
+    'the first empty way, else the least recently used', without a branch on the stamps.
+    A narrow set is one pass carrying the oldest stamp and its way; a wide one in the batch
+    builds is two reductions, the oldest stamp and then the first way holding it, which
+    LLVM vectorises (one pass carrying both does not). See wide_first_way.
     """
     # a slice: indices from 0 need no negative-index fix-up (a shift, an and and an add) on each load
     stamps = c[first + STAMP * ways : first + (STAMP + 1) * ways]
+    if VECTOR_SCANS and wide and ways > NARROW:
+        return first + wide_lru_way(stamps)
     victim = 0
     oldest = stamps[0]
     for way in range(1, ways):
@@ -107,18 +142,27 @@ def lru_way(c, first, ways):
 
 
 @routine
+def wide_lru_way(stamps):
+    """lru_way's choice in a wide set: the oldest stamp, then the first way holding it (two vector reductions)."""
+    oldest = stamps[0]
+    for way in range(1, stamps.shape[0]):
+        oldest = min(oldest, stamps[way])
+    return wide_first_way(stamps, oldest)
+
+
+@routine
 def line_fill(geom, c, st, s, line):
     """Fill a line into a two-field data cache: an empty way, else the LRU way."""
     ways = geom[s, 2]
     first = set_base(geom, s, line)
-    victim = lru_way(c, first, ways)
+    victim = lru_way(c, first, ways, False)
     c[victim] = line
     st[ST_CLOCK] += 1
     c[victim + STAMP * ways] = st[ST_CLOCK]
 
 
 @routine
-def sa_fill(geom, c, st, s, index, key, asid, val, flags):
+def sa_fill(geom, c, st, s, index, key, asid, val, flags, wide):
     """Fill (key, asid) -> (val, flags), known to be absent (it just missed), into the LRU way.
 
     Returns (slot, evicted key or -1). Every fill after a miss comes here: skipping the
@@ -128,11 +172,11 @@ def sa_fill(geom, c, st, s, index, key, asid, val, flags):
         return -1, -1
     ways = geom[s, 2]
     first = set_base(geom, s, index)
-    return sa_put(c, st, lru_way(c, first, ways), ways, key, asid, val, flags)
+    return sa_put(c, st, lru_way(c, first, ways, wide), ways, key, asid, val, flags)
 
 
 @routine
-def sa_insert(geom, c, st, s, index, key, asid, val, flags):
+def sa_insert(geom, c, st, s, index, key, asid, val, flags, wide):
     """Fill (key, asid) -> (val, flags) in structure s, overwriting the entry in place when it is
     already there (a TLB hit re-walked to set D); returns (slot, evicted key or -1)."""
     if geom[s, 1] == 0:
@@ -144,7 +188,7 @@ def sa_insert(geom, c, st, s, index, key, asid, val, flags):
         if c[slot] == key and c[slot + ASID * ways] == asid:
             present = slot
             break
-    victim = present if present >= 0 else lru_way(c, first, ways)
+    victim = present if present >= 0 else lru_way(c, first, ways, wide)
     return sa_put(c, st, victim, ways, key, asid, val, flags)
 
 

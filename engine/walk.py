@@ -157,7 +157,7 @@ def skip_cached_levels(addr, levels, asid, first, dim, row, geom, c, st, cost, c
     for lvl in range(2, levels + 1):
         s = first + lvl - 2
         key = addr >> (12 + 9 * (lvl - 1))
-        slot = sa_find(geom, c, s, key, key, asid)
+        slot = sa_find(geom, c, s, key, key, asid, False)
         if slot >= 0:
             sa_touch(geom, c, st, s, slot)
             cnt[hits] += 1
@@ -223,7 +223,7 @@ def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
             return WALK_OK, nxt, size, leaf_flags(rights, ne, size, size), refs, level, 1
         if level >= 2:
             key = va >> (12 + 9 * (level - 1))
-            sa_fill(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights)
+            sa_fill(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights, False)
         table = nxt
         level -= 1
 
@@ -238,7 +238,7 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
     hsize = st[ST_HOST_SIZE]
     hshift = 9 * hsize
     key = gfn >> hshift
-    slot = sa_find(geom, c, S_NTLB, key, key, 0)
+    slot = sa_find(geom, c, S_NTLB, key, key, 0, False)
     if slot >= 0:
         sa_touch(geom, c, st, S_NTLB, slot)
         cnt[K_NTLB_HITS] += 1
@@ -264,11 +264,11 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
         nxt = (e & ADDR_MASK) >> 12
         if leaf:
             page = nxt
-            sa_fill(geom, c, st, S_NTLB, key, key, 0, page, 0)
+            sa_fill(geom, c, st, S_NTLB, key, key, 0, page, 0, False)
             return WALK_OK, page + (gfn & ((1 << (9 * (level - 1))) - 1)), refs, 0
         if level >= 2:
             nkey = gpa >> (12 + 9 * (level - 1))
-            sa_fill(geom, c, st, S_NWC + level - 2, nkey, nkey, 0, nxt, 0)
+            sa_fill(geom, c, st, S_NWC + level - 2, nkey, nkey, 0, nxt, 0, False)
         table = nxt
         level -= 1
 
@@ -326,6 +326,6 @@ def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
             gfn = nxt + ((va >> 12) & ((1 << (9 * gsize)) - 1))  # the 4 KiB gPA frame of va
         else:
             key = va >> (12 + 9 * (level - 1))
-            sa_fill(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights)
+            sa_fill(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights, False)
             gfn = nxt
             level -= 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 from machine_helpers import BASE, CACHES_OFF, cfg_from
 from rvi_tui.engine.events import Translated
 from rvi_tui.engine.layout import S_L2, ST_CLOCK
+from rvi_tui.engine import setassoc
 from rvi_tui.engine.machine import Machine
 from rvi_tui.engine.setassoc import (
     ASID,
@@ -24,6 +27,8 @@ from rvi_tui.engine.setassoc import (
     sa_find,
     sa_insert,
     sa_touch,
+    wide_first_way,
+    wide_lru_way,
 )
 from rvi_tui.workloads import ops as O
 
@@ -70,14 +75,20 @@ WAYS = [1, 2, 3, 4, 8, 12, 16, 24]
 
 @settings(max_examples=80, deadline=None)
 @given(st.integers(1, 5), st.sampled_from(WAYS),
-       st.lists(st.tuples(st.integers(0, 120), st.booleans()), min_size=1, max_size=400))
-def test_set_associative_structure_matches_reference(sets, ways, steps):
-    """Lookups, fills and invalidations in any order: the same hits, the same ages, the same ways refilled."""
+       st.lists(st.tuples(st.integers(0, 120), st.booleans()), min_size=1, max_size=400), st.booleans())
+def test_set_associative_structure_matches_reference(sets, ways, steps, wide):
+    """Lookups, fills and invalidations in any order: the same hits, the same ages, the same ways refilled;
+    with `wide`, sets of more than NARROW ways are scanned as the batch builds scan a TLB's."""
+    with mock.patch.object(setassoc, "VECTOR_SCANS", wide):
+        check_against_reference(sets, ways, steps)
+
+
+def check_against_reference(sets, ways, steps):
     geom, c = make_arrays([(sets, ways)])
     state = np.zeros(16, dtype=np.int64)
     ref = ReferenceCache(sets, ways)
     for key, invalidate in steps:
-        slot = sa_find(geom, c, 0, key, key, 0)
+        slot = sa_find(geom, c, 0, key, key, 0, True)
         if invalidate:
             ref.invalidate(key)
             if slot >= 0:
@@ -92,7 +103,7 @@ def test_set_associative_structure_matches_reference(sets, ways, steps):
             view = fields(geom, c, 0)
             row = key % sets
             empty = np.nonzero(view[KEY][row] == -1)[0]
-            slot, _ = sa_insert(geom, c, state, 0, key, key, 0, 0, 0)
+            slot, _ = sa_insert(geom, c, state, 0, key, key, 0, 0, 0, True)
             if len(empty):  # an empty way is filled before any entry is evicted, the lowest first
                 assert slot - int(geom[0, 0]) == row * 5 * ways + empty[0]  # 5 fields a way
             ref.insert(key)
@@ -100,6 +111,16 @@ def test_set_associative_structure_matches_reference(sets, ways, steps):
         row = key % sets
         ages = lru_ages(geom, c, 0)[row]
         assert sorted((int(k), int(a)) for k, a in zip(view[KEY][row], ages) if k != -1) == ref.ages(key)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=80), st.integers(0, 6))
+def test_wide_scans_find_the_first_match_and_the_oldest_way(values, key):
+    """The batch builds' scans without early exit: the first way holding a key (or the set's size), and the
+    first way holding the lowest stamp."""
+    array = np.array(values, dtype=np.int64)
+    assert wide_first_way(array, key) == (values.index(key) if key in values else len(values))
+    assert wide_lru_way(array) == int(np.argmin(array))
 
 
 def reference_hierarchy(pages, l1, l2):
@@ -142,13 +163,13 @@ def test_a_fill_reads_back_under_each_field_name_and_stamps_follow_keys():
     after its keys, as a TLB miss reads those two alone (setassoc's layout, README "Miss-heavy streams")."""
     geom, c = make_arrays([(4, 12), (2, 3)], fields_of=[5, 2])
     state = np.zeros(16, dtype=np.int64)
-    slot, evicted = sa_fill(geom, c, state, 0, 6, 6, 0x2003, 777, 0x41)
+    slot, evicted = sa_fill(geom, c, state, 0, 6, 6, 0x2003, 777, 0x41, False)
     assert evicted == -1
     view = fields(geom, c, 0)
     row, way = 6 % 4, slot - int(geom[0, 0]) - (6 % 4) * 5 * 12
     assert [int(view[f][row, way]) for f in (KEY, ASID, VAL, FLAGS, STAMP)] == [6, 0x2003, 777, 0x41, state[ST_CLOCK]]
     assert c[slot + STAMP * 12] == state[ST_CLOCK] and STAMP == 1  # keys, then stamps, in every structure
-    assert sa_find(geom, c, 0, 6, 6, 0x2003) == slot and sa_find(geom, c, 0, 6, 6, 0x2004) == -1
+    assert sa_find(geom, c, 0, 6, 6, 0x2003, False) == slot and sa_find(geom, c, 0, 6, 6, 0x2004, False) == -1
     assert fields(geom, c, 1).shape == (2, 2, 3)  # a data cache: keys and stamps alone
 
 
