@@ -46,8 +46,9 @@ def set_base(geom, s, index):
 def sa_find(geom, c, s, index, key, asid, wide):
     """Slot holding (key, asid) in structure s, or -1. Global TLB entries match any PCID of their VPID.
 
-    `wide`: s may have many ways (a TLB), so the batch builds scan it with wide_first_way when it has.
-    Only the TLBs' lookups and fills ask: each place that may take that path costs compile time.
+    `wide`: s may be a wide set (a TLB's), which the batch builds scan with wide_first_way when it has
+    more than NARROW ways. Only the TLBs' lookups and fills ask: each place that may take that path
+    costs compile time.
     """
     if geom[s, 1] == 0:
         return -1

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from machine_helpers import BASE, CACHES_OFF, cfg_from
-from rvi_tui.engine.events import Translated
-from rvi_tui.engine.layout import S_L2, ST_CLOCK
 from rvi_tui.engine import setassoc
+from rvi_tui.engine.events import Translated
+from rvi_tui.engine.layout import S_L2, ST_CLOCK, TF_GLOBAL
 from rvi_tui.engine.machine import Machine
 from rvi_tui.engine.setassoc import (
     ASID,
@@ -121,6 +121,23 @@ def test_wide_scans_find_the_first_match_and_the_oldest_way(values, key):
     array = np.array(values, dtype=np.int64)
     assert wide_first_way(array, key) == (values.index(key) if key in values else len(values))
     assert wide_lru_way(array) == int(np.argmin(array))
+
+
+def test_a_wide_scan_looks_past_a_key_held_under_another_tag():
+    """One page under two PCIDs in one 16-way set: the wide scan finds the key first under the other tag and
+    must go on to the entry whose tag matches; a global entry matches any PCID of its VPID only."""
+    geom, c = make_arrays([(1, 16)])
+    view = fields(geom, c, 0)
+    view[KEY][0, 3], view[ASID][0, 3], view[VAL][0, 3] = 40, 0x1001, 11
+    view[KEY][0, 9], view[ASID][0, 9], view[VAL][0, 9] = 40, 0x1002, 22
+    base = int(geom[0, 0])
+    with mock.patch.object(setassoc, "VECTOR_SCANS", True):
+        assert sa_find(geom, c, 0, 40, 40, 0x1002, True) == base + 9
+        assert sa_find(geom, c, 0, 40, 40, 0x1001, True) == base + 3
+        assert sa_find(geom, c, 0, 40, 40, 0x1003, True) == -1
+        view[FLAGS][0, 9] = TF_GLOBAL
+        assert sa_find(geom, c, 0, 40, 40, 0x1003, True) == base + 9
+        assert sa_find(geom, c, 0, 40, 40, 0x2003, True) == -1
 
 
 def reference_hierarchy(pages, l1, l2):
