@@ -15,6 +15,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.strip import Strip
 
+
 def padded(text: Text, lines: int) -> Text:
     """``text`` with blank lines after it up to ``lines`` lines (a copy, if any are added). Panes keep their
     height this way while what they show gets shorter: a pane that changes height re-lays out the screen."""
