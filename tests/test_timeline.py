@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 
 import numpy as np
@@ -134,31 +135,37 @@ def test_stepping_after_going_back_replays_the_same_events():
     assert again == [f.step() for _ in range(20)]
 
 
-def truth(workload: str, pages, kind: EventKind, mode: str) -> list[int]:
-    """The ops with an event of `kind`, from the step path's event lists (1-based op numbers)."""
+def shows(kind: EventKind, evs: list, op) -> bool:
+    """Whether one op's step-path events (of one mode) hold an event of `kind`."""
+    names = [type(e).__name__ for e in evs]
+    if kind.name == "walk":
+        from rvi_tui.tui.walks import split_walks
+
+        walks = [a for a in split_walks(evs) if a.fault is None and not a.assist]
+        return any(a.refs >= kind.min_refs for a in walks)
+    if kind.name == "exit":
+        return any(n == "Exit" and (not kind.reason or e.reason == kind.reason) for n, e in zip(names, evs))
+    if kind.name == "os":
+        return kind.matches_op(op)
+    return {"tlb-miss": "TlbFill" in names and "Translated" in names and any(
+                n == "Translated" and e.via == "walk" for n, e in zip(names, evs)),
+            "guest-pf": "GuestFault" in names, "npf": any(n == "Exit" and e.reason == "npf"
+                                                         for n, e in zip(names, evs)),
+            "sync": "ShadowSync" in names, "flush": "Flush" in names}[kind.name]
+
+
+@functools.lru_cache(maxsize=None)
+def truths(workload: str, pages) -> dict[tuple[EventKind, str], list[int]]:
+    """(kind, mode) -> the ops with an event of that kind in that mode, for every kind of KINDS, from one run of
+    the step path's event lists (1-based op numbers): one run serves every example of a workload."""
     ops, warmup = stream(workload)
     s = Session([ops], config(pages), warmup_ops=min(warmup, len(ops)))
-    hits = []
+    hits = collections.defaultdict(list)
     while (events := s.step()) is not None:
-        evs = events[mode]
-        names = [type(e).__name__ for e in evs]
-        if kind.name == "walk":
-            from rvi_tui.tui.walks import split_walks
-
-            walks = [a for a in split_walks(evs) if a.fault is None and not a.assist]
-            hit = any(a.refs >= kind.min_refs for a in walks)
-        elif kind.name == "exit":
-            hit = any(n == "Exit" and (not kind.reason or e.reason == kind.reason) for n, e in zip(names, evs))
-        elif kind.name == "os":
-            hit = kind.matches_op(s.last_op[0])
-        else:
-            hit = {"tlb-miss": "TlbFill" in names and "Translated" in names and any(
-                       n == "Translated" and e.via == "walk" for n, e in zip(names, evs)),
-                   "guest-pf": "GuestFault" in names, "npf": any(n == "Exit" and e.reason == "npf"
-                                                                for n, e in zip(names, evs)),
-                   "sync": "ShadowSync" in names, "flush": "Flush" in names}[kind.name]
-        if hit:
-            hits.append(s.ops_done)
+        for mode, evs in events.items():
+            for kind in KINDS:
+                if shows(kind, evs, s.last_op[0]):
+                    hits[kind, mode].append(s.ops_done)
     return hits
 
 
@@ -170,7 +177,7 @@ KINDS = [EventKind("walk", min_refs=8), EventKind("guest-pf"), EventKind("npf"),
 @given(workload=st.sampled_from(["kcompile", "mmapchurn"]), kind=st.sampled_from(KINDS), data=st.data())
 def test_find_goes_to_the_next_and_previous_event_the_step_path_shows(workload, kind, data):
     mode = kind.mode(data.draw(st.sampled_from(["native", "shadow", "nested"]), label="viewed"))
-    hits = truth(workload, PAGES[0], kind, mode)
+    hits = truths(workload, PAGES[0])[kind, mode]
     ops, _ = stream(workload)
     s = Session([ops], config(PAGES[0]), history=True)
     s.run(data.draw(st.integers(0, len(ops)), label="run first"))  # part indexed, part not
