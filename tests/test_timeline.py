@@ -13,6 +13,7 @@ from machine_helpers import machine_state
 from rvi_tui.engine import config as C
 from rvi_tui.engine.session import Session
 from rvi_tui.engine.timeline import BUCKET, FINE, HALVE_MIN, NEAR, NEAR_SPAN, EventKind, Tape
+from rvi_tui.tui.walks import split_walks
 from rvi_tui.workloads import ops as O
 from rvi_tui.workloads.registry import make_workload
 
@@ -139,8 +140,6 @@ def shows(kind: EventKind, evs: list, op) -> bool:
     """Whether one op's step-path events (of one mode) hold an event of `kind`."""
     names = [type(e).__name__ for e in evs]
     if kind.name == "walk":
-        from rvi_tui.tui.walks import split_walks
-
         walks = [a for a in split_walks(evs) if a.fault is None and not a.assist]
         return any(a.refs >= kind.min_refs for a in walks)
     if kind.name == "exit":

@@ -171,8 +171,7 @@ class CountersBody(RichLines, Widget):
         out.rstrip()
         # never fewer lines than before in this run: a row that comes and goes (a kvm gauge back at 0) changed the
         # body's height, which re-lays out and repaints the whole screen
-        lines = out.plain.count("\n")
-        self._rows = max(self._rows, lines)
+        self._rows = max(self._rows, out.plain.count("\n"))
         return padded(out, self._rows + 1)
 
     def _pinned(self, out: Text, show_now: bool) -> None:
