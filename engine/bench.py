@@ -20,11 +20,11 @@ import time
 
 import numpy as np
 from numba import njit
-from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ..workloads import ops as O
 from .config import Config
 from .entry import ADDR_MASK, A
+from .lru_order import ORDER_WAYS, order_to_top
 from .machine import Machine
 from .walk import VA_MASK
 
@@ -146,28 +146,8 @@ def pycachesim_baseline(config: Config, addrs: np.ndarray) -> dict | None:
     }
 
 
-# The bare kernels keep each set's LRU order in one word, its ways from least to most recently
-# used at 4 bits each (empty ways first, in way order): a fill takes the way in the low 4 bits, a
-# use moves a way to the top, a few shifts either way. On random accesses that runs the TLB alone
-# about twice as fast as stamps and an argmin, the engine's form (in the engine the order word
-# bought nothing: README, Speed). 15 ways at most, so no step overflows an int64.
-ORDER_WAYS = 15
-_NIBBLE_ONES = 0x0111111111111111  # 1 in each of the 15 nibbles
-_NIBBLE_HIGHS = 0x0888888888888888  # the high bit of each
-
-
-@njit(nogil=True, cache=True, _nrt=False, inline="always")
-def order_to_top(order, way, ways):
-    """An order word with `way` moved to the top (most recent)."""
-    x = order ^ (way * _NIBBLE_ONES)  # way's nibble becomes 0; the lowest 0 nibble is found exactly
-    at = trailing_zeros((x - _NIBBLE_ONES) & ~x & _NIBBLE_HIGHS) >> 2
-    if at >= ways - 1:
-        return order
-    below = order & ((1 << (4 * at)) - 1)
-    above = (order >> (4 * (at + 1))) & ((1 << (4 * (ways - 1 - at))) - 1)
-    return below | (above << (4 * at)) | (way << (4 * (ways - 1)))
-
-
+# The bare kernels keep each set's LRU order in one word (lru_order.py): on random accesses that runs the TLB
+# alone about twice as fast as stamps and an argmin, the engine's form.
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
 def _index(key, sets):
     return key & (sets - 1) if sets & (sets - 1) == 0 else key % sets

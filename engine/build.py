@@ -14,3 +14,4 @@ INLINE = True  # LLVM inlines every routine into run_accesses (False: each is a 
 WALK_1D = True  # the one-dimensional walk (native, shadow)
 WALK_2D = True  # the two-dimensional nested walk
 VECTOR_SCANS = False  # set scans of wide sets without early exit, for LLVM to vectorise (setassoc.wide_first_way)
+FAST_MISS = False  # L1 misses in a 4 KiB world take fast_miss.py (batch builds; tests hold it to access())

@@ -330,6 +330,8 @@ def drop_tagged(geom, c, s, tag, whole_vpid):
     """Empty every way of structure s holding a translation of address space `tag` (pcid_entry), or with
     whole_vpid of the VPID `tag` (vpid_entry)."""
     ways = geom[s, 2]
+    if ways == 0:  # the machine has no such structure (a walk cache switched off)
+        return
     block = ways * geom[s, 4]
     for first in range(geom[s, 0], geom[s, 0] + geom[s, 1] * block, block):
         for slot in range(first, first + ways):

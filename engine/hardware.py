@@ -221,12 +221,13 @@ class Variant:
     walk_1d: bool = True
     walk_2d: bool = True
     vector_scans: bool = False
+    fast_miss: bool = False
 
 
 STEP = Variant("_stepping", inline=False)  # one op at a time, with events: compiles fast
 # the batch builds: native and shadow (every access counts), and nested
-BATCH_1D = Variant("_batch1d", record_events=False, walk_2d=False, vector_scans=True)
-BATCH_2D = Variant("_batch2d", record_events=False, walk_1d=False, vector_scans=True)
+BATCH_1D = Variant("_batch1d", record_events=False, walk_2d=False, vector_scans=True, fast_miss=True)
+BATCH_2D = Variant("_batch2d", record_events=False, walk_1d=False, vector_scans=True, fast_miss=True)
 INTERPRETED = Variant("_interpreted", jit=False, inline=False)  # everything, until compiled
 STAGE_VARIANTS = {"step": STEP, "batch1d": BATCH_1D, "batch2d": BATCH_2D}
 STAGES = tuple(STAGE_VARIANTS)  # the compiler's order: the quick build first, it serves every path meanwhile
@@ -263,6 +264,7 @@ def load_variant(variant: Variant) -> types.ModuleType:
         build.WALK_1D = variant.walk_1d
         build.WALK_2D = variant.walk_2d
         build.VECTOR_SCANS = variant.vector_scans
+        build.FAST_MISS = variant.fast_miss
         sys.modules[package_name] = package
         sys.modules[build.__name__] = build
         saved = numba.config.DISABLE_JIT, numba.config.CACHE_DIR

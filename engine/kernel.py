@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .build import RECORD_EVENTS, WALK_1D, WALK_2D
+from .build import FAST_MISS, RECORD_EVENTS, WALK_1D, WALK_2D
 from .counters import (
     K_ACCESSES,
     K_ASSIST_REFS,
@@ -49,12 +49,9 @@ from .layout import (
     EV_ASSIST,
     EV_DONE,
     EV_FAULT,
-    EV_TLB,
-    EV_TLB_FILL,
     MODE_NATIVE,
     MODE_NESTED,
     S_L1_4K,
-    S_L2,
     SI_ADDR,
     SI_CODE,
     SI_INDEX,
@@ -85,8 +82,10 @@ from .layout import (
     TF_WRITABLE,
 )
 from .fast_fault import fast_fault
+from .fast_miss import DECLINED, NO_GEOMETRY, fast_miss, l1_probe_4k, miss_geometry
 from .routine import routine
-from .setassoc import sa_fill, sa_find, sa_flags, sa_insert, sa_touch, sa_val, set_base
+from .setassoc import sa_flags, sa_val, set_base
+from .tlb import l1_probe, tlb_fill, tlb_lookup
 from .walk import VA_MASK, WALK_NPF, WALK_OK, cache_access, emit, walk_1d, walk_2d
 
 ACCESS = 0
@@ -124,100 +123,6 @@ def translate(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, 
             return STOP_DONE, frame, size, flags, refs, 0, 0, 0, 0, 0
         return STOP_GUEST_FAULT if native else STOP_SHADOW_FAULT, 0, 0, 0, refs, 0, va, flevel, fpresent, 0
     return STOP_BUILD, 0, 0, 0, 0, 0, 0, 0, 0, 0  # a mode this build has no walk for (hardware.py never asks)
-
-
-@routine
-def tlb_fill(va, frame, size, flags, into_l2, assist, geom, c, st, ev):
-    """Install a translation in the L1 for its page size, and in L2 when `into_l2`.
-
-    An L1 that has no array for that size takes the page 'smashed' into the
-    largest smaller size it has (as Zen 2 does with 1 GiB pages in its L2).
-    After a miss the entry is in neither; after an `assist` (a hit re-walked
-    to set D) it may be in both, and is updated where it is.
-    """
-    va = va & VA_MASK
-    asid = st[ST_ASID]
-    vpn = va >> (12 + 9 * size)
-    st[ST_SIZES] |= 1 << size
-    if into_l2:
-        slot, evicted = tlb_put(geom, c, st, S_L2, vpn, vpn * 4 + size, asid, frame, flags, assist)
-        if slot >= 0:
-            emit(ev, st, EV_TLB_FILL, S_L2, slot - geom[S_L2, 0], vpn, size, evicted >> 2 if evicted >= 0 else -1, 0)
-    lsize = size
-    while lsize > 0 and geom[S_L1_4K + lsize, 1] == 0:
-        lsize -= 1
-    lvpn = va >> (12 + 9 * lsize)
-    lframe = frame + (((va >> 12) & ((1 << (9 * size)) - 1)) & ~((1 << (9 * lsize)) - 1))
-    lflags = (flags & ~TF_SIZE_MASK) | lsize
-    s = S_L1_4K + lsize
-    st[ST_SIZES] |= 1 << lsize
-    slot, evicted = tlb_put(geom, c, st, s, lvpn, lvpn * 4 + lsize, asid, lframe, lflags, assist)
-    if slot >= 0:
-        emit(ev, st, EV_TLB_FILL, s, slot - geom[s, 0], lvpn, lsize, evicted >> 2 if evicted >= 0 else -1, 0)
-
-
-@routine
-def tlb_put(geom, c, st, s, index, key, asid, val, flags, assist):
-    """A fill into the LRU way; after an assist, an update of the entry where it is."""
-    if assist:
-        return sa_insert(geom, c, st, s, index, key, asid, val, flags, True)
-    return sa_fill(geom, c, st, s, index, key, asid, val, flags, True)
-
-
-@routine
-def l1_probe(va, geom, c, st, ev):
-    """Probe the L1 arrays of every page size; a hit becomes most recent. Returns (slot or -1, structure).
-
-    Only page sizes that have ever been filled are probed (ST_SIZES): an
-    absent size cannot hit, so skipping it changes nothing but the time taken.
-    """
-    asid = st[ST_ASID]
-    sizes = st[ST_SIZES]
-    for size in range(3):
-        slot = probe(geom, c, st, S_L1_4K + size, va, size, asid, sizes, ev)
-        if slot >= 0:
-            return slot, S_L1_4K + size
-    return -1, S_L1_4K
-
-
-@routine
-def tlb_lookup(va, l1_missed, geom, c, st, cost, cnt, ev):
-    """Probe the L1 arrays, then the L2. Returns (slot or -1, level 0/1, structure).
-
-    `l1_missed`: the caller has just probed the L1 for va and missed (a miss changes nothing, so probing
-    again would find the same).
-    """
-    va = va & VA_MASK
-    cnt[K_CYC_TLB] += cost[C_L1]
-    if not l1_missed:
-        slot, s = l1_probe(va, geom, c, st, ev)
-        if slot >= 0:
-            return slot, 0, s
-    emit(ev, st, EV_TLB, S_L1_4K, 0, -1, va >> 12, 0, 0)
-    if geom[S_L2, 1] == 0:
-        return -1, -1, S_L2
-    cnt[K_CYC_TLB] += cost[C_L2]
-    asid = st[ST_ASID]
-    sizes = st[ST_SIZES]
-    for size in range(3):
-        slot = probe(geom, c, st, S_L2, va, size, asid, sizes, ev)
-        if slot >= 0:
-            return slot, 1, S_L2
-    emit(ev, st, EV_TLB, S_L2, 0, -1, va >> 12, 0, 0)
-    return -1, -1, S_L2
-
-
-@routine
-def probe(geom, c, st, s, va, size, asid, sizes, ev):
-    """Look va up as a page of `size` in TLB structure s; a hit becomes most recent. Returns the slot or -1."""
-    if geom[s, 1] == 0 or (sizes >> size) & 1 == 0:
-        return -1
-    vpn = va >> (12 + 9 * size)
-    slot = sa_find(geom, c, s, vpn, vpn * 4 + size, asid, True)
-    if slot >= 0:
-        sa_touch(geom, c, st, s, slot)
-        emit(ev, st, EV_TLB, s, 1, slot - geom[s, 0], vpn, size, 0)
-    return slot
 
 
 @routine
@@ -294,7 +199,7 @@ def fault(code, faddr, flevel, write, fpresent, frow, refs, cnt, st, ev, stop):
 
 
 @njit(nogil=True, cache=True, _nrt=False)
-def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop,
+def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, lru, st, cost, cnt, ev, stop,
                  sw, vmas, pool, counts, backed, meta, gfn_pages):
     """Run ops[start:end] until the end or the first op software must handle; returns its index.
 
@@ -334,6 +239,16 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
     n_write = 0
     n_fetch = 0
     tries = 0
+    # L1 misses in a 4 KiB world, served by fast_miss.py (batch builds), counted here until the return
+    mg = miss_geometry(geom, st) if FAST_MISS and fast else NO_GEOMETRY
+    fast_misses = mg[0] >= 0
+    gen = lru[lru.shape[0] - 1] + 1  # (fast_miss.l2_order)
+    m_lookups = 0
+    m_l2_hits = 0
+    m_walks = 0
+    m_guest_refs = 0
+    m_nested_refs = 0
+    m_max = 0
     while i < end:
         op = ops[i]
         if op["kind"] != ACCESS:
@@ -357,7 +272,10 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
                 page_a, s_a, set_a, wd_a, frame_a, mask_a, page_b, s_b, set_b, wd_b, frame_b, mask_b = (
                     page_b, s_b, set_b, wd_b, frame_b, mask_b, page_a, s_a, set_a, wd_a, frame_a, mask_a)
             else:
-                slot, hs = l1_probe(linear, geom, c, st, ev)
+                if fast_misses and st[ST_SIZES] <= 1:  # the 4 KiB L1 alone can hold the page
+                    slot, hs = l1_probe_4k(linear, mg, c, st), S_L1_4K
+                else:
+                    slot, hs = l1_probe(linear, geom, c, st, ev)
                 if slot >= 0:  # now the most recent of its set: remember it, and forget what it displaced
                     hit = True
                     size = hs - S_L1_4K
@@ -386,13 +304,36 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
             else:
                 base_cycles += access_cost
         else:
-            code = access(va, write, l1_missed, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, stop)
+            code = DECLINED
+            if fast_misses and l1_missed and st[ST_SIZES] <= 1:
+                code, r1, r2, faddr, flevel, fpresent, frow = fast_miss(
+                    va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, lru, gen)
+                if code != DECLINED:  # counted in locals, as access() would count it
+                    m_lookups += 1
+                    if code == STOP_DONE:
+                        base_cycles += access_cost
+                        if r1 == 0:
+                            m_l2_hits += 1
+                        else:
+                            m_walks += 1
+                            m_guest_refs += r1
+                            m_nested_refs += r2
+                            m_max = max(m_max, r1 + r2)
+                            if st[ST_SIZES] > 1:
+                                gen += 1  # a large page went in by the general fill
+                    else:
+                        code = fault(code, faddr, flevel, write, fpresent, frow, r1 + r2, cnt, st, ev, stop)
+            if code == DECLINED:
+                code = access(va, write, l1_missed, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev,
+                              stop)
+                gen += 1  # it may have used any set: fast_miss's order words are stale
             if code != STOP_DONE:
                 # (the builds that record events serve the step path, whose faults go to Python: they leave it out)
                 if not RECORD_EVENTS and fast and tries < FAST_TRIES and fast_fault(
                         code, stop[SI_ADDR], write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cnt, sw, vmas,
                         pool, counts, backed, meta, gfn_pages):
                     tries += 1  # handled: the access is tried again, as after a return to software
+                    gen += 1
                     page_a = -1
                     page_b = -1
                     last_line = -1
@@ -408,10 +349,20 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, s
     else:
         stop[SI_CODE] = STOP_DONE
     stop[SI_INDEX] = i
+    lru[lru.shape[0] - 1] = gen
     cnt[K_CYC_BASE] += base_cycles + line_hits * cost[C_L1D]
     cnt[K_DATA_L1D] += line_hits
-    cnt[K_CYC_TLB] += l1_hits * cost[C_L1]
+    cnt[K_CYC_TLB] += l1_hits * cost[C_L1] + m_lookups * (cost[C_L1] + cost[C_L2])
     cnt[K_L1_HITS] += l1_hits
+    if m_lookups:
+        cnt[K_L1_HITS + 1] += m_l2_hits
+        cnt[K_WALKS] += m_walks
+        cnt[K_MISSES] += m_walks
+        cnt[K_WALK_REFS] += m_guest_refs + m_nested_refs
+        cnt[K_GUEST_REFS] += m_guest_refs
+        cnt[K_NESTED_REFS] += m_nested_refs
+        if m_max > st[ST_MAX_WALK]:
+            st[ST_MAX_WALK] = m_max
     cnt[K_ACCESSES] += i - start
     cnt[K_WRITES] += n_write
     cnt[K_FETCHES] += n_fetch

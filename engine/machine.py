@@ -31,6 +31,7 @@ from .layout import (
     SI_WRITE,
     ST_CACHE_ON,
     ST_DATA_CACHE,
+    ST_FAST_MISS,
     ST_EV_N,
     ST_EV_ON,
     ST_G_BASE,
@@ -107,6 +108,7 @@ class Machine:
         st[ST_H_BASE] = self.host.mem.base
         st[ST_CACHE_ON] = 1 if config["cache.enabled"] else 0
         st[ST_DATA_CACHE] = 1 if config["cache.enabled"] and config["cache.data_accesses"] else 0
+        st[ST_FAST_MISS] = 1
         self.st = st
         self.ev = np.zeros((MAX_EVENTS, N_EVF), dtype=np.int64)
         self.stop = np.zeros(N_STOP, dtype=np.int64)
@@ -147,6 +149,16 @@ class Machine:
     @fast_faults.setter
     def fast_faults(self, on: bool) -> None:
         self.sw[SW_FAST] = 1 if on else 0
+
+    @property
+    def fast_misses(self) -> bool:
+        """Whether the batch path serves TLB misses in a 4 KiB world by its own short path (fast_miss.py); off,
+        every miss takes kernel.access, which must give the same result (tested)."""
+        return bool(self.st[ST_FAST_MISS])
+
+    @fast_misses.setter
+    def fast_misses(self, on: bool) -> None:
+        self.st[ST_FAST_MISS] = 1 if on else 0
 
     def reset_counters(self) -> None:
         """Forget the counts so far (the end of a warm-up), keeping the gauges' live values."""
@@ -215,7 +227,7 @@ class Machine:
                 self.mmu.flushed_vpid = None  # the kernel may fill entries
                 vmas = self._fast_inputs()
                 j = run_accesses(ops, i, n, self.gmem.tables, self.gmem.rows,
-                                 self.host.mem.tables, self.host.mem.rows, self.mmu.geom, self.mmu.c, self.st, self.mmu.cost, self.cnt, self.ev, self.stop,
+                                 self.host.mem.tables, self.host.mem.rows, self.mmu.geom, self.mmu.c, self.mmu.lru, self.st, self.mmu.cost, self.cnt, self.ev, self.stop,
                                  sw, vmas, self.gmem.pool, self.os.pages.cover(self.gmem.top),
                                  self.host.cover(self.gmem.top), self.mode.meta, self.mode.gfn_pages)
                 if sw[SW_NOTED_EXIT] or sw[SW_NOTED_GUEST_FAULT] or sw[SW_NOTED_SHADOW_SYNC] or sw[SW_NOTED_FLUSH]:

@@ -142,6 +142,7 @@ class MMU:
     def _index(self) -> None:
         """(5, sets, ways) views of every structure, for snapshots, and its ways, for the invalidations below."""
         self.views = [fields(self.geom, self.c, s) for s in range(N_STRUCTS)]
+        self.lru = np.zeros(2 * int(self.geom[S_L2, 1]) + 1, np.int64)  # scratch of fast_miss.l2_order, never saved
         self.tlbs = Ways(self.geom, TLB_STRUCTS)
         self.pwcs = Ways(self.geom, PWC_STRUCTS)
 
@@ -149,7 +150,7 @@ class MMU:
     def __getstate__(self) -> dict:
         """The cache array as its difference from an empty one: most of it is data-cache lines never filled, so a
         checkpoint holds what was filled, not megabytes of empty ways. The views and ways are rebuilt on load."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("c", "views", "tlbs", "pwcs")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("c", "views", "tlbs", "pwcs", "lru")}
         changed = np.flatnonzero(self.c != _empty_cache(self.geom, len(self.c)))
         state["c_changed"] = (changed.astype(np.int32 if len(self.c) < 1 << 31 else np.int64), self.c[changed])
         state["c_len"] = len(self.c)

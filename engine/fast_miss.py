@@ -1,0 +1,290 @@
+"""The batch path's TLB miss while only 4 KiB pages are in the TLBs: the L2 probe, a walk, and the fills, short.
+
+A miss in the general path (``kernel.access``) goes through routines written for every case: any page size
+in any TLB, events, the data caches. On a miss-heavy stream that generality was most of a miss's time
+(README, Speed: each general routine cost 7-8%, and no single one held the gap). This is the same hardware
+for the case a big scattered working set lives in — the batch path, no data-cache model, and no page larger
+than 4 KiB in the TLBs yet — written for it:
+
+* the L2's set scans and the walk caches' are one vector compare each, without an early exit
+  (``setassoc.wide_first_way``): a miss compares every way anyway, and a hit at a random way is an exit
+  the host mispredicts;
+* the L2's victim comes from an order word per set (``lru_order.py``), kept beside the stamps as a cache that
+  lives for one kernel call (``l2_order``), where stamps need a scan of the set;
+* native and shadow walk their one table inline (as ``walk.walk_1d``); nested paging calls ``walk.walk_2d``.
+
+It is a second copy of the miss logic, so it is held to the first: it takes an access only where it can
+finish it exactly as ``access`` would (a write that needs the walker to set D on a TLB hit goes back
+untouched), and the tests run both on the same streams and compare every counter, every cache entry with
+its LRU order and every table entry (``tests/test_fast_miss.py``). The step path never takes it.
+"""
+
+from __future__ import annotations
+
+from .build import WALK_1D, WALK_2D
+from .counters import K_CYC_WALK, K_PWC_HITS, K_REFS_L1D
+from .entry import ADDR_MASK, PS, RW, US, A, D, P
+from .layout import (
+    C_FLAT,
+    C_PWC,
+    MODE_NATIVE,
+    MODE_NESTED,
+    S_L1_4K,
+    S_L2,
+    S_PWC,
+    SERVED_MEM,
+    ST_ASID,
+    ST_CACHE_ON,
+    ST_CLOCK,
+    ST_FAST_MISS,
+    ST_G_BASE,
+    ST_GLEVELS,
+    ST_H_BASE,
+    ST_MODE,
+    ST_ROOT,
+    ST_SIZES,
+    STOP_DONE,
+    STOP_GUEST_FAULT,
+    STOP_NPF,
+    STOP_SHADOW_FAULT,
+    TF_DIRTY,
+    TF_GLOBAL,
+    TF_WRITABLE,
+)
+from .lru_order import ORDER_WAYS, order_of_stamps, order_to_top
+from .routine import routine
+from .setassoc import ASID, FLAGS, NARROW, STAMP, VAL, set_base, wide_first_way, wide_lru_way
+from .tlb import tlb_fill
+from .walk import VA_MASK, WALK_FAULT, WALK_NPF, WALK_OK, leaf_flags, walk_2d
+
+DECLINED = -1  # fast_miss did not take the access, and changed nothing: the general path takes it
+NO_GEOMETRY = (-1, -1, -1, -1, -1, -1)
+
+
+@routine
+def miss_geometry(geom, st):
+    """What the fast path needs of the TLBs' geometry, read once a kernel call: (L1 base, L1 set mask, L1 ways,
+    L2 base, L2 set mask, L2 ways), or NO_GEOMETRY when the path does not apply to this machine."""
+    if st[ST_FAST_MISS] == 0 or st[ST_CACHE_ON] != 0:
+        return NO_GEOMETRY
+    for s in (S_L1_4K, S_L2):
+        if geom[s, 1] == 0 or geom[s, 3] < 0:  # absent, or a number of sets that is not a power of two
+            return NO_GEOMETRY
+    return geom[S_L1_4K, 0], geom[S_L1_4K, 3], geom[S_L1_4K, 2], geom[S_L2, 0], geom[S_L2, 3], geom[S_L2, 2]
+
+
+@routine
+def find_way(c, first, ways, key, asid, scan):
+    """The slot of `first`'s set holding (key, asid) (a global entry matches any PCID of its VPID), or -1.
+
+    `scan`: find the key's first way without an early exit (setassoc.wide_first_way), which LLVM makes a
+    vector compare; the L1 probe of a narrow set, mostly a hit in the first ways tried, keeps the loop."""
+    start = first
+    if scan:
+        way = wide_first_way(c[first: first + ways], key)
+        if way == ways:
+            return -1
+        start = first + way
+    for slot in range(start, first + ways):
+        if c[slot] == key:
+            tag = c[slot + ASID * ways]
+            if tag == asid or ((c[slot + FLAGS * ways] & TF_GLOBAL) != 0 and (tag >> 12) == (asid >> 12)):
+                return slot
+    return -1
+
+
+@routine
+def oldest_way(c, first, ways):
+    """The slot to evict: the lowest stamp, the first of equals (setassoc.lru_way's rule)."""
+    stamps = c[first + STAMP * ways: first + (STAMP + 1) * ways]
+    if ways > NARROW:
+        return first + wide_lru_way(stamps)
+    victim = 0
+    oldest = stamps[0]
+    for way in range(1, ways):
+        stamp = stamps[way]
+        older = stamp < oldest
+        victim = way if older else victim
+        oldest = stamp if older else oldest
+    return first + victim
+
+
+@routine
+def put(c, slot, ways, key, asid, val, flags, clock):
+    c[slot] = key
+    c[slot + ASID * ways] = asid
+    c[slot + VAL * ways] = val
+    c[slot + FLAGS * ways] = flags
+    c[slot + STAMP * ways] = clock
+
+
+@routine
+def l2_order(lru, l2_set, c, first, ways, gen):
+    """The L2 set's order word (lru_order.py), rebuilt from its stamps unless it was made in this generation.
+
+    `lru` holds a word a set, then the generation each was made in, then the last generation used. A new
+    generation starts at each kernel call and after the general path or the fault path ran, either of which
+    may have changed the stamps: the words are a cache that lives within one kernel call, never saved."""
+    sets = (lru.shape[0] - 1) >> 1
+    if lru[sets + l2_set] != gen:
+        lru[l2_set] = order_of_stamps(c[first + STAMP * ways: first + (STAMP + 1) * ways])
+        lru[sets + l2_set] = gen
+    return lru[l2_set]
+
+
+@routine
+def l2_touch(lru, l2_set, c, first, ways, slot, gen):
+    """Keep the order word of an L2 set whose way at `slot` has just become the most recent."""
+    if ways <= ORDER_WAYS:
+        lru[l2_set] = order_to_top(l2_order(lru, l2_set, c, first, ways, gen), slot - first, ways)
+
+
+@routine
+def l2_victim(lru, l2_set, c, first, ways, gen):
+    """The L2 slot a fill takes (the order word's oldest way, or the stamps' in a set too wide for a word);
+    the order word counts it as the most recent already."""
+    if ways > ORDER_WAYS:
+        return oldest_way(c, first, ways)
+    order = l2_order(lru, l2_set, c, first, ways, gen)
+    way = order & 15
+    lru[l2_set] = order_to_top(order, way, ways)
+    return first + way
+
+
+@routine
+def l1_probe_4k(linear, mg, c, st):
+    """tlb.l1_probe while only 4 KiB pages are in the TLBs: the 4 KiB L1 alone. Returns the slot or -1."""
+    l1_base, l1_mask, l1_ways = mg[0], mg[1], mg[2]
+    if st[ST_SIZES] == 0:
+        return -1
+    vpn = linear >> 12
+    slot = find_way(c, l1_base + (vpn & l1_mask) * (5 * l1_ways), l1_ways, vpn * 4, st[ST_ASID], l1_ways > NARROW)
+    if slot >= 0:
+        clock = st[ST_CLOCK] + 1
+        st[ST_CLOCK] = clock
+        c[slot + STAMP * l1_ways] = clock
+    return slot
+
+
+@routine
+def walk_1d_4k(linear, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt):
+    """walk.walk_1d without events or the data-cache model, and with walk-cache scans as find_way's vector
+    compares. Returns (status, frame, size, flags, refs, fault level, fault present)."""
+    native = st[ST_MODE] == MODE_NATIVE  # native walks the process table in guest memory, shadow the shadow table
+    tables = g_tables if native else h_tables
+    rows = g_rows if native else h_rows
+    base = st[ST_G_BASE] if native else st[ST_H_BASE]
+    levels = st[ST_GLEVELS]
+    table = st[ST_ROOT]
+    rights = RW | US
+    level = levels
+    for lvl in range(2, levels + 1):  # the deepest cached level first (Intel SDM Vol. 3A §4.10.3.2)
+        s = S_PWC + lvl - 2
+        ways = geom[s, 2]
+        if ways == 0:
+            continue
+        key = linear >> (12 + 9 * (lvl - 1))
+        slot = find_way(c, set_base(geom, s, key), ways, key, asid, True)
+        if slot >= 0:
+            clock = st[ST_CLOCK] + 1
+            st[ST_CLOCK] = clock
+            c[slot + STAMP * ways] = clock
+            cnt[K_PWC_HITS] += 1
+            cnt[K_CYC_WALK] += cost[C_PWC]
+            table = c[slot + VAL * ways]
+            rights = c[slot + FLAGS * ways]
+            level = lvl - 1
+            break
+    refs = 0
+    status = WALK_OK
+    present = 1
+    while True:
+        idx = (linear >> (12 + 9 * (level - 1))) & 511
+        row = rows[table - base]
+        e = tables[row, idx]
+        refs += 1
+        if (e & P) == 0:
+            status = WALK_FAULT
+            present = 0
+            break
+        rights &= e
+        if write and (rights & RW) == 0:
+            status = WALK_FAULT
+            break
+        leaf = level == 1 or ((e & PS) != 0 and level <= 3)
+        ne = e | A
+        if leaf and write:
+            ne |= D
+        if ne != e:
+            tables[row, idx] = ne
+        if leaf:
+            break
+        nxt = (e & ADDR_MASK) >> 12
+        s = S_PWC + level - 2
+        ways = geom[s, 2]
+        if ways != 0:
+            key = linear >> (12 + 9 * (level - 1))
+            clock = st[ST_CLOCK] + 1
+            st[ST_CLOCK] = clock
+            put(c, oldest_way(c, set_base(geom, s, key), ways), ways, key, asid, nxt, rights, clock)
+        table = nxt
+        level -= 1
+    cnt[K_CYC_WALK] += refs * cost[C_FLAT]  # each reference at the flat latency (walk.reference)
+    cnt[K_REFS_L1D + SERVED_MEM] += refs
+    if status != WALK_OK:
+        return status, 0, 0, 0, refs, level, present
+    size = level - 1
+    return WALK_OK, (e & ADDR_MASK) >> 12, size, leaf_flags(rights, ne, size, size), refs, level, 1
+
+
+@routine
+def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, lru, gen):
+    """An access that missed the L1, while only 4 KiB pages are in the TLBs (st[ST_SIZES] <= 1).
+
+    Returns (code, first-dimension refs, nested refs, fault address, level, present, row), as `access`
+    would go on from here: STOP_DONE with no references for an L2 hit, and with the walk's for a walk, the
+    TLBs filled either way; a fault code and what the fault's bookkeeping (kernel.fault) needs; or DECLINED.
+    """
+    l1_base, l1_mask, l1_ways, l2_base, l2_mask, l2_ways = mg
+    linear = va & VA_MASK
+    vpn = linear >> 12
+    key = vpn * 4  # a 4 KiB entry's key: vpn and size code 0 (tlb.probe)
+    asid = st[ST_ASID]
+    l2_set = vpn & l2_mask
+    l2_first = l2_base + l2_set * (5 * l2_ways)
+    l1_first = l1_base + (vpn & l1_mask) * (5 * l1_ways)
+    slot = find_way(c, l2_first, l2_ways, key, asid, True) if st[ST_SIZES] else -1
+    if slot >= 0:
+        flags = c[slot + FLAGS * l2_ways]
+        if write and (flags & (TF_WRITABLE | TF_DIRTY)) != (TF_WRITABLE | TF_DIRTY):
+            return DECLINED, 0, 0, 0, 0, 0, 0  # the walker must set D (an assist): the general path's case
+        clock = st[ST_CLOCK] + 1
+        c[slot + STAMP * l2_ways] = clock
+        l2_touch(lru, l2_set, c, l2_first, l2_ways, slot, gen)
+        put(c, oldest_way(c, l1_first, l1_ways), l1_ways, key, asid, c[slot + VAL * l2_ways], flags, clock + 1)
+        st[ST_CLOCK] = clock + 1
+        return STOP_DONE, 0, 0, 0, 0, 0, 0
+    if WALK_2D and st[ST_MODE] == MODE_NESTED:  # (a build holds the walks of its own modes only: build.py)
+        status, frame, size, flags, r1, r2, faddr, flevel, fpresent, frow = walk_2d(
+            va, write, st[ST_ROOT], st[ST_GLEVELS], asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost,
+            cnt, ev)
+        if status != WALK_OK:
+            return STOP_NPF if status == WALK_NPF else STOP_GUEST_FAULT, r1, r2, faddr, flevel, fpresent, frow
+    elif WALK_1D:
+        status, frame, size, flags, r1, flevel, fpresent = walk_1d_4k(
+            linear, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt)
+        r2 = 0
+        if status != WALK_OK:
+            fault = STOP_GUEST_FAULT if st[ST_MODE] == MODE_NATIVE else STOP_SHADOW_FAULT
+            return fault, r1, 0, va, flevel, fpresent, 0
+    else:
+        return DECLINED, 0, 0, 0, 0, 0, 0
+    if size == 0:
+        clock = st[ST_CLOCK] + 1
+        put(c, l2_victim(lru, l2_set, c, l2_first, l2_ways, gen), l2_ways, key, asid, frame, flags, clock)
+        put(c, oldest_way(c, l1_first, l1_ways), l1_ways, key, asid, frame, flags, clock + 1)
+        st[ST_CLOCK] = clock + 1
+        st[ST_SIZES] |= 1
+    else:  # a large page: the general fill, which sets its size in st[ST_SIZES] (the caller starts a generation)
+        tlb_fill(va, frame, size, flags, True, False, geom, c, st, ev)
+    return STOP_DONE, r1, r2, 0, 0, 0, 0
