@@ -167,34 +167,48 @@ def l1_probe_4k(linear, mg, c, st):
 
 
 @routine
-def walk_1d_4k(linear, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt):
-    """walk.walk_1d without events or the data-cache model, and with walk-cache scans as find_way's vector
-    compares. Returns (status, frame, size, flags, refs, fault level, fault present)."""
-    native = st[ST_MODE] == MODE_NATIVE  # native walks the process table in guest memory, shadow the shadow table
-    tables = g_tables if native else h_tables
-    rows = g_rows if native else h_rows
-    base = st[ST_G_BASE] if native else st[ST_H_BASE]
-    levels = st[ST_GLEVELS]
-    table = st[ST_ROOT]
-    rights = RW | US
-    level = levels
+def skip_cached_levels_4k(addr, levels, asid, first, geom, c, st, cost, cnt, hits):
+    """walk.skip_cached_levels, each walk cache's set scanned by find_way's vector compare. Returns (next table
+    frame or -1, rights so far, level to read next)."""
     for lvl in range(2, levels + 1):  # the deepest cached level first (Intel SDM Vol. 3A §4.10.3.2)
-        s = S_PWC + lvl - 2
+        s = first + lvl - 2
         ways = geom[s, 2]
         if ways == 0:
             continue
-        key = linear >> (12 + 9 * (lvl - 1))
+        key = addr >> (12 + 9 * (lvl - 1))
         slot = find_way(c, set_base(geom, s, key), ways, key, asid, True)
         if slot >= 0:
             clock = st[ST_CLOCK] + 1
             st[ST_CLOCK] = clock
             c[slot + STAMP * ways] = clock
-            cnt[K_PWC_HITS] += 1
+            cnt[hits] += 1
             cnt[K_CYC_WALK] += cost[C_PWC]
-            table = c[slot + VAL * ways]
-            rights = c[slot + FLAGS * ways]
-            level = lvl - 1
-            break
+            return c[slot + VAL * ways], c[slot + FLAGS * ways], lvl - 1
+    return -1, RW | US, levels
+
+
+@routine
+def cache_fill(geom, c, st, s, key, asid, val, flags):
+    """setassoc.sa_fill into a walk cache or the nested TLB (absent: nothing), the victim by oldest_way."""
+    ways = geom[s, 2]
+    if ways != 0:
+        clock = st[ST_CLOCK] + 1
+        st[ST_CLOCK] = clock
+        put(c, oldest_way(c, set_base(geom, s, key), ways), ways, key, asid, val, flags, clock)
+
+
+@routine
+def walk_1d_4k(linear, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt):
+    """walk.walk_1d without events or the data-cache model, its walk-cache scans as find_way's vector
+    compares. Returns (status, frame, size, flags, refs, fault level, fault present)."""
+    native = st[ST_MODE] == MODE_NATIVE  # native walks the process table in guest memory, shadow the shadow table
+    tables = g_tables if native else h_tables
+    rows = g_rows if native else h_rows
+    base = st[ST_G_BASE] if native else st[ST_H_BASE]
+    table, rights, level = skip_cached_levels_4k(linear, st[ST_GLEVELS], asid, S_PWC, geom, c, st, cost, cnt,
+                                                 K_PWC_HITS)
+    if table < 0:
+        table = st[ST_ROOT]
     refs = 0
     status = WALK_OK
     present = 1
@@ -220,21 +234,21 @@ def walk_1d_4k(linear, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c,
         if leaf:
             break
         nxt = (e & ADDR_MASK) >> 12
-        s = S_PWC + level - 2
-        ways = geom[s, 2]
-        if ways != 0:
-            key = linear >> (12 + 9 * (level - 1))
-            clock = st[ST_CLOCK] + 1
-            st[ST_CLOCK] = clock
-            put(c, oldest_way(c, set_base(geom, s, key), ways), ways, key, asid, nxt, rights, clock)
+        cache_fill(geom, c, st, S_PWC + level - 2, linear >> (12 + 9 * (level - 1)), asid, nxt, rights)
         table = nxt
         level -= 1
-    cnt[K_CYC_WALK] += refs * cost[C_FLAT]  # each reference at the flat latency (walk.reference)
-    cnt[K_REFS_L1D + SERVED_MEM] += refs
+    charge_refs(refs, cost, cnt)
     if status != WALK_OK:
         return status, 0, 0, 0, refs, level, present
     size = level - 1
     return WALK_OK, (e & ADDR_MASK) >> 12, size, leaf_flags(rights, ne, size, size), refs, level, 1
+
+
+@routine
+def charge_refs(refs, cost, cnt):
+    """Walk references at the flat latency (walk.reference with the data-cache model off)."""
+    cnt[K_CYC_WALK] += refs * cost[C_FLAT]
+    cnt[K_REFS_L1D + SERVED_MEM] += refs
 
 
 @routine
