@@ -1,5 +1,5 @@
 """Golden counters: every built-in workload's figures, held byte for byte to files made before the fault path
-was made fast (issue 15: "nothing else moves").
+was made fast (issue 15: "nothing else moves"), and the walks model's before the miss path was.
 
 Each case runs a built-in workload with small parameters through all three modes in lockstep, as
 ``rvi-tui report --json`` does (the same Session, warm-up and summary), and writes the report's JSON plus every
@@ -8,7 +8,8 @@ keeps a digest of every event it returned. The text must equal ``tests/golden/<c
 
 The files were written from the code as it was before any speed work on the fault path (kcompile-cap and
 random-recycle from main as it was when the lean compile came in: the config bounds shadow.max_pages from 64
-since, so the cases at a cap of 12 went); a change that moves a figure fails here. To write them again after a change that is meant to move figures (and say so in the
+since, so the cases at a cap of 12 went); the `-flat` cases (data caches off), from main as it was before
+engine/fast_miss.py. A change that moves a figure fails here. To write them again after a change that is meant to move figures (and say so in the
 change): ``RVI_TUI_WRITE_GOLDEN=1 python -m pytest tests/test_golden_counters.py``.
 """
 
@@ -62,6 +63,18 @@ CASES = {
     "mmapchurn": ("mmapchurn", dict(accesses=6_000), "modern", (), {}, 0, 0),
     "mmapchurn-2m-4k": ("mmapchurn", dict(accesses=4_000), "modern", (), {"guest.page": "2m", "host.page": "4k"}, 0, 0),
     "real-ls": ("real-ls", dict(accesses=30_000), "modern", (), {}, 0, 0),
+    # the walks model (data caches off), where misses take engine/fast_miss.py: written before it came in
+    "chase-flat": ("chase", dict(footprint=16 << 20, accesses=30_000), "modern", ("cache.enabled=false",), {}, 0, 0),
+    "kcompile-flat": ("kcompile", dict(jobs=3), "modern", ("cache.enabled=false",), {}, 0, 0),
+    "kcompile-2m-4k-flat": ("kcompile", dict(jobs=2), "modern", ("cache.enabled=false",),
+                            {"guest.page": "2m", "host.page": "4k"}, 0, 0),
+    "webserver-flat": ("webserver", dict(workers=4, footprint=4 << 20, accesses=20_000), "modern",
+                       ("cache.enabled=false", "tlb.l2.entries=1536", "tlb.l2.ways=12"), {}, 0, 0),
+    "tlbstress-flat": ("tlbstress", dict(footprint=16 << 20, accesses=30_000), "modern",
+                       ("cache.enabled=false", "tlb.l1_4k.entries=64", "tlb.l1_4k.ways=4", "tlb.l2.entries=1536",
+                        "tlb.l2.ways=12"), {}, "auto", 0),
+    "mmapchurn-flat": ("mmapchurn", dict(accesses=6_000), "modern", ("cache.enabled=false", "pwc.enabled=false"), {},
+                       0, 0),
 }
 
 
