@@ -11,7 +11,8 @@ than 4 KiB in the TLBs yet — written for it:
   the host mispredicts;
 * the L2's victim comes from an order word per set (``lru_order.py``), kept beside the stamps as a cache that
   lives for one kernel call (``l2_order``), where stamps need a scan of the set;
-* native and shadow walk their one table inline (as ``walk.walk_1d``); nested paging calls ``walk.walk_2d``.
+* native and shadow walk their one table inline (as ``walk.walk_1d``); nested paging takes its L2 hits here
+  and leaves its walks to the general path.
 
 It is a second copy of the miss logic, so it is held to the first: it takes an access only where it can
 finish it exactly as ``access`` would (a write that needs the walker to set D on a TLB hit goes back
@@ -45,7 +46,6 @@ from .layout import (
     ST_SIZES,
     STOP_DONE,
     STOP_GUEST_FAULT,
-    STOP_NPF,
     STOP_SHADOW_FAULT,
     TF_DIRTY,
     TF_GLOBAL,
@@ -55,7 +55,7 @@ from .lru_order import ORDER_WAYS, order_of_stamps, order_to_top
 from .routine import routine
 from .setassoc import ASID, FLAGS, NARROW, STAMP, VAL, set_base, wide_first_way, wide_lru_way
 from .tlb import tlb_fill
-from .walk import VA_MASK, WALK_FAULT, WALK_NPF, WALK_OK, leaf_flags, walk_2d
+from .walk import VA_MASK, WALK_FAULT, WALK_OK, leaf_flags
 
 DECLINED = -1  # fast_miss did not take the access, and changed nothing: the general path takes it
 NO_GEOMETRY = (-1, -1, -1, -1, -1, -1)
@@ -133,10 +133,12 @@ def l2_order(lru, l2_set, c, first, ways, gen):
 
 
 @routine
-def l2_touch(lru, l2_set, c, first, ways, slot, gen):
-    """Keep the order word of an L2 set whose way at `slot` has just become the most recent."""
-    if ways <= ORDER_WAYS:
-        lru[l2_set] = order_to_top(l2_order(lru, l2_set, c, first, ways, gen), slot - first, ways)
+def l2_touch(lru, l2_set, first, ways, slot, gen):
+    """Keep the order word of an L2 set whose way at `slot` has just become the most recent; a stale one stays
+    stale (the stamps say the same, and l2_order rebuilds it only when a fill needs it)."""
+    sets = (lru.shape[0] - 1) >> 1
+    if ways <= ORDER_WAYS and lru[sets + l2_set] == gen:
+        lru[l2_set] = order_to_top(lru[l2_set], slot - first, ways)
 
 
 @routine
@@ -255,9 +257,10 @@ def charge_refs(refs, cost, cnt):
 def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, lru, gen):
     """An access that missed the L1, while only 4 KiB pages are in the TLBs (st[ST_SIZES] <= 1).
 
-    Returns (code, first-dimension refs, nested refs, fault address, level, present, row), as `access`
-    would go on from here: STOP_DONE with no references for an L2 hit, and with the walk's for a walk, the
-    TLBs filled either way; a fault code and what the fault's bookkeeping (kernel.fault) needs; or DECLINED.
+    Returns (code, walk references, fault level, fault present), as `access` would go on from here: STOP_DONE
+    with no references for an L2 hit, and with the walk's for a walk, the TLBs filled either way; the fault
+    code of a walk that faulted, before the fault's bookkeeping (kernel.fault); or DECLINED. Nested paging
+    takes its L2 hits here, and declines its misses.
     """
     l1_base, l1_mask, l1_ways, l2_base, l2_mask, l2_ways = mg
     linear = va & VA_MASK
@@ -271,34 +274,27 @@ def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, co
     if slot >= 0:
         flags = c[slot + FLAGS * l2_ways]
         if write and (flags & (TF_WRITABLE | TF_DIRTY)) != (TF_WRITABLE | TF_DIRTY):
-            return DECLINED, 0, 0, 0, 0, 0, 0  # the walker must set D (an assist): the general path's case
+            return DECLINED, 0, 0, 0  # the walker must set D (an assist): the general path's case
         clock = st[ST_CLOCK] + 1
         c[slot + STAMP * l2_ways] = clock
-        l2_touch(lru, l2_set, c, l2_first, l2_ways, slot, gen)
+        l2_touch(lru, l2_set, l2_first, l2_ways, slot, gen)
         put(c, oldest_way(c, l1_first, l1_ways), l1_ways, key, asid, c[slot + VAL * l2_ways], flags, clock + 1)
         st[ST_CLOCK] = clock + 1
-        return STOP_DONE, 0, 0, 0, 0, 0, 0
-    if WALK_2D and st[ST_MODE] == MODE_NESTED:  # (a build holds the walks of its own modes only: build.py)
-        status, frame, size, flags, r1, r2, faddr, flevel, fpresent, frow = walk_2d(
-            va, write, st[ST_ROOT], st[ST_GLEVELS], asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost,
-            cnt, ev)
-        if status != WALK_OK:
-            return STOP_NPF if status == WALK_NPF else STOP_GUEST_FAULT, r1, r2, faddr, flevel, fpresent, frow
-    elif WALK_1D:
-        status, frame, size, flags, r1, flevel, fpresent = walk_1d_4k(
+        return STOP_DONE, 0, 0, 0
+    if WALK_2D and st[ST_MODE] == MODE_NESTED:  # nested paging walks in the general path: a copy of walk_2d here
+        return DECLINED, 0, 0, 0  # cost 4 s of compile and gained nothing (README, Speed)
+    if WALK_1D:  # (each build compiles the walks of its own modes: build.py)
+        status, frame, size, flags, refs, flevel, fpresent = walk_1d_4k(
             linear, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt)
-        r2 = 0
         if status != WALK_OK:
-            fault = STOP_GUEST_FAULT if st[ST_MODE] == MODE_NATIVE else STOP_SHADOW_FAULT
-            return fault, r1, 0, va, flevel, fpresent, 0
-    else:
-        return DECLINED, 0, 0, 0, 0, 0, 0
-    if size == 0:
-        clock = st[ST_CLOCK] + 1
-        put(c, l2_victim(lru, l2_set, c, l2_first, l2_ways, gen), l2_ways, key, asid, frame, flags, clock)
-        put(c, oldest_way(c, l1_first, l1_ways), l1_ways, key, asid, frame, flags, clock + 1)
-        st[ST_CLOCK] = clock + 1
-        st[ST_SIZES] |= 1
-    else:  # a large page: the general fill, which sets its size in st[ST_SIZES] (the caller starts a generation)
-        tlb_fill(va, frame, size, flags, True, False, geom, c, st, ev)
-    return STOP_DONE, r1, r2, 0, 0, 0, 0
+            return STOP_GUEST_FAULT if st[ST_MODE] == MODE_NATIVE else STOP_SHADOW_FAULT, refs, flevel, fpresent
+        if size == 0:
+            clock = st[ST_CLOCK] + 1
+            put(c, l2_victim(lru, l2_set, c, l2_first, l2_ways, gen), l2_ways, key, asid, frame, flags, clock)
+            put(c, oldest_way(c, l1_first, l1_ways), l1_ways, key, asid, frame, flags, clock + 1)
+            st[ST_CLOCK] = clock + 1
+            st[ST_SIZES] |= 1
+        else:  # a large page: the general fill, which sets its size in st[ST_SIZES] (the caller starts a generation)
+            tlb_fill(va, frame, size, flags, True, False, geom, c, st, ev)
+        return STOP_DONE, refs, 0, 0
+    return DECLINED, 0, 0, 0

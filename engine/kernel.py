@@ -246,8 +246,7 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
     m_lookups = 0
     m_l2_hits = 0
     m_walks = 0
-    m_guest_refs = 0
-    m_nested_refs = 0
+    m_walk_refs = 0
     m_max = 0
     while i < end:
         op = ops[i]
@@ -272,7 +271,7 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
                 page_a, s_a, set_a, wd_a, frame_a, mask_a, page_b, s_b, set_b, wd_b, frame_b, mask_b = (
                     page_b, s_b, set_b, wd_b, frame_b, mask_b, page_a, s_a, set_a, wd_a, frame_a, mask_a)
             else:
-                if fast_misses and st[ST_SIZES] <= 1:  # the 4 KiB L1 alone can hold the page
+                if FAST_MISS and fast_misses and st[ST_SIZES] <= 1:  # the 4 KiB L1 alone can hold the page
                     slot, hs = l1_probe_4k(linear, mg, c, st), S_L1_4K
                 else:
                     slot, hs = l1_probe(linear, geom, c, st, ev)
@@ -305,24 +304,23 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
                 base_cycles += access_cost
         else:
             code = DECLINED
-            if fast_misses and l1_missed and st[ST_SIZES] <= 1:
-                code, r1, r2, faddr, flevel, fpresent, frow = fast_miss(
-                    va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, lru, gen)
+            if FAST_MISS and fast_misses and l1_missed and st[ST_SIZES] <= 1:  # (a build without it compiles none)
+                code, refs, flevel, fpresent = fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom,
+                                                         c, st, cost, cnt, ev, lru, gen)
                 if code != DECLINED:  # counted in locals, as access() would count it
                     m_lookups += 1
                     if code == STOP_DONE:
                         base_cycles += access_cost
-                        if r1 == 0:
+                        if refs == 0:
                             m_l2_hits += 1
                         else:
                             m_walks += 1
-                            m_guest_refs += r1
-                            m_nested_refs += r2
-                            m_max = max(m_max, r1 + r2)
+                            m_walk_refs += refs
+                            m_max = max(m_max, refs)
                             if st[ST_SIZES] > 1:
                                 gen += 1  # a large page went in by the general fill
                     else:
-                        code = fault(code, faddr, flevel, write, fpresent, frow, r1 + r2, cnt, st, ev, stop)
+                        code = fault(code, va, flevel, write, fpresent, 0, refs, cnt, st, ev, stop)
             if code == DECLINED:
                 code = access(va, write, l1_missed, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev,
                               stop)
@@ -358,9 +356,8 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
         cnt[K_L1_HITS + 1] += m_l2_hits
         cnt[K_WALKS] += m_walks
         cnt[K_MISSES] += m_walks
-        cnt[K_WALK_REFS] += m_guest_refs + m_nested_refs
-        cnt[K_GUEST_REFS] += m_guest_refs
-        cnt[K_NESTED_REFS] += m_nested_refs
+        cnt[K_WALK_REFS] += m_walk_refs
+        cnt[K_GUEST_REFS] += m_walk_refs
         if m_max > st[ST_MAX_WALK]:
             st[ST_MAX_WALK] = m_max
     cnt[K_ACCESSES] += i - start

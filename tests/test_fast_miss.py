@@ -61,13 +61,19 @@ def run_both(ops: np.ndarray, config, chunk: int, modes=ALL_MODES) -> dict[str, 
         a, b = machine_state(fast), machine_state(general)
         a["st"][ST_FAST_MISS] = b["st"][ST_FAST_MISS] = 0
         assert a == b, f"{mode}: the paths differ at the end"
-        out[mode] = (generations(fast), generations(general), fast.counters()["tlb_misses"])
+        c = fast.counters()
+        out[mode] = (generations(fast), generations(general), c["tlb_misses"], c["tlb_l2_hits"])
     return out
 
 
 def assert_fast_path_ran(runs: dict) -> None:
-    for mode, (fast, general, misses) in runs.items():
-        assert misses > 100 and fast < general / 2, f"{mode}: the fast path took few misses: {runs}"
+    """Native and shadow take most misses fast; nested paging its L2 hits (its walks are the general path's)."""
+    for mode, (fast, general, misses, l2_hits) in runs.items():
+        assert misses > 100, f"{mode}: a stream with few misses: {runs}"
+        if mode == "nested":  # (a stream without L2 hits, such as mmapchurn's, gives it nothing to take)
+            assert general - fast >= l2_hits / 2, f"{mode}: the fast path took few L2 hits: {runs}"
+        else:
+            assert fast < general / 2, f"{mode}: the fast path took few misses: {runs}"
 
 
 def scattered(n: int, footprint: int, writes: float, seed: int = 7) -> np.ndarray:
@@ -115,7 +121,7 @@ def test_large_pages_end_the_fast_path_and_it_stays_exact():
                      O.accesses(np.uint64(base + (1 << 30)) + np.arange(0, 8 << 20, 4096, dtype=np.uint64))])
     ops = O.concat([small, huge, small[1:]])
     runs = run_both(ops, cfg_from({**WALKS, **CHAMPSIM, "guest.page": "2m"}), chunk=1501)
-    for mode, (fast, general, _) in runs.items():
+    for mode, (fast, general, _, _) in runs.items():
         assert fast < general, (mode, runs)
 
 
