@@ -58,6 +58,7 @@ from .tlb import tlb_fill
 from .walk import VA_MASK, WALK_FAULT, WALK_OK, leaf_flags
 
 DECLINED = -1  # fast_miss did not take the access, and changed nothing: the general path takes it
+SETTLED = 1024  # fast misses in one generation after which a stale order word is worth rebuilding (l2_victim)
 NO_GEOMETRY = (-1, -1, -1, -1, -1, -1)
 
 
@@ -142,10 +143,12 @@ def l2_touch(lru, l2_set, first, ways, slot, gen):
 
 
 @routine
-def l2_victim(lru, l2_set, c, first, ways, gen):
-    """The L2 slot a fill takes (the order word's oldest way, or the stamps' in a set too wide for a word);
-    the order word counts it as the most recent already."""
-    if ways > ORDER_WAYS:
+def l2_victim(lru, l2_set, c, first, ways, gen, settled):
+    """The L2 slot a fill takes: the order word's oldest way, which then counts as the most recent; or the
+    stamps' oldest in a set too wide for a word, or when the word is stale and the generation young (`settled`
+    false: fast_miss's caller says). Rebuilding a word takes a dozen scans of the set: it pays only when many
+    fills follow in the same generation, not where a fault handled between every two accesses starts one."""
+    if ways > ORDER_WAYS or (not settled and lru[((lru.shape[0] - 1) >> 1) + l2_set] != gen):
         return oldest_way(c, first, ways)
     order = l2_order(lru, l2_set, c, first, ways, gen)
     way = order & 15
@@ -254,7 +257,7 @@ def charge_refs(refs, cost, cnt):
 
 
 @routine
-def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, lru, gen):
+def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, lru, gen, settled):
     """An access that missed the L1, while only 4 KiB pages are in the TLBs (st[ST_SIZES] <= 1).
 
     Returns (code, walk references, fault level, fault present), as `access` would go on from here: STOP_DONE
@@ -290,7 +293,7 @@ def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, co
             return STOP_GUEST_FAULT if st[ST_MODE] == MODE_NATIVE else STOP_SHADOW_FAULT, refs, flevel, fpresent
         if size == 0:
             clock = st[ST_CLOCK] + 1
-            put(c, l2_victim(lru, l2_set, c, l2_first, l2_ways, gen), l2_ways, key, asid, frame, flags, clock)
+            put(c, l2_victim(lru, l2_set, c, l2_first, l2_ways, gen, settled), l2_ways, key, asid, frame, flags, clock)
             put(c, oldest_way(c, l1_first, l1_ways), l1_ways, key, asid, frame, flags, clock + 1)
             st[ST_CLOCK] = clock + 1
             st[ST_SIZES] |= 1

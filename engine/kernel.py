@@ -62,6 +62,7 @@ from .layout import (
     ST_ASID,
     ST_DATA_CACHE,
     ST_EV_ON,
+    ST_FAST_MISS,
     ST_G_BASE,
     ST_GLEVELS,
     ST_H_BASE,
@@ -82,7 +83,7 @@ from .layout import (
     TF_WRITABLE,
 )
 from .fast_fault import fast_fault
-from .fast_miss import DECLINED, NO_GEOMETRY, fast_miss, l1_probe_4k, miss_geometry
+from .fast_miss import DECLINED, NO_GEOMETRY, SETTLED, fast_miss, l1_probe_4k, miss_geometry
 from .routine import routine
 from .setassoc import sa_flags, sa_val, set_base
 from .tlb import l1_probe, tlb_fill, tlb_lookup
@@ -243,6 +244,8 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
     mg = miss_geometry(geom, st) if FAST_MISS and fast else NO_GEOMETRY
     fast_misses = mg[0] >= 0
     gen = lru[lru.shape[0] - 1] + 1  # (fast_miss.l2_order)
+    settle = SETTLED if st[ST_FAST_MISS] == 1 else 0  # (2: tests, order words from the first fill)
+    young = settle  # fast misses to go before the generation is settled (fast_miss.l2_victim)
     m_lookups = 0
     m_l2_hits = 0
     m_walks = 0
@@ -306,9 +309,10 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
             code = DECLINED
             if FAST_MISS and fast_misses and l1_missed and st[ST_SIZES] <= 1:  # (a build without it compiles none)
                 code, refs, flevel, fpresent = fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom,
-                                                         c, st, cost, cnt, ev, lru, gen)
+                                                         c, st, cost, cnt, ev, lru, gen, young <= 0)
                 if code != DECLINED:  # counted in locals, as access() would count it
                     m_lookups += 1
+                    young -= 1
                     if code == STOP_DONE:
                         base_cycles += access_cost
                         if refs == 0:
@@ -319,12 +323,14 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
                             m_max = max(m_max, refs)
                             if st[ST_SIZES] > 1:
                                 gen += 1  # a large page went in by the general fill
+                                young = settle
                     else:
                         code = fault(code, va, flevel, write, fpresent, 0, refs, cnt, st, ev, stop)
             if code == DECLINED:
                 code = access(va, write, l1_missed, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev,
                               stop)
                 gen += 1  # it may have used any set: fast_miss's order words are stale
+                young = settle
             if code != STOP_DONE:
                 # (the builds that record events serve the step path, whose faults go to Python: they leave it out)
                 if not RECORD_EVENTS and fast and tries < FAST_TRIES and fast_fault(
@@ -332,6 +338,7 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
                         pool, counts, backed, meta, gfn_pages):
                     tries += 1  # handled: the access is tried again, as after a return to software
                     gen += 1
+                    young = settle
                     page_a = -1
                     page_b = -1
                     last_line = -1

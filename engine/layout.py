@@ -63,7 +63,8 @@ ST_CACHE_ON = 13  # 1 = walk references go through the data-cache model
 ST_DATA_CACHE = 14  # 1 = the program's data accesses go through it too (and compete with walks)
 ST_SIZES = 15  # bit s set once a page of size code s has entered the TLBs (skips probing absent sizes)
 ST_MAX_WALK = 16  # the most references a completed walk took since software last cleared it (the event index)
-ST_FAST_MISS = 17  # 1 = the batch build may serve an L1 miss by fast_miss.py (0: always kernel.access; tests)
+ST_FAST_MISS = 17  # 1 = the batch builds may serve an L1 miss by fast_miss.py; 0: never (tests); 2: as 1, with the
+# L2's order words used from the first fill of a generation (tests: fast_miss.l2_victim)
 N_STATE = 18
 
 # --- costs (cycles) ---------------------------------------------------------------

@@ -45,13 +45,17 @@ def generations(m: Machine) -> int:
     return int(m.mmu.lru[-1])
 
 
-def run_both(ops: np.ndarray, config, chunk: int, modes=ALL_MODES) -> dict[str, tuple[int, int]]:
+def run_both(ops: np.ndarray, config, chunk: int, modes=ALL_MODES, words_at_once: bool = True) -> dict:
     """Run ops chunk by chunk on each mode with the fast path on and off, comparing raw arrays after every chunk
-    and whole states at the end; returns each mode's generations (fast, general) and its TLB misses."""
+    and whole states at the end; returns each mode's generations (fast, general), TLB misses and L2 hits.
+
+    `words_at_once`: the fast path chooses L2 victims by order words from the first fill of a generation, where
+    it would otherwise use the stamps until a generation has lasted SETTLED misses (fast_miss.l2_victim)."""
     out = {}
     for mode in modes:
         fast, general = Machine(mode, config), Machine(mode, config)
         general.fast_misses = False
+        fast.st[ST_FAST_MISS] = 2 if words_at_once else 1
         for start in range(0, len(ops), chunk):
             part = ops[start : start + chunk]
             fast.run(part)
@@ -94,9 +98,10 @@ GEOMETRIES = [
 
 
 @pytest.mark.parametrize("label,geometry", GEOMETRIES, ids=[g[0] for g in GEOMETRIES])
-def test_scattered_accesses_leave_the_same_machines(label, geometry):
+@pytest.mark.parametrize("words_at_once", [True, False], ids=["order words at once", "order words once settled"])
+def test_scattered_accesses_leave_the_same_machines(label, geometry, words_at_once):
     ops = scattered(20_000, 16 << 20, writes=0.3)
-    assert_fast_path_ran(run_both(ops, cfg_from({**WALKS, **geometry}), chunk=4999))
+    assert_fast_path_ran(run_both(ops, cfg_from({**WALKS, **geometry}), chunk=4999, words_at_once=words_at_once))
 
 
 WORKLOADS = [
@@ -145,4 +150,4 @@ def test_fast_misses_on_random_streams(data, pages, small):
     ops = data.draw(op_streams(max_ops=60))
     config = cfg_from({**WALKS, **(SMALL_TLB if small else CHAMPSIM), "guest.page": pages[0], "host.page": pages[1],
                        "guest.mem_gib": 1})
-    run_both(ops, config, chunk=data.draw(st.sampled_from([1, 7, 1000])))
+    run_both(ops, config, chunk=data.draw(st.sampled_from([1, 7, 1000])), words_at_once=data.draw(st.booleans()))
