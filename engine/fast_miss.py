@@ -36,7 +36,6 @@ from .layout import (
     SERVED_MEM,
     ST_ASID,
     ST_CACHE_ON,
-    ST_CLOCK,
     ST_FAST_MISS,
     ST_G_BASE,
     ST_GLEVELS,
@@ -53,7 +52,7 @@ from .layout import (
 )
 from .lru_order import ORDER_WAYS, order_of_stamps, order_to_top
 from .routine import routine
-from .setassoc import ASID, FLAGS, NARROW, STAMP, VAL, set_base, wide_first_way, wide_lru_way
+from .setassoc import ASID, FLAGS, NARROW, STAMP, VAL, lru_way, sa_fill, sa_put, sa_touch, set_base, wide_first_way
 from .tlb import tlb_fill
 from .walk import VA_MASK, WALK_FAULT, WALK_OK, leaf_flags
 
@@ -95,31 +94,6 @@ def find_way(c, first, ways, key, asid, scan):
 
 
 @routine
-def oldest_way(c, first, ways):
-    """The slot to evict: the lowest stamp, the first of equals (setassoc.lru_way's rule)."""
-    stamps = c[first + STAMP * ways: first + (STAMP + 1) * ways]
-    if ways > NARROW:
-        return first + wide_lru_way(stamps)
-    victim = 0
-    oldest = stamps[0]
-    for way in range(1, ways):
-        stamp = stamps[way]
-        older = stamp < oldest
-        victim = way if older else victim
-        oldest = stamp if older else oldest
-    return first + victim
-
-
-@routine
-def put(c, slot, ways, key, asid, val, flags, clock):
-    c[slot] = key
-    c[slot + ASID * ways] = asid
-    c[slot + VAL * ways] = val
-    c[slot + FLAGS * ways] = flags
-    c[slot + STAMP * ways] = clock
-
-
-@routine
 def l2_order(lru, l2_set, c, first, ways, gen):
     """The L2 set's order word (lru_order.py), rebuilt from its stamps unless it was made in this generation.
 
@@ -149,7 +123,7 @@ def l2_victim(lru, l2_set, c, first, ways, gen, settled):
     false: fast_miss's caller says). Rebuilding a word takes a dozen scans of the set: it pays only when many
     fills follow in the same generation, not where a fault handled between every two accesses starts one."""
     if ways > ORDER_WAYS or (not settled and lru[((lru.shape[0] - 1) >> 1) + l2_set] != gen):
-        return oldest_way(c, first, ways)
+        return lru_way(c, first, ways, True)
     order = l2_order(lru, l2_set, c, first, ways, gen)
     way = order & 15
     lru[l2_set] = order_to_top(order, way, ways)
@@ -157,7 +131,7 @@ def l2_victim(lru, l2_set, c, first, ways, gen, settled):
 
 
 @routine
-def l1_probe_4k(linear, mg, c, st):
+def l1_probe_4k(linear, mg, geom, c, st):
     """tlb.l1_probe while only 4 KiB pages are in the TLBs: the 4 KiB L1 alone. Returns the slot or -1."""
     l1_base, l1_mask, l1_ways = mg[0], mg[1], mg[2]
     if st[ST_SIZES] == 0:
@@ -165,9 +139,7 @@ def l1_probe_4k(linear, mg, c, st):
     vpn = linear >> 12
     slot = find_way(c, l1_base + (vpn & l1_mask) * (5 * l1_ways), l1_ways, vpn * 4, st[ST_ASID], l1_ways > NARROW)
     if slot >= 0:
-        clock = st[ST_CLOCK] + 1
-        st[ST_CLOCK] = clock
-        c[slot + STAMP * l1_ways] = clock
+        sa_touch(geom, c, st, S_L1_4K, slot)
     return slot
 
 
@@ -183,23 +155,11 @@ def skip_cached_levels_4k(addr, levels, asid, first, geom, c, st, cost, cnt, hit
         key = addr >> (12 + 9 * (lvl - 1))
         slot = find_way(c, set_base(geom, s, key), ways, key, asid, True)
         if slot >= 0:
-            clock = st[ST_CLOCK] + 1
-            st[ST_CLOCK] = clock
-            c[slot + STAMP * ways] = clock
+            sa_touch(geom, c, st, s, slot)
             cnt[hits] += 1
             cnt[K_CYC_WALK] += cost[C_PWC]
             return c[slot + VAL * ways], c[slot + FLAGS * ways], lvl - 1
     return -1, RW | US, levels
-
-
-@routine
-def cache_fill(geom, c, st, s, key, asid, val, flags):
-    """setassoc.sa_fill into a walk cache or the nested TLB (absent: nothing), the victim by oldest_way."""
-    ways = geom[s, 2]
-    if ways != 0:
-        clock = st[ST_CLOCK] + 1
-        st[ST_CLOCK] = clock
-        put(c, oldest_way(c, set_base(geom, s, key), ways), ways, key, asid, val, flags, clock)
 
 
 @routine
@@ -239,7 +199,8 @@ def walk_1d_4k(linear, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c,
         if leaf:
             break
         nxt = (e & ADDR_MASK) >> 12
-        cache_fill(geom, c, st, S_PWC + level - 2, linear >> (12 + 9 * (level - 1)), asid, nxt, rights)
+        key = linear >> (12 + 9 * (level - 1))
+        sa_fill(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights, False)
         table = nxt
         level -= 1
     charge_refs(refs, cost, cnt)
@@ -278,11 +239,9 @@ def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, co
         flags = c[slot + FLAGS * l2_ways]
         if write and (flags & (TF_WRITABLE | TF_DIRTY)) != (TF_WRITABLE | TF_DIRTY):
             return DECLINED, 0, 0, 0  # the walker must set D (an assist): the general path's case
-        clock = st[ST_CLOCK] + 1
-        c[slot + STAMP * l2_ways] = clock
+        sa_touch(geom, c, st, S_L2, slot)
         l2_touch(lru, l2_set, l2_first, l2_ways, slot, gen)
-        put(c, oldest_way(c, l1_first, l1_ways), l1_ways, key, asid, c[slot + VAL * l2_ways], flags, clock + 1)
-        st[ST_CLOCK] = clock + 1
+        sa_put(c, st, lru_way(c, l1_first, l1_ways, True), l1_ways, key, asid, c[slot + VAL * l2_ways], flags)
         return STOP_DONE, 0, 0, 0
     if WALK_2D and st[ST_MODE] == MODE_NESTED:  # nested paging walks in the general path: a copy of walk_2d here
         return DECLINED, 0, 0, 0  # cost 4 s of compile and gained nothing (README, Speed)
@@ -292,10 +251,9 @@ def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, co
         if status != WALK_OK:
             return STOP_GUEST_FAULT if st[ST_MODE] == MODE_NATIVE else STOP_SHADOW_FAULT, refs, flevel, fpresent
         if size == 0:
-            clock = st[ST_CLOCK] + 1
-            put(c, l2_victim(lru, l2_set, c, l2_first, l2_ways, gen, settled), l2_ways, key, asid, frame, flags, clock)
-            put(c, oldest_way(c, l1_first, l1_ways), l1_ways, key, asid, frame, flags, clock + 1)
-            st[ST_CLOCK] = clock + 1
+            victim = l2_victim(lru, l2_set, c, l2_first, l2_ways, gen, settled)
+            sa_put(c, st, victim, l2_ways, key, asid, frame, flags)
+            sa_put(c, st, lru_way(c, l1_first, l1_ways, True), l1_ways, key, asid, frame, flags)
             st[ST_SIZES] |= 1
         else:  # a large page: the general fill, which sets its size in st[ST_SIZES] (the caller starts a generation)
             tlb_fill(va, frame, size, flags, True, False, geom, c, st, ev)

@@ -275,7 +275,7 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
                     page_b, s_b, set_b, wd_b, frame_b, mask_b, page_a, s_a, set_a, wd_a, frame_a, mask_a)
             else:
                 if FAST_MISS and fast_misses and st[ST_SIZES] <= 1:  # the 4 KiB L1 alone can hold the page
-                    slot, hs = l1_probe_4k(linear, mg, c, st), S_L1_4K
+                    slot, hs = l1_probe_4k(linear, mg, geom, c, st), S_L1_4K
                 else:
                     slot, hs = l1_probe(linear, geom, c, st, ev)
                 if slot >= 0:  # now the most recent of its set: remember it, and forget what it displaced

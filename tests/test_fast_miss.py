@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from machine_helpers import SMALL_TLB, cfg_from, machine_state
 from op_streams import op_streams
 from rvi_tui.engine import bench
-from rvi_tui.engine import config as C
 from rvi_tui.engine.layout import ST_FAST_MISS, SW_FAST
 from rvi_tui.engine.machine import Machine
 from rvi_tui.engine.session import ALL_MODES
