@@ -28,6 +28,7 @@ from textual.app import App
 
 SIZE = (120, 40)
 SMALL = {"workload_name": "kcompile", "workload_params": {"jobs": 50}}
+LONG = {"workload_name": "kcompile", "workload_params": {"jobs": 400}}  # runs for seconds flat out, not a fraction
 
 
 async def wait_for(pilot, cond, timeout: float = 120.0, what: str = "condition") -> None:
@@ -157,7 +158,7 @@ async def test_mode_keys_change_pane_titles_and_contents_not_history():
 
 
 async def test_p_runs_then_pauses():
-    app = RviApp(**SMALL)
+    app = RviApp(**LONG)  # SMALL's 200,559 ops can end within the 0.3 s the status bar is given below
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await pilot.press("p")
@@ -180,7 +181,7 @@ async def test_a_key_holds_a_running_engine_until_its_screen_is_painted(monkeypa
     CPU time. From a key until the screen it brings is painted, the engine starts no new sub-batch; then it
     goes on."""
     monkeypatch.setattr(app_module, "KEY_HOLD_S", 30.0)  # the fallback for keys without an action stays out
-    app = RviApp(workload_name="kcompile", workload_params={"jobs": 400})
+    app = RviApp(**LONG)
     paints = []  # (mode shown, engine held) at each paint
     display = app._display
 
@@ -237,7 +238,7 @@ async def test_while_the_engine_runs_interpreted_redraws_are_few_and_hold_it_unt
     state = {"status": hardware.Status(compiled=False, compiling=True, elapsed=3.0)}
     monkeypatch.setattr(hardware, "status", lambda: state["status"])
     monkeypatch.setattr(app_module, "KEY_HOLD_S", 30.0)  # only the paint lets the engine go
-    app = RviApp(workload_name="kcompile", workload_params={"jobs": 400})
+    app = RviApp(**LONG)
     paints = []  # (redraw, engine held) at the first paint of each redraw while running (not the scrollbars'
     display = app._display  # own repaint a frame after a pane grew)
     painted = {"last": None}  # the redraw painted last: kept across paints.clear(), so that a redraw's later
@@ -294,7 +295,7 @@ async def test_the_log_the_tlb_and_the_counters_re_lay_out_nothing_once_grown():
     the panes where they stand. A pane that grows (a counter row seen for the first time) may ask for one."""
     from textual.screen import Screen
 
-    app = RviApp(workload_name="kcompile", workload_params={"jobs": 400})
+    app = RviApp(**LONG)
     watched = (EventLog, TlbRows, CountersBody, WalkGrid, SecondTablePane, GuestTablePane)
     asked = []  # the watched panes that asked for a layout
 
