@@ -47,12 +47,11 @@ from .layout import (
     STOP_GUEST_FAULT,
     STOP_SHADOW_FAULT,
     TF_DIRTY,
-    TF_GLOBAL,
     TF_WRITABLE,
 )
 from .lru_order import ORDER_WAYS, order_of_stamps, order_to_top
 from .routine import routine
-from .setassoc import ASID, FLAGS, NARROW, STAMP, VAL, lru_way, sa_fill, sa_put, sa_touch, set_base, wide_first_way
+from .setassoc import FLAGS, NARROW, STAMP, VAL, lru_way, sa_fill, sa_put, sa_touch, set_base, set_find
 from .tlb import tlb_fill
 from .walk import VA_MASK, WALK_FAULT, WALK_OK, leaf_flags
 
@@ -71,26 +70,6 @@ def miss_geometry(geom, st):
         if geom[s, 1] == 0 or geom[s, 3] < 0:  # absent, or a number of sets that is not a power of two
             return NO_GEOMETRY
     return geom[S_L1_4K, 0], geom[S_L1_4K, 3], geom[S_L1_4K, 2], geom[S_L2, 0], geom[S_L2, 3], geom[S_L2, 2]
-
-
-@routine
-def find_way(c, first, ways, key, asid, scan):
-    """The slot of `first`'s set holding (key, asid) (a global entry matches any PCID of its VPID), or -1.
-
-    `scan`: find the key's first way without an early exit (setassoc.wide_first_way), which LLVM makes a
-    vector compare; the L1 probe of a narrow set, mostly a hit in the first ways tried, keeps the loop."""
-    start = first
-    if scan:
-        way = wide_first_way(c[first: first + ways], key)
-        if way == ways:
-            return -1
-        start = first + way
-    for slot in range(start, first + ways):
-        if c[slot] == key:
-            tag = c[slot + ASID * ways]
-            if tag == asid or ((c[slot + FLAGS * ways] & TF_GLOBAL) != 0 and (tag >> 12) == (asid >> 12)):
-                return slot
-    return -1
 
 
 @routine
@@ -137,7 +116,7 @@ def l1_probe_4k(linear, mg, geom, c, st):
     if st[ST_SIZES] == 0:
         return -1
     vpn = linear >> 12
-    slot = find_way(c, l1_base + (vpn & l1_mask) * (5 * l1_ways), l1_ways, vpn * 4, st[ST_ASID], l1_ways > NARROW)
+    slot = set_find(c, l1_base + (vpn & l1_mask) * (5 * l1_ways), l1_ways, vpn * 4, st[ST_ASID], l1_ways > NARROW)
     if slot >= 0:
         sa_touch(geom, c, st, S_L1_4K, slot)
     return slot
@@ -145,15 +124,15 @@ def l1_probe_4k(linear, mg, geom, c, st):
 
 @routine
 def skip_cached_levels_4k(addr, levels, asid, first, geom, c, st, cost, cnt, hits):
-    """walk.skip_cached_levels, each walk cache's set scanned by find_way's vector compare. Returns (next table
-    frame or -1, rights so far, level to read next)."""
+    """walk.skip_cached_levels, each walk cache's set scanned by one vector compare (setassoc.set_find).
+    Returns (next table frame or -1, rights so far, level to read next)."""
     for lvl in range(2, levels + 1):  # the deepest cached level first (Intel SDM Vol. 3A §4.10.3.2)
         s = first + lvl - 2
         ways = geom[s, 2]
         if ways == 0:
             continue
         key = addr >> (12 + 9 * (lvl - 1))
-        slot = find_way(c, set_base(geom, s, key), ways, key, asid, True)
+        slot = set_find(c, set_base(geom, s, key), ways, key, asid, True)
         if slot >= 0:
             sa_touch(geom, c, st, s, slot)
             cnt[hits] += 1
@@ -164,8 +143,8 @@ def skip_cached_levels_4k(addr, levels, asid, first, geom, c, st, cost, cnt, hit
 
 @routine
 def walk_1d_4k(linear, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt):
-    """walk.walk_1d without events or the data-cache model, its walk-cache scans as find_way's vector
-    compares. Returns (status, frame, size, flags, refs, fault level, fault present)."""
+    """walk.walk_1d without events or the data-cache model, each walk-cache scan one vector compare.
+    Returns (status, frame, size, flags, refs, fault level, fault present)."""
     native = st[ST_MODE] == MODE_NATIVE  # native walks the process table in guest memory, shadow the shadow table
     tables = g_tables if native else h_tables
     rows = g_rows if native else h_rows
@@ -234,7 +213,7 @@ def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, co
     l2_set = vpn & l2_mask
     l2_first = l2_base + l2_set * (5 * l2_ways)
     l1_first = l1_base + (vpn & l1_mask) * (5 * l1_ways)
-    slot = find_way(c, l2_first, l2_ways, key, asid, True) if st[ST_SIZES] else -1
+    slot = set_find(c, l2_first, l2_ways, key, asid, True) if st[ST_SIZES] else -1
     if slot >= 0:
         flags = c[slot + FLAGS * l2_ways]
         if write and (flags & (TF_WRITABLE | TF_DIRTY)) != (TF_WRITABLE | TF_DIRTY):

@@ -53,9 +53,16 @@ def sa_find(geom, c, s, index, key, asid, wide):
     if geom[s, 1] == 0:
         return -1
     ways = geom[s, 2]
-    first = set_base(geom, s, index)
+    return set_find(c, set_base(geom, s, index), ways, key, asid, VECTOR_SCANS and wide and ways > NARROW)
+
+
+@routine
+def set_find(c, first, ways, key, asid, scan):
+    """sa_find in the set at `first`. `scan`: find the key's first way with wide_first_way, without an early
+    exit, before the tag check (fast_miss.py asks for it in narrow sets too); the builds without vector scans
+    compile the loop alone (the answer is the same either way)."""
     start = first
-    if VECTOR_SCANS and wide and ways > NARROW:
+    if VECTOR_SCANS and scan:
         way = wide_first_way(c[first : first + ways], key)
         if way == ways:
             return -1
