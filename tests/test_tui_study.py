@@ -86,7 +86,9 @@ async def test_settings_change_the_machine_and_a_bad_value_keeps_the_run():
         screen.query_one("#settings-sets", Input).value = "tlb.l2.entries=1536 tlb.l2.ways=12"
         screen.query_one("#settings-guest", Select).value = "2m"
         screen.query_one("#settings-host", Select).value = "2m"
-        await pilot.click("#settings-apply")
+        # Pilot aims a click where the button is laid out now: let the form's new values lay out first
+        await pilot.pause()
+        assert await pilot.click("#settings-apply"), "the click missed the Apply button"
         await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen), what="the dialog to close")
         assert app.spec.guest_page == "2m" and app.spec.sets == ("tlb.l2.entries=1536", "tlb.l2.ways=12")
         await ready(pilot, app)
