@@ -11,8 +11,8 @@ than 4 KiB in the TLBs yet — written for it:
   the host mispredicts;
 * the L2's victim comes from an order word per set (``lru_order.py``), kept beside the stamps as a cache that
   lives for one kernel call (``l2_order``), where stamps need a scan of the set;
-* native and shadow walk their one table inline (as ``walk.walk_1d``); nested paging takes its L2 hits here
-  and leaves its walks to the general path.
+* native and shadow walk with ``walk.walk_1d``, its walk caches scanned the same way; nested paging takes
+  its L2 hits here and leaves its walks to the general path.
 
 It is a second copy of the miss logic, so it is held to the first: it takes an access only where it can
 finish it exactly as ``access`` would (a write that needs the walker to set D on a TLB hit goes back
@@ -23,25 +23,15 @@ its LRU order and every table entry (``tests/test_fast_miss.py``). The step path
 from __future__ import annotations
 
 from .build import WALK_1D, WALK_2D
-from .counters import K_CYC_WALK, K_PWC_HITS, K_REFS_L1D
-from .entry import ADDR_MASK, PS, RW, US, A, D, P
 from .layout import (
-    C_FLAT,
-    C_PWC,
     MODE_NATIVE,
     MODE_NESTED,
     S_L1_4K,
     S_L2,
-    S_PWC,
-    SERVED_MEM,
     ST_ASID,
     ST_CACHE_ON,
     ST_FAST_MISS,
-    ST_G_BASE,
-    ST_GLEVELS,
-    ST_H_BASE,
     ST_MODE,
-    ST_ROOT,
     ST_SIZES,
     STOP_DONE,
     STOP_GUEST_FAULT,
@@ -51,9 +41,9 @@ from .layout import (
 )
 from .lru_order import ORDER_WAYS, order_of_stamps, order_to_top
 from .routine import routine
-from .setassoc import FLAGS, NARROW, STAMP, VAL, lru_way, sa_fill, sa_put, sa_touch, set_base, set_find
+from .setassoc import FLAGS, NARROW, STAMP, VAL, lru_way, sa_put, sa_touch, set_find
 from .tlb import tlb_fill
-from .walk import VA_MASK, WALK_FAULT, WALK_OK, leaf_flags
+from .walk import VA_MASK, WALK_OK, walk_1d_of_mode
 
 DECLINED = -1  # fast_miss did not take the access, and changed nothing: the general path takes it
 SETTLED = 1024  # fast misses in one generation after which a stale order word is worth rebuilding (l2_victim)
@@ -123,77 +113,9 @@ def l1_probe_4k(linear, mg, geom, c, st):
 
 
 @routine
-def skip_cached_levels_4k(addr, levels, asid, first, geom, c, st, cost, cnt, hits):
-    """walk.skip_cached_levels, each walk cache's set scanned by one vector compare (setassoc.set_find).
-    Returns (next table frame or -1, rights so far, level to read next)."""
-    for lvl in range(2, levels + 1):  # the deepest cached level first (Intel SDM Vol. 3A §4.10.3.2)
-        s = first + lvl - 2
-        ways = geom[s, 2]
-        if ways == 0:
-            continue
-        key = addr >> (12 + 9 * (lvl - 1))
-        slot = set_find(c, set_base(geom, s, key), ways, key, asid, True)
-        if slot >= 0:
-            sa_touch(geom, c, st, s, slot)
-            cnt[hits] += 1
-            cnt[K_CYC_WALK] += cost[C_PWC]
-            return c[slot + VAL * ways], c[slot + FLAGS * ways], lvl - 1
-    return -1, RW | US, levels
-
-
-@routine
-def walk_1d_4k(linear, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt):
-    """walk.walk_1d without events or the data-cache model, each walk-cache scan one vector compare.
-    Returns (status, frame, size, flags, refs, fault level, fault present)."""
-    native = st[ST_MODE] == MODE_NATIVE  # native walks the process table in guest memory, shadow the shadow table
-    tables = g_tables if native else h_tables
-    rows = g_rows if native else h_rows
-    base = st[ST_G_BASE] if native else st[ST_H_BASE]
-    table, rights, level = skip_cached_levels_4k(linear, st[ST_GLEVELS], asid, S_PWC, geom, c, st, cost, cnt,
-                                                 K_PWC_HITS)
-    if table < 0:
-        table = st[ST_ROOT]
-    refs = 0
-    status = WALK_OK
-    present = 1
-    while True:
-        idx = (linear >> (12 + 9 * (level - 1))) & 511
-        row = rows[table - base]
-        e = tables[row, idx]
-        refs += 1
-        if (e & P) == 0:
-            status = WALK_FAULT
-            present = 0
-            break
-        rights &= e
-        if write and (rights & RW) == 0:
-            status = WALK_FAULT
-            break
-        leaf = level == 1 or ((e & PS) != 0 and level <= 3)
-        ne = e | A
-        if leaf and write:
-            ne |= D
-        if ne != e:
-            tables[row, idx] = ne
-        if leaf:
-            break
-        nxt = (e & ADDR_MASK) >> 12
-        key = linear >> (12 + 9 * (level - 1))
-        sa_fill(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights, False)
-        table = nxt
-        level -= 1
-    charge_refs(refs, cost, cnt)
-    if status != WALK_OK:
-        return status, 0, 0, 0, refs, level, present
-    size = level - 1
-    return WALK_OK, (e & ADDR_MASK) >> 12, size, leaf_flags(rights, ne, size, size), refs, level, 1
-
-
-@routine
-def charge_refs(refs, cost, cnt):
-    """Walk references at the flat latency (walk.reference with the data-cache model off)."""
-    cnt[K_CYC_WALK] += refs * cost[C_FLAT]
-    cnt[K_REFS_L1D + SERVED_MEM] += refs
+def fault_1d(st):
+    """The stop of a 1D walk that faulted: a guest page fault natively, a shadow fault under shadow paging."""
+    return STOP_GUEST_FAULT if st[ST_MODE] == MODE_NATIVE else STOP_SHADOW_FAULT
 
 
 @routine
@@ -225,10 +147,10 @@ def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, co
     if WALK_2D and st[ST_MODE] == MODE_NESTED:  # nested paging walks in the general path: a copy of walk_2d here
         return DECLINED, 0, 0, 0  # cost 4 s of compile and gained nothing (README, Speed)
     if WALK_1D:  # (each build compiles the walks of its own modes: build.py)
-        status, frame, size, flags, refs, flevel, fpresent = walk_1d_4k(
-            linear, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt)
+        status, frame, size, flags, refs, flevel, fpresent = walk_1d_of_mode(
+            va, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, True)
         if status != WALK_OK:
-            return STOP_GUEST_FAULT if st[ST_MODE] == MODE_NATIVE else STOP_SHADOW_FAULT, refs, flevel, fpresent
+            return fault_1d(st), refs, flevel, fpresent
         if size == 0:
             victim = l2_victim(lru, l2_set, c, l2_first, l2_ways, gen, settled)
             sa_put(c, st, victim, l2_ways, key, asid, frame, flags)

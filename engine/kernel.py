@@ -44,12 +44,9 @@ from .layout import (
     C_L1,
     C_L1D,
     C_L2,
-    DIM_GUEST,
-    DIM_SHADOW,
     EV_ASSIST,
     EV_DONE,
     EV_FAULT,
-    MODE_NATIVE,
     MODE_NESTED,
     S_L1_4K,
     SI_ADDR,
@@ -63,9 +60,7 @@ from .layout import (
     ST_DATA_CACHE,
     ST_EV_ON,
     ST_FAST_MISS,
-    ST_G_BASE,
     ST_GLEVELS,
-    ST_H_BASE,
     ST_MAX_WALK,
     ST_MODE,
     ST_PID,
@@ -77,17 +72,16 @@ from .layout import (
     STOP_NPF,
     STOP_OSOP,
     STOP_PID,
-    STOP_SHADOW_FAULT,
     TF_DIRTY,
     TF_SIZE_MASK,
     TF_WRITABLE,
 )
 from .fast_fault import fast_fault
-from .fast_miss import DECLINED, NO_GEOMETRY, SETTLED, fast_miss, l1_probe_4k, miss_geometry
+from .fast_miss import DECLINED, NO_GEOMETRY, SETTLED, fast_miss, fault_1d, l1_probe_4k, miss_geometry
 from .routine import routine
 from .setassoc import sa_flags, sa_val, set_base
 from .tlb import l1_probe, tlb_fill, tlb_lookup
-from .walk import VA_MASK, WALK_NPF, WALK_OK, cache_access, emit, walk_1d, walk_2d
+from .walk import VA_MASK, WALK_NPF, WALK_OK, cache_access, emit, walk_1d_of_mode, walk_2d
 
 ACCESS = 0
 WRITE = 1
@@ -114,15 +108,11 @@ def translate(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, 
             code = STOP_NPF if status == WALK_NPF else STOP_GUEST_FAULT
             return code, 0, 0, 0, grefs, nrefs, faddr, flevel, fpresent, frow
     if WALK_1D:
-        # native walks the process table in guest memory; shadow walks the shadow table in host memory
-        native = mode == MODE_NATIVE
-        status, frame, size, flags, refs, flevel, fpresent = walk_1d(
-            va, write, st[ST_ROOT], st[ST_GLEVELS], asid, DIM_GUEST if native else DIM_SHADOW,
-            g_tables if native else h_tables, g_rows if native else h_rows,
-            st[ST_G_BASE] if native else st[ST_H_BASE], geom, c, st, cost, cnt, ev)
+        status, frame, size, flags, refs, flevel, fpresent = walk_1d_of_mode(
+            va, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, False)
         if status == WALK_OK:
             return STOP_DONE, frame, size, flags, refs, 0, 0, 0, 0, 0
-        return STOP_GUEST_FAULT if native else STOP_SHADOW_FAULT, 0, 0, 0, refs, 0, va, flevel, fpresent, 0
+        return fault_1d(st), 0, 0, 0, refs, 0, va, flevel, fpresent, 0
     return STOP_BUILD, 0, 0, 0, 0, 0, 0, 0, 0, 0  # a mode this build has no walk for (hardware.py never asks)
 
 
@@ -155,13 +145,7 @@ def access(va, write, l1_missed, g_tables, g_rows, h_tables, h_rows, geom, c, st
             cnt[K_ASSIST_WALKS] += 1
             cnt[K_ASSIST_REFS] += r1 + r2
         else:
-            cnt[K_WALKS] += 1
-            cnt[K_WALK_REFS] += r1 + r2
-            if r1 + r2 > st[ST_MAX_WALK]:
-                st[ST_MAX_WALK] = r1 + r2
-            cnt[K_GUEST_REFS] += r1
-            cnt[K_NESTED_REFS] += r2
-            cnt[K_MISSES] += 1
+            count_miss(r1, r2, cnt, st)
             level = 2
     if level > 0 or walked:  # an L2 hit refills the L1; a walk (a miss, or an assist) fills both
         tlb_fill(va, frame, size, flags, walked, walked and slot >= 0, geom, c, st, ev)
@@ -172,6 +156,18 @@ def access(va, write, l1_missed, g_tables, g_rows, h_tables, h_rows, geom, c, st
     emit(ev, st, EV_DONE, pa, size, level, 0, 0, 0)
     data_access(pa, geom, c, st, cost, cnt)
     return STOP_DONE
+
+
+@routine
+def count_miss(r1, r2, cnt, st):
+    """A TLB miss and its completed walk of r1 first-dimension and r2 nested references."""
+    cnt[K_MISSES] += 1
+    cnt[K_WALKS] += 1
+    cnt[K_WALK_REFS] += r1 + r2
+    cnt[K_GUEST_REFS] += r1
+    cnt[K_NESTED_REFS] += r2
+    if r1 + r2 > st[ST_MAX_WALK]:
+        st[ST_MAX_WALK] = r1 + r2
 
 
 @routine
@@ -240,17 +236,12 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
     n_write = 0
     n_fetch = 0
     tries = 0
-    # L1 misses in a 4 KiB world, served by fast_miss.py (batch builds), counted here until the return
+    # L1 misses while only 4 KiB pages are in the TLBs, served by fast_miss.py (batch builds)
     mg = miss_geometry(geom, st) if FAST_MISS and fast else NO_GEOMETRY
     fast_misses = mg[0] >= 0
     gen = lru[lru.shape[0] - 1] + 1  # (fast_miss.l2_order)
     settle = SETTLED if st[ST_FAST_MISS] == 1 else 0  # (2: tests, order words from the first fill)
     young = settle  # fast misses to go before the generation is settled (fast_miss.l2_victim)
-    m_lookups = 0
-    m_l2_hits = 0
-    m_walks = 0
-    m_walk_refs = 0
-    m_max = 0
     while i < end:
         op = ops[i]
         if op["kind"] != ACCESS:
@@ -310,20 +301,18 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
             if FAST_MISS and fast_misses and l1_missed and st[ST_SIZES] <= 1:  # (a build without it compiles none)
                 code, refs, flevel, fpresent = fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom,
                                                          c, st, cost, cnt, ev, lru, gen, young <= 0)
-                if code != DECLINED:  # counted in locals, as access() would count it
-                    m_lookups += 1
+                if code != DECLINED:  # counted as access() counts it
                     young -= 1
+                    cnt[K_CYC_TLB] += cost[C_L1] + cost[C_L2]
                     if code == STOP_DONE:
-                        base_cycles += access_cost
                         if refs == 0:
-                            m_l2_hits += 1
+                            cnt[K_L1_HITS + 1] += 1
                         else:
-                            m_walks += 1
-                            m_walk_refs += refs
-                            m_max = max(m_max, refs)
+                            count_miss(refs, 0, cnt, st)
                             if st[ST_SIZES] > 1:
                                 gen += 1  # a large page went in by the general fill
                                 young = settle
+                        data_access(0, geom, c, st, cost, cnt)  # (no data-cache model here: the flat cost)
                     else:
                         code = fault(code, va, flevel, write, fpresent, 0, refs, cnt, st, ev, stop)
             if code == DECLINED:
@@ -357,16 +346,8 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
     lru[lru.shape[0] - 1] = gen
     cnt[K_CYC_BASE] += base_cycles + line_hits * cost[C_L1D]
     cnt[K_DATA_L1D] += line_hits
-    cnt[K_CYC_TLB] += l1_hits * cost[C_L1] + m_lookups * (cost[C_L1] + cost[C_L2])
+    cnt[K_CYC_TLB] += l1_hits * cost[C_L1]
     cnt[K_L1_HITS] += l1_hits
-    if m_lookups:
-        cnt[K_L1_HITS + 1] += m_l2_hits
-        cnt[K_WALKS] += m_walks
-        cnt[K_MISSES] += m_walks
-        cnt[K_WALK_REFS] += m_walk_refs
-        cnt[K_GUEST_REFS] += m_walk_refs
-        if m_max > st[ST_MAX_WALK]:
-            st[ST_MAX_WALK] = m_max
     cnt[K_ACCESSES] += i - start
     cnt[K_WRITES] += n_write
     cnt[K_FETCHES] += n_fetch

@@ -37,9 +37,11 @@ from .layout import (
     C_PWC,
     DIM_GUEST,
     DIM_NESTED,
+    DIM_SHADOW,
     EV_REF,
     EV_SKIP,
     MAX_EVENTS,
+    MODE_NATIVE,
     S_CACHE_L1D,
     S_NTLB,
     S_NWC,
@@ -50,10 +52,13 @@ from .layout import (
     ST_EV_N,
     ST_EV_ON,
     ST_G_BASE,
+    ST_GLEVELS,
     ST_H_BASE,
     ST_HLEVELS,
     ST_HOST_SIZE,
+    ST_MODE,
     ST_NROOT,
+    ST_ROOT,
     TF_DIRTY,
     TF_GLOBAL,
     TF_NX,
@@ -70,6 +75,8 @@ from .setassoc import (
     sa_flags,
     sa_touch,
     sa_val,
+    set_base,
+    set_find,
 )
 
 VA_MASK = (1 << 57) - 1
@@ -148,16 +155,20 @@ def leaf_flags(rights, entry, size, page):
 
 
 @routine
-def skip_cached_levels(addr, levels, asid, first, dim, row, geom, c, st, cost, cnt, ev, hits):
+def skip_cached_levels(addr, levels, asid, first, dim, row, geom, c, st, cost, cnt, ev, hits, scan):
     """Look the walk caches up, deepest level first (Intel SDM Vol. 3A §4.10.3.2).
 
     Structure ``first + L - 2`` caches level-L entries keyed by the address bits
     above level L-1. Returns (next table frame or -1, rights so far, level to read next).
+    `scan`: each set by setassoc.set_find's vector compare (fast_miss.py), not way by way.
     """
     for lvl in range(2, levels + 1):
         s = first + lvl - 2
+        ways = geom[s, 2]
+        if ways == 0:  # that level has no walk cache
+            continue
         key = addr >> (12 + 9 * (lvl - 1))
-        slot = sa_find(geom, c, s, key, key, asid, False)
+        slot = set_find(c, set_base(geom, s, key), ways, key, asid, scan)
         if slot >= 0:
             sa_touch(geom, c, st, s, slot)
             cnt[hits] += 1
@@ -196,14 +207,25 @@ def mark_used(tables, trow, idx, e, leaf, write):
 
 
 @routine
+def walk_1d_of_mode(va, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, scan):
+    """The 1D walk of the current mode: native walks the process table in guest memory, shadow the shadow table
+    in host memory. Returns walk_1d's tuple."""
+    native = st[ST_MODE] == MODE_NATIVE
+    return walk_1d(va, write, st[ST_ROOT], st[ST_GLEVELS], asid, DIM_GUEST if native else DIM_SHADOW,
+                   g_tables if native else h_tables, g_rows if native else h_rows,
+                   st[ST_G_BASE] if native else st[ST_H_BASE], geom, c, st, cost, cnt, ev, scan)
+
+
+@routine
 def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
-            geom, c, st, cost, cnt, ev):
+            geom, c, st, cost, cnt, ev, scan):
     """Walk one radix table from `root` for va.
 
     Returns (status, page frame, size code, TLB flags, refs, fault level, fault present).
     """
     va = va & VA_MASK
-    table, rights, level = skip_cached_levels(va, levels, asid, S_PWC, dim, 0, geom, c, st, cost, cnt, ev, K_PWC_HITS)
+    table, rights, level = skip_cached_levels(va, levels, asid, S_PWC, dim, 0, geom, c, st, cost, cnt, ev, K_PWC_HITS,
+                                                 scan)
     if table < 0:
         table = root
     refs = 0
@@ -249,7 +271,8 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
     levels = st[ST_HLEVELS]
     base = st[ST_H_BASE]
     gpa = gfn << 12
-    table, _, level = skip_cached_levels(gpa, levels, 0, S_NWC, DIM_NESTED, row, geom, c, st, cost, cnt, ev, K_NWC_HITS)
+    table, _, level = skip_cached_levels(gpa, levels, 0, S_NWC, DIM_NESTED, row, geom, c, st, cost, cnt, ev, K_NWC_HITS,
+                                        False)
     if table < 0:
         table = st[ST_NROOT]
     refs = 0
@@ -287,7 +310,7 @@ def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
     va = va & VA_MASK
     gbase = st[ST_G_BASE]
     gfn, rights, level = skip_cached_levels(va, glevels, asid, S_PWC, DIM_GUEST, 0, geom, c, st, cost, cnt, ev,
-                                            K_PWC_HITS)
+                                            K_PWC_HITS, False)
     if gfn < 0:
         gfn = groot  # the guest-physical frame this row translates
     grefs = 0

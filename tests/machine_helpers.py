@@ -76,7 +76,7 @@ def machine_state(m, caches: bool = True) -> dict:
     take), the hardware's registers, the guest's and the host's table pages, the guest OS's processes and
     memory, the host's backing and the shadow pages."""
     import numpy as np
-    from rvi_tui.engine.layout import N_STRUCTS, ST_CLOCK, ST_MAX_WALK, SW_FAST
+    from rvi_tui.engine.layout import N_STRUCTS, ST_CLOCK, ST_FAST_MISS, ST_MAX_WALK, SW_FAST
 
     def tables(mem):
         rows = {f: mem.table(f).tolist() for f in range(mem.base, mem.base + len(mem.rows)) if mem.is_table(f)}
@@ -86,6 +86,7 @@ def machine_state(m, caches: bool = True) -> dict:
     st = m.st.copy()
     st[ST_CLOCK] = 0  # the LRU clock's raw value may differ (the batch path skips no-op touches); ages may not
     st[ST_MAX_WALK] = 0  # the event index's scratch: cleared at its buckets' ends, which only a history session has
+    st[ST_FAST_MISS] = 0  # the switch of the short miss path, which a comparison may set differently
     sw = m.sw.copy()
     sw[SW_FAST] = 0  # the switch of the fast fault path, which a comparison may set differently
     os_ = m.os
@@ -117,3 +118,22 @@ def machine_state(m, caches: bool = True) -> dict:
         state["shadow_current"] = mode.current_root.frame if mode.current_root is not None else None
         state["shadow_unsync"] = (mode.n_unsync, mode.seq - int(mode.m.sw[SW_FLUSHED_SEQ]))
     return state
+
+
+def run_side_by_side(ops, config, mode: str, chunk: int, prepare, arrays):
+    """Two machines of `mode` on the same ops, chunk by chunk, after `prepare(first, second)` set their switches:
+    their raw `arrays(machine)` must be equal after every chunk, and their whole states (machine_state) at the
+    end. Returns the two machines and what `prepare` returned."""
+    import numpy as np
+    from rvi_tui.engine.machine import Machine
+
+    first, second = Machine(mode, config), Machine(mode, config)
+    prepared = prepare(first, second)
+    for start in range(0, len(ops), chunk):
+        part = ops[start : start + chunk]
+        first.run(part)
+        second.run(part)
+        for i, (a, b) in enumerate(zip(arrays(first), arrays(second))):
+            assert np.array_equal(a, b), f"{mode}: the paths differ after op {start + len(part)} (array {i})"
+    assert machine_state(first) == machine_state(second), f"{mode}: the paths differ at the end"
+    return first, second, prepared

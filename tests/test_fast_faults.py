@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from machine_helpers import SMALL_TLB, cfg_from, machine_state
+from machine_helpers import SMALL_TLB, cfg_from, run_side_by_side
 from op_streams import op_streams
 from rvi_tui.engine import config as C
 from rvi_tui.engine.layout import SW_FAST
@@ -25,13 +25,6 @@ from rvi_tui.workloads.registry import make_workload
 
 
 SMALL_CACHES = {"cache.l1d_kib": 4, "cache.l2_kib": 16, "cache.l3_kib": 64}  # data caches a stream can fill
-
-
-def pair(mode: str, config) -> tuple[Machine, Machine]:
-    """The same machine twice: the fast path on, and off."""
-    fast, slow = Machine(mode, config), Machine(mode, config)
-    slow.fast_faults = False
-    return fast, slow
 
 
 def python_trips(machine: Machine) -> list[int]:
@@ -74,17 +67,14 @@ def run_both(ops: np.ndarray, config, chunk: int, modes=ALL_MODES, trips_of=pyth
     """Run ops chunk by chunk on each mode's pair, comparing their raw arrays after every chunk and their whole
     states (machine_helpers.machine_state) at the end; returns each mode's Python fault handler calls (fast,
     slow), or what trips_of counts."""
+
+    def prepare(fast, slow):
+        slow.fast_faults = False
+        return trips_of(fast), trips_of(slow)
+
     trips = {}
     for mode in modes:
-        fast, slow = pair(mode, config)
-        counts = trips_of(fast), trips_of(slow)
-        for start in range(0, len(ops), chunk):
-            part = ops[start : start + chunk]
-            fast.run(part)
-            slow.run(part)
-            for i, (a, b) in enumerate(zip(arrays(fast), arrays(slow))):
-                assert np.array_equal(a, b), f"{mode}: the paths differ after op {start + len(part)} (array {i})"
-        assert machine_state(fast) == machine_state(slow), f"{mode}: the paths differ at the end"
+        _, _, counts = run_side_by_side(ops, config, mode, chunk, prepare, arrays)
         trips[mode] = (counts[0][0], counts[1][0])
     return trips
 

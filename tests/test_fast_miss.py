@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from machine_helpers import SMALL_TLB, cfg_from, machine_state
+from machine_helpers import SMALL_TLB, cfg_from, run_side_by_side
 from op_streams import op_streams
 from rvi_tui.engine import bench
 from rvi_tui.engine.layout import ST_FAST_MISS, SW_FAST
@@ -50,20 +50,14 @@ def run_both(ops: np.ndarray, config, chunk: int, modes=ALL_MODES, words_at_once
 
     `words_at_once`: the fast path chooses L2 victims by order words from the first fill of a generation, where
     it would otherwise use the stamps until a generation has lasted SETTLED misses (fast_miss.l2_victim)."""
-    out = {}
-    for mode in modes:
-        fast, general = Machine(mode, config), Machine(mode, config)
+
+    def prepare(fast, general):
         general.fast_misses = False
         fast.st[ST_FAST_MISS] = 2 if words_at_once else 1
-        for start in range(0, len(ops), chunk):
-            part = ops[start : start + chunk]
-            fast.run(part)
-            general.run(part)
-            for i, (a, b) in enumerate(zip(arrays(fast), arrays(general))):
-                assert np.array_equal(a, b), f"{mode}: the paths differ after op {start + len(part)} (array {i})"
-        a, b = machine_state(fast), machine_state(general)
-        a["st"][ST_FAST_MISS] = b["st"][ST_FAST_MISS] = 0
-        assert a == b, f"{mode}: the paths differ at the end"
+
+    out = {}
+    for mode in modes:
+        fast, general, _ = run_side_by_side(ops, config, mode, chunk, prepare, arrays)
         c = fast.counters()
         out[mode] = (generations(fast), generations(general), c["tlb_misses"], c["tlb_l2_hits"])
     return out
