@@ -22,20 +22,14 @@ its LRU order and every table entry (``tests/test_fast_miss.py``). The step path
 
 from __future__ import annotations
 
-from .build import WALK_1D, WALK_2D
 from .layout import (
-    MODE_NATIVE,
-    MODE_NESTED,
     S_L1_4K,
     S_L2,
     ST_ASID,
     ST_CACHE_ON,
     ST_FAST_MISS,
-    ST_MODE,
     ST_SIZES,
     STOP_DONE,
-    STOP_GUEST_FAULT,
-    STOP_SHADOW_FAULT,
     TF_DIRTY,
     TF_WRITABLE,
 )
@@ -43,7 +37,7 @@ from .lru_order import ORDER_WAYS, order_of_stamps, order_to_top
 from .routine import routine
 from .setassoc import FLAGS, NARROW, STAMP, VAL, lru_way, sa_put, sa_touch, set_find
 from .tlb import tlb_fill
-from .walk import VA_MASK, WALK_OK, walk_1d_of_mode
+from .walk import VA_MASK, translate
 
 DECLINED = -1  # fast_miss did not take the access, and changed nothing: the general path takes it
 SETTLED = 1024  # fast misses in one generation after which a stale order word is worth rebuilding (l2_victim)
@@ -113,19 +107,13 @@ def l1_probe_4k(linear, mg, geom, c, st):
 
 
 @routine
-def fault_1d(st):
-    """The stop of a 1D walk that faulted: a guest page fault natively, a shadow fault under shadow paging."""
-    return STOP_GUEST_FAULT if st[ST_MODE] == MODE_NATIVE else STOP_SHADOW_FAULT
-
-
-@routine
 def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, lru, gen, settled):
     """An access that missed the L1, while only 4 KiB pages are in the TLBs (st[ST_SIZES] <= 1).
 
-    Returns (code, walk references, fault level, fault present), as `access` would go on from here: STOP_DONE
-    with no references for an L2 hit, and with the walk's for a walk, the TLBs filled either way; the fault
-    code of a walk that faulted, before the fault's bookkeeping (kernel.fault); or DECLINED. Nested paging
-    takes its L2 hits here, and declines its misses.
+    Returns (code, first-dimension refs, nested refs, fault addr, fault level, fault present, fault row), as
+    `access` would go on from here: STOP_DONE with no references for an L2 hit, and with the walk's for a walk,
+    the TLBs filled either way; the fault code of a walk that faulted, before the fault's bookkeeping
+    (kernel.fault); or DECLINED.
     """
     l1_base, l1_mask, l1_ways, l2_base, l2_mask, l2_ways = mg
     linear = va & VA_MASK
@@ -139,18 +127,14 @@ def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, co
     if slot >= 0:
         flags = c[slot + FLAGS * l2_ways]
         if write and (flags & (TF_WRITABLE | TF_DIRTY)) != (TF_WRITABLE | TF_DIRTY):
-            return DECLINED, 0, 0, 0  # the walker must set D (an assist): the general path's case
+            return DECLINED, 0, 0, 0, 0, 0, 0  # the walker must set D (an assist): the general path's case
         sa_touch(geom, c, st, S_L2, slot)
         l2_touch(lru, l2_set, l2_first, l2_ways, slot, gen)
         sa_put(c, st, lru_way(c, l1_first, l1_ways, True), l1_ways, key, asid, c[slot + VAL * l2_ways], flags)
-        return STOP_DONE, 0, 0, 0
-    if WALK_2D and st[ST_MODE] == MODE_NESTED:  # nested paging walks in the general path: a copy of walk_2d here
-        return DECLINED, 0, 0, 0  # cost 4 s of compile and gained nothing (README, Speed)
-    if WALK_1D:  # (each build compiles the walks of its own modes: build.py)
-        status, frame, size, flags, refs, flevel, fpresent = walk_1d_of_mode(
-            va, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, True)
-        if status != WALK_OK:
-            return fault_1d(st), refs, flevel, fpresent
+        return STOP_DONE, 0, 0, 0, 0, 0, 0
+    code, frame, size, flags, r1, r2, faddr, flevel, fpresent, frow = translate(
+        va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, True)
+    if code == STOP_DONE:
         if size == 0:
             victim = l2_victim(lru, l2_set, c, l2_first, l2_ways, gen, settled)
             sa_put(c, st, victim, l2_ways, key, asid, frame, flags)
@@ -158,5 +142,4 @@ def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, co
             st[ST_SIZES] |= 1
         else:  # a large page: the general fill, which sets its size in st[ST_SIZES] (the caller starts a generation)
             tlb_fill(va, frame, size, flags, True, False, geom, c, st, ev)
-        return STOP_DONE, refs, 0, 0
-    return DECLINED, 0, 0, 0
+    return code, r1, r2, faddr, flevel, fpresent, frow

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .build import FAST_MISS, RECORD_EVENTS, WALK_1D, WALK_2D
+from .build import FAST_MISS, RECORD_EVENTS
 from .counters import (
     K_ACCESSES,
     K_ASSIST_REFS,
@@ -47,7 +47,6 @@ from .layout import (
     EV_ASSIST,
     EV_DONE,
     EV_FAULT,
-    MODE_NESTED,
     S_L1_4K,
     SI_ADDR,
     SI_CODE,
@@ -56,20 +55,13 @@ from .layout import (
     SI_PRESENT,
     SI_ROW,
     SI_WRITE,
-    ST_ASID,
     ST_DATA_CACHE,
     ST_EV_ON,
     ST_FAST_MISS,
-    ST_GLEVELS,
     ST_MAX_WALK,
-    ST_MODE,
     ST_PID,
-    ST_ROOT,
     ST_SIZES,
-    STOP_BUILD,
     STOP_DONE,
-    STOP_GUEST_FAULT,
-    STOP_NPF,
     STOP_OSOP,
     STOP_PID,
     TF_DIRTY,
@@ -77,43 +69,16 @@ from .layout import (
     TF_WRITABLE,
 )
 from .fast_fault import fast_fault
-from .fast_miss import DECLINED, NO_GEOMETRY, SETTLED, fast_miss, fault_1d, l1_probe_4k, miss_geometry
+from .fast_miss import DECLINED, NO_GEOMETRY, SETTLED, fast_miss, l1_probe_4k, miss_geometry
 from .routine import routine
 from .setassoc import sa_flags, sa_val, set_base
 from .tlb import l1_probe, tlb_fill, tlb_lookup
-from .walk import VA_MASK, WALK_NPF, WALK_OK, cache_access, emit, walk_1d_of_mode, walk_2d
+from .walk import VA_MASK, cache_access, emit, translate
 
 ACCESS = 0
 WRITE = 1
 FETCH = 2
 FAST_TRIES = 4  # fast-path faults one access may take before software must look (a shadow one takes two)
-
-
-@routine
-def translate(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev):
-    """Walk for va in the current mode.
-
-    Returns (stop code or STOP_DONE, frame, size, flags, first-dimension refs,
-    nested refs, fault addr, fault level, fault present, fault row).
-    """
-    mode = st[ST_MODE]
-    asid = st[ST_ASID]
-    if WALK_2D:  # a build without it (build.py) holds the 1D walk alone, and the reverse
-        if mode == MODE_NESTED:
-            status, frame, size, flags, grefs, nrefs, faddr, flevel, fpresent, frow = walk_2d(
-                va, write, st[ST_ROOT], st[ST_GLEVELS], asid, g_tables, g_rows, h_tables, h_rows,
-                geom, c, st, cost, cnt, ev)
-            if status == WALK_OK:
-                return STOP_DONE, frame, size, flags, grefs, nrefs, 0, 0, 0, 0
-            code = STOP_NPF if status == WALK_NPF else STOP_GUEST_FAULT
-            return code, 0, 0, 0, grefs, nrefs, faddr, flevel, fpresent, frow
-    if WALK_1D:
-        status, frame, size, flags, refs, flevel, fpresent = walk_1d_of_mode(
-            va, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, False)
-        if status == WALK_OK:
-            return STOP_DONE, frame, size, flags, refs, 0, 0, 0, 0, 0
-        return fault_1d(st), 0, 0, 0, refs, 0, va, flevel, fpresent, 0
-    return STOP_BUILD, 0, 0, 0, 0, 0, 0, 0, 0, 0  # a mode this build has no walk for (hardware.py never asks)
 
 
 @routine
@@ -138,7 +103,7 @@ def access(va, write, l1_missed, g_tables, g_rows, h_tables, h_rows, geom, c, st
             walked = True
     if walked:
         code, frame, size, flags, r1, r2, faddr, flevel, fpresent, frow = translate(
-            va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev)
+            va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, False)
         if code != STOP_DONE:
             return fault(code, faddr, flevel, write, fpresent, frow, r1 + r2, cnt, st, ev, stop)
         if slot >= 0:
@@ -299,22 +264,22 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
         else:
             code = DECLINED
             if FAST_MISS and fast_misses and l1_missed and st[ST_SIZES] <= 1:  # (a build without it compiles none)
-                code, refs, flevel, fpresent = fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom,
-                                                         c, st, cost, cnt, ev, lru, gen, young <= 0)
+                code, r1, r2, faddr, flevel, fpresent, frow = fast_miss(
+                    va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, lru, gen, young <= 0)
                 if code != DECLINED:  # counted as access() counts it
                     young -= 1
                     cnt[K_CYC_TLB] += cost[C_L1] + cost[C_L2]
                     if code == STOP_DONE:
-                        if refs == 0:
+                        if r1 == 0:  # (a walk reads at least its leaf)
                             cnt[K_L1_HITS + 1] += 1
                         else:
-                            count_miss(refs, 0, cnt, st)
+                            count_miss(r1, r2, cnt, st)
                             if st[ST_SIZES] > 1:
                                 gen += 1  # a large page went in by the general fill
                                 young = settle
                         data_access(0, geom, c, st, cost, cnt)  # (no data-cache model here: the flat cost)
                     else:
-                        code = fault(code, va, flevel, write, fpresent, 0, refs, cnt, st, ev, stop)
+                        code = fault(code, faddr, flevel, write, fpresent, frow, r1 + r2, cnt, st, ev, stop)
             if code == DECLINED:
                 code = access(va, write, l1_missed, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev,
                               stop)

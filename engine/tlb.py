@@ -63,7 +63,7 @@ def probe(geom, c, st, s, va, size, asid, sizes, ev):
     if geom[s, 1] == 0 or (sizes >> size) & 1 == 0:
         return -1
     vpn = va >> (12 + 9 * size)
-    slot = sa_find(geom, c, s, vpn, vpn * 4 + size, asid, True)
+    slot = sa_find(geom, c, s, vpn, vpn * 4 + size, asid, True, False)
     if slot >= 0:
         sa_touch(geom, c, st, s, slot)
         emit(ev, st, EV_TLB, s, 1, slot - geom[s, 0], vpn, size, 0)

@@ -20,7 +20,7 @@ kernel can hand a fault back to the software (guest OS or hypervisor).
 
 from __future__ import annotations
 
-from .build import RECORD_EVENTS
+from .build import RECORD_EVENTS, WALK_1D, WALK_2D
 from .counters import (
     K_CYC_WALK,
     K_NTLB_HITS,
@@ -42,12 +42,14 @@ from .layout import (
     EV_SKIP,
     MAX_EVENTS,
     MODE_NATIVE,
+    MODE_NESTED,
     S_CACHE_L1D,
     S_NTLB,
     S_NWC,
     S_PWC,
     SERVED_DRAM,
     SERVED_MEM,
+    ST_ASID,
     ST_CACHE_ON,
     ST_EV_N,
     ST_EV_ON,
@@ -59,6 +61,11 @@ from .layout import (
     ST_MODE,
     ST_NROOT,
     ST_ROOT,
+    STOP_BUILD,
+    STOP_DONE,
+    STOP_GUEST_FAULT,
+    STOP_NPF,
+    STOP_SHADOW_FAULT,
     TF_DIRTY,
     TF_GLOBAL,
     TF_NX,
@@ -251,16 +258,17 @@ def walk_1d(va, write, root, levels, asid, dim, tables, rows, base,
 
 
 @routine
-def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, ev):
+def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, ev, scan):
     """gPA frame -> hPA frame for row `row` of a 2D walk (guest level, 0 = the data page).
 
     Returns (status, host frame, refs, fault level). A nested-TLB hit skips the
     whole nested walk; otherwise the nested walk cache may skip its upper levels.
+    `scan`: as skip_cached_levels', for the nested TLB's set too.
     """
     hsize = st[ST_HOST_SIZE]
     hshift = 9 * hsize
     key = gfn >> hshift
-    slot = sa_find(geom, c, S_NTLB, key, key, 0, False)
+    slot = sa_find(geom, c, S_NTLB, key, key, 0, False, scan)
     if slot >= 0:
         sa_touch(geom, c, st, S_NTLB, slot)
         cnt[K_NTLB_HITS] += 1
@@ -272,7 +280,7 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
     base = st[ST_H_BASE]
     gpa = gfn << 12
     table, _, level = skip_cached_levels(gpa, levels, 0, S_NWC, DIM_NESTED, row, geom, c, st, cost, cnt, ev, K_NWC_HITS,
-                                        False)
+                                        scan)
     if table < 0:
         table = st[ST_NROOT]
     refs = 0
@@ -298,7 +306,7 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
 
 @routine
 def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
-            geom, c, st, cost, cnt, ev):
+            geom, c, st, cost, cnt, ev, scan):
     """The nested (2D) walk of gVA va from guest CR3 frame `groot`.
 
     Returns (status, host frame of the TLB page, TLB size code, TLB flags,
@@ -310,7 +318,7 @@ def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
     va = va & VA_MASK
     gbase = st[ST_G_BASE]
     gfn, rights, level = skip_cached_levels(va, glevels, asid, S_PWC, DIM_GUEST, 0, geom, c, st, cost, cnt, ev,
-                                            K_PWC_HITS, False)
+                                            K_PWC_HITS, scan)
     if gfn < 0:
         gfn = groot  # the guest-physical frame this row translates
     grefs = 0
@@ -320,7 +328,7 @@ def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
     while True:
         row = level if gsize < 0 else 0
         status, hframe, r, flevel = nested_translate(
-            gfn, row, write and gsize >= 0, h_tables, h_rows, geom, c, st, cost, cnt, ev)
+            gfn, row, write and gsize >= 0, h_tables, h_rows, geom, c, st, cost, cnt, ev, scan)
         nrefs += r
         if status != WALK_OK:
             return WALK_NPF, 0, 0, 0, grefs, nrefs, gfn << 12, flevel, 0, row
@@ -352,3 +360,37 @@ def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
             sa_fill(geom, c, st, S_PWC + level - 2, key, key, asid, nxt, rights, False)
             gfn = nxt
             level -= 1
+
+
+@routine
+def fault_1d(st):
+    """The stop of a 1D walk that faulted: a guest page fault natively, a shadow fault under shadow paging."""
+    return STOP_GUEST_FAULT if st[ST_MODE] == MODE_NATIVE else STOP_SHADOW_FAULT
+
+
+@routine
+def translate(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, scan):
+    """Walk for va in the current mode: kernel.access's walk, and the short miss path's (fast_miss.py, with
+    `scan`: see skip_cached_levels).
+
+    Returns (stop code or STOP_DONE, frame, size, flags, first-dimension refs,
+    nested refs, fault addr, fault level, fault present, fault row).
+    """
+    mode = st[ST_MODE]
+    asid = st[ST_ASID]
+    if WALK_2D:  # a build without it (build.py) holds the 1D walk alone, and the reverse
+        if mode == MODE_NESTED:
+            status, frame, size, flags, grefs, nrefs, faddr, flevel, fpresent, frow = walk_2d(
+                va, write, st[ST_ROOT], st[ST_GLEVELS], asid, g_tables, g_rows, h_tables, h_rows,
+                geom, c, st, cost, cnt, ev, scan)
+            if status == WALK_OK:
+                return STOP_DONE, frame, size, flags, grefs, nrefs, 0, 0, 0, 0
+            code = STOP_NPF if status == WALK_NPF else STOP_GUEST_FAULT
+            return code, 0, 0, 0, grefs, nrefs, faddr, flevel, fpresent, frow
+    if WALK_1D:
+        status, frame, size, flags, refs, flevel, fpresent = walk_1d_of_mode(
+            va, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, scan)
+        if status == WALK_OK:
+            return STOP_DONE, frame, size, flags, refs, 0, 0, 0, 0, 0
+        return fault_1d(st), 0, 0, 0, refs, 0, va, flevel, fpresent, 0
+    return STOP_BUILD, 0, 0, 0, 0, 0, 0, 0, 0, 0  # a mode this build has no walk for (hardware.py never asks)
