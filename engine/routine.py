@@ -23,5 +23,6 @@ routine = register_jitable(_nrt=False, forceinline=INLINE, no_cpython_wrapper=Tr
 
 # The fault path's routines (fast_fault.py) are functions of their own in every build: beside a fault's work a call
 # costs nothing, and LLVM optimises each once instead of again inside every routine that would inline it (the
-# fault path is deep: inlined, its innermost routines were optimised six times over).
+# fault path is deep: inlined, its innermost routines were optimised six times over). Its entry, fast_fault, is a
+# routine: called once from the kernel's loop, but with every array's fields as arguments.
 fault_routine = register_jitable(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)
