@@ -495,8 +495,8 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st,
     address: a guest-physical one for a nested page fault.
 
     The entry is inlined into the batch kernel (a routine), the work it calls is not (fault routines): called,
-    its some hundred scalar arguments (every array's fields) cost the batch 1D build's faults twice their time
-    (native 0.4 against 0.2 µs a fault, README: Page faults)."""
+    with some hundred scalar arguments (every array's fields), it made a native fault half as slow again and a
+    shadow one nearly twice as slow (README, Page faults)."""
     if not sw[SW_FAST]:
         return False
     if code == STOP_NPF:  # (each build compiles only what its modes take: build.py)

@@ -6,13 +6,13 @@ in any TLB, events, the data caches. On a miss-heavy stream that generality was 
 for the case a big scattered working set lives in — the batch path, no data-cache model, and no page larger
 than 4 KiB in the TLBs yet — written for it:
 
-* the L2's set scans and the walk caches' are one vector compare each, without an early exit
-  (``setassoc.wide_first_way``): a miss compares every way anyway, and a hit at a random way is an exit
+* the L2's set scans, the walk caches' and the nested TLB's are one vector compare each, without an early
+  exit (``setassoc.wide_first_way``): a miss compares every way anyway, and a hit at a random way is an exit
   the host mispredicts;
 * the L2's victim comes from an order word per set (``lru_order.py``), kept beside the stamps as a cache that
   lives for one kernel call (``l2_order``), where stamps need a scan of the set;
-* native and shadow walk with ``walk.walk_1d``, its walk caches scanned the same way; nested paging takes
-  its L2 hits here and leaves its walks to the general path.
+* every mode walks with the general path's ``walk.translate`` (``walk_1d``, or ``walk_2d`` for nested
+  paging), told to scan that way.
 
 It is a second copy of the miss logic, so it is held to the first: it takes an access only where it can
 finish it exactly as ``access`` would (a write that needs the walker to set D on a TLB hit goes back
