@@ -495,8 +495,8 @@ def fast_fault(code, va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st,
     address: a guest-physical one for a nested page fault.
 
     The entry is inlined into the batch kernel (a routine), the work it calls is not (fault routines): called,
-    with some hundred scalar arguments (every array's fields), it made a native fault half as slow again and a
-    shadow one nearly twice as slow (README, Page faults)."""
+    with some hundred scalar arguments (every array's fields), it made a native fault take half as long again
+    and a shadow one nearly twice as long (README, Page faults)."""
     if not sw[SW_FAST]:
         return False
     if code == STOP_NPF:  # (each build compiles only what its modes take: build.py)
