@@ -8,10 +8,11 @@ counts can be compared one for one with pycachesim's on the same stream and
 geometry. pycachesim (a C cache simulator, used as a two-level TLB) is the
 baseline when it is installed (``pip install 'rvi-tui[bench]'``).
 
-Beside it run two bare kernels, the least a native model can do written as
-plain compiled code with nothing else (`_bare_native`): the two-level TLB
-alone, and the TLB with a page walk on each miss over the same page tables the
-engine walks. They bound what any mode can reach on a stream.
+Beside it run the bare kernels, the least a model can do written as plain
+compiled code with nothing else: the two-level TLB alone and the TLB with a
+page walk on each miss (`_bare_native`), and the TLB with nested paging's 2D
+walk on each miss (`_bare_nested`), over the same page tables the engine walks.
+They bound what native and nested paging can reach on a stream.
 """
 
 from __future__ import annotations
@@ -171,6 +172,76 @@ def _fill(keys, vals, orders, row, ways, key, val):
     vals[row, way] = val
 
 
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def _tlb_probe(vpn, k1, o1, k2, v2, o2):
+    """The two TLB levels for vpn: (0, 0) on an L1 hit, (1, frame) on an L2 hit, (2, 0) on a miss; a hit becomes
+    the most recent of its set."""
+    a = _index(vpn, k1.shape[0])
+    hit = _find(k1, a, vpn)
+    if hit >= 0:
+        o1[a] = order_to_top(o1[a], hit, k1.shape[1])
+        return 0, 0
+    b = _index(vpn, k2.shape[0])
+    hit = _find(k2, b, vpn)
+    if hit >= 0:
+        o2[b] = order_to_top(o2[b], hit, k2.shape[1])
+        return 1, v2[b, hit]
+    return 2, 0
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def _walk(vpn, root, levels, tables, rows, base, pk, pv, po, pwc_sets, pwc_ways):
+    """A one-dimensional walk for page number vpn: it starts below the deepest walk-cache hit, reads one entry a
+    level (setting A) and caches each non-leaf entry. Returns (frame, references)."""
+    table, level = _cached_table(vpn, levels, pk, pv, po, pwc_sets, pwc_ways)
+    if table < 0:
+        table = root
+    refs = 0
+    while True:
+        nxt = _read_entry(vpn, level, table, tables, rows, base)
+        refs += 1
+        if level == 1:
+            return nxt, refs
+        _cache_table(vpn, level, nxt, pk, pv, po, pwc_sets, pwc_ways)
+        table = nxt
+        level -= 1
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def _cached_table(vpn, levels, pk, pv, po, pwc_sets, pwc_ways):
+    """(the table below the deepest walk-cache hit for vpn, the level to read in it), or (-1, levels)."""
+    for lvl in range(2, levels + 1):  # the deepest cached level first
+        if pwc_sets[lvl - 2] == 0:
+            continue
+        key = vpn >> (9 * (lvl - 1))
+        row = _index(key, pwc_sets[lvl - 2])
+        found = _find(pk[lvl - 2], row, key)
+        if found >= 0:
+            po[lvl - 2, row] = order_to_top(po[lvl - 2, row], found, pwc_ways[lvl - 2])
+            return pv[lvl - 2, row, found], lvl - 1
+    return -1, levels
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def _read_entry(vpn, level, table, tables, rows, base):
+    """One walk reference: the entry for vpn at `level` in `table`, marked accessed; returns the frame it holds."""
+    idx = (vpn >> (9 * (level - 1))) & 511
+    trow = rows[table - base]
+    e = tables[trow, idx]
+    if (e & A) == 0:
+        tables[trow, idx] = e | A
+    return (e & ADDR_MASK) >> 12
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def _cache_table(vpn, level, nxt, pk, pv, po, pwc_sets, pwc_ways):
+    """Cache a non-leaf entry of `level` (the frame of the next table) in that level's walk cache, if it has one."""
+    if pwc_sets[level - 2] > 0:
+        key = vpn >> (9 * (level - 1))
+        _fill(pk[level - 2], pv[level - 2], po[level - 2], _index(key, pwc_sets[level - 2]), pwc_ways[level - 2],
+              key, nxt)
+
+
 @njit(nogil=True, cache=True, _nrt=False)
 def _bare_native(pages, walk, tables, rows, base, root, levels, k1, v1, o1, k2, v2, o2, pk, pv, po, pwc_sets, pwc_ways):
     """The least a native model can do, as plain compiled code: an L1 over an L2 TLB (LRU, keys and
@@ -181,57 +252,77 @@ def _bare_native(pages, walk, tables, rows, base, root, levels, k1, v1, o1, k2, 
     l1_hits = 0
     l2_hits = 0
     refs = 0
-    w1 = k1.shape[1]
-    w2 = k2.shape[1]
     for i in range(pages.shape[0]):
         vpn = pages[i]
-        a = _index(vpn, k1.shape[0])
-        hit = _find(k1, a, vpn)
-        if hit >= 0:
-            o1[a] = order_to_top(o1[a], hit, w1)
+        where, frame = _tlb_probe(vpn, k1, o1, k2, v2, o2)
+        if where == 0:
             l1_hits += 1
             continue
-        b = _index(vpn, k2.shape[0])
-        hit = _find(k2, b, vpn)
-        if hit >= 0:
-            o2[b] = order_to_top(o2[b], hit, w2)
+        if where == 1:
             l2_hits += 1
-            frame = v2[b, hit]
         else:
             frame = vpn
             if walk:
-                table = root
-                level = levels
-                for lvl in range(2, levels + 1):  # the deepest cached level first
-                    if pwc_sets[lvl - 2] == 0:
-                        continue
-                    key = vpn >> (9 * (lvl - 1))
-                    row = _index(key, pwc_sets[lvl - 2])
-                    found = _find(pk[lvl - 2], row, key)
-                    if found >= 0:
-                        po[lvl - 2, row] = order_to_top(po[lvl - 2, row], found, pwc_ways[lvl - 2])
-                        table = pv[lvl - 2, row, found]
-                        level = lvl - 1
-                        break
-                while True:
-                    idx = (vpn >> (9 * (level - 1))) & 511
-                    trow = rows[table - base]
-                    e = tables[trow, idx]
-                    refs += 1
-                    if (e & A) == 0:
-                        tables[trow, idx] = e | A
-                    nxt = (e & ADDR_MASK) >> 12
-                    if level == 1:
-                        frame = nxt
-                        break
-                    if pwc_sets[level - 2] > 0:
-                        key = vpn >> (9 * (level - 1))
-                        _fill(pk[level - 2], pv[level - 2], po[level - 2], _index(key, pwc_sets[level - 2]),
-                              pwc_ways[level - 2], key, nxt)
-                    table = nxt
-                    level -= 1
-            _fill(k2, v2, o2, b, w2, vpn, frame)
-        _fill(k1, v1, o1, a, w1, vpn, frame)
+                frame, r = _walk(vpn, root, levels, tables, rows, base, pk, pv, po, pwc_sets, pwc_ways)
+                refs += r
+            _fill(k2, v2, o2, _index(vpn, k2.shape[0]), k2.shape[1], vpn, frame)
+        _fill(k1, v1, o1, _index(vpn, k1.shape[0]), k1.shape[1], vpn, frame)
+    return l1_hits, l2_hits, refs
+
+
+@njit(nogil=True, cache=True, _nrt=False, inline="always")
+def _nested_frame(gfn, h_tables, h_rows, h_base, nroot, hlevels, nk, nv, no, nwc_sets, nwc_ways, tk, tv, to):
+    """A guest-physical frame's host frame: from the nested TLB (`tk`: no sets, none), else by a walk of the
+    nested table with its walk caches, whose result the nested TLB then takes. Returns (frame, references)."""
+    if tk.shape[0]:
+        row = _index(gfn, tk.shape[0])
+        hit = _find(tk, row, gfn)
+        if hit >= 0:
+            to[row] = order_to_top(to[row], hit, tk.shape[1])
+            return tv[row, hit], 0
+    frame, refs = _walk(gfn, nroot, hlevels, h_tables, h_rows, h_base, nk, nv, no, nwc_sets, nwc_ways)
+    if tk.shape[0]:
+        _fill(tk, tv, to, _index(gfn, tk.shape[0]), tk.shape[1], gfn, frame)
+    return frame, refs
+
+
+@njit(nogil=True, cache=True, _nrt=False)
+def _bare_nested(pages, g_tables, g_rows, g_base, groot, glevels, h_tables, h_rows, h_base, nroot, hlevels,
+                 k1, v1, o1, k2, v2, o2, pk, pv, po, pwc_sets, pwc_ways, nk, nv, no, nwc_sets, nwc_ways, tk, tv, to):
+    """The least a nested-paging model can do, as `_bare_native` is for native: the same TLBs, and on a miss the
+    two-dimensional walk. The guest walk starts below the deepest guest walk-cache hit; each guest table page it
+    reads, and then the data page, is a guest-physical frame the nested TLB or a nested walk (`_nested_frame`)
+    translates. Returns (L1 hits, L2 hits, walk references of both dimensions)."""
+    l1_hits = 0
+    l2_hits = 0
+    refs = 0
+    for i in range(pages.shape[0]):
+        vpn = pages[i]
+        where, frame = _tlb_probe(vpn, k1, o1, k2, v2, o2)
+        if where == 0:
+            l1_hits += 1
+            continue
+        if where == 1:
+            l2_hits += 1
+        else:
+            gfn, level = _cached_table(vpn, glevels, pk, pv, po, pwc_sets, pwc_ways)
+            if gfn < 0:
+                gfn = groot
+            while True:
+                _, r = _nested_frame(gfn, h_tables, h_rows, h_base, nroot, hlevels, nk, nv, no, nwc_sets, nwc_ways,
+                                     tk, tv, to)  # (the table page's host frame only locates the entry)
+                nxt = _read_entry(vpn, level, gfn, g_tables, g_rows, g_base)
+                refs += r + 1
+                if level == 1:
+                    frame, r = _nested_frame(nxt, h_tables, h_rows, h_base, nroot, hlevels, nk, nv, no, nwc_sets,
+                                             nwc_ways, tk, tv, to)
+                    refs += r
+                    break
+                _cache_table(vpn, level, nxt, pk, pv, po, pwc_sets, pwc_ways)
+                gfn = nxt
+                level -= 1
+            _fill(k2, v2, o2, _index(vpn, k2.shape[0]), k2.shape[1], vpn, frame)
+        _fill(k1, v1, o1, _index(vpn, k1.shape[0]), k1.shape[1], vpn, frame)
     return l1_hits, l2_hits, refs
 
 
@@ -250,41 +341,69 @@ def _bare_arrays(config: Config) -> tuple | None:
             return None
         sets = max(1, entries // ways)
         out += [np.full((sets, ways), -1, np.int64), np.zeros((sets, ways), np.int64), _order_words(sets, ways)]
-    levels = config["guest.levels"]
-    geo = [(config[f"pwc.l{lvl}_entries"] // config[f"pwc.l{lvl}_ways"], config[f"pwc.l{lvl}_ways"])
-           if config["pwc.enabled"] else (0, 0) for lvl in range(2, levels + 1)]
+    pwc = _walk_cache_arrays(config, "pwc", config["guest.levels"])
+    return None if pwc is None else (*out, *pwc)
+
+
+def _walk_cache_arrays(config: Config, cache: str, levels: int) -> tuple | None:
+    """A walk cache's arrays ("pwc" or "nwc"), a level a row: keys, frames, order words, sets (0: that level has
+    no cache) and ways; or None when a level is wider than one order word holds."""
+    geo = [(config[f"{cache}.l{lvl}_entries"] // config[f"{cache}.l{lvl}_ways"], config[f"{cache}.l{lvl}_ways"])
+           if config[f"{cache}.enabled"] else (0, 0) for lvl in range(2, levels + 1)]
     if any(ways > ORDER_WAYS for _, ways in geo):
         return None
     max_sets = max(1, max(g[0] for g in geo))
     max_ways = max(1, max(g[1] for g in geo))
-    pk = np.full((len(geo), max_sets, max_ways), -2, np.int64)  # -2: a key no page has
-    po = np.zeros((len(geo), max_sets), np.int64)
+    keys = np.full((len(geo), max_sets, max_ways), -2, np.int64)  # -2: a key no page has
+    orders = np.zeros((len(geo), max_sets), np.int64)
     for level, (sets, ways) in enumerate(geo):
-        pk[level, :sets, :ways] = -1
-        po[level, :sets] = _order_words(sets, ways)
-    pwc_sets = np.array([g[0] for g in geo], np.int64)  # 0: that level has no cache
-    pwc_ways = np.array([g[1] for g in geo], np.int64)
-    return (*out, pk, np.zeros_like(pk), po, pwc_sets, pwc_ways)
+        keys[level, :sets, :ways] = -1
+        orders[level, :sets] = _order_words(sets, ways)
+    return (keys, np.zeros_like(keys), orders, np.array([g[0] for g in geo], np.int64),
+            np.array([g[1] for g in geo], np.int64))
+
+
+def _nested_arrays(config: Config) -> tuple | None:
+    """The nested walk cache's and the nested TLB's arrays (a TLB switched off has no sets), or None when one is
+    wider than one order word holds."""
+    nwc = _walk_cache_arrays(config, "nwc", config["host.levels"])
+    entries, ways = config["ntlb.entries"], config["ntlb.ways"]
+    if nwc is None or ways > ORDER_WAYS:
+        return None
+    sets = entries // ways if config["ntlb.enabled"] else 0
+    return (*nwc, np.full((sets, ways), -1, np.int64), np.zeros((sets, ways), np.int64), _order_words(sets, ways))
 
 
 def bare_baseline(config: Config, addrs: np.ndarray, machine: Machine | None = None) -> dict | None:
-    """A stream through `_bare_native`: TLB only, or with walks over `machine`'s page tables
-    (a native machine that has every page of the stream mapped); None where the bare kernel does not
-    model the config (sets wider than ORDER_WAYS; with walks, guest pages other than 4 KiB)."""
-    if machine is not None and config["guest.page"] != "4k":
-        return None  # the bare walker reads 4 KiB leaves only
-    arrays = _bare_arrays(config)
-    if arrays is None:
+    """A stream through the bare kernels: the TLB alone (`_bare_native` without walks), or with walks over
+    `machine`'s page tables (a native or nested machine that has every page of the stream mapped: `_bare_native`
+    or `_bare_nested`); None where the bare kernel does not model the config (sets wider than ORDER_WAYS; with
+    walks, pages other than 4 KiB)."""
+    nested = machine is not None and machine.name == "nested"
+    if machine is not None and (config["guest.page"] != "4k" or (nested and config["host.page"] != "4k")):
+        return None  # the bare walkers read 4 KiB leaves only
+    tlbs = _bare_arrays(config)
+    if tlbs is None or (nested and _nested_arrays(config) is None):
         return None
     pages = (addrs & VA_MASK) >> 12
     if machine is None:
-        tables, rows, base, root = np.zeros((1, 512), np.int64), np.zeros(1, np.int32), 0, 0
+        kernel, args = _bare_native, (False, np.zeros((1, 512), np.int64), np.zeros(1, np.int32), 0, 0, 0)
     else:
-        tables, rows, base, root = machine.gmem.tables, machine.gmem.rows, machine.gmem.base, machine.os.current.root
-    args = (tables, rows, base, root, config["guest.levels"])
-    _bare_native(pages[:1], machine is not None, *args, *_bare_arrays(config))  # compiled before the clock starts
+        guest = (machine.gmem.tables, machine.gmem.rows, machine.gmem.base, machine.os.current.root,
+                 config["guest.levels"])
+        kernel, args = _bare_native, (True, *guest)
+        if nested:
+            host = machine.host
+            kernel, args = _bare_nested, (*guest, host.mem.tables, host.mem.rows, host.mem.base, host.nested.root,
+                                          config["host.levels"])
+
+    def arrays():
+        return (*_bare_arrays(config), *(_nested_arrays(config) if nested else ()))
+
+    kernel(pages[:1], *args, *arrays())  # compiled before the clock starts
+    fresh = arrays()
     start = time.perf_counter()
-    l1_hits, l2_hits, refs = _bare_native(pages, machine is not None, *args, *arrays)
+    l1_hits, l2_hits, refs = kernel(pages, *args, *fresh)
     seconds = time.perf_counter() - start
     return {
         "accesses_per_s": len(addrs) / seconds,

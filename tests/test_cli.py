@@ -104,6 +104,7 @@ def test_bench_json_reports_streams_per_mode():
     for stream in ("random", "seq", "real-ls"):
         for mode in ("native", "nested"):
             assert data["streams"][stream][mode] > 0
+        assert data["streams"][stream]["tlb_walk"] > 0 and data["streams"][stream]["tlb_walk_2d"] > 0  # bounds
     faults = data["detail"]["faults"]
     for mode in ("native", "nested"):  # the fault stream: every access the first touch of its page
         assert faults[mode]["faults"] == 30_000 and data["us_per_fault"][mode] > 0

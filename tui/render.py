@@ -158,14 +158,16 @@ def _reproduce(result: dict, swept) -> str:
 def bench(results: dict, modes, out) -> None:
     table = Table(title=f"engine throughput, accesses/s ({results['config']}; TLB: {results['geometry']})",
                   caption="Each mode is timed after an untimed warm-up that faults every page in; the hardware "
-                          "starts cold. Bare kernels: the least a native model can do, as plain compiled code "
-                          "with nothing else: the TLB only, and the TLB with a page walk on each miss. ×: against "
-                          "pycachesim. counts: every TLB hit and miss count equals pycachesim's.")
+                          "starts cold. Bare kernels: the least a model can do, as plain compiled code with "
+                          "nothing else: the TLB only, the TLB with a page walk on each miss (native's bound), and "
+                          "with a 2D walk (nested paging's). ×: against pycachesim. counts: every TLB hit and miss "
+                          "count equals pycachesim's.")
     table.add_column("stream", no_wrap=True)
     table.add_column("pycachesim", justify="right", no_wrap=True)
-    refs = ("tlb_only", "tlb_walk")
+    refs = ("tlb_only", "tlb_walk", "tlb_walk_2d")
     table.add_column("bare TLB", justify="right", no_wrap=True)
-    table.add_column("bare TLB+walk", justify="right", no_wrap=True)
+    table.add_column("bare walk", justify="right", no_wrap=True)
+    table.add_column("bare 2D walk", justify="right", no_wrap=True)
     for m in modes:
         table.add_column(m, justify="right", no_wrap=True)
     table.add_column("counts", justify="center")
@@ -176,7 +178,7 @@ def bench(results: dict, modes, out) -> None:
             if key not in row:
                 return "—"
             rate = row[key]["accesses_per_s"]
-            text = f"{rate / 1e6:.1f} M"
+            text = f"{rate / 1e6:.1f}M"
             return text + (f" {rate / base['accesses_per_s']:.1f}×" if base else "")
 
         same = "—"
