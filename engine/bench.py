@@ -10,8 +10,8 @@ baseline when it is installed (``pip install 'rvi-tui[bench]'``).
 
 Beside it run the bare kernels, the least a model can do written as plain
 compiled code with nothing else: the two-level TLB alone and the TLB with a
-page walk on each miss (`_bare_native`), and the TLB with nested paging's 2D
-walk on each miss (`_bare_nested`), over the same page tables the engine walks.
+page walk on each miss, and the TLB with nested paging's 2D walk on each miss
+(`_bare`), over the same page tables the engine walks.
 They bound what native and nested paging can reach on a stream.
 """
 
@@ -242,34 +242,6 @@ def _cache_table(vpn, level, nxt, pk, pv, po, pwc_sets, pwc_ways):
               key, nxt)
 
 
-@njit(nogil=True, cache=True, _nrt=False)
-def _bare_native(pages, walk, tables, rows, base, root, levels, k1, v1, o1, k2, v2, o2, pk, pv, po, pwc_sets, pwc_ways):
-    """The least a native model can do, as plain compiled code: an L1 over an L2 TLB (LRU, keys and
-    frames in small 2-D arrays, one order word a set as described above, no tags), and with
-    `walk` a page walk on a miss that starts below the deepest paging-structure-cache hit, reads one
-    entry a level from the same table arrays the engine walks, sets A and fills the caches. No
-    counters, events, faults or page sizes. Returns (L1 hits, L2 hits, walk references)."""
-    l1_hits = 0
-    l2_hits = 0
-    refs = 0
-    for i in range(pages.shape[0]):
-        vpn = pages[i]
-        where, frame = _tlb_probe(vpn, k1, o1, k2, v2, o2)
-        if where == 0:
-            l1_hits += 1
-            continue
-        if where == 1:
-            l2_hits += 1
-        else:
-            frame = vpn
-            if walk:
-                frame, r = _walk(vpn, root, levels, tables, rows, base, pk, pv, po, pwc_sets, pwc_ways)
-                refs += r
-            _fill(k2, v2, o2, _index(vpn, k2.shape[0]), k2.shape[1], vpn, frame)
-        _fill(k1, v1, o1, _index(vpn, k1.shape[0]), k1.shape[1], vpn, frame)
-    return l1_hits, l2_hits, refs
-
-
 @njit(nogil=True, cache=True, _nrt=False, inline="always")
 def _nested_frame(gfn, h_tables, h_rows, h_base, nroot, hlevels, nk, nv, no, nwc_sets, nwc_ways, tk, tv, to):
     """A guest-physical frame's host frame: from the nested TLB (`tk`: no sets, none), else by a walk of the
@@ -287,12 +259,15 @@ def _nested_frame(gfn, h_tables, h_rows, h_base, nroot, hlevels, nk, nv, no, nwc
 
 
 @njit(nogil=True, cache=True, _nrt=False)
-def _bare_nested(pages, g_tables, g_rows, g_base, groot, glevels, h_tables, h_rows, h_base, nroot, hlevels,
-                 k1, v1, o1, k2, v2, o2, pk, pv, po, pwc_sets, pwc_ways, nk, nv, no, nwc_sets, nwc_ways, tk, tv, to):
-    """The least a nested-paging model can do, as `_bare_native` is for native: the same TLBs, and on a miss the
-    two-dimensional walk. The guest walk starts below the deepest guest walk-cache hit; each guest table page it
-    reads, and then the data page, is a guest-physical frame the nested TLB or a nested walk (`_nested_frame`)
-    translates. Returns (L1 hits, L2 hits, walk references of both dimensions)."""
+def _bare(pages, dims, g_tables, g_rows, g_base, groot, glevels, h_tables, h_rows, h_base, nroot, hlevels,
+          k1, v1, o1, k2, v2, o2, pk, pv, po, pwc_sets, pwc_ways, nk, nv, no, nwc_sets, nwc_ways, tk, tv, to):
+    """The least a model can do, as plain compiled code: an L1 over an L2 TLB (LRU, keys and frames in small 2-D
+    arrays, one order word a set as described above, no tags), and on a miss, by `dims`, no walk (0), a native
+    page walk (1, `_walk`: below the deepest paging-structure-cache hit, one entry a level from the same table
+    arrays the engine walks, A set, the caches filled), or nested paging's two-dimensional walk (2): the guest
+    walk below the deepest guest walk-cache hit, where each guest table page it reads, and then the data page, is
+    a guest-physical frame the nested TLB or a nested walk translates (`_nested_frame`). No counters, events,
+    faults or page sizes. Returns (L1 hits, L2 hits, walk references of both dimensions)."""
     l1_hits = 0
     l2_hits = 0
     refs = 0
@@ -305,22 +280,27 @@ def _bare_nested(pages, g_tables, g_rows, g_base, groot, glevels, h_tables, h_ro
         if where == 1:
             l2_hits += 1
         else:
-            gfn, level = _cached_table(vpn, glevels, pk, pv, po, pwc_sets, pwc_ways)
-            if gfn < 0:
-                gfn = groot
-            while True:
-                _, r = _nested_frame(gfn, h_tables, h_rows, h_base, nroot, hlevels, nk, nv, no, nwc_sets, nwc_ways,
-                                     tk, tv, to)  # (the table page's host frame only locates the entry)
-                nxt = _read_entry(vpn, level, gfn, g_tables, g_rows, g_base)
-                refs += r + 1
-                if level == 1:
-                    frame, r = _nested_frame(nxt, h_tables, h_rows, h_base, nroot, hlevels, nk, nv, no, nwc_sets,
-                                             nwc_ways, tk, tv, to)
-                    refs += r
-                    break
-                _cache_table(vpn, level, nxt, pk, pv, po, pwc_sets, pwc_ways)
-                gfn = nxt
-                level -= 1
+            frame = vpn
+            if dims == 1:
+                frame, r = _walk(vpn, groot, glevels, g_tables, g_rows, g_base, pk, pv, po, pwc_sets, pwc_ways)
+                refs += r
+            elif dims == 2:
+                gfn, level = _cached_table(vpn, glevels, pk, pv, po, pwc_sets, pwc_ways)
+                if gfn < 0:
+                    gfn = groot
+                while True:
+                    _, r = _nested_frame(gfn, h_tables, h_rows, h_base, nroot, hlevels, nk, nv, no, nwc_sets,
+                                         nwc_ways, tk, tv, to)  # (the table page's host frame only locates the entry)
+                    nxt = _read_entry(vpn, level, gfn, g_tables, g_rows, g_base)
+                    refs += r + 1
+                    if level == 1:
+                        frame, r = _nested_frame(nxt, h_tables, h_rows, h_base, nroot, hlevels, nk, nv, no, nwc_sets,
+                                                 nwc_ways, tk, tv, to)
+                        refs += r
+                        break
+                    _cache_table(vpn, level, nxt, pk, pv, po, pwc_sets, pwc_ways)
+                    gfn = nxt
+                    level -= 1
             _fill(k2, v2, o2, _index(vpn, k2.shape[0]), k2.shape[1], vpn, frame)
         _fill(k1, v1, o1, _index(vpn, k1.shape[0]), k1.shape[1], vpn, frame)
     return l1_hits, l2_hits, refs
@@ -375,35 +355,32 @@ def _nested_arrays(config: Config) -> tuple | None:
 
 
 def bare_baseline(config: Config, addrs: np.ndarray, machine: Machine | None = None) -> dict | None:
-    """A stream through the bare kernels: the TLB alone (`_bare_native` without walks), or with walks over
-    `machine`'s page tables (a native or nested machine that has every page of the stream mapped: `_bare_native`
-    or `_bare_nested`); None where the bare kernel does not model the config (sets wider than ORDER_WAYS; with
-    walks, pages other than 4 KiB)."""
+    """A stream through `_bare`: the TLB alone, or with walks over `machine`'s page tables (a native or nested
+    machine that has every page of the stream mapped: the 1D or the 2D walk); None where the bare kernel does not
+    model the config (sets wider than ORDER_WAYS; with walks, pages other than 4 KiB)."""
     nested = machine is not None and machine.name == "nested"
     if machine is not None and (config["guest.page"] != "4k" or (nested and config["host.page"] != "4k")):
         return None  # the bare walkers read 4 KiB leaves only
-    tlbs = _bare_arrays(config)
-    if tlbs is None or (nested and _nested_arrays(config) is None):
+    if _bare_arrays(config) is None or (nested and _nested_arrays(config) is None):
         return None
     pages = (addrs & VA_MASK) >> 12
-    if machine is None:
-        kernel, args = _bare_native, (False, np.zeros((1, 512), np.int64), np.zeros(1, np.int32), 0, 0, 0)
-    else:
-        guest = (machine.gmem.tables, machine.gmem.rows, machine.gmem.base, machine.os.current.root,
-                 config["guest.levels"])
-        kernel, args = _bare_native, (True, *guest)
-        if nested:
-            host = machine.host
-            kernel, args = _bare_nested, (*guest, host.mem.tables, host.mem.rows, host.mem.base, host.nested.root,
-                                          config["host.levels"])
+    no_tables = (np.zeros((1, 512), np.int64), np.zeros(1, np.int32), 0, 0, 0)
+    guest = no_tables if machine is None else (
+        machine.gmem.tables, machine.gmem.rows, machine.gmem.base, machine.os.current.root, config["guest.levels"])
+    host = no_tables if not nested else (
+        machine.host.mem.tables, machine.host.mem.rows, machine.host.mem.base, machine.host.nested.root,
+        config["host.levels"])
+    args = (0 if machine is None else 2 if nested else 1, *guest, *host)
+    no_nested = (*(np.zeros((1, 1, 1), np.int64),) * 2, np.zeros((1, 1), np.int64), *(np.zeros(1, np.int64),) * 2,
+                 *(np.zeros((0, 1), np.int64),) * 2, np.zeros(0, np.int64))
 
     def arrays():
-        return (*_bare_arrays(config), *(_nested_arrays(config) if nested else ()))
+        return (*_bare_arrays(config), *(_nested_arrays(config) if nested else no_nested))
 
-    kernel(pages[:1], *args, *arrays())  # compiled before the clock starts
+    _bare(pages[:1], *args, *arrays())  # compiled before the clock starts
     fresh = arrays()
     start = time.perf_counter()
-    l1_hits, l2_hits, refs = kernel(pages, *args, *fresh)
+    l1_hits, l2_hits, refs = _bare(pages, *args, *fresh)
     seconds = time.perf_counter() - start
     return {
         "accesses_per_s": len(addrs) / seconds,
