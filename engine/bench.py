@@ -25,6 +25,7 @@ from numba import njit
 from ..workloads import ops as O
 from .config import Config
 from .entry import ADDR_MASK, A
+from .errors import EngineError
 from .lru_order import ORDER_WAYS, order_to_top
 from .machine import Machine
 from .walk import VA_MASK
@@ -74,6 +75,16 @@ def warmed_machine(mode: str, config: Config, addrs: np.ndarray) -> Machine:
     machine.mmu.flush_all()
     machine.cnt[:] = 0
     return machine
+
+
+def fastest(runs: list[dict]) -> dict:
+    """The fastest of repeated timings of one column (`bench --repeat`). A run is deterministic, so each counts
+    the same; a difference is a bug, reported as one."""
+    counts = {key: value for key, value in runs[0].items() if key not in ("accesses_per_s", "seconds")}
+    for run in runs[1:]:
+        if {key: run[key] for key in counts} != counts:
+            raise EngineError(f"two runs of the same stream counted differently: {counts} and {run}")
+    return max(runs, key=lambda run: run["accesses_per_s"])
 
 
 def time_machine(machine: Machine, addrs: np.ndarray, rws: np.ndarray | None = None) -> dict:

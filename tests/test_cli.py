@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
+from rvi_tui.engine import bench
+from rvi_tui.engine.errors import EngineError
 from rvi_tui.tui.cli import main
 
 
@@ -110,6 +111,24 @@ def test_bench_json_reports_streams_per_mode():
         assert faults[mode]["faults"] == 30_000 and data["us_per_fault"][mode] > 0
     assert faults["nested"]["exits"] > 0 and faults["native"]["exits"] == 0
     assert data["lackey_parse_lines_per_s"] > 0
+
+
+def test_bench_repeat_keeps_each_columns_fastest_run():
+    code, out, _ = run("bench", "--accesses", "20k", "--modes", "native,nested", "--repeat", "2", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["detail"]["repeat"] == 2
+    for name, row in data["detail"]["streams"].items():
+        for key in ("tlb_only", "tlb_walk", "tlb_walk_2d", "native", "nested"):
+            assert row[key]["accesses_per_s"] > 0 and row[key]["misses"] >= 0, (name, key)
+        assert row["native"]["misses"] == row["nested"]["misses"] == row["tlb_walk_2d"]["misses"]
+
+
+def test_repeated_runs_that_count_differently_are_a_bug_not_a_figure():
+    run_a = {"accesses_per_s": 2.0, "seconds": 1.0, "misses": 5}
+    assert bench.fastest([run_a, {**run_a, "accesses_per_s": 3.0}])["accesses_per_s"] == 3.0
+    with pytest.raises(EngineError, match="counted differently"):
+        bench.fastest([run_a, {**run_a, "misses": 6}])
 
 
 def test_console_script_runs_headless():

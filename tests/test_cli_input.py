@@ -121,6 +121,11 @@ def test_bench_with_no_accesses_says_so_not_a_temporary_file():
     assert code == 2 and err == "rvi-tui: error: --accesses 0: a benchmark needs at least one access\n"
 
 
+def test_bench_with_no_runs_says_so():
+    code, _, err = run("bench", "--repeat", "0")
+    assert code == 2 and err == "rvi-tui: error: --repeat 0: must be at least 1\n"
+
+
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -14,6 +14,7 @@ program) is one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import signal
@@ -148,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--preset", default=C.DEFAULT_PRESET)
     be.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="config overrides on top of the bench's TLB geometry and model")
+    be.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="time every column N times, interleaved, and keep each one's fastest run (default 1): "
+                         "on a shared machine one run's ratios move by a quarter or more")
     be.add_argument("--json", action="store_true")
     be.add_argument("--sweep", action="store_true",
                     help="time a 48-cell sweep serially, in 2 worker processes and on a 2-worker Dask LocalCluster")
@@ -553,6 +557,8 @@ def cmd_bench(args, out, err) -> int:
     footprint = parse_size(args.footprint)
     if footprint < 4096:
         raise UsageError(f"--footprint {args.footprint}: must be at least one page (4k)")
+    if args.repeat < 1:
+        raise UsageError(f"--repeat {args.repeat}: must be at least 1")
     config = C.load(args.preset, bench.BENCH_SETS + bench.MODELS[args.model] + tuple(args.sets))
     if args.compile:
         return bench_compile(args, out, err)
@@ -576,26 +582,29 @@ def cmd_bench(args, out, err) -> int:
             raise UsageError(f"{args.trace}: no accesses to time")
         ops = np.concatenate(parts)
         streams["trace"] = (ops["addr"].astype(np.int64), ops["rw"], f"{args.trace} ({len(ops):,} accesses)")
-    results = {"geometry": bench.geometry_label(config), "streams": {},
+    results = {"geometry": bench.geometry_label(config), "streams": {}, "repeat": args.repeat,
                "config": f"--model {args.model} --preset {args.preset}" + "".join(f" --set {x}" for x in args.sets)}
     for name, (addrs, rws, what) in streams.items():
         print(f"rvi-tui bench: {name}: {what}", file=err, flush=True)
-        row = {"what": what}
-        base = bench.pycachesim_baseline(config, addrs)
-        if base is not None:
-            row["pycachesim"] = base
-        row["tlb_only"] = bench.bare_baseline(config, addrs)
-        for mode in modes:
-            machine = bench.warmed_machine(mode, config, addrs)
-            row[mode] = bench.time_machine(machine, addrs, rws)
-            if mode in ("native", "nested"):  # the bare walkers read the tables the warm-up mapped
-                row["tlb_walk" if mode == "native" else "tlb_walk_2d"] = bench.bare_baseline(config, addrs, machine)
-        results["streams"][name] = {k: v for k, v in row.items() if v is not None}  # None: a bare kernel does not apply
+        warmed = {mode: bench.warmed_machine(mode, config, addrs) for mode in modes}
+        runs = {}
+        for _ in range(args.repeat):  # every column once a round, so that each samples the same minutes
+            runs.setdefault("pycachesim", []).append(bench.pycachesim_baseline(config, addrs))
+            runs.setdefault("tlb_only", []).append(bench.bare_baseline(config, addrs))
+            for mode in modes:
+                machine = copy.deepcopy(warmed[mode]) if args.repeat > 1 else warmed[mode]
+                runs.setdefault(mode, []).append(bench.time_machine(machine, addrs, rws))
+                if mode in ("native", "nested"):  # the bare walkers read the tables the warm-up mapped
+                    runs.setdefault("tlb_walk" if mode == "native" else "tlb_walk_2d", []).append(
+                        bench.bare_baseline(config, addrs, machine))
+        results["streams"][name] = {"what": what, **{key: bench.fastest(timed) for key, timed in runs.items()
+                                                     if timed[0] is not None}}  # None: not installed, or no bare kernel
     pages = min(n, bench.FAULT_PAGES)
     print(f"rvi-tui bench: faults: {pages:,} first touches of scattered pages", file=err, flush=True)
     faults = bench.fault_stream(pages)
+    fault_runs = [{mode: bench.time_faults(mode, config, faults) for mode in modes} for _ in range(args.repeat)]
     results["faults"] = {"what": f"{pages:,} first touches of 4 KiB pages in a random order, half of them writes",
-                         **{mode: bench.time_faults(mode, config, faults) for mode in modes}}
+                         **{mode: min((r[mode] for r in fault_runs), key=lambda t: t["us_per_fault"]) for mode in modes}}
     import tempfile
 
     from ..workloads.parse_bench import lackey_parse_rate, write_lackey_sample

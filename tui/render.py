@@ -156,7 +156,9 @@ def _reproduce(result: dict, swept) -> str:
 
 
 def bench(results: dict, modes, out) -> None:
-    table = Table(title=f"engine throughput, accesses/s ({results['config']}; TLB: {results['geometry']})",
+    runs = results.get("repeat", 1)
+    fastest = f", the fastest of {runs} runs each" if runs > 1 else ""
+    table = Table(title=f"engine throughput, accesses/s{fastest} ({results['config']}; TLB: {results['geometry']})",
                   caption="Each mode is timed after an untimed warm-up that faults every page in; the hardware "
                           "starts cold. Bare kernels: the least a model can do, as plain compiled code with "
                           "nothing else: the TLB only, the TLB with a page walk on each miss (native's bound), and "
@@ -191,7 +193,7 @@ def bench(results: dict, modes, out) -> None:
     console = _console(out, 120)
     console.print(table)
     faults = results["faults"]
-    console.print(f"page faults ({faults['what']}): " + "; ".join(
+    console.print(f"page faults ({faults['what']}{fastest}): " + "; ".join(
         f"{m} {faults[m]['us_per_fault']:.2f} µs a fault ({faults[m]['faults_per_s'] / 1e6:.2f} M/s, "
         f"{faults[m]['exits'] / faults[m]['faults']:.1f} exits a fault)" for m in modes))
     console.print(f"lackey parsing: {results['lackey_parse_lines_per_s'] / 1e6:.1f} M lines/s")
