@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -122,6 +123,14 @@ def test_bench_repeat_keeps_each_columns_fastest_run():
         for key in ("tlb_only", "tlb_walk", "tlb_walk_2d", "native", "nested"):
             assert row[key]["accesses_per_s"] > 0 and row[key]["misses"] >= 0, (name, key)
         assert row["native"]["misses"] == row["nested"]["misses"] == row["tlb_walk_2d"]["misses"]
+
+
+def test_bench_table_says_how_near_each_mode_runs_to_its_bare_walker():
+    code, out, _ = run("bench", "--accesses", "20k", "--modes", "native,nested")
+    assert code == 0 and "bare 2D walk" in out
+    line = " ".join(out.split("against the bare walker of their walk: ")[1].split("page faults")[0].split())
+    ratios = {m[0]: (float(m[1]), float(m[2])) for m in re.findall(r"([\w-]+) native ([\d.]+)× nested ([\d.]+)×", line)}
+    assert set(ratios) == {"random", "seq", "real-ls"} and all(a > 0 and b > 0 for a, b in ratios.values()), line
 
 
 def test_repeated_runs_that_count_differently_are_a_bug_not_a_figure():

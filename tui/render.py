@@ -192,6 +192,14 @@ def bench(results: dict, modes, out) -> None:
                       *(cell(k) for k in refs), *(cell(m) for m in modes), same)
     console = _console(out, 120)
     console.print(table)
+    bounds = []  # each mode against the bare walker of its walk: 1D for native and shadow, 2D for nested
+    for name, row in results["streams"].items():
+        cells = [f"{m} {row[m]['accesses_per_s'] / row[bare]['accesses_per_s']:.2f}×" for m in modes
+                 for bare in ("tlb_walk_2d" if m == "nested" else "tlb_walk",) if bare in row]
+        if cells:
+            bounds.append(f"{name} " + " ".join(cells))
+    if bounds:
+        console.print("against the bare walker of their walk: " + " · ".join(bounds))
     faults = results["faults"]
     console.print(f"page faults ({faults['what']}{fastest}): " + "; ".join(
         f"{m} {faults[m]['us_per_fault']:.2f} µs a fault ({faults[m]['faults_per_s'] / 1e6:.2f} M/s, "
