@@ -259,9 +259,11 @@ async def test_while_the_engine_runs_interpreted_redraws_are_few_and_hold_it_unt
         await wait_for(pilot, lambda: app.runner.session.ops_done > 1000, what="ops run")
         assert gc.get_threshold()[2] == heap.DEFERRED
         paints.clear()
+        start = time.monotonic()
         await pilot.pause(2.0)
+        seconds = time.monotonic() - start  # (a pause on a loaded machine lasts longer than asked)
         assert paints and all(held for _, held in paints), paints
-        assert len(paints) <= 2 * app_module.INTERPRETED_HZ + 1, f"{len(paints)} redraws in 2 s"
+        assert len(paints) <= seconds * app_module.INTERPRETED_HZ + 1, f"{len(paints)} redraws in {seconds:.2f} s"
         state["status"] = hardware.Status(compiled=True, full=True)  # the compiled kernels arrive
         full = []  # the threads that made a full collection
 
