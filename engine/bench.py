@@ -375,9 +375,6 @@ def bare_baseline(config: Config, addrs: np.ndarray, machine: Machine | None = N
     nested = machine is not None and machine.name == "nested"
     if machine is not None and (config["guest.page"] != "4k" or (nested and config["host.page"] != "4k")):
         return None  # the bare walkers read 4 KiB leaves only
-    if _bare_arrays(config) is None or (nested and _nested_arrays(config) is None):
-        return None
-    pages = (addrs & VA_MASK) >> 12
     no_tables = (np.zeros((1, 512), np.int64), np.zeros(1, np.int32), 0, 0, 0)
     guest = no_tables if machine is None else (
         machine.gmem.tables, machine.gmem.rows, machine.gmem.base, machine.os.current.root, config["guest.levels"])
@@ -388,10 +385,15 @@ def bare_baseline(config: Config, addrs: np.ndarray, machine: Machine | None = N
     no_nested = (*(np.zeros((1, 1, 1), np.int64),) * 2, np.zeros((1, 1), np.int64), *(np.zeros(1, np.int64),) * 2,
                  *(np.zeros((0, 1), np.int64),) * 2, np.zeros(0, np.int64))
 
-    def arrays():
-        return (*_bare_arrays(config), *(_nested_arrays(config) if nested else no_nested))
+    def arrays():  # fresh and empty, or None
+        tlbs, walk_2d = _bare_arrays(config), _nested_arrays(config) if nested else no_nested
+        return None if tlbs is None or walk_2d is None else (*tlbs, *walk_2d)
 
-    _bare(pages[:1], *args, *arrays())  # compiled before the clock starts
+    first = arrays()
+    if first is None:
+        return None
+    pages = (addrs & VA_MASK) >> 12
+    _bare(pages[:1], *args, *first)  # compiled before the clock starts
     fresh = arrays()
     start = time.perf_counter()
     l1_hits, l2_hits, refs = _bare(pages, *args, *fresh)

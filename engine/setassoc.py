@@ -43,17 +43,16 @@ def set_base(geom, s, index):
 
 
 @routine
-def sa_find(geom, c, s, index, key, asid, wide, scan):
+def sa_find(geom, c, s, index, key, asid, scan):
     """Slot holding (key, asid) in structure s, or -1. Global TLB entries match any PCID of their VPID.
 
-    `wide`: s may be a wide set (a TLB's), which the batch builds scan with wide_first_way when it has
-    more than NARROW ways. Only the TLBs' lookups and fills ask: each place that may take that path
-    costs compile time. `scan`: that scan in a set of any width (set_find), as the short miss path asks.
+    `scan`: the batch builds scan the set with wide_first_way (set_find). The TLB lookups ask for it in sets
+    of more than NARROW ways, the short miss path in any set: each place that may take that path costs
+    compile time.
     """
     if geom[s, 1] == 0:
         return -1
-    ways = geom[s, 2]
-    return set_find(c, set_base(geom, s, index), ways, key, asid, scan or (VECTOR_SCANS and wide and ways > NARROW))
+    return set_find(c, set_base(geom, s, index), geom[s, 2], key, asid, scan)
 
 
 @routine

@@ -268,7 +268,7 @@ def nested_translate(gfn, row, write, h_tables, h_rows, geom, c, st, cost, cnt, 
     hsize = st[ST_HOST_SIZE]
     hshift = 9 * hsize
     key = gfn >> hshift
-    slot = sa_find(geom, c, S_NTLB, key, key, 0, False, scan)
+    slot = sa_find(geom, c, S_NTLB, key, key, 0, scan)
     if slot >= 0:
         sa_touch(geom, c, st, S_NTLB, slot)
         cnt[K_NTLB_HITS] += 1

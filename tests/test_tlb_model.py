@@ -88,7 +88,7 @@ def check_against_reference(sets, ways, steps):
     state = np.zeros(16, dtype=np.int64)
     ref = ReferenceCache(sets, ways)
     for key, invalidate in steps:
-        slot = sa_find(geom, c, 0, key, key, 0, True, False)
+        slot = sa_find(geom, c, 0, key, key, 0, True)
         if invalidate:
             ref.invalidate(key)
             if slot >= 0:
@@ -132,12 +132,12 @@ def test_a_wide_scan_looks_past_a_key_held_under_another_tag():
     view[KEY][0, 9], view[ASID][0, 9], view[VAL][0, 9] = 40, 0x1002, 22
     base = int(geom[0, 0])
     with mock.patch.object(setassoc, "VECTOR_SCANS", True):
-        assert sa_find(geom, c, 0, 40, 40, 0x1002, True, False) == base + 9
-        assert sa_find(geom, c, 0, 40, 40, 0x1001, True, False) == base + 3
-        assert sa_find(geom, c, 0, 40, 40, 0x1003, True, False) == -1
+        assert sa_find(geom, c, 0, 40, 40, 0x1002, True) == base + 9
+        assert sa_find(geom, c, 0, 40, 40, 0x1001, True) == base + 3
+        assert sa_find(geom, c, 0, 40, 40, 0x1003, True) == -1
         view[FLAGS][0, 9] = TF_GLOBAL
-        assert sa_find(geom, c, 0, 40, 40, 0x1003, True, False) == base + 9
-        assert sa_find(geom, c, 0, 40, 40, 0x2003, True, False) == -1
+        assert sa_find(geom, c, 0, 40, 40, 0x1003, True) == base + 9
+        assert sa_find(geom, c, 0, 40, 40, 0x2003, True) == -1
 
 
 def reference_hierarchy(pages, l1, l2):
@@ -186,7 +186,7 @@ def test_a_fill_reads_back_under_each_field_name_and_stamps_follow_keys():
     row, way = 6 % 4, slot - int(geom[0, 0]) - (6 % 4) * 5 * 12
     assert [int(view[f][row, way]) for f in (KEY, ASID, VAL, FLAGS, STAMP)] == [6, 0x2003, 777, 0x41, state[ST_CLOCK]]
     assert c[slot + STAMP * 12] == state[ST_CLOCK] and STAMP == 1  # keys, then stamps, in every structure
-    assert sa_find(geom, c, 0, 6, 6, 0x2003, False, False) == slot and sa_find(geom, c, 0, 6, 6, 0x2004, False, False) == -1
+    assert sa_find(geom, c, 0, 6, 6, 0x2003, False) == slot and sa_find(geom, c, 0, 6, 6, 0x2004, False) == -1
     assert fields(geom, c, 1).shape == (2, 2, 3)  # a data cache: keys and stamps alone
 
 
