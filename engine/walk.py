@@ -82,8 +82,6 @@ from .setassoc import (
     sa_flags,
     sa_touch,
     sa_val,
-    set_base,
-    set_find,
 )
 
 VA_MASK = (1 << 57) - 1
@@ -171,11 +169,8 @@ def skip_cached_levels(addr, levels, asid, first, dim, row, geom, c, st, cost, c
     """
     for lvl in range(2, levels + 1):
         s = first + lvl - 2
-        ways = geom[s, 2]
-        if ways == 0:  # that level has no walk cache
-            continue
         key = addr >> (12 + 9 * (lvl - 1))
-        slot = set_find(c, set_base(geom, s, key), ways, key, asid, scan)
+        slot = sa_find(geom, c, s, key, key, asid, scan)
         if slot >= 0:
             sa_touch(geom, c, st, s, slot)
             cnt[hits] += 1
@@ -211,16 +206,6 @@ def mark_used(tables, trow, idx, e, leaf, write):
     if ne != e:
         tables[trow, idx] = ne
     return ne
-
-
-@routine
-def walk_1d_of_mode(va, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, scan):
-    """The 1D walk of the current mode: native walks the process table in guest memory, shadow the shadow table
-    in host memory. Returns walk_1d's tuple."""
-    native = st[ST_MODE] == MODE_NATIVE
-    return walk_1d(va, write, st[ST_ROOT], st[ST_GLEVELS], asid, DIM_GUEST if native else DIM_SHADOW,
-                   g_tables if native else h_tables, g_rows if native else h_rows,
-                   st[ST_G_BASE] if native else st[ST_H_BASE], geom, c, st, cost, cnt, ev, scan)
 
 
 @routine
@@ -387,9 +372,12 @@ def translate(va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, 
                 return STOP_DONE, frame, size, flags, grefs, nrefs, 0, 0, 0, 0
             code = STOP_NPF if status == WALK_NPF else STOP_GUEST_FAULT
             return code, 0, 0, 0, grefs, nrefs, faddr, flevel, fpresent, frow
-    if WALK_1D:
-        status, frame, size, flags, refs, flevel, fpresent = walk_1d_of_mode(
-            va, write, asid, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, scan)
+    if WALK_1D:  # native walks the process table in guest memory; shadow walks the shadow table in host memory
+        native = mode == MODE_NATIVE
+        status, frame, size, flags, refs, flevel, fpresent = walk_1d(
+            va, write, st[ST_ROOT], st[ST_GLEVELS], asid, DIM_GUEST if native else DIM_SHADOW,
+            g_tables if native else h_tables, g_rows if native else h_rows,
+            st[ST_G_BASE] if native else st[ST_H_BASE], geom, c, st, cost, cnt, ev, scan)
         if status == WALK_OK:
             return STOP_DONE, frame, size, flags, refs, 0, 0, 0, 0, 0
         return fault_1d(st), 0, 0, 0, refs, 0, va, flevel, fpresent, 0
