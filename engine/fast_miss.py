@@ -35,7 +35,7 @@ from .layout import (
 )
 from .lru_order import ORDER_WAYS, order_of_stamps, order_to_top
 from .routine import routine
-from .setassoc import FLAGS, NARROW, STAMP, VAL, lru_way, sa_put, sa_touch, set_find
+from .setassoc import FLAGS, NARROW, STAMP, VAL, lru_way, sa_put, sa_touch, set_find, unsigned
 from .tlb import tlb_fill
 from .walk import VA_MASK, translate
 
@@ -64,10 +64,10 @@ def l2_order(lru, l2_set, c, first, ways, gen):
     generation starts at each kernel call and after the general path or the fault path ran, either of which
     may have changed the stamps: the words are a cache that lives within one kernel call, never saved."""
     sets = (lru.shape[0] - 1) >> 1
-    if lru[sets + l2_set] != gen:
-        lru[l2_set] = order_of_stamps(c[first + STAMP * ways: first + (STAMP + 1) * ways])
-        lru[sets + l2_set] = gen
-    return lru[l2_set]
+    if lru[unsigned(sets + l2_set)] != gen:
+        lru[unsigned(l2_set)] = order_of_stamps(c[first + STAMP * ways: first + (STAMP + 1) * ways])
+        lru[unsigned(sets + l2_set)] = gen
+    return lru[unsigned(l2_set)]
 
 
 @routine
@@ -75,8 +75,8 @@ def l2_touch(lru, l2_set, first, ways, slot, gen):
     """Keep the order word of an L2 set whose way at `slot` has just become the most recent; a stale one stays
     stale (the stamps say the same, and l2_order rebuilds it only when a fill needs it)."""
     sets = (lru.shape[0] - 1) >> 1
-    if ways <= ORDER_WAYS and lru[sets + l2_set] == gen:
-        lru[l2_set] = order_to_top(lru[l2_set], slot - first, ways)
+    if ways <= ORDER_WAYS and lru[unsigned(sets + l2_set)] == gen:
+        lru[unsigned(l2_set)] = order_to_top(lru[unsigned(l2_set)], slot - first, ways)
 
 
 @routine
@@ -85,11 +85,11 @@ def l2_victim(lru, l2_set, c, first, ways, gen, settled):
     stamps' oldest in a set too wide for a word, or when the word is stale and the generation young (`settled`
     false: fast_miss's caller says). Rebuilding a word takes a dozen scans of the set: it pays only when many
     fills follow in the same generation, not where a fault handled between every two accesses starts one."""
-    if ways > ORDER_WAYS or (not settled and lru[((lru.shape[0] - 1) >> 1) + l2_set] != gen):
+    if ways > ORDER_WAYS or (not settled and lru[unsigned(((lru.shape[0] - 1) >> 1) + l2_set)] != gen):
         return lru_way(c, first, ways, True)
     order = l2_order(lru, l2_set, c, first, ways, gen)
     way = order & 15
-    lru[l2_set] = order_to_top(order, way, ways)
+    lru[unsigned(l2_set)] = order_to_top(order, way, ways)
     return first + way
 
 
@@ -125,12 +125,12 @@ def fast_miss(va, write, mg, g_tables, g_rows, h_tables, h_rows, geom, c, st, co
     l1_first = l1_base + (vpn & l1_mask) * (5 * l1_ways)
     slot = set_find(c, l2_first, l2_ways, key, asid, True) if st[ST_SIZES] else -1
     if slot >= 0:
-        flags = c[slot + FLAGS * l2_ways]
+        flags = c[unsigned(slot + FLAGS * l2_ways)]
         if write and (flags & (TF_WRITABLE | TF_DIRTY)) != (TF_WRITABLE | TF_DIRTY):
             return DECLINED, 0, 0, 0, 0, 0, 0  # the walker must set D (an assist): the general path's case
         sa_touch(geom, c, st, S_L2, slot)
         l2_touch(lru, l2_set, l2_first, l2_ways, slot, gen)
-        sa_put(c, st, lru_way(c, l1_first, l1_ways, True), l1_ways, key, asid, c[slot + VAL * l2_ways], flags)
+        sa_put(c, st, lru_way(c, l1_first, l1_ways, True), l1_ways, key, asid, c[unsigned(slot + VAL * l2_ways)], flags)
         return STOP_DONE, 0, 0, 0, 0, 0, 0
     code, frame, size, flags, r1, r2, faddr, flevel, fpresent, frow = translate(
         va, write, g_tables, g_rows, h_tables, h_rows, geom, c, st, cost, cnt, ev, True)

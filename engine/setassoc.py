@@ -22,6 +22,7 @@ has the clock value of its last use, always >= 1.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .build import VECTOR_SCANS
@@ -29,17 +30,20 @@ from .layout import ST_CLOCK, TF_GLOBAL
 from .routine import routine
 
 KEY, STAMP, ASID, VAL, FLAGS = range(5)  # field order inside a set block: a data cache has the first two
+# An index known to be >= 0 as an unsigned integer: numba then compiles no negative-index fix-up (a shift, an and
+# and an add) into the load or store, and LLVM can vectorise a scan over it. Plain Python needs no such hint.
+unsigned = int if numba.config.DISABLE_JIT else np.uint64
 NARROW = 8  # ways up to which every build's scans stop at the match (wide_first_way)
 
 
 @routine
 def set_base(geom, s, index):
     """First word of index's set; index mod sets is a mask when sets is a power of two (a divide is ~40 cycles)."""
-    mask = geom[s, 3]
-    block = geom[s, 2] * geom[s, 4]
+    mask = geom[unsigned(s), 3]
+    block = geom[unsigned(s), 2] * geom[unsigned(s), 4]
     if mask >= 0:
-        return geom[s, 0] + (index & mask) * block
-    return geom[s, 0] + (index % geom[s, 1]) * block
+        return geom[unsigned(s), 0] + (index & mask) * block
+    return geom[unsigned(s), 0] + (index % geom[unsigned(s), 1]) * block
 
 
 @routine
@@ -50,9 +54,9 @@ def sa_find(geom, c, s, index, key, asid, scan):
     of more than NARROW ways, the short miss path in any set: each place that may take that path costs
     compile time.
     """
-    if geom[s, 1] == 0:
+    if geom[unsigned(s), 1] == 0:
         return -1
-    return set_find(c, set_base(geom, s, index), geom[s, 2], key, asid, scan)
+    return set_find(c, set_base(geom, s, index), geom[unsigned(s), 2], key, asid, scan)
 
 
 @routine
@@ -62,64 +66,63 @@ def set_find(c, first, ways, key, asid, scan):
     compile the loop alone (the answer is the same either way)."""
     start = first
     if VECTOR_SCANS and scan:
-        way = wide_first_way(c[first : first + ways], key)
+        way = wide_first_way(c, first, ways, key)
         if way == ways:
             return -1
         start = first + way  # the tag check below: past this way only for a key under another tag (rare)
     for slot in range(start, first + ways):
-        if c[slot] == key:
-            tag = c[slot + ASID * ways]
-            if tag == asid or ((c[slot + FLAGS * ways] & TF_GLOBAL) != 0 and (tag >> 12) == (asid >> 12)):
+        if c[unsigned(slot)] == key:
+            tag = c[unsigned(slot + ASID * ways)]
+            if tag == asid or ((c[unsigned(slot + FLAGS * ways)] & TF_GLOBAL) != 0 and (tag >> 12) == (asid >> 12)):
                 return slot
     return -1
 
 
 @routine
-def wide_first_way(keys, key):
-    """The first way whose key is `key`, or len(keys), for a wide set in the batch builds.
+def wide_first_way(c, first, ways, key):
+    """The first of the `ways` words from c[first] that is `key`, or `ways`, for a wide set in the batch builds.
 
     A scan that stops at the match was the miss path's largest cost with the modern preset's 72-way
-    L1 and 24-way L2. Written without an early exit and indexed from 0 (no negative-index fix-up),
-    it compiles to vector compares and a minimum over the set's contiguous keys. Sets of up to
+    L1 and 24-way L2. Written without an early exit and with unsigned indices (no negative-index
+    fix-up), it compiles to vector compares and a minimum over the set's contiguous keys. Sets of up to
     NARROW ways, and every set in the step and interpreted builds, are scanned way by way up to
     the match: there the vector code's set-up costs more than it saves (as Python, the full scan
     is slower).
     """
-    ways = keys.shape[0]
     found = ways
     for way in range(ways):
-        found = min(found, way if keys[way] == key else ways)
+        found = min(found, way if c[unsigned(first + way)] == key else ways)
     return found
 
 
 @routine
 def sa_val(geom, c, s, slot):
-    return c[slot + VAL * geom[s, 2]]
+    return c[unsigned(slot + VAL * geom[unsigned(s), 2])]
 
 
 @routine
 def sa_flags(geom, c, s, slot):
-    return c[slot + FLAGS * geom[s, 2]]
+    return c[unsigned(slot + FLAGS * geom[unsigned(s), 2])]
 
 
 @routine
 def sa_set_flags(geom, c, s, slot, flags):
-    c[slot + FLAGS * geom[s, 2]] = flags
+    c[unsigned(slot + FLAGS * geom[unsigned(s), 2])] = flags
 
 
 @routine
 def sa_touch(geom, c, st, s, slot):
     st[ST_CLOCK] += 1
-    c[slot + STAMP * geom[s, 2]] = st[ST_CLOCK]
+    c[unsigned(slot + STAMP * geom[unsigned(s), 2])] = st[ST_CLOCK]
 
 
 @routine
 def line_find(geom, c, s, line):
     """Slot of a line in a two-field (key, stamp) data cache, or -1 (a line is in at most one way)."""
-    ways = geom[s, 2]
+    ways = geom[unsigned(s), 2]
     first = set_base(geom, s, line)
     for slot in range(first, first + ways):
-        if c[slot] == line:
+        if c[unsigned(slot)] == line:
             return slot
     return -1
 
@@ -134,14 +137,13 @@ def lru_way(c, first, ways, wide):
     builds is two reductions, the oldest stamp and then the first way holding it, which
     LLVM vectorises (one pass carrying both does not). See wide_first_way.
     """
-    # a slice: indices from 0 need no negative-index fix-up (a shift, an and and an add) on each load
-    stamps = c[first + STAMP * ways : first + (STAMP + 1) * ways]
+    stamps = first + STAMP * ways
     if VECTOR_SCANS and wide and ways > NARROW:
-        return first + wide_lru_way(stamps)
+        return first + wide_lru_way(c, stamps, ways)
     victim = 0
-    oldest = stamps[0]
+    oldest = c[unsigned(stamps)]
     for way in range(1, ways):
-        stamp = stamps[way]
+        stamp = c[unsigned(stamps + way)]
         older = stamp < oldest
         victim = way if older else victim
         oldest = stamp if older else oldest
@@ -149,23 +151,24 @@ def lru_way(c, first, ways, wide):
 
 
 @routine
-def wide_lru_way(stamps):
-    """lru_way's choice in a wide set: the oldest stamp, then the first way holding it (two vector reductions)."""
-    oldest = stamps[0]
-    for way in range(1, stamps.shape[0]):
-        oldest = min(oldest, stamps[way])
-    return wide_first_way(stamps, oldest)
+def wide_lru_way(c, stamps, ways):
+    """lru_way's choice in a wide set whose stamps start at c[stamps]: the oldest stamp, then the first way holding it
+    (two vector reductions)."""
+    oldest = c[unsigned(stamps)]
+    for way in range(1, ways):
+        oldest = min(oldest, c[unsigned(stamps + way)])
+    return wide_first_way(c, stamps, ways, oldest)
 
 
 @routine
 def line_fill(geom, c, st, s, line):
     """Fill a line into a two-field data cache: an empty way, else the LRU way."""
-    ways = geom[s, 2]
+    ways = geom[unsigned(s), 2]
     first = set_base(geom, s, line)
     victim = lru_way(c, first, ways, False)
-    c[victim] = line
+    c[unsigned(victim)] = line
     st[ST_CLOCK] += 1
-    c[victim + STAMP * ways] = st[ST_CLOCK]
+    c[unsigned(victim + STAMP * ways)] = st[ST_CLOCK]
 
 
 @routine
@@ -175,9 +178,9 @@ def sa_fill(geom, c, st, s, index, key, asid, val, flags, wide):
     Returns (slot, evicted key or -1). Every fill after a miss comes here: skipping the
     search for an entry that cannot be there is most of the cost of a fill.
     """
-    if geom[s, 1] == 0:
+    if geom[unsigned(s), 1] == 0:
         return -1, -1
-    ways = geom[s, 2]
+    ways = geom[unsigned(s), 2]
     first = set_base(geom, s, index)
     return sa_put(c, st, lru_way(c, first, ways, wide), ways, key, asid, val, flags)
 
@@ -186,13 +189,13 @@ def sa_fill(geom, c, st, s, index, key, asid, val, flags, wide):
 def sa_insert(geom, c, st, s, index, key, asid, val, flags, wide):
     """Fill (key, asid) -> (val, flags) in structure s, overwriting the entry in place when it is
     already there (a TLB hit re-walked to set D); returns (slot, evicted key or -1)."""
-    if geom[s, 1] == 0:
+    if geom[unsigned(s), 1] == 0:
         return -1, -1
-    ways = geom[s, 2]
+    ways = geom[unsigned(s), 2]
     first = set_base(geom, s, index)
     present = -1
     for slot in range(first, first + ways):
-        if c[slot] == key and c[slot + ASID * ways] == asid:
+        if c[unsigned(slot)] == key and c[unsigned(slot + ASID * ways)] == asid:
             present = slot
             break
     victim = present if present >= 0 else lru_way(c, first, ways, wide)
@@ -202,15 +205,15 @@ def sa_insert(geom, c, st, s, index, key, asid, val, flags, wide):
 @routine
 def sa_put(c, st, slot, ways, key, asid, val, flags):
     """Write an entry into `slot` as the most recent of its set; returns (slot, evicted key or -1)."""
-    evicted = c[slot]
-    if evicted == key and c[slot + ASID * ways] == asid:
+    evicted = c[unsigned(slot)]
+    if evicted == key and c[unsigned(slot + ASID * ways)] == asid:
         evicted = -1
-    c[slot] = key
-    c[slot + ASID * ways] = asid
-    c[slot + VAL * ways] = val
-    c[slot + FLAGS * ways] = flags
+    c[unsigned(slot)] = key
+    c[unsigned(slot + ASID * ways)] = asid
+    c[unsigned(slot + VAL * ways)] = val
+    c[unsigned(slot + FLAGS * ways)] = flags
     st[ST_CLOCK] += 1
-    c[slot + STAMP * ways] = st[ST_CLOCK]
+    c[unsigned(slot + STAMP * ways)] = st[ST_CLOCK]
     return slot, evicted
 
 

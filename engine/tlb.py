@@ -10,7 +10,7 @@ from __future__ import annotations
 from .counters import K_CYC_TLB
 from .layout import C_L1, C_L2, EV_TLB, EV_TLB_FILL, S_L1_4K, S_L2, ST_ASID, ST_SIZES, TF_SIZE_MASK
 from .routine import routine
-from .setassoc import NARROW, sa_fill, sa_find, sa_insert, sa_touch
+from .setassoc import NARROW, sa_fill, sa_find, sa_insert, sa_touch, unsigned
 from .walk import VA_MASK, emit
 
 
@@ -60,10 +60,10 @@ def tlb_lookup(va, l1_missed, geom, c, st, cost, cnt, ev):
 @routine
 def probe(geom, c, st, s, va, size, asid, sizes, ev):
     """Look va up as a page of `size` in TLB structure s; a hit becomes most recent. Returns the slot or -1."""
-    if geom[s, 1] == 0 or (sizes >> size) & 1 == 0:
+    if geom[unsigned(s), 1] == 0 or (sizes >> size) & 1 == 0:
         return -1
     vpn = va >> (12 + 9 * size)
-    slot = sa_find(geom, c, s, vpn, vpn * 4 + size, asid, geom[s, 2] > NARROW)
+    slot = sa_find(geom, c, s, vpn, vpn * 4 + size, asid, geom[unsigned(s), 2] > NARROW)
     if slot >= 0:
         sa_touch(geom, c, st, s, slot)
         emit(ev, st, EV_TLB, s, 1, slot - geom[s, 0], vpn, size, 0)

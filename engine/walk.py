@@ -82,6 +82,7 @@ from .setassoc import (
     sa_flags,
     sa_touch,
     sa_val,
+    unsigned,
 )
 
 VA_MASK = (1 << 57) - 1
@@ -191,8 +192,8 @@ def read_entry(addr, level, table, tables, rows, base, dim, erow, ecol, geom, c,
     idx = (addr >> (12 + 9 * (level - 1))) & 511
     pa = (table << 12) + idx * 8
     served = reference(pa, geom, c, st, cost, cnt)
-    trow = rows[table - base]
-    e = tables[trow, idx]
+    trow = rows[unsigned(table - base)]
+    e = tables[unsigned(trow), unsigned(idx)]
     emit(ev, st, EV_REF, dim, erow, ecol, pa, served, e)
     return e, trow, idx
 
@@ -204,7 +205,7 @@ def mark_used(tables, trow, idx, e, leaf, write):
     if leaf and write:
         ne |= D
     if ne != e:
-        tables[trow, idx] = ne
+        tables[unsigned(trow), unsigned(idx)] = ne
     return ne
 
 
@@ -325,8 +326,8 @@ def walk_2d(va, write, groot, glevels, asid, g_tables, g_rows, h_tables, h_rows,
         pa = (hframe << 12) + idx * 8
         served = reference(pa, geom, c, st, cost, cnt)
         grefs += 1
-        trow = g_rows[gfn - gbase]
-        e = g_tables[trow, idx]
+        trow = g_rows[unsigned(gfn - gbase)]
+        e = g_tables[unsigned(trow), unsigned(idx)]
         emit(ev, st, EV_REF, DIM_GUEST, level, 0, pa, served, e)
         if (e & P) == 0:
             return WALK_FAULT, 0, 0, 0, grefs, nrefs, va, level, 0, level

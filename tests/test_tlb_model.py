@@ -114,13 +114,14 @@ def check_against_reference(sets, ways, steps):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(0, 6), min_size=1, max_size=80), st.integers(0, 6))
-def test_wide_scans_find_the_first_match_and_the_oldest_way(values, key):
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=80), st.integers(0, 6), st.integers(0, 5), st.integers(0, 5))
+def test_wide_scans_find_the_first_match_and_the_oldest_way(values, key, before, after):
     """The batch builds' scans without early exit: the first way holding a key (or the set's size), and the
-    first way holding the lowest stamp."""
-    array = np.array(values, dtype=np.int64)
-    assert wide_first_way(array, key) == (values.index(key) if key in values else len(values))
-    assert wide_lru_way(array) == int(np.argmin(array))
+    first way holding the lowest stamp, of a set among other words: the key before it and a stamp lower than
+    any of its own after it, where the scans must not look."""
+    array = np.array([key] * before + values + [-1] * after, dtype=np.int64)
+    assert wide_first_way(array, before, len(values), key) == (values.index(key) if key in values else len(values))
+    assert wide_lru_way(array, before, len(values)) == int(np.argmin(values))
 
 
 def test_a_wide_scan_looks_past_a_key_held_under_another_tag():
