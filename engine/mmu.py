@@ -38,7 +38,7 @@ from .layout import (
     TF_PAGE_SHIFT,
     TF_SIZE_MASK,
 )
-from .setassoc import ASID, FLAGS, KEY, STAMP, VAL, empty, fields, lru_ages, make_arrays, slots
+from .setassoc import ASID, FLAGS, KEY, STAMP, VAL, cache_length, empty, fields, lru_ages, make_arrays, slots
 from .walk import VA_MASK
 
 TLB_STRUCTS = (S_L1_4K, S_L1_2M, S_L1_1G, S_L2)
@@ -158,7 +158,8 @@ class MMU:
 
     def __setstate__(self, state: dict) -> None:
         where, values = state.pop("c_changed")
-        empty = _empty_cache(state["geom"], state.pop("c_len"))
+        # (at least the padding a compiled scan reads past the last set: a checkpoint written before it had none)
+        empty = _empty_cache(state["geom"], max(state.pop("c_len"), cache_length(state["geom"])))
         try:
             c = _SPARE.get(len(empty), []).pop()
             np.copyto(c, empty)

@@ -28,11 +28,13 @@ import numpy as np
 from .build import VECTOR_SCANS
 from .layout import ST_CLOCK, TF_GLOBAL
 from .routine import routine
+from .simd import LANES, first_key_lane
 
 KEY, STAMP, ASID, VAL, FLAGS = range(5)  # field order inside a set block: a data cache has the first two
 # An index known to be >= 0 as an unsigned integer: numba then compiles no negative-index fix-up (a shift, an and
 # and an add) into the load or store, and LLVM can vectorise a scan over it. Plain Python needs no such hint.
 unsigned = int if numba.config.DISABLE_JIT else np.uint64
+PADDING = LANES - 1  # words after the last set, which a compiled scan of its keys (simd.first_key_lane) reads
 NARROW = 8  # ways up to which every build's scans stop at the match (wide_first_way)
 
 
@@ -51,8 +53,8 @@ def sa_find(geom, c, s, index, key, asid, scan):
     """Slot holding (key, asid) in structure s, or -1. Global TLB entries match any PCID of their VPID.
 
     `scan`: the batch builds scan the set with wide_first_way (set_find). The TLB lookups ask for it in sets
-    of more than NARROW ways, the short miss path in any set: each place that may take that path costs
-    compile time.
+    of more than NARROW ways, the short miss path in its L2 and walk caches: each place that may take that
+    path costs compile time.
     """
     if geom[unsigned(s), 1] == 0:
         return -1
@@ -83,16 +85,23 @@ def wide_first_way(c, first, ways, key):
     """The first of the `ways` words from c[first] that is `key`, or `ways`, for a wide set in the batch builds.
 
     A scan that stops at the match was the miss path's largest cost with the modern preset's 72-way
-    L1 and 24-way L2. Written without an early exit and with unsigned indices (no negative-index
-    fix-up), it compiles to vector compares and a minimum over the set's contiguous keys. Sets of up to
-    NARROW ways, and every set in the step and interpreted builds, are scanned way by way up to
-    the match: there the vector code's set-up costs more than it saves (as Python, the full scan
+    L1 and 24-way L2, and a loop over the ways without an early exit compiled to a vectorised loop
+    whose set-up cost as much again in a small set. This compares LANES keys at once (simd.py), a set
+    of up to LANES ways in one compare. The general path's lookups take it in sets of more than
+    NARROW ways, the short miss path in its L2 and walk caches of any size (set_find); every set in
+    the step and interpreted builds is scanned way by way up to the match (as Python, the full scan
     is slower).
     """
-    found = ways
-    for way in range(ways):
-        found = min(found, way if c[unsigned(first + way)] == key else ways)
-    return found
+    if ways <= LANES:
+        return first_key_lane(c, first, ways, key)
+    block = 0  # (a while loop: numba's range with a step divides to count its turns)
+    while block < ways:
+        lanes = min(LANES, ways - block)
+        lane = first_key_lane(c, first + block, lanes, key)
+        if lane < lanes:
+            return block + lane
+        block += LANES
+    return ways
 
 
 @routine
@@ -227,10 +236,15 @@ def make_arrays(geometry: list[tuple[int, int]], fields_of: list[int] | None = N
         nf = fields_of[s] if fields_of else 5
         geom[s] = (base, sets, ways if sets else 0, sets - 1 if pow2 else -1, nf)
         base += sets * ways * nf
-    c = np.zeros(max(base, 1), dtype=np.int64)
+    c = np.zeros(cache_length(geom), dtype=np.int64)
     for s in range(n):
         fields(geom, c, s)[KEY] = -1
     return geom, c
+
+
+def cache_length(geom) -> int:
+    """Words of a cache array of this geometry: its structures, and the padding after them."""
+    return int((geom[:, 0] + geom[:, 1] * geom[:, 2] * geom[:, 4]).max(initial=0)) + PADDING
 
 
 def fields(geom, c, s: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from unittest import mock
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit
 
 from machine_helpers import BASE, CACHES_OFF, cfg_from
 from rvi_tui.engine import setassoc
@@ -17,6 +18,7 @@ from rvi_tui.engine.setassoc import (
     ASID,
     FLAGS,
     KEY,
+    PADDING,
     STAMP,
     VAL,
     drop,
@@ -120,8 +122,16 @@ def test_wide_scans_find_the_first_match_and_the_oldest_way(values, key, before,
     first way holding the lowest stamp, of a set among other words: the key before it and a stamp lower than
     any of its own after it, where the scans must not look."""
     array = np.array([key] * before + values + [-1] * after, dtype=np.int64)
-    assert wide_first_way(array, before, len(values), key) == (values.index(key) if key in values else len(values))
-    assert wide_lru_way(array, before, len(values)) == int(np.argmin(values))
+    expected = (values.index(key) if key in values else len(values)), int(np.argmin(values))
+    assert (wide_first_way(array, before, len(values), key), wide_lru_way(array, before, len(values))) == expected
+    # compiled, eight words at a time by vector compares (simd.py), over an array padded as make_arrays pads c
+    padded = np.concatenate([array, np.zeros(PADDING, np.int64)])
+    assert compiled_wide_scans(padded, before, len(values), key) == expected
+
+
+@njit(cache=False)
+def compiled_wide_scans(array, first, ways, key):
+    return wide_first_way(array, first, ways, key), wide_lru_way(array, first, ways)
 
 
 def test_a_wide_scan_looks_past_a_key_held_under_another_tag():
