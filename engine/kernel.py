@@ -71,7 +71,7 @@ from .layout import (
 from .fast_fault import fast_fault
 from .fast_miss import DECLINED, NO_GEOMETRY, SETTLED, fast_miss, l1_probe_4k, miss_geometry
 from .routine import routine
-from .setassoc import sa_flags, sa_val, set_base
+from .setassoc import sa_flags, sa_val, set_base, unsigned
 from .tlb import l1_probe, tlb_fill, tlb_lookup
 from .walk import VA_MASK, cache_access, emit, translate
 
@@ -208,7 +208,7 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
     settle = SETTLED if st[ST_FAST_MISS] == 1 else 0  # (2: tests, order words from the first fill)
     young = settle  # fast misses to go before the generation is settled (fast_miss.l2_victim)
     while i < end:
-        op = ops[i]
+        op = ops[unsigned(i)]
         if op["kind"] != ACCESS:
             stop[SI_CODE] = STOP_OSOP
             break
@@ -305,6 +305,26 @@ def run_accesses(ops, start, end, g_tables, g_rows, h_tables, h_rows, geom, c, l
         n_write += write
         n_fetch += rw == FETCH
         i += 1
+        if hit:
+            # The accesses that follow and hit entry a the same way, served by a loop of their own: the loop
+            # around it carries the miss path's state, which the compiler keeps on the stack, and a hit-heavy
+            # stream paid for reloading it on every access. Anything else goes back to the path above.
+            while i < end:
+                op = ops[unsigned(i)]
+                rw = op["rw"]
+                linear = np.int64(op["addr"]) & VA_MASK
+                if op["kind"] != ACCESS or op["pid"] != pid or linear >> 12 != page_a or (rw == WRITE and not wd_a):
+                    break
+                if data_cache:
+                    if ((frame_a << 12) + (linear & mask_a)) >> 6 != last_line:
+                        break
+                    line_hits += 1
+                else:
+                    base_cycles += access_cost
+                l1_hits += 1
+                n_write += rw == WRITE
+                n_fetch += rw == FETCH
+                i += 1
     else:
         stop[SI_CODE] = STOP_DONE
     stop[SI_INDEX] = i
