@@ -19,8 +19,6 @@ import json
 import os
 import signal
 import sys
-import threading
-from collections.abc import Callable
 
 from ..engine import config as C
 from ..engine.errors import ConfigError, EngineError
@@ -261,27 +259,6 @@ def param_pairs(items) -> dict:
     return C.key_value_pairs(items, "--param")
 
 
-def ops_count(workload) -> Callable[[], int | None]:
-    """The workload's length once known, for a progress bar: counted in a thread of its own, started when the
-    bar first asks (an OS workload generates its whole stream again to count it, a second for kcompile's
-    default: not worth it when no bar is shown; a trace's length is known only once read)."""
-    known: dict = {}
-
-    def count() -> None:
-        try:
-            known["n"] = workload.n_ops
-        except Exception:  # the run itself reports a bad stream; a count is only a nicety
-            pass
-
-    def total() -> int | None:
-        if "started" not in known:
-            known["started"] = True
-            threading.Thread(target=count, name="rvi-count", daemon=True).start()
-        return known.get("n")
-
-    return total
-
-
 def start_kernels(err) -> None:
     """The simulator kernels: compiled if the cache has them; else interpreted at once while a child process
     compiles them (the run takes them up as soon as they are ready), saying so once."""
@@ -360,19 +337,24 @@ def _run_report(args, config, shown, err) -> tuple[dict, dict]:
     """One run of the workload the options name, on `config`: (meta, per-mode summary)."""
     from ..engine.report import summarize
     from ..engine.session import Session
+    from ..workloads.count import OpCount
 
     workload = workload_from(args, "kcompile", config["guest.levels"])
     modes = tuple(m for m in MODES if m in shown or m == "native")  # native always runs: it is the baseline
     session = Session(workload.chunks(), config, modes)
     warmup = workload.warmup_ops if args.warmup == "auto" else parse_count(args.warmup)
     counted = 0
-    with render.progress(err, workload.name, total=ops_count(workload)) as tick:
-        if warmup:
-            tick(session.run(warmup))
-            session.reset_counters()
-        while n := session.run(1 << 12):  # small steps: the progress line moves even on slow OS workloads
-            tick(n)
-            counted += n
+    length = OpCount(workload)  # asked for only by a progress bar, shown only on a terminal
+    try:
+        with render.progress(err, workload.name, total=length.get) as tick:
+            if warmup:
+                tick(session.run(warmup))
+                session.reset_counters()
+            while n := session.run(1 << 12):  # small steps: the progress line moves even on slow OS workloads
+                tick(n)
+                counted += n
+    finally:
+        length.close()
     if warmup and not counted:
         raise UsageError(f"--warmup {args.warmup}: the workload ends after {session.ops_done:,} ops, within its "
                          f"warm-up of {warmup:,} ops, so nothing is left to count; warm up for fewer ops")

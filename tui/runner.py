@@ -32,6 +32,7 @@ from rvi_tui.engine import config as C
 from rvi_tui.engine import heap
 from rvi_tui.engine.errors import ConfigError, EngineError
 from rvi_tui.engine.report import summarize
+from rvi_tui.workloads.count import OpCount
 from rvi_tui.workloads.errors import TraceError, WorkloadError
 
 from .viewcache import UNKNOWN, StepRecord, ViewCache
@@ -214,6 +215,7 @@ class Runner:
         self.config = None
         self.costs: dict = {}
         self.total_ops: int | None = None
+        self._length: OpCount | None = None  # counts the loaded workload's ops
         self.speed = DEFAULT_SPEED
         self.view = "nested"  # the viewed mode (sampling prefers ops that walk in it)
         self.warmed = False
@@ -255,6 +257,8 @@ class Runner:
             self._thread.start()
 
     def stop(self, timeout: float = 1.0) -> None:
+        if self._length is not None:
+            self._length.close()
         self._cmds.put(("stop",))
         if self._thread is not None:
             self._thread.join(timeout)
@@ -539,6 +543,8 @@ class Runner:
         self._rate_samples.append((self._run_t0, self._run_ops0))
 
     def _load(self, spec: RunSpec) -> None:
+        if self._length is not None:
+            self._length.close()  # the run it counted is being replaced
         with self.lock:
             self.generation += 1
             self.session = None
@@ -597,15 +603,12 @@ class Runner:
             self.message = ""
         self._post("ready")
         gen = self.generation
-        threading.Thread(target=self._count_ops, args=(workload, gen), name="rvi-count", daemon=True).start()
+        self._length = OpCount(workload, on_count=lambda n: self._counted(n, gen))
+        self._length.start()
 
-    def _count_ops(self, workload, gen: int) -> None:
-        try:
-            n = workload.n_ops
-        except Exception:  # the engine thread reports stream errors; a count is only a nicety
-            return
-        if n is not None and gen == self.generation:
-            self.total_ops = int(n)
+    def _counted(self, n: int, gen: int) -> None:
+        if gen == self.generation:
+            self.total_ops = n
             self._post("total")
 
     def _step_one(self, gap: int) -> bool:

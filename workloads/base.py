@@ -35,6 +35,11 @@ class Workload(ABC):
     def n_ops(self) -> int | None:
         return None
 
+    @property
+    def counts_by_generating(self) -> bool:
+        """Whether ``n_ops`` would generate the whole stream to learn it (``count.py`` then counts elsewhere)."""
+        return False
+
     @abstractmethod
     def chunks(self, chunk_ops: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         """OP_DTYPE arrays from the start of the stream; each call starts over."""

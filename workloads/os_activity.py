@@ -116,6 +116,10 @@ class _OsWorkload(BlockWorkload):
                 pass
         return self._n_ops
 
+    @property
+    def counts_by_generating(self) -> bool:
+        return self._n_ops is None
+
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.seed, zlib.crc32(self.name.encode())])
 
