@@ -259,6 +259,15 @@ def param_pairs(items) -> dict:
     return C.key_value_pairs(items, "--param")
 
 
+def stream_of(workload):
+    """The workload's chunks, made in a child process on a spare core if making them is costly."""
+    from ..workloads.child_stream import chunks_from_child
+
+    if workload.costly_to_generate and (os.cpu_count() or 1) > 1:
+        return chunks_from_child(workload)
+    return workload.chunks()
+
+
 def start_kernels(err) -> None:
     """The simulator kernels: compiled if the cache has them; else interpreted at once while a child process
     compiles them (the run takes them up as soon as they are ready), saying so once."""
@@ -341,7 +350,7 @@ def _run_report(args, config, shown, err) -> tuple[dict, dict]:
 
     workload = workload_from(args, "kcompile", config["guest.levels"])
     modes = tuple(m for m in MODES if m in shown or m == "native")  # native always runs: it is the baseline
-    session = Session(workload.chunks(), config, modes)
+    session = Session(stream_of(workload), config, modes)
     warmup = workload.warmup_ops if args.warmup == "auto" else parse_count(args.warmup)
     counted = 0
     length = OpCount(workload)  # asked for only by a progress bar, shown only on a terminal

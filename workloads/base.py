@@ -30,6 +30,9 @@ class Workload(ABC):
     # Ops before the measured phase (tlbstress initialising its heap): report, study and the app
     # restart the counters after them.
     warmup_ops: int = 0
+    # Made step by step in Python (the OS workloads), slow enough that a run makes it in a child process beside
+    # it where there is a core to spare (child_stream.py).
+    costly_to_generate: bool = False
 
     @property
     def n_ops(self) -> int | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
@@ -92,6 +93,7 @@ def _close_all() -> None:
 
 def main(parent: int) -> int:
     """The child of process `parent`: the pickled workload on stdin, its length on stdout."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops this child
     if hasattr(os, "nice"):
         os.nice(10)
     workload = pickle.load(sys.stdin.buffer)

@@ -104,6 +104,8 @@ def sweep(rng: np.random.Generator, pid: int, start: int, length: int, rw: int) 
 class _OsWorkload(BlockWorkload):
     """Shared plumbing: seeding, validation, and an op count learnt from a full pass (or one made to find it)."""
 
+    costly_to_generate = True
+
     def __init__(self, seed: int):
         _check(int(seed) >= 0, f"seed must be a non-negative integer, not {seed}")
         self.seed = int(seed)

@@ -1,0 +1,91 @@
+"""A workload's chunks made in a child process, while the run simulates the ones before.
+
+An OS workload (kcompile, webserver, mmapchurn) is generated in Python, step
+by step: a second of kcompile's default, a fifth of `rvi-tui report -w
+kcompile --mode all`. Made in a child process, the stream comes through a pipe
+while the run works on the chunks it already has, on another core. The pipe's
+buffer keeps the child at most a chunk or two ahead, so memory stays that of a
+chunk. The child's chunks are byte for byte those ``workload.chunks()`` makes
+here; an error the workload raises there is raised here, as it would have been.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+
+from .base import DEFAULT_CHUNK, Workload
+from .errors import WorkloadError
+from .ops import OP_DTYPE
+
+_CHUNK, _END, _ERROR = b"C", b"E", b"X"
+_HEADER = 9  # a kind byte and a length
+
+
+def chunks_from_child(workload: Workload, chunk_ops: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
+    """``workload.chunks(chunk_ops)``, made by a child process. Closing the iterator (or dropping it) stops
+    the child; the child also stops once nobody reads its pipe."""
+    child = subprocess.Popen([sys.executable, "-m", __name__, str(chunk_ops)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE)
+    try:
+        child.stdin.write(pickle.dumps(workload))
+        child.stdin.close()
+        pipe = child.stdout
+
+        def read(size: int) -> bytearray:
+            data = bytearray(size)
+            if pipe.readinto(data) != size:
+                child.wait()
+                raise WorkloadError(f"{workload.name}: the process making its ops ended unexpectedly "
+                                    f"(exit code {child.returncode})")
+            return data
+
+        while True:
+            header = read(_HEADER)
+            kind, body = header[:1], read(int.from_bytes(header[1:], "little"))
+            if kind == _END:
+                return
+            if kind == _ERROR:
+                raise pickle.loads(body)
+            yield np.frombuffer(body, dtype=OP_DTYPE)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        child.stdout.close()
+
+
+def _header(kind: bytes, size: int) -> bytes:
+    return kind + size.to_bytes(_HEADER - 1, "little")
+
+
+def main(chunk_ops: int) -> int:
+    """The child: the pickled workload on stdin, its chunks in frames on stdout."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops this child
+    out = sys.stdout.buffer
+    workload = pickle.load(sys.stdin.buffer)
+    try:
+        for chunk in workload.chunks(chunk_ops):
+            data = np.ascontiguousarray(chunk, dtype=OP_DTYPE).data.cast("B")
+            out.write(_header(_CHUNK, len(data)))
+            out.write(data)
+    except Exception as exc:  # the parent raises it as its own
+        body = pickle.dumps(exc)
+        out.write(_header(_ERROR, len(body)) + body)
+    else:
+        out.write(_header(_END, 0))
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(int(sys.argv[1])))
+    except BrokenPipeError:  # the run stopped reading: it has what it wanted
+        os._exit(0)
