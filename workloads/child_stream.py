@@ -70,16 +70,20 @@ def main(chunk_ops: int) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops this child
     out = sys.stdout.buffer
     workload = pickle.load(sys.stdin.buffer)
-    try:
-        for chunk in workload.chunks(chunk_ops):
-            data = np.ascontiguousarray(chunk, dtype=OP_DTYPE).data.cast("B")
-            out.write(_header(_CHUNK, len(data)))
-            out.write(data)
-    except Exception as exc:  # the parent raises it as its own
-        body = pickle.dumps(exc)
-        out.write(_header(_ERROR, len(body)) + body)
-    else:
-        out.write(_header(_END, 0))
+    chunks = workload.chunks(chunk_ops)
+    while True:
+        try:
+            chunk = next(chunks, None)
+        except Exception as exc:  # the workload's own error: the run raises it as its own
+            body = pickle.dumps(exc)
+            out.write(_header(_ERROR, len(body)) + body)
+            break
+        if chunk is None:
+            out.write(_header(_END, 0))
+            break
+        data = np.ascontiguousarray(chunk, dtype=OP_DTYPE).data.cast("B")
+        out.write(_header(_CHUNK, len(data)))
+        out.write(data)
     out.flush()
     return 0
 
