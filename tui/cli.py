@@ -533,6 +533,12 @@ def bench_sweep(args, out, err) -> int:
     return 0 if r["local_same"] and r.get("dask_same", True) else 1
 
 
+def turned(items: list, k: int) -> list:
+    """bench's column order in round k: items with the first k % len(items) moved to the end."""
+    k %= len(items)
+    return items[k:] + items[:k]
+
+
 def cmd_bench(args, out, err) -> int:
     import numpy as np
 
@@ -579,10 +585,11 @@ def cmd_bench(args, out, err) -> int:
         print(f"rvi-tui bench: {name}: {what}", file=err, flush=True)
         warmed = {mode: bench.warmed_machine(mode, config, addrs) for mode in modes}
         runs = {}
-        for _ in range(args.repeat):  # every column once a round, so that each samples the same minutes
+        for round_ in range(args.repeat):  # every column once a round, so that each samples the same minutes
             runs.setdefault("pycachesim", []).append(bench.pycachesim_baseline(config, addrs))
             runs.setdefault("tlb_only", []).append(bench.bare_baseline(config, addrs))
-            for mode in modes:
+            # the modes' order turns each round, so that no mode is always timed right after the same kernel
+            for mode in turned(modes, round_):
                 machine = copy.deepcopy(warmed[mode]) if args.repeat > 1 else warmed[mode]
                 runs.setdefault(mode, []).append(bench.time_machine(machine, addrs, rws))
                 if mode in ("native", "nested"):  # the bare walkers read the tables the warm-up mapped
@@ -593,7 +600,8 @@ def cmd_bench(args, out, err) -> int:
     pages = min(n, bench.FAULT_PAGES)
     print(f"rvi-tui bench: faults: {pages:,} first touches of scattered pages", file=err, flush=True)
     faults = bench.fault_stream(pages)
-    fault_runs = [{mode: bench.time_faults(mode, config, faults) for mode in modes} for _ in range(args.repeat)]
+    fault_runs = [{mode: bench.time_faults(mode, config, faults) for mode in turned(modes, round_)}
+                  for round_ in range(args.repeat)]
     results["faults"] = {"what": f"{pages:,} first touches of 4 KiB pages in a random order, half of them writes",
                          **{mode: bench.fastest([r[mode] for r in fault_runs], "faults_per_s") for mode in modes}}
     import tempfile
