@@ -125,6 +125,19 @@ def test_bench_repeat_keeps_each_columns_fastest_run():
         assert row["native"]["misses"] == row["nested"]["misses"] == row["tlb_walk_2d"]["misses"]
 
 
+def test_bench_repeat_turns_the_order_of_the_modes_each_round(monkeypatch):
+    timed, faulted = [], []
+    time_machine, time_faults = bench.time_machine, bench.time_faults
+    monkeypatch.setattr(bench, "time_machine", lambda m, *a: timed.append(m.name) or time_machine(m, *a))
+    monkeypatch.setattr(bench, "time_faults", lambda mode, *a: faulted.append(mode) or time_faults(mode, *a))
+    code, out, _ = run("bench", "--accesses", "2k", "--modes", "native,shadow,nested", "--repeat", "3", "--json")
+    assert code == 0
+    rounds = [["native", "shadow", "nested"], ["shadow", "nested", "native"], ["nested", "native", "shadow"]]
+    assert timed == sum(rounds, []) * 3 and faulted == sum(rounds, [])  # random, seq, real-ls; the fault stream
+    columns = [key for key in json.loads(out)["detail"]["streams"]["seq"] if key in rounds[0]]
+    assert columns == rounds[0]  # the table keeps the order asked for
+
+
 def test_bench_table_says_how_near_each_mode_runs_to_its_bare_walker():
     code, out, _ = run("bench", "--accesses", "20k", "--modes", "native,nested")
     assert code == 0 and "bare 2D walk" in out
