@@ -31,11 +31,8 @@ _HEADER = 9  # a kind byte and a length
 def chunks_from_child(workload: Workload, chunk_ops: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
     """``workload.chunks(chunk_ops)``, made by a child process. Closing the iterator (or dropping it) stops
     the child; the child also stops once nobody reads its pipe."""
-    child = subprocess.Popen([sys.executable, "-m", __name__, str(chunk_ops)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE)
+    child = start_child(__name__, workload, str(chunk_ops))
     try:
-        child.stdin.write(pickle.dumps(workload))
-        child.stdin.close()
         pipe = child.stdout
 
         def read(size: int) -> bytearray:
@@ -61,15 +58,33 @@ def chunks_from_child(workload: Workload, chunk_ops: int = DEFAULT_CHUNK) -> Ite
         child.stdout.close()
 
 
+def start_child(module: str, workload: Workload, *args: str, **popen) -> subprocess.Popen:
+    """``python -m module args...`` with `workload` pickled on its stdin (``read_workload`` takes it there) and
+    its stdout a pipe."""
+    child = subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             **popen)
+    try:
+        child.stdin.write(pickle.dumps(workload))
+        child.stdin.close()
+    except BrokenPipeError:
+        pass  # it died at once: its stdout ends, and the reader says so
+    return child
+
+
+def read_workload() -> Workload:
+    """In a child that ``start_child`` started: its workload."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops this child
+    return pickle.load(sys.stdin.buffer)
+
+
 def _header(kind: bytes, size: int) -> bytes:
     return kind + size.to_bytes(_HEADER - 1, "little")
 
 
 def main(chunk_ops: int) -> int:
     """The child: the pickled workload on stdin, its chunks in frames on stdout."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops this child
     out = sys.stdout.buffer
-    workload = pickle.load(sys.stdin.buffer)
+    workload = read_workload()
     chunks = workload.chunks(chunk_ops)
     while True:
         try:

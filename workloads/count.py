@@ -15,19 +15,14 @@ The child stops when it is closed, and also once its parent is gone.
 
 from __future__ import annotations
 
-import atexit
 import os
-import pickle
-import signal
 import subprocess
 import sys
 import threading
-import weakref
 from collections.abc import Callable
 
 from .base import Workload
-
-_open: weakref.WeakSet[OpCount] = weakref.WeakSet()
+from .child_stream import read_workload, start_child
 
 
 class OpCount:
@@ -48,7 +43,6 @@ class OpCount:
             if self._started or self._closed:
                 return
             self._started = True
-        _open.add(self)
         threading.Thread(target=self._count, name="rvi-count", daemon=True).start()
 
     def get(self) -> int | None:
@@ -79,24 +73,17 @@ class OpCount:
         with self._lock:
             if self._closed:
                 return None
-            self._child = subprocess.Popen([sys.executable, "-m", __name__, str(os.getpid())], stdin=subprocess.PIPE,
-                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        out, _ = self._child.communicate(pickle.dumps(self.workload))
-        return int(out) if self._child.returncode == 0 and out.strip() else None
-
-
-@atexit.register
-def _close_all() -> None:
-    for count in list(_open):
-        count.close()
+            self._child = start_child(__name__, self.workload, str(os.getpid()), stderr=subprocess.DEVNULL)
+        out = self._child.stdout.read()
+        self._child.stdout.close()
+        return int(out) if self._child.wait() == 0 and out.strip() else None
 
 
 def main(parent: int) -> int:
     """The child of process `parent`: the pickled workload on stdin, its length on stdout."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops this child
     if hasattr(os, "nice"):
         os.nice(10)
-    workload = pickle.load(sys.stdin.buffer)
+    workload = read_workload()
     n = 0
     for chunk in workload.chunks():
         n += len(chunk)
