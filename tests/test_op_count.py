@@ -13,14 +13,11 @@ import pytest
 
 from rvi_tui.workloads.count import OpCount
 from rvi_tui.workloads.registry import make_workload
+from serve_helpers import alive, wait_until
 
 
-def wait(cond, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
+def wait(cond) -> None:
+    wait_until(cond, 60, "the count")
 
 
 def stream_length(workload) -> int:
@@ -74,26 +71,12 @@ def test_the_child_stops_once_its_parent_is_gone(tmp_path):
         while count._child is None:
             time.sleep(0.01)
         print(count._child.pid, flush=True)
-        os._exit(0)  # no atexit, no close
+        os._exit(0)  # no close, no clean-up
     """)
     out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=60, check=True)
     child = int(out.stdout)
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            return
-        if _zombie(child):
-            return
-        time.sleep(0.05)
-    os.kill(child, 9)
-    raise AssertionError("the counting child outlived its parent by 30 s")
-
-
-def _zombie(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return False
+        wait_until(lambda: not alive(child), 30, "the counting child to end once its parent had gone")
+    finally:
+        if alive(child):
+            os.kill(child, 9)
